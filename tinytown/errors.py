@@ -1,0 +1,77 @@
+"""One exception hierarchy for everything Tinytown raises on purpose.
+
+Library errors (redis-py, kombu) are turned into these at the boundary
+(`tinytown.connection.map_redis_errors`), so callers handle one family. Each class
+carries the process exit code the CLI uses for it.
+"""
+
+from __future__ import annotations
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_REDIS_UNREACHABLE = 69  # sysexits EX_UNAVAILABLE
+EXIT_TIMEOUT = 124  # as timeout(1)
+
+
+class TinytownError(Exception):
+    """Base class: raised when Tinytown refuses or fails an operation."""
+
+    exit_code = EXIT_ERROR
+
+
+class UsageError(TinytownError):
+    """Raised when arguments or input are invalid (bad name, empty description...)."""
+
+    exit_code = EXIT_USAGE
+
+
+class TownNotFound(TinytownError):
+    """Raised when no tinytown.toml is found from the given folder upwards."""
+
+
+class TownExists(TinytownError):
+    """Raised when `init` finds a town already there."""
+
+
+class ConfigError(TinytownError):
+    """Raised when tinytown.toml or the environment holds an invalid setting."""
+
+
+class RedisUnreachable(TinytownError):
+    """Raised when the town's Redis cannot be reached or started."""
+
+    exit_code = EXIT_REDIS_UNREACHABLE
+
+
+class AgentNotFound(TinytownError):
+    """Raised when an agent reference matches no agent."""
+
+
+class AmbiguousReference(TinytownError):
+    """Raised when an agent reference matches more than one agent."""
+
+
+class NameTaken(TinytownError):
+    """Raised when a new agent's name is already used in the town."""
+
+
+class TaskNotFound(TinytownError):
+    """Raised when a task id matches no task."""
+
+
+class InvalidTransition(TinytownError):
+    """Raised when a state change is not allowed from the current state."""
+
+
+class MessageTooLarge(TinytownError):
+    """Raised when a message's JSON is over the size limit."""
+
+
+class WaitTimeout(TinytownError):
+    """Raised when a wait runs out of time."""
+
+    exit_code = EXIT_TIMEOUT
+
+
+class WorkerError(TinytownError):
+    """Raised when an agent worker or the supervisor cannot be started."""

@@ -1,0 +1,132 @@
+"""Every Redis key a town uses, built in one place.
+
+Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
+
+    tt:<town>:agent:<agent-id>     string  one Agent as JSON              (wire format)
+    tt:<town>:inbox:<agent-id>     list    pending Messages, head first   (wire format)
+    tt:<town>:task:<task-id>       string  one Task as JSON               (wire format)
+    tt:<town>:names                hash    agent name -> agent id (uniqueness guard)
+    tt:<town>:inflight:<agent-id>  list    messages taken by a running round
+    tt:<town>:stop:<agent-id>      string  stop flag set by `tt kill`
+    tt:<town>:wake:<agent-id>      string  a round job is already queued (coalescing)
+    tt:<town>:runtime:<agent-id>   hash    worker pid, host, CLI process group, round
+    tt:<town>:context:<agent-id>   list    recent rounds' prompt/output (for --fork)
+    tt:<town>:events               stream  state changes and other town events
+    tt:<town>:supervisor:leader    string  leader lock of the supervisor service ("pid@host")
+    tt:<town>:supervisors          hash    running supervisor processes ("pid@host" -> since)
+    tt:<town>:supervisor:starting  string  a supervisor is being launched (short expiry)
+    tt:<town>:deadletter           list    messages that did not parse, kept for a human
+    tt:<town>:celery:*             ...     Celery/kombu keys (queues, bindings,
+                                           pidbox, results) via kombu's global_keyprefix
+
+Legacy, un-isolated keys that `tt migrate` moves: tt:agent:<id>, tt:inbox:<id>,
+tt:task:<id>.
+"""
+
+from __future__ import annotations
+
+SUPERVISOR_ID = "00000000-0000-0000-0000-000000000001"
+
+
+def prefix(town: str) -> str:
+    return f"tt:{town}:"
+
+
+def agent(town: str, agent_id: str) -> str:
+    return f"tt:{town}:agent:{agent_id}"
+
+
+def agent_pattern(town: str) -> str:
+    return f"tt:{town}:agent:*"
+
+
+def inbox(town: str, agent_id: str) -> str:
+    return f"tt:{town}:inbox:{agent_id}"
+
+
+def task(town: str, task_id: str) -> str:
+    return f"tt:{town}:task:{task_id}"
+
+
+def task_pattern(town: str) -> str:
+    return f"tt:{town}:task:*"
+
+
+def names(town: str) -> str:
+    return f"tt:{town}:names"
+
+
+def inflight(town: str, agent_id: str) -> str:
+    return f"tt:{town}:inflight:{agent_id}"
+
+
+def stop_flag(town: str, agent_id: str) -> str:
+    return f"tt:{town}:stop:{agent_id}"
+
+
+def wake(town: str, agent_id: str) -> str:
+    return f"tt:{town}:wake:{agent_id}"
+
+
+def runtime(town: str, agent_id: str) -> str:
+    return f"tt:{town}:runtime:{agent_id}"
+
+
+def context(town: str, agent_id: str) -> str:
+    return f"tt:{town}:context:{agent_id}"
+
+
+def events(town: str) -> str:
+    return f"tt:{town}:events"
+
+
+def supervisor_leader(town: str) -> str:
+    return f"tt:{town}:supervisor:leader"
+
+
+def supervisor_starting(town: str) -> str:
+    return f"tt:{town}:supervisor:starting"
+
+
+def supervisors(town: str) -> str:
+    return f"tt:{town}:supervisors"
+
+
+def deadletter(town: str) -> str:
+    return f"tt:{town}:deadletter"
+
+
+def celery_prefix(town: str) -> str:
+    """kombu's global_keyprefix: every Celery key and channel of the town lives here."""
+    return f"tt:{town}:celery:"
+
+
+def agent_queue(town: str, agent_id: str) -> str:
+    """The Celery queue name (not a raw key: kombu prefixes it with celery_prefix)."""
+    return f"tt.{town}.agent.{agent_id}"
+
+
+def per_agent_keys(town: str, agent_id: str) -> list[str]:
+    """Keys that belong to one agent and go away with it (`tt prune`)."""
+    return [
+        agent(town, agent_id),
+        inbox(town, agent_id),
+        inflight(town, agent_id),
+        stop_flag(town, agent_id),
+        wake(town, agent_id),
+        runtime(town, agent_id),
+        context(town, agent_id),
+    ]
+
+
+LEGACY_KINDS = ("agent", "inbox", "task")
+
+
+def legacy_pattern(kind: str) -> str:
+    return f"tt:{kind}:*"
+
+
+def legacy_to_town(town: str, legacy_key: str) -> str:
+    """tt:agent:<id> -> tt:<town>:agent:<id>."""
+    _, kind, ident = legacy_key.split(":", 2)
+    return f"tt:{town}:{kind}:{ident}"

@@ -1,0 +1,68 @@
+"""Starting worker and supervisor processes detached from the terminal.
+
+Children get the town's root folder (and REDIS_URL through the environment) and build
+their own settings and clients; nothing but plain data crosses the process boundary.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tinytown.models import Agent
+from tinytown.settings import Settings
+
+
+def _detached(argv: list[str], log_path: Path, settings: Settings) -> int:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["TINYTOWN_TOWN_ROOT"] = str(settings.root)
+    for name in ("TINYTOWN_AGENT_ID", "TINYTOWN_AGENT_NAME", "TINYTOWN_TASK_ID"):
+        env.pop(name, None)  # a worker spawned from inside a round is not that agent
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=settings.root,
+            env=env,
+            start_new_session=True,  # outlives the tt process and its terminal
+            close_fds=True,
+        )
+    return proc.pid
+
+
+def start_worker(settings: Settings, agent: Agent) -> int:
+    """Start the agent's worker in the background; returns its pid."""
+    ensure_supervisor(settings)
+    return _detached(
+        [sys.executable, "-m", "tinytown.worker", "--town", str(settings.root), agent.id],
+        settings.logs_dir / agent.name / "worker.log",
+        settings,
+    )
+
+
+def ensure_supervisor(settings: Settings) -> int | None:
+    """Start the supervisor for an embedded town unless one is leading already."""
+    if not (settings.embedded and settings.supervisor.autostart):
+        return None
+    from tinytown import keys
+    from tinytown.connection import connect
+
+    r = connect(settings)
+    if r.exists(keys.supervisor_leader(settings.town)):
+        return None
+    if not r.set(keys.supervisor_starting(settings.town), "1", nx=True, ex=15):
+        return None  # another command is launching one right now
+    return start_supervisor(settings)
+
+
+def start_supervisor(settings: Settings) -> int:
+    return _detached(
+        [sys.executable, "-m", "tinytown.supervisor", "--town", str(settings.root)],
+        settings.logs_dir / "supervisor.log",
+        settings,
+    )

@@ -1,0 +1,76 @@
+"""The prompt an agent CLI gets for one round. Pure text building, no I/O."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from tinytown.models import Agent, Message, Task
+
+CONTEXT_BEGIN = "===== BEGIN INHERITED CONTEXT from {parent} ({parent_id}) ====="
+CONTEXT_END = "===== END INHERITED CONTEXT ====="
+CONTEXT_CHARS = 2000  # of each inherited prompt and output
+
+
+@dataclass
+class RoundInput:
+    agent: Agent
+    town: str
+    actionable: Message
+    task: Task | None = None
+    notes: list[Message] = field(default_factory=list)
+    inherited: list[dict[str, str]] = field(default_factory=list)
+    parent_name: str = ""
+    sender_names: dict[str, str] = field(default_factory=dict)
+
+
+def _note_line(m: Message, who: str) -> str:
+    body = m.body.model_dump(mode="json")
+    body.pop("type")
+    text = body.get("summary") or body.get("result") or body.get("error")
+    if text is None:
+        text = json.dumps(body) if body else ""
+    return f"- [{m.type} from {who}] {text}"
+
+
+def build_prompt(r: RoundInput) -> str:
+    a = r.agent
+    out = [
+        f"You are {a.name} (\"{a.display_nickname}\"), a {a.role_id or 'worker'} agent in the"
+        f" Tinytown town {r.town!r}. Your agent id is {a.id}."
+    ]
+    if a.current_scope:
+        out.append(f"Your scope: {a.current_scope}")
+    if r.inherited:
+        out += ["", CONTEXT_BEGIN.format(parent=r.parent_name, parent_id=a.parent_agent_id)]
+        for entry in r.inherited:
+            out += [
+                f"--- parent round {entry.get('round', '?')}: prompt ---",
+                entry.get("prompt", "")[-CONTEXT_CHARS:],
+                f"--- parent round {entry.get('round', '?')}: output ---",
+                entry.get("output", "")[-CONTEXT_CHARS:],
+            ]
+        out.append(CONTEXT_END)
+    if r.notes:
+        out += ["", "## Messages since your last round"]
+        out += [_note_line(m, r.sender_names.get(m.sender, m.sender)) for m in r.notes]
+    m = r.actionable
+    who = r.sender_names.get(m.sender, m.sender)
+    out.append("")
+    if r.task is not None:
+        out += [
+            f"## Your task (id {r.task.id})",
+            r.task.description,
+            "",
+            "When you finish, your output is kept as the task's result; to set it"
+            f" yourself run: tt task complete {r.task.id} --result \"...\"",
+        ]
+    elif m.type == "task":
+        out += [f"## Task from {who}", str(getattr(m.body, "description", ""))]
+    elif m.type == "query":
+        out += [f"## Question from {who}", str(getattr(m.body, "question", "")),
+                "", "Your output is sent back to them as the answer."]
+    else:
+        body = m.body.model_dump(mode="json")
+        out += [f"## Message ({m.type}) from {who}", json.dumps(body, indent=2)]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,200 @@
+"""The supervisor service: keeps agent records true to what the workers do.
+
+It consumes the town's Celery events (worker heartbeats, online, offline), keeps
+`last_heartbeat` current, and turns an agent whose worker stopped heartbeating without
+a clean shutdown into `error`, handing its work back (tinytown.recovery). One leader
+per town holds a Redis lock with expiry; a second instance waits as standby and takes
+over when the leader dies. It never consumes the supervisor mailbox: that inbox is
+where agents report to the human conductor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tinytown import keys, states
+from tinytown.connection import connect
+from tinytown.errors import TinytownError
+from tinytown.models import Agent, utcnow
+from tinytown.recovery import recover_agent
+from tinytown.settings import Settings
+from tinytown.store import Store
+
+log = logging.getLogger("tinytown.supervisor")
+
+# Renew the lock only while we still hold it. KEYS: lock. ARGV: owner, ttl ms.
+_RENEW_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = connect(settings, start=False)
+        self.store = Store(self.redis, settings.town)
+        self.me = f"{os.getpid()}@{socket.gethostname()}"
+        self.lock_key = keys.supervisor_leader(settings.town)
+        self.lock_ttl = max(3.0, settings.supervisor.heartbeat_timeout_secs)
+        self.stopping = threading.Event()
+        self.leading_since: float | None = None
+        self._offline: dict[str, float] = {}
+        self._receiver: Any = None
+
+    # --- leadership -------------------------------------------------------------
+
+    def run(self) -> None:
+        log.info("supervisor %s for town %s", self.me, self.settings.town)
+        self.redis.hset(keys.supervisors(self.settings.town), self.me, utcnow().isoformat())
+        try:
+            self._run()
+        finally:
+            self.redis.hdel(keys.supervisors(self.settings.town), self.me)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            if self.redis.set(self.lock_key, self.me, nx=True, px=int(self.lock_ttl * 1000)):
+                self.redis.delete(keys.supervisor_starting(self.settings.town))
+                log.info("leading")
+                try:
+                    self._lead()
+                finally:
+                    self.redis.eval(_RELEASE_LUA, 1, self.lock_key, self.me)
+                    self.leading_since = None
+            else:
+                self.stopping.wait(1.0)  # standby
+
+    def _renew(self) -> bool:
+        return bool(self.redis.eval(_RENEW_LUA, 1, self.lock_key, self.me,
+                                    int(self.lock_ttl * 1000)))
+
+    def _lead(self) -> None:
+        self.leading_since = time.monotonic()
+        events = threading.Thread(target=self._consume_events, daemon=True)
+        events.start()
+        tick = min(0.5, self.settings.supervisor.heartbeat_timeout_secs / 4)
+        last_renew = time.monotonic()
+        while not self.stopping.wait(tick):
+            if time.monotonic() - last_renew >= self.lock_ttl / 3:
+                if not self._renew():
+                    log.warning("lost the leader lock; standing by")
+                    break
+                last_renew = time.monotonic()
+            try:
+                self.check_agents()
+            except TinytownError as exc:
+                log.warning("check failed: %s", exc)
+        if self._receiver is not None:
+            self._receiver.should_stop = True
+
+    # --- events -----------------------------------------------------------------
+
+    def _consume_events(self) -> None:
+        from tinytown.celery_app import make_app
+
+        app = make_app(self.settings)
+        while not self.stopping.is_set() and self.leading_since is not None:
+            try:
+                with app.connection_for_read() as conn:
+                    self._receiver = app.events.Receiver(conn, handlers={"*": self.on_event})
+                    self._receiver.capture(limit=None, timeout=None, wakeup=False)
+            except Exception as exc:  # broker hiccup: reconnect
+                log.warning("event stream interrupted (%s); reconnecting", exc)
+                self.stopping.wait(1.0)
+
+    def _agent_for(self, hostname: str | None) -> str | None:
+        if not hostname or "@" not in hostname:
+            return None
+        owner = self.redis.hget(keys.names(self.settings.town), hostname.split("@", 1)[0])
+        return str(owner) if owner else None
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type", "")
+        if not kind.startswith("worker-"):
+            return
+        agent_id = self._agent_for(event.get("hostname"))
+        if agent_id is None:
+            return
+        if kind in ("worker-heartbeat", "worker-online"):
+            self._offline.pop(agent_id, None)
+            try:
+                self.store.update_agent(agent_id, _beat)
+            except TinytownError:
+                pass  # pruned
+        elif kind == "worker-offline":
+            self._offline[agent_id] = time.monotonic()
+
+    # --- crash detection ----------------------------------------------------------
+
+    def check_agents(self) -> None:
+        limit = self.settings.supervisor.heartbeat_timeout_secs
+        grace = self.leading_since is not None and time.monotonic() - self.leading_since < limit
+        for agent in self.store.list_agents():
+            if agent.state not in states.ALLOWED_LIVE:
+                self._offline.pop(agent.id, None)
+                continue
+            went = self._offline.get(agent.id)
+            if went is not None and time.monotonic() - went > 2.0:
+                self._offline.pop(agent.id, None)
+                self._went_offline(agent)
+                continue
+            silent = (utcnow() - agent.last_heartbeat).total_seconds()
+            if silent > limit and not grace:
+                log.warning("agent %s: no heartbeat for %.1fs: error", agent.name, silent)
+                recover_agent(self.store, agent,
+                              f"no heartbeat for {silent:.0f}s (limit {limit:g}s)")
+
+    def _went_offline(self, agent: Agent) -> None:
+        """A worker said goodbye but its agent is still live: it exited uncleanly."""
+        recover_agent(self.store, agent, "worker went offline without a final state")
+
+
+def _beat(agent: Agent) -> None:
+    agent.last_heartbeat = utcnow()
+
+
+def run_supervisor(settings: Settings) -> int:
+    supervisor = Supervisor(settings)
+
+    def stop(signum: int, frame: Any) -> None:
+        supervisor.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    supervisor.run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tinytown.supervisor")
+    parser.add_argument("--town", required=True, help="the town's root folder")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.load(Path(args.town))
+    sys.exit(run_supervisor(settings))
+
+
+if __name__ == "__main__":
+    # Run from the imported module, not __main__, so its globals are the ones the
+    # Celery task and signal handlers see.
+    from tinytown.supervisor import main as _main
+
+    _main()
+

@@ -1,0 +1,67 @@
+"""Task lifecycle writes shared by the CLI, the API and the agent worker's rounds."""
+
+from __future__ import annotations
+
+from redis.client import Pipeline
+
+from tinytown import keys
+from tinytown.errors import InvalidTransition, TaskNotFound
+from tinytown.models import Agent, Task, TaskState, utcnow
+from tinytown.store import Store
+
+RESULT_LIMIT = 4000  # characters of output kept as a task's result
+
+
+def finish_task(store: Store, task_id: str, state: TaskState, text: str | None) -> Task:
+    """Move a task to a terminal state; a completion counts once on its agent.
+
+    Task and agent are updated in one transaction, so finishing a task twice (or two
+    processes finishing it at once) is refused instead of counted twice.
+    """
+    task_key = keys.task(store.town, task_id)
+
+    def body(pipe: Pipeline) -> Task:
+        raw = pipe.get(task_key)
+        if raw is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        task = Task.from_json(raw)
+        if task.state.is_terminal:
+            raise InvalidTransition(f"task {task.id} is already {task.state.value}")
+        agent = None
+        agent_key = keys.agent(store.town, task.assigned_to) if task.assigned_to else None
+        if agent_key and state == TaskState.COMPLETED:
+            pipe.watch(agent_key)
+            agent_raw = pipe.get(agent_key)
+            agent = Agent.from_json(agent_raw) if agent_raw else None
+        now = utcnow()
+        task.state = state
+        task.completed_at = now
+        task.updated_at = now
+        if text is not None:
+            task.result = text[-RESULT_LIMIT:]
+        pipe.multi()
+        pipe.set(task_key, task.to_json())
+        if agent is not None and agent_key:
+            agent.tasks_completed += 1
+            agent.last_active_at = now
+            pipe.set(agent_key, agent.to_json())
+        store.add_event(f"task_{state.value}", task.assigned_to, pipe=pipe, task=task.id)
+        return task
+
+    return store.transaction(body, task_key)
+
+
+def start_task(store: Store, task_id: str) -> Task | None:
+    """Mark an assigned task running (started_at); None when it is gone or finished."""
+    try:
+        task = store.require_task(task_id)
+    except TaskNotFound:
+        return None
+    if task.state.is_terminal:
+        return None
+
+    def change(t: Task) -> None:
+        t.state = TaskState.RUNNING
+        t.started_at = t.started_at or utcnow()
+
+    return store.update_task(task_id, change)

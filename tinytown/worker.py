@@ -1,0 +1,458 @@
+"""The agent worker: one Celery worker process per agent, and its rounds.
+
+Celery signals drive the agent's state (init -> starting, ready -> idle, shutdown ->
+cold / stopped). A round is one execution of the `tinytown.round` task: it takes
+messages from the inbox into an in-flight list, answers status requests and pings
+directly, runs the agent CLI once for the first actionable message, records the
+outcome and drops the in-flight list. Run it with `tt worker AGENT` or
+`python -m tinytown.worker --town ROOT AGENT_ID`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from redis.client import Pipeline
+
+from tinytown import keys, states
+from tinytown.connection import connect
+from tinytown.models import (
+    Agent,
+    AgentState,
+    Message,
+    MessageType,
+    Task,
+    TaskState,
+    utcnow,
+)
+from tinytown.presets import resolve_cli
+from tinytown.prompt import RoundInput, build_prompt
+from tinytown.runner import RunResult, kill_group, run_cli
+from tinytown.settings import Settings
+from tinytown.store import Store
+from tinytown.tasks import RESULT_LIMIT, finish_task, start_task
+from tinytown.wakeup import enqueue_round
+
+log = logging.getLogger("tinytown.worker")
+S = AgentState
+MAX_BATCH = 100
+
+# Take messages from the inbox head into the in-flight list, up to and including
+# the first one that needs the agent CLI. KEYS: inbox, inflight. ARGV: max batch.
+_TAKE_LUA = """
+local taken = {}
+for i = 1, tonumber(ARGV[1]) do
+  local m = redis.call('LPOP', KEYS[1])
+  if not m then break end
+  redis.call('RPUSH', KEYS[2], m)
+  taken[#taken + 1] = m
+  local ok, doc = pcall(cjson.decode, m)
+  local t = ok and type(doc) == 'table' and doc['type'] or nil
+  if t == 'task' or t == 'query' or t == 'task_assign' or t == 'custom' then break end
+end
+return taken
+"""
+
+# Put the in-flight list back at the inbox head, in order. KEYS: inflight, inbox.
+RETURN_INFLIGHT_LUA = """
+local n = 0
+while true do
+  local m = redis.call('RPOP', KEYS[1])
+  if not m then break end
+  redis.call('LPUSH', KEYS[2], m)
+  n = n + 1
+end
+return n
+"""
+
+_RUNTIME: WorkerRuntime | None = None
+
+
+def current_runtime() -> WorkerRuntime | None:
+    return _RUNTIME
+
+
+class WorkerRuntime:
+    """Everything one agent's worker process knows; the rounds run through it."""
+
+    def __init__(self, settings: Settings, agent: Agent) -> None:
+        self.settings = settings
+        self.agent_id = agent.id
+        self.name = agent.name
+        self.town = settings.town
+        self.redis = connect(settings, start=False)
+        self.store = Store(self.redis, settings.town)
+        self.host = socket.gethostname()
+        self.hostname = f"{agent.name}@{self.host}"
+        self.queue = keys.agent_queue(self.town, agent.id)
+        self.logs = settings.logs_dir / agent.name
+        self._closing = threading.Event()
+        self._ready = False
+
+    # --- keys ---------------------------------------------------------------------
+
+    def _key(self, fn: Any) -> str:
+        return str(fn(self.town, self.agent_id))
+
+    # --- lifecycle (Celery signals) -------------------------------------------------
+
+    def on_init(self) -> None:
+        """worker_init: back to `starting`, recover what a dead predecessor left."""
+        agent = self.store.require_agent(self.agent_id)
+        if agent.state.is_terminal:
+            self.redis.delete(self._key(keys.stop_flag))
+            states.transition(self.store, self.agent_id, S.STARTING, reason="worker started",
+                              change=_resumed)
+        self.return_inflight()
+        rt = self.redis.hgetall(self._key(keys.runtime))
+        if rt.get("cli_pgid") and rt.get("host") == self.host:
+            kill_group(int(rt["cli_pgid"]))  # a CLI orphaned by a crashed predecessor
+        self.redis.delete(self._key(keys.runtime))
+        self.redis.hset(self._key(keys.runtime), mapping={
+            "pid": os.getpid(), "host": self.host, "hostname": self.hostname,
+            "started_at": utcnow().isoformat(),
+        })
+        self.store.update_agent(self.agent_id, _beat)
+
+    def on_ready(self, consumer: Any) -> None:
+        """worker_ready: `idle` (or stay paused), and look at the inbox at once."""
+        self._ready = True
+        agent = self.store.require_agent(self.agent_id)
+        if agent.state == S.PAUSED:
+            consumer.cancel_task_queue(self.queue)
+        elif agent.state == S.STARTING:
+            states.transition(self.store, self.agent_id, S.IDLE, reason="worker ready")
+        enqueue_round(self.redis, self.town, self.agent_id, force=True)
+        if self.settings.agent.idle_timeout_secs > 0:
+            threading.Thread(target=self._idle_watch, daemon=True).start()
+
+    def on_shutdown(self) -> None:
+        """worker_shutdown: cold after a drain, stopped otherwise."""
+        agent = self.store.get_agent(self.agent_id)
+        self.redis.hdel(self._key(keys.runtime), "pid", "cli_pgid")
+        if agent is None or agent.state.is_terminal:
+            return
+        new = S.COLD if agent.state == S.DRAINING else S.STOPPED
+        reason = "drained" if new == S.COLD else "worker shut down"
+        if self.redis.exists(self._key(keys.stop_flag)):
+            new, reason = S.STOPPED, "killed"
+        elif not self._ready and new == S.STOPPED:
+            new, reason = S.ERROR, "worker failed to start (see its worker.log)"
+        try:
+            states.transition(self.store, self.agent_id, new, reason=reason)
+        except Exception:  # lost a race with the supervisor: its verdict stands
+            log.exception("could not record the final state")
+
+    def request_shutdown(self) -> None:
+        """Warm shutdown of this worker: the running round (if any) finishes first."""
+        self._closing.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def drain(self, reason: str) -> None:
+        agent = self.store.require_agent(self.agent_id)
+        if agent.state in (S.IDLE, S.WORKING, S.PAUSED, S.STARTING):
+            states.transition(self.store, self.agent_id, S.DRAINING, reason=reason)
+        self.request_shutdown()
+
+    def _idle_watch(self) -> None:
+        limit = self.settings.agent.idle_timeout_secs
+        while not self._closing.wait(min(1.0, limit / 4)):
+            agent = self.store.get_agent(self.agent_id)
+            if agent is None or agent.state.is_terminal:
+                return
+            idle_for = (utcnow() - agent.last_active_at).total_seconds()
+            if agent.state == S.IDLE and idle_for >= limit:
+                self.drain(f"idle for {idle_for:.0f}s")
+                return
+
+    def return_inflight(self, pipe: Pipeline | None = None) -> None:
+        target: Any = pipe if pipe is not None else self.redis
+        target.eval(RETURN_INFLIGHT_LUA, 2, self._key(keys.inflight), self._key(keys.inbox))
+
+    # --- rounds ---------------------------------------------------------------------
+
+    def run_round(self, agent_id: str) -> None:
+        if agent_id != self.agent_id:
+            log.warning("ignoring a round for agent %s: this worker runs %s", agent_id,
+                        self.agent_id)
+            return
+        try:
+            self._round()
+        except Exception as exc:
+            log.exception("round failed")
+            self.return_inflight()
+            try:
+                states.transition(self.store, self.agent_id, S.ERROR,
+                                  reason=f"round failed: {type(exc).__name__}: {exc}"[:300])
+            finally:
+                self.request_shutdown()
+
+    def _round(self) -> None:
+        self.redis.delete(self._key(keys.wake))  # later messages wake us again
+        if self.redis.exists(self._key(keys.stop_flag)):
+            agent = self.store.get_agent(self.agent_id)
+            if agent is not None and not agent.state.is_terminal:
+                states.transition(self.store, self.agent_id, S.STOPPED, reason="killed")
+            self.request_shutdown()
+            return
+        agent = self.store.get_agent(self.agent_id)
+        if agent is None:  # pruned under us
+            self.request_shutdown()
+            return
+        if agent.state not in (S.IDLE, S.STARTING) or self._closing.is_set():
+            return  # paused, draining or terminal: the inbox stays as it is
+        raws = self.redis.eval(_TAKE_LUA, 2, self._key(keys.inbox), self._key(keys.inflight),
+                               MAX_BATCH)
+        if raws:
+            self._handle(agent, self._parse(raws))
+
+    def _parse(self, raws: list[str]) -> list[Message]:
+        messages = []
+        for raw in raws:
+            try:
+                messages.append(Message.from_json(raw))
+            except ValueError:
+                log.warning("moving a message that does not parse to %s",
+                            keys.deadletter(self.town))
+                self.redis.rpush(keys.deadletter(self.town), raw)
+        return messages
+
+    def _handle(self, agent: Agent, messages: list[Message]) -> None:
+        notes: list[Message] = []
+        actionable: Message | None = None
+        shutdown = False
+        pipe = self.redis.pipeline()
+        for m in messages:
+            if m.type in ("status_request", "ping"):
+                body = (MessageType.status_response(agent.state, agent.current_task)
+                        if m.type == "status_request" else MessageType.pong())
+                reply = Message(sender=self.agent_id, to=m.sender, body=body,
+                                priority=m.priority, correlation_id=m.id)
+                self.store.push_message(reply, pipe)
+                if reply.to != keys.SUPERVISOR_ID:
+                    enqueue_round(pipe, self.town, reply.to)
+            elif m.type == "shutdown":
+                shutdown = True
+            elif m.actionable:
+                actionable = m
+            else:
+                notes.append(m)
+        pipe.execute()
+        task = None
+        if actionable is not None and actionable.type == "task_assign":
+            task = start_task(self.store, str(getattr(actionable.body, "task_id", "")))
+            if task is None:  # cancelled or gone meanwhile: nothing to run
+                actionable = None
+        if actionable is None:
+            pipe = self.redis.pipeline()
+            for m in reversed(notes):  # they wait for the next CLI run, in order
+                pipe.lpush(self._key(keys.inbox), m.to_json())
+            pipe.delete(self._key(keys.inflight))
+            pipe.execute()
+            if shutdown:
+                self.drain("shutdown message")
+            return
+        self._run(agent, actionable, task, notes)
+        if shutdown:
+            self.drain("shutdown message")
+
+    def _run(self, agent: Agent, m: Message, task: Task | None, notes: list[Message]) -> None:
+        try:
+            agent = states.transition(
+                self.store, self.agent_id, S.WORKING, expect=(S.IDLE, S.STARTING),
+                reason=f"round {agent.rounds_completed + 1}",
+                change=lambda a: setattr(a, "current_task", task.id if task else None),
+            )
+        except Exception:  # paused or closed between our check and now
+            if task is not None:
+                self.store.update_task(task.id, _back_to_assigned)
+            self.return_inflight()
+            return
+        number = agent.rounds_completed + 1
+        prompt = build_prompt(self._round_input(agent, m, task, notes))
+        result = self._run_cli(agent, prompt, number, task)
+        self._record(agent, m, task, prompt, result, number)
+
+    def _round_input(
+        self, agent: Agent, m: Message, task: Task | None, notes: list[Message]
+    ) -> RoundInput:
+        inherited: list[dict[str, str]] = []
+        parent_name = ""
+        if agent.spawn_mode == "forkedcontext" and agent.parent_agent_id and \
+                agent.rounds_completed == 0:
+            raw = self.redis.lrange(keys.context(self.town, agent.parent_agent_id), 0,
+                                    self.settings.agent.context_rounds - 1)
+            inherited = [json.loads(x) for x in reversed(raw)]
+            parent = self.store.get_agent(agent.parent_agent_id)
+            parent_name = parent.name if parent else "?"
+        names = {a.id: a.name for a in self.store.list_agents()}
+        names[keys.SUPERVISOR_ID] = "supervisor"
+        return RoundInput(agent=agent, town=self.town, actionable=m, task=task, notes=notes,
+                          inherited=inherited, parent_name=parent_name, sender_names=names)
+
+    def _run_cli(self, agent: Agent, prompt: str, number: int, task: Task | None) -> RunResult:
+        command = resolve_cli(self.settings, agent.cli)
+        env = dict(os.environ)
+        env.update({
+            "TINYTOWN_AGENT_ID": agent.id, "TINYTOWN_AGENT_NAME": agent.name,
+            "TINYTOWN_TOWN": self.town, "TINYTOWN_TOWN_ROOT": str(self.settings.root),
+            "TINYTOWN_ROUND": str(number),
+        })
+        env.pop("TINYTOWN_TASK_ID", None)
+        if task is not None:
+            env["TINYTOWN_TASK_ID"] = task.id
+        self.logs.mkdir(parents=True, exist_ok=True)
+        (self.logs / f"round-{number}.prompt").write_text(prompt)
+
+        def started(pid: int) -> None:
+            self.redis.hset(self._key(keys.runtime), mapping={"cli_pgid": pid, "round": number})
+
+        return run_cli(
+            command, prompt, cwd=self.settings.root, env=env,
+            log_path=self.logs / f"round-{number}.log",
+            timeout=self.settings.agent.round_timeout_secs, on_start=started,
+        )
+
+    def _record(
+        self, agent: Agent, m: Message, task: Task | None, prompt: str, result: RunResult,
+        number: int,
+    ) -> None:
+        self.redis.hdel(self._key(keys.runtime), "cli_pgid")
+        output = result.output_tail
+        if result.error:
+            error = result.error
+        elif result.timed_out:
+            error = (f"round timed out after {self.settings.agent.round_timeout_secs:g}s"
+                     f" (round_timeout_secs); output tail:\n{output}")
+        else:
+            error = f"agent CLI exited with code {result.exit_code}; output tail:\n{output}"
+        pipe = self.redis.pipeline()
+        if task is not None:
+            report = self._finish(task, result.ok, output, error)
+            if report is not None:
+                self.store.push_message(report, pipe)
+        elif m.type == "query":
+            answer = MessageType.informational((output if result.ok else error)[-RESULT_LIMIT:])
+            reply = Message(sender=self.agent_id, to=m.sender, body=answer, correlation_id=m.id)
+            self.store.push_message(reply, pipe)
+            if reply.to != keys.SUPERVISOR_ID:
+                enqueue_round(pipe, self.town, reply.to)
+        context = json.dumps({"round": number, "prompt": prompt[-2000:],
+                              "output": output[-2000:]})
+        pipe.lpush(self._key(keys.context), context)
+        pipe.ltrim(self._key(keys.context), 0, max(self.settings.agent.context_rounds, 1) - 1)
+        pipe.delete(self._key(keys.inflight))
+        pipe.execute()
+
+        def done(a: Agent) -> None:
+            a.rounds_completed += 1
+            a.current_task = None
+            a.last_active_at = utcnow()
+            a.last_heartbeat = utcnow()
+
+        after = self.store.update_agent(self.agent_id, done)
+        if after.state == S.WORKING:
+            states.transition(self.store, self.agent_id, S.IDLE, reason=f"round {number} done",
+                              quiet_if_same=True)
+        max_rounds = (after.model_extra or {}).get("max_rounds")
+        if max_rounds and after.rounds_completed >= int(max_rounds):
+            self.drain(f"max rounds ({max_rounds}) reached")
+        elif self.store.inbox_len(self.agent_id):
+            enqueue_round(self.redis, self.town, self.agent_id)
+
+    def _finish(self, task: Task, ok: bool, output: str, error: str) -> Message | None:
+        """Complete or fail the task unless the CLI already did; report to the supervisor."""
+        current = self.store.get_task(task.id)
+        if current is None:
+            return None
+        if not current.state.is_terminal:
+            state = TaskState.COMPLETED if ok else TaskState.FAILED
+            try:
+                current = finish_task(self.store, task.id, state, output if ok else error)
+            except Exception:  # finished by someone else in between
+                current = self.store.require_task(task.id)
+        if current.state == TaskState.COMPLETED:
+            body: MessageType = MessageType.task_done(task.id, current.result or "")
+        elif current.state == TaskState.FAILED:
+            body = MessageType.task_failed(task.id, current.result or error)
+        else:
+            return None
+        return Message(sender=self.agent_id, to=keys.SUPERVISOR_ID, body=body)
+
+
+def _resumed(agent: Agent) -> None:
+    agent.spawn_mode = agent.spawn_mode  # kept: `tt restart` sets resumed itself
+    agent.current_task = None
+
+
+def _beat(agent: Agent) -> None:
+    agent.last_heartbeat = utcnow()
+
+
+def _back_to_assigned(task: Task) -> None:
+    if task.state == TaskState.RUNNING:
+        task.state = TaskState.ASSIGNED
+
+
+def run_worker(settings: Settings, agent_id: str) -> int:
+    """Run the agent's Celery worker in this process until it shuts down."""
+    global _RUNTIME
+    from celery import signals
+
+    from tinytown.celery_app import make_app
+
+    redis_client = connect(settings)
+    agent = Store(redis_client, settings.town).require_agent(agent_id)
+    runtime = WorkerRuntime(settings, agent)
+    _RUNTIME = runtime
+    app = make_app(settings)
+    signals.worker_init.connect(lambda **_: runtime.on_init(), weak=False)
+    signals.worker_ready.connect(lambda sender, **_: runtime.on_ready(sender), weak=False)
+    signals.worker_shutdown.connect(lambda **_: runtime.on_shutdown(), weak=False)
+    runtime.logs.mkdir(parents=True, exist_ok=True)
+    argv = [
+        "worker",
+        "--queues", runtime.queue,
+        "--hostname", runtime.hostname,
+        "--pool", "threads",
+        "--concurrency", "1",
+        "--prefetch-multiplier", "1",
+        "--without-gossip",
+        "--without-mingle",
+        "--task-events",
+        "--heartbeat-interval", f"{settings.supervisor.heartbeat_interval_secs:g}",
+        "--loglevel", "INFO",
+        "--logfile", str(runtime.logs / "worker.log"),
+    ]
+    try:
+        app.worker_main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tinytown.worker")
+    parser.add_argument("--town", required=True, help="the town's root folder")
+    parser.add_argument("agent_id")
+    args = parser.parse_args(argv)
+    settings = Settings.load(Path(args.town))
+    sys.exit(run_worker(settings, args.agent_id))
+
+
+if __name__ == "__main__":
+    # Run from the imported module, not __main__, so its globals are the ones the
+    # Celery task and signal handlers see.
+    from tinytown.worker import main as _main
+
+    _main()
