@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tinytown.errors import WorkerError
 from tinytown.models import Agent
 from tinytown.settings import Settings
 
@@ -21,18 +22,15 @@ def _detached(argv: list[str], log_path: Path, settings: Settings) -> int:
     env["TINYTOWN_TOWN_ROOT"] = str(settings.root)
     for name in ("TINYTOWN_AGENT_ID", "TINYTOWN_AGENT_NAME", "TINYTOWN_TASK_ID"):
         env.pop(name, None)  # a worker spawned from inside a round is not that agent
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=settings.root,
-            env=env,
-            start_new_session=True,  # outlives the tt process and its terminal
-            close_fds=True,
-        )
-    return proc.pid
+    # via tinytown._detach: the process outlives us and is never our zombie
+    done = subprocess.run(
+        [sys.executable, "-m", "tinytown._detach", str(log_path), *argv],
+        cwd=settings.root, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=30,
+    )
+    if done.returncode != 0 or not done.stdout.strip().isdigit():
+        raise WorkerError(f"could not start {argv[2]}: {done.stderr.strip()[-300:]}")
+    return int(done.stdout.strip())
 
 
 def start_worker(settings: Settings, agent: Agent) -> int:

@@ -430,7 +430,7 @@ def run_worker(settings: Settings, agent_id: str) -> int:
         "--without-gossip",
         "--without-mingle",
         "--task-events",
-        "--heartbeat-interval", f"{settings.supervisor.heartbeat_interval_secs:g}",
+        "--heartbeat-interval", str(settings.supervisor.heartbeat_interval_secs),
         "--loglevel", "INFO",
         "--logfile", str(runtime.logs / "worker.log"),
     ]

@@ -1,0 +1,136 @@
+"""Crashes, heartbeats and the supervisor's leadership; towns sharing one Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import TownFixture, pid_gone, wait_until
+from tinytown import keys
+from tinytown.models import Task, TaskState
+
+TownFactory = Callable[..., TownFixture]
+
+
+def _pid(town: TownFixture, ref: str) -> int:
+    agent_id = town.town.resolve(ref).id
+    return int(wait_until(lambda: town.town.redis.hget(keys.runtime(town.name, agent_id), "pid"),
+                          10, "worker pid"))
+
+
+def test_sigkill_mid_round_recovers_and_completes_exactly_once(
+    town: TownFixture, supervisor: subprocess.Popen[bytes]
+) -> None:
+    town.tt("spawn", "alice")
+    task_id = town.town.assign("alice", Task("long job @sleep 30"))
+    town.town.channel.send("alice", __import__("tinytown").MessageType.informational("note"))
+    sleeping = town.records / "alice-1.sleeping"
+    wait_until(sleeping.exists, 20, "the CLI to start")
+    cli_pid = int(sleeping.read_text())
+    assert town.town.store.require_task(task_id).state == TaskState.RUNNING
+    os.kill(_pid(town, "alice"), signal.SIGKILL)
+
+    wait_until(lambda: pid_gone(cli_pid), 5, "the agent CLI to die with its worker")
+    town.wait_state("alice", "error", timeout=3 + 5)  # heartbeat limit 3 s, plus slack
+    task = town.town.store.require_task(task_id)
+    assert task.state == TaskState.ASSIGNED
+    inbox = [m.type for m in town.town.store.peek_inbox(town.town.resolve("alice").id)]
+    assert sorted(inbox) == ["informational", "task_assign"]  # nothing lost
+    assert town.town.redis.llen(keys.inflight(town.name, town.town.resolve("alice").id)) == 0
+    events = [e["kind"] for e in town.town.store.read_events(50)]
+    assert "recovered" in events
+
+    (town.records / "runs.log").write_text("")  # count runs after the restart only
+    town.town.store.update_task(task_id, lambda t: setattr(t, "description", "short job"))
+    assert town.tt("restart", "alice").code == 0
+    wait_until(lambda: town.town.store.require_task(task_id).state == TaskState.COMPLETED, 20,
+               "the task to complete after restart")
+    town.wait_state("alice", "idle")
+    assert [r[2] for r in town.runs()] == [task_id]
+    assert town.town.resolve("alice").tasks_completed == 1
+    done = [m for m in town.town.store.peek_inbox(keys.SUPERVISOR_ID) if m.type == "task_done"]
+    assert len(done) == 1
+
+
+def test_heartbeats_keep_coming_during_a_long_round(
+    town: TownFixture, supervisor: subprocess.Popen[bytes]
+) -> None:
+    town.tt("spawn", "alice")
+    town.town.assign("alice", Task("@sleep 5"))
+    town.wait_state("alice", "working")
+    first = town.town.resolve("alice").last_heartbeat
+    wait_until(lambda: (town.town.resolve("alice").last_heartbeat - first).total_seconds() >= 2,
+               6, "a newer heartbeat while the round runs")
+    assert town.agent_state("alice") == "working"  # not mistaken for a crash
+
+
+def test_standby_supervisor_takes_over(town: TownFixture) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "tinytown.supervisor", "--town", str(town.root)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    try:
+        lock = keys.supervisor_leader(town.name)
+        leader = wait_until(lambda: town.town.redis.get(lock), 15, "a leader")
+        leader_pid = int(leader.split("@")[0])
+        standby = next(p for p in procs if p.pid != leader_pid)
+        os.kill(leader_pid, signal.SIGKILL)
+        wait_until(lambda: town.town.redis.get(lock) == f"{standby.pid}@{leader.split('@')[1]}",
+                   15, "the standby to lead")
+        # and the new leader does the job: a killed worker becomes error
+        town.tt("spawn", "alice")
+        town.wait_state("alice", "idle")
+        os.kill(_pid(town, "alice"), signal.SIGKILL)
+        town.wait_state("alice", "error", timeout=15)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_clean_shutdown_is_not_a_crash(
+    town: TownFixture, supervisor: subprocess.Popen[bytes]
+) -> None:
+    town.tt("spawn", "alice")
+    town.wait_state("alice", "idle")
+    os.kill(_pid(town, "alice"), signal.SIGTERM)  # e.g. systemd stopping the unit
+    town.wait_state("alice", "stopped")
+    wait_until(lambda: (town.town.store.read_events(1) or [{}])[-1].get("new") == "stopped", 5,
+               "the stop event")
+    kinds = [e["kind"] for e in town.town.store.read_events(50)]
+    assert "recovered" not in kinds
+
+
+def test_two_towns_share_one_redis_without_seeing_each_other(
+    town_factory: TownFactory, tmp_path: Path
+) -> None:
+    a, b = town_factory(), town_factory()
+    for t in (a, b):
+        assert t.tt("spawn", "alice").code == 0
+    for t in (a, b):
+        t.wait_state("alice", "idle")
+    assert a.tt("interrupt", "alice").code == 0  # must not pause b's alice
+    task_b = b.tt("assign", "alice", "only in b").out.strip()
+    wait_until(lambda: b.town.store.require_task(task_b).state == TaskState.COMPLETED, 20,
+               "b's task")
+    assert a.agent_state("alice") == "paused" and b.agent_state("alice") == "idle"
+    assert "only in b" not in " ".join(p.read_text() for p in a.records.glob("*.prompt"))
+    # `celery -A tinytown.celery_app inspect ping` inside a town sees only its worker
+    celery = str(Path(sys.executable).parent / "celery")
+    out = subprocess.run([celery, "-A", "tinytown.celery_app", "inspect", "ping", "-t", "2"],
+                         cwd=a.root, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("pong") == 1
+    active = subprocess.run(
+        [celery, "-A", "tinytown.celery_app", "inspect", "active_queues", "-t", "2"],
+        cwd=b.root, capture_output=True, text=True, timeout=60,
+    )
+    assert f"tt.{b.name}.agent." in active.stdout and a.name not in active.stdout
+    # every key each town wrote is under its own prefix
+    for t in (a, b):
+        assert all(k.startswith(f"tt:{t.name}:") for k in t.town_keys())

@@ -1,0 +1,25 @@
+"""Start a command fully detached: `python -m tinytown._detach LOG CMD...`.
+
+The caller waits for this short-lived process, which starts CMD in a new session
+(stdin from /dev/null, output appended to LOG) and prints its pid. CMD is then
+nobody's child but init's, so a long-lived caller (a Python program using the API)
+collects no zombies. Standard library only: it must start fast.
+"""
+
+import subprocess
+import sys
+
+
+def main() -> None:
+    log_path, argv = sys.argv[1], sys.argv[2:]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True,
+        )
+    print(proc.pid)
+    proc.returncode = 0  # not ours to wait for: init reaps it once we exit
+
+
+if __name__ == "__main__":
+    main()
