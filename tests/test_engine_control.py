@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import TownFixture, pid_gone, wait_until
 from tinytown import keys
 from tinytown.errors import InvalidTransition, WaitTimeout
-from tinytown.models import MessageType, Task, TaskState
+from tinytown.models import MessageType, TaskState
 from tinytown.prompt import CONTEXT_END
 
 TownFactory = Callable[..., TownFixture]

@@ -43,7 +43,34 @@ _EXPORTS = {
     "WaitTimeout": "tinytown.errors",
     "SUPERVISOR_ID": "tinytown.keys",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AckKind",
+    "Agent",
+    "AgentHandle",
+    "AgentNotFound",
+    "AgentState",
+    "AgentType",
+    "AmbiguousReference",
+    "Channel",
+    "InvalidTransition",
+    "Message",
+    "MessageTooLarge",
+    "MessageType",
+    "NameTaken",
+    "Priority",
+    "RedisUnreachable",
+    "SUPERVISOR_ID",
+    "Settings",
+    "SpawnMode",
+    "Task",
+    "TaskNotFound",
+    "TaskState",
+    "TinytownError",
+    "Town",
+    "TownNotFound",
+    "UsageError",
+    "WaitTimeout",
+]
 
 if TYPE_CHECKING:
     from tinytown.errors import (

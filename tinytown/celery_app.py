@@ -19,7 +19,7 @@ from tinytown import keys
 from tinytown.config.celery_settings import CELERY_SETTINGS
 from tinytown.connection import celery_url
 from tinytown.settings import Settings, find_root
-from tinytown.wakeup import ROUND_TASK
+from tinytown.wakeup import ROUND_TASK, TASK_TASK
 
 
 def make_app(settings: Settings) -> Celery:
@@ -46,6 +46,26 @@ def make_app(settings: Settings) -> Celery:
         if runtime is None:
             raise RuntimeError("tinytown.round runs only inside a tinytown agent worker")
         runtime.run_round(agent_id)
+
+    @app.task(name=TASK_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+    def task_job(
+        self: Any,
+        description: str | None = None,
+        task_id: str | None = None,
+        tags: list[str] | None = None,
+    ) -> str | None:
+        """Take a task: an existing pending one (`task_id`) or a new one (`description`).
+
+        Sent to a role queue by `tt assign --role`, or by any plain Celery client to an
+        agent's or a role's queue. Runs in whichever agent worker consumes that queue.
+        """
+        from tinytown.worker import current_runtime
+
+        runtime = current_runtime()
+        if runtime is None:
+            raise RuntimeError("tinytown.task runs only inside a tinytown agent worker")
+        queue = (self.request.delivery_info or {}).get("routing_key") or runtime.queue
+        return runtime.take_task(queue, task_id=task_id, description=description, tags=tags)
 
     return app
 

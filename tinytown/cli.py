@@ -11,12 +11,20 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from tinytown import cli_engine, cli_ops
+from tinytown.cli_common import (
+    Context,
+    age,
+    emit_json,
+    json_option,
+    pass_ctx,
+    print_table,
+    tags_option_value,
+)
 from tinytown.errors import TinytownError, UsageError
 from tinytown.models import (
     AckKind,
@@ -26,84 +34,7 @@ from tinytown.models import (
     Priority,
     Task,
     TaskState,
-    WireModel,
-    utcnow,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Context:
-    """Built once per command: the --town path, and the Town opened on first use."""
-
-    def __init__(self, town_path: str | None) -> None:
-        self.town_path = town_path
-        self._town: Any = None
-
-    def town(self) -> Any:
-        if self._town is None:
-            from tinytown.settings import Settings, find_root
-            from tinytown.town import Town
-
-            start = Path(self.town_path) if self.town_path else Path.cwd()
-            if self.town_path and not start.exists():
-                raise UsageError(f"--town {self.town_path}: no such folder")
-            settings = Settings.load(find_root(start))
-            if settings.embedded and settings.supervisor.autostart:
-                os.environ.setdefault("TINYTOWN_AUTOSTART_SUPERVISOR", "1")
-            self._town = Town.from_settings(settings)
-        return self._town
-
-
-pass_ctx = click.make_pass_decorator(Context)
-
-
-def json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON documents.")(f)
-
-
-def emit_json(value: Any) -> None:
-    def plain(v: Any) -> Any:
-        if isinstance(v, WireModel):
-            return v.to_wire()
-        if isinstance(v, list):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    click.echo(json.dumps(plain(value), indent=2))
-
-
-def age(when: datetime | None) -> str:
-    if when is None:
-        return "-"
-    secs = max(0.0, (utcnow() - when).total_seconds())
-    if secs < 90:
-        return f"{secs:.0f}s"
-    if secs < 5400:
-        return f"{secs / 60:.0f}m"
-    if secs < 172800:
-        return f"{secs / 3600:.0f}h"
-    return f"{secs / 86400:.0f}d"
-
-
-def print_table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", box=None, header_style="bold")
-    for col in columns:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    Console(width=max(100, _terminal_width())).print(table)
-
-
-def _terminal_width() -> int:
-    import shutil
-
-    return shutil.get_terminal_size((120, 24)).columns
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -139,10 +70,13 @@ def init(obj: Context, name: str | None) -> None:
 def down(obj: Context) -> None:
     """Stop the town's workers, its supervisor and its embedded Redis."""
     report = obj.town().down()
+    redis_state = (
+        "stopped" if report["redis"]
+        else "not running" if report["embedded"] else "left running (external)"
+    )
     click.echo(
         f"stopped {report['workers']} worker(s); supervisor "
-        f"{'stopped' if report['supervisor'] else 'not running'}; redis "
-        f"{'stopped' if report['redis'] else 'left running (external)' if not report['embedded'] else 'not running'}"
+        f"{'stopped' if report['supervisor'] else 'not running'}; redis {redis_state}"
     )
 
 
@@ -151,7 +85,9 @@ def down(obj: Context) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--cli", "cli_name", help="Preset (claude, codex, ...), [agent_clis] name or command.")
+@click.option(
+    "--cli", "cli_name", help="Preset (claude, codex, ...), [agent_clis] name or command."
+)
 @click.option("--role", help="Role for routing (worker, reviewer, ...).")
 @click.option("--nickname", help="Display name (default: a 1920s name from the agent's id).")
 @click.option("--parent", help="Parent agent (name, nickname or id).")
@@ -282,7 +218,12 @@ def send(
     obj: Context, agent: str, message: str, kind: str | None, urgent: bool,
     priority: str | None, sender: str | None, as_json: bool,
 ) -> None:
-    """Put a message in an agent's inbox (plain text is a task message)."""
+    """Put a message in an agent's inbox (plain text is a task message).
+
+    MESSAGE `-` reads the message from standard input.
+    """
+    if message == "-":
+        message = sys.stdin.read()
     if not message.strip():
         raise UsageError("the message is empty")
     if urgent and priority and priority != "urgent":
@@ -310,7 +251,8 @@ def _describe(m: Message) -> str:
     if not body:
         return ""
     if len(body) == 1:
-        return str(next(iter(body.values())))
+        value = next(iter(body.values()))
+        return value if isinstance(value, str) else json.dumps(value)
     return json.dumps(body)
 
 
@@ -350,31 +292,59 @@ def inbox(obj: Context, agent: str | None, all_: bool, as_json: bool) -> None:
 # --- tasks ----------------------------------------------------------------------
 
 
-def _tags(value: str | None) -> list[str]:
-    return [t.strip() for t in value.split(",") if t.strip()] if value else []
-
-
 @cli.command()
-@click.argument("agent")
-@click.argument("description")
+@click.argument("args", nargs=-1, metavar="[AGENT] DESCRIPTION")
+@click.option("--role", help="Queue it for whichever agent of this role is free (no AGENT).")
 @click.option("--tags", help="Comma-separated tags.")
 @click.option("--parent", "parent_task", help="Parent task id.")
 @click.option("--urgent", is_flag=True, help="Put the assignment at the head of the inbox.")
+@click.option("--wait", "wait_", is_flag=True,
+              help="Block until the task ends: exit 0 completed, 1 failed/cancelled, 124 timeout.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="With --wait: seconds.")
 @json_option
 @pass_ctx
 def assign(
-    obj: Context, agent: str, description: str, tags: str | None, parent_task: str | None,
-    urgent: bool, as_json: bool,
+    obj: Context, args: tuple[str, ...], role: str | None, tags: str | None,
+    parent_task: str | None, urgent: bool, wait_: bool, timeout: float | None, as_json: bool,
 ) -> None:
-    """Create a task for an agent and put a task_assign in its inbox; prints the task id."""
+    """Create a task for an agent (or a role) and wake it; prints the task id."""
+    if role is not None and len(args) != 1:
+        raise UsageError("with --role give only the DESCRIPTION, not an AGENT")
+    if role is None and len(args) != 2:
+        raise UsageError("give AGENT and DESCRIPTION (or --role ROLE and DESCRIPTION)")
+    if timeout is not None and not wait_:
+        raise UsageError("--timeout goes with --wait")
+    description = args[-1]
     town = obj.town()
     parent_id = town.task(parent_task).id if parent_task else None
-    task = Task(description, tags=_tags(tags), parent_id=parent_id)
-    task_id = town.assign(agent, task, Priority.URGENT if urgent else Priority.NORMAL)
-    if as_json:
-        emit_json(town.store.require_task(task_id))
+    task = Task(description, tags=tags_option_value(tags), parent_id=parent_id)
+    if role is not None:
+        from tinytown.routing import assign_to_role
+
+        task, live = assign_to_role(town, role, task)
+        task_id = task.id
+        if not live:
+            click.echo(f"tt: warning: no live agent has role {role!r}; the task waits in its"
+                       " queue until one starts", err=True)
     else:
-        click.echo(task_id)
+        task_id = town.assign(args[0], task, Priority.URGENT if urgent else Priority.NORMAL)
+    if not wait_:
+        if as_json:
+            emit_json(town.store.require_task(task_id))
+        else:
+            click.echo(task_id)
+        return
+    from tinytown.cli_ops import wait_for_task
+
+    final = wait_for_task(town, task_id, timeout, live=sys.stdout.isatty() and not as_json)
+    if as_json:
+        emit_json(final)
+    else:
+        click.echo(f"{final.id} {final.state.value}")
+        if final.result:
+            click.echo(final.result)
+    if final.state != TaskState.COMPLETED:
+        sys.exit(1)
 
 
 @cli.group()
@@ -511,15 +481,30 @@ def reset(obj: Context, force: bool, agents_only: bool, as_json: bool) -> None:
         click.echo(f"  {key}")
 
 
-# --- engine commands live in cli_engine to keep this file readable ----------------
+# --- process and operations commands live in their own modules ------------------
 
-from tinytown.cli_engine import register  # noqa: E402
+for _command in (*cli_engine.COMMANDS, *cli_ops.COMMANDS):
+    cli.add_command(_command)
 
-register(cli, pass_ctx, json_option, emit_json)
+
+class _Once(logging.Filter):
+    """A command may read a bad record several times: warn about it once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
 
 
 def _setup_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_Once())
     handler.setFormatter(logging.Formatter("tt: warning: %(message)s"))
     logger = logging.getLogger("tinytown")
     logger.addHandler(handler)
@@ -534,8 +519,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("tt: aborted", err=True)
         sys.exit(1)
+    except click.UsageError as exc:  # one line, like every other error
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        click.echo(f"tt: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"tt: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except TinytownError as exc:
         click.echo(f"tt: {exc}", err=True)
@@ -547,3 +536,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
+
+
+if __name__ == "__main__":
+    main()

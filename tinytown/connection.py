@@ -31,7 +31,8 @@ def redact(url: str) -> str:
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:***@{host}" if ":" in userinfo or user else f"***@{host}"
     query = urlencode(
-        [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)]
+        [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)],
+        safe="*",
     )
     return _join(parts.scheme, netloc, parts.path, query)
 
@@ -119,7 +120,8 @@ def connect(settings: Settings, start: bool = True) -> TownRedis:
 
         raise ConfigError(f"unsupported Redis URL {redact(url)}: use redis://, rediss:// or unix://")
     client = TownRedis.from_url(
-        url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30
+        url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30,
+        encoding_errors="replace",  # a foreign non-UTF-8 value is skipped, not a crash
     )
     client.tt_url = url
     return client

@@ -17,6 +17,7 @@ from tinytown import keys, states
 from tinytown.connection import redact, redis_url
 from tinytown.errors import InvalidTransition
 from tinytown.models import Agent, AgentState, utcnow
+from tinytown.processes import pid_alive
 from tinytown.runner import tail
 from tinytown.wakeup import enqueue_round
 
@@ -34,16 +35,6 @@ def _celery(town: Town) -> Celery:
     return make_app(town.settings)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def worker_status(town: Town, agent: Agent) -> tuple[bool, str]:
     """Whether the agent's worker runs, and its Celery hostname.
 
@@ -54,9 +45,16 @@ def worker_status(town: Town, agent: Agent) -> tuple[bool, str]:
     if not rt.get("pid"):
         return False, hostname
     if rt.get("host") == socket.gethostname():
-        return _pid_alive(int(rt["pid"])), hostname
+        return pid_alive(int(rt["pid"])), hostname
     silent = (utcnow() - agent.last_heartbeat).total_seconds()
     return silent <= town.settings.supervisor.heartbeat_timeout_secs, hostname
+
+
+def _queues(town: Town, agent: Agent) -> list[str]:
+    from tinytown.routing import roles_of
+
+    roles = roles_of(agent, set(town.settings.known_roles()))
+    return [keys.agent_queue(town.name, agent.id)] + [keys.role_queue(town.name, r) for r in roles]
 
 
 def interrupt(town: Town, agent_id: str) -> Agent:
@@ -65,9 +63,9 @@ def interrupt(town: Town, agent_id: str) -> Agent:
                               expect=(S.IDLE, S.WORKING, S.STARTING), reason="tt interrupt")
     alive, hostname = worker_status(town, agent)
     if alive:
-        _celery(town).control.cancel_consumer(
-            keys.agent_queue(town.name, agent.id), destination=[hostname], reply=True, timeout=2
-        )
+        control = _celery(town).control
+        for queue in _queues(town, agent):
+            control.cancel_consumer(queue, destination=[hostname], reply=True, timeout=2)
     return agent
 
 
@@ -77,9 +75,9 @@ def resume(town: Town, agent_id: str) -> Agent:
                               reason="tt resume")
     alive, hostname = worker_status(town, agent)
     if alive:
-        _celery(town).control.add_consumer(
-            keys.agent_queue(town.name, agent.id), destination=[hostname], reply=True, timeout=2
-        )
+        control = _celery(town).control
+        for queue in _queues(town, agent):
+            control.add_consumer(queue, destination=[hostname], reply=True, timeout=2)
     enqueue_round(town.redis, town.name, agent.id)
     return agent
 
@@ -201,7 +199,7 @@ def down(town: Town) -> dict[str, Any]:
     lingering = []
     for agent in town.list_agents():
         rt = town.redis.hgetall(keys.runtime(town.name, agent.id))
-        if rt.get("host") == host and rt.get("pid") and _pid_alive(int(rt["pid"])):
+        if rt.get("host") == host and rt.get("pid") and pid_alive(int(rt["pid"])):
             os.kill(int(rt["pid"]), signal.SIGTERM)  # warm shutdown; it records its state
             lingering.append(int(rt["pid"]))
     _wait_pids(lingering, 15)
@@ -209,7 +207,7 @@ def down(town: Town) -> dict[str, Any]:
     supervisors = 0
     for owner in town.redis.hkeys(keys.supervisors(town.name)):
         pid, _, owner_host = owner.partition("@")
-        if owner_host == host and pid.isdigit() and _pid_alive(int(pid)):
+        if owner_host == host and pid.isdigit() and pid_alive(int(pid)):
             os.kill(int(pid), signal.SIGTERM)
             supervisors += 1
     _wait_gone_supervisors(town, 10)
@@ -225,10 +223,10 @@ def down(town: Town) -> dict[str, Any]:
 
 def _wait_pids(pids: list[int], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.05)
     for pid in pids:
-        if _pid_alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 

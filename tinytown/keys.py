@@ -16,6 +16,7 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
     tt:<town>:supervisors          hash    running supervisor processes ("pid@host" -> since)
     tt:<town>:supervisor:starting  string  a supervisor is being launched (short expiry)
     tt:<town>:deadletter           list    messages that did not parse, kept for a human
+    tt:<town>:backlog              list    ids of unassigned tasks waiting to be claimed
     tt:<town>:celery:*             ...     Celery/kombu keys (queues, bindings,
                                            pidbox, results) via kombu's global_keyprefix
 
@@ -96,6 +97,10 @@ def deadletter(town: str) -> str:
     return f"tt:{town}:deadletter"
 
 
+def backlog(town: str) -> str:
+    return f"tt:{town}:backlog"
+
+
 def celery_prefix(town: str) -> str:
     """kombu's global_keyprefix: every Celery key and channel of the town lives here."""
     return f"tt:{town}:celery:"
@@ -104,6 +109,11 @@ def celery_prefix(town: str) -> str:
 def agent_queue(town: str, agent_id: str) -> str:
     """The Celery queue name (not a raw key: kombu prefixes it with celery_prefix)."""
     return f"tt.{town}.agent.{agent_id}"
+
+
+def role_queue(town: str, role: str) -> str:
+    """The Celery queue every agent of a role consumes (`tt assign --role`)."""
+    return f"tt.{town}.role.{role}"
 
 
 def per_agent_keys(town: str, agent_id: str) -> list[str]:

@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+from redis.exceptions import ResponseError
 
 from tinytown import keys
 from tinytown.models import Agent, Message, Task
@@ -27,7 +28,7 @@ def _valid(store: Store, kind: str, key: str) -> bool:
         else:
             raw = store.r.get(key)
             (Agent if kind == "agent" else Task).from_json(raw or "")
-    except (ValidationError, ValueError):
+    except (ValidationError, ValueError, ResponseError):  # ResponseError: another Redis type
         return False
     return True
 
@@ -61,7 +62,7 @@ def _move(store: Store, kind: str, key: str, target: str) -> str:
     if kind == "agent":
         try:
             agent = Agent.from_json(store.r.get(key) or "")
-        except ValidationError:
+        except (ValidationError, ResponseError):  # --force: moved as it is
             agent = None
         if agent is not None and not store.r.hsetnx(keys.names(store.town), agent.name, agent.id):
             log.warning("not moving %s: the town already has an agent named %r", key, agent.name)

@@ -7,6 +7,7 @@ by this version never drops what a newer writer added.
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -26,6 +27,8 @@ from tinytown import keys
 from tinytown.errors import UsageError
 
 MAX_MESSAGE_BYTES = 1024 * 1024
+# True while a stored document is parsed: readers accept what a writer may refuse to create
+_reading: ContextVar[bool] = ContextVar("tinytown_reading", default=False)
 
 
 def utcnow() -> datetime:
@@ -125,7 +128,11 @@ class WireModel(BaseModel):
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Self:
-        return cls.model_validate_json(data)
+        token = _reading.set(True)
+        try:
+            return cls.model_validate_json(data)
+        finally:
+            _reading.reset(token)
 
 
 # --- Agent --------------------------------------------------------------------
@@ -215,7 +222,9 @@ class Task(WireModel):
         """Task("Build the API"); an empty description is refused."""
         if description is not None:
             data["description"] = description
-        if not str(data.get("description", "")).strip():
+        # pydantic also runs __init__ when parsing a stored task: there a missing or odd
+        # description is a validation error (the record is skipped), not a usage error
+        if not _reading.get() and not str(data.get("description", "")).strip():
             raise UsageError("a task needs a non-empty description")
         super().__init__(**data)
 

@@ -19,6 +19,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from tinytown.errors import RedisUnreachable
+from tinytown.processes import pid_alive
 
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 
@@ -48,12 +49,8 @@ def socket_path_for(runtime_dir: Path) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
     try:  # a pid reused by another program is not our server
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:

@@ -98,10 +98,11 @@ def run_cli(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with log_path.open("ab") as log:
+            stdin = subprocess.PIPE if command.prompt_via == PromptVia.STDIN else subprocess.DEVNULL
             try:
                 proc = subprocess.Popen(
                     argv,
-                    stdin=subprocess.PIPE if command.prompt_via == PromptVia.STDIN else subprocess.DEVNULL,
+                    stdin=stdin,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=workdir,

@@ -55,7 +55,7 @@ class AgentSettings(_Section):
 
 class SupervisorSettings(_Section):
     heartbeat_timeout_secs: float = Field(default=10, gt=0)
-    heartbeat_interval_secs: float = Field(default=2, gt=0)
+    heartbeat_interval_secs: int = Field(default=2, ge=1)  # Celery takes whole seconds
     autostart: bool = True
 
 

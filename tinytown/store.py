@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from redis.client import Pipeline
+from redis.exceptions import ResponseError
 
 from tinytown import keys
 from tinytown.connection import TownRedis
@@ -35,6 +36,14 @@ R = TypeVar("R")
 EVENTS_MAXLEN = 10_000
 _SCAN_COUNT = 1000
 _UUID_TAIL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _owns(key: str, record: WireModel) -> bool:
+    """A record stored under another id's key (or with no id of its own) is foreign."""
+    if getattr(record, "id", None) == key.rsplit(":", 1)[1]:
+        return True
+    log.warning("skipping %s: the record's id is missing or not the key's", key)
+    return False
 
 
 class Store:
@@ -67,7 +76,7 @@ class Store:
                         log.warning("skipping %s: not a string value", key)
                     continue
                 try:
-                    records.append(model.from_json(raw))
+                    record = model.from_json(raw)
                 except ValidationError as exc:
                     reason = exc.errors()[0]
                     where = ".".join(str(p) for p in reason["loc"]) or "value"
@@ -75,22 +84,38 @@ class Store:
                         "skipping %s: not a valid %s record (%s: %s)",
                         key, model.__name__, where, reason["msg"],
                     )
+                    continue
+                if _owns(key, record):
+                    records.append(record)
         return records
 
-    def _load(self, model: type[M], key: str, raw: str | None) -> M | None:
+    def _load(self, model: type[M], key: str, raw: str | None, keyed: bool = False) -> M | None:
+        """Parse one document; `keyed`: a record whose id must be its key's last part."""
         if raw is None:
             return None
         try:
-            return model.from_json(raw)
+            record = model.from_json(raw)
         except ValidationError:
             log.warning("skipping %s: not a valid %s record", key, model.__name__)
             return None
+        return record if not keyed or _owns(key, record) else None
+
+    def _get(self, key: str) -> str | None:
+        """GET that treats a value of another Redis type (a foreign key) as no record."""
+        try:
+            raw: str | None = self.r.get(key)
+        except ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            log.warning("skipping %s: not a string value", key)
+            return None
+        return raw
 
     # --- agents -----------------------------------------------------------------
 
     def get_agent(self, agent_id: str) -> Agent | None:
         key = keys.agent(self.town, agent_id)
-        return self._load(Agent, key, self.r.get(key))
+        return self._load(Agent, key, self._get(key), keyed=True)
 
     def require_agent(self, agent_id: str) -> Agent:
         agent = self.get_agent(agent_id)
@@ -195,7 +220,7 @@ class Store:
 
     def get_task(self, task_id: str) -> Task | None:
         key = keys.task(self.town, task_id)
-        return self._load(Task, key, self.r.get(key))
+        return self._load(Task, key, self._get(key), keyed=True)
 
     def require_task(self, task_id: str) -> Task:
         task = self.get_task(task_id)
@@ -265,3 +290,9 @@ class Store:
             if len(batch) < max(count, 100):
                 break
         return list(reversed(out))
+
+    def follow_events(self, after: str, block_ms: int = 1000) -> list[dict[str, str]]:
+        """Events newer than id `after` ("$": from now), waiting up to `block_ms`."""
+        got = self.r.xread({keys.events(self.town): after}, block=block_ms, count=100)
+        return [{"id": event_id, **fields} for _stream, entries in got or []
+                for event_id, fields in entries]

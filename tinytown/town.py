@@ -39,9 +39,14 @@ from tinytown.models import (
     TaskState,
     utcnow,
 )
-from tinytown.settings import CONFIG_FILE, Settings, config_template, default_town_name
+from tinytown.settings import (
+    CONFIG_FILE,
+    Settings,
+    config_template,
+    default_town_name,
+    validate_town_name,
+)
 from tinytown.settings import find_root as _find_root
-from tinytown.settings import validate_town_name
 from tinytown.store import Store
 from tinytown.wakeup import enqueue_round
 
@@ -87,7 +92,7 @@ class Town:
             raise TownExists(f"{root / CONFIG_FILE} already exists: this folder is a town")
         if not root.is_dir():
             raise UsageError(f"{root} is not a folder")
-        town_name = validate_town_name(name) if name else default_town_name(root)
+        town_name = validate_town_name(name) if name is not None else default_town_name(root)
         text = config_template(town_name)
         import tomllib
 
@@ -447,6 +452,8 @@ class Channel:
     def deliver(self, message: Message, pipe: Pipeline | None = None) -> None:
         target = pipe if pipe is not None else self.town.redis.pipeline()
         self.town.store.push_message(message, target)
+        self.town.store.add_event("sent", message.sender, pipe=target, to=message.to,
+                                  type=message.type, message=message.id)
         if message.to != keys.SUPERVISOR_ID:
             enqueue_round(target, self.town.name, message.to)
         if pipe is None:

@@ -19,6 +19,7 @@ from typing import Any
 from tinytown import keys
 
 ROUND_TASK = "tinytown.round"
+TASK_TASK = "tinytown.task"  # "take this task": for role queues and plain-Celery callers
 WAKE_TTL_SECS = 300  # a lost job cannot block wake-ups for longer than this
 
 # KEYS[1] wake flag, KEYS[2] queue list; ARGV[1] message, ARGV[2] ttl, ARGV[3] "1" = force
@@ -37,11 +38,14 @@ def queue_key(town: str, queue: str) -> str:
     return keys.celery_prefix(town) + queue
 
 
-def celery_message(task_name: str, args: list[Any], queue: str) -> str:
+def celery_message(
+    task_name: str, args: list[Any], queue: str, kwargs: dict[str, Any] | None = None
+) -> str:
     """A Celery protocol-2 task message as kombu's Redis transport stores it."""
     task_id = str(uuid.uuid4())
-    body = json.dumps([args, {}, {"callbacks": None, "errbacks": None,
-                                  "chain": None, "chord": None}])
+    kwargs = kwargs or {}
+    body = json.dumps([args, kwargs, {"callbacks": None, "errbacks": None,
+                                      "chain": None, "chord": None}])
     return json.dumps({
         "body": base64.b64encode(body.encode()).decode(),
         "content-encoding": "utf-8",
@@ -50,7 +54,7 @@ def celery_message(task_name: str, args: list[Any], queue: str) -> str:
             "lang": "py", "task": task_name, "id": task_id, "shadow": None, "eta": None,
             "expires": None, "group": None, "group_index": None, "retries": 0,
             "timelimit": [None, None], "root_id": task_id, "parent_id": None,
-            "argsrepr": repr(args), "kwargsrepr": "{}",
+            "argsrepr": repr(args), "kwargsrepr": repr(kwargs),
             "origin": f"tt-{os.getpid()}@{socket.gethostname()}",
             "ignore_result": True, "replaced_task_nesting": 0,
             "stamped_headers": None, "stamps": {},
@@ -73,3 +77,9 @@ def enqueue_round(target: Any, town: str, agent_id: str, force: bool = False) ->
         _ENQUEUE_LUA, 2, keys.wake(town, agent_id), queue_key(town, queue),
         celery_message(ROUND_TASK, [agent_id], queue), WAKE_TTL_SECS, "1" if force else "0",
     )
+
+
+def enqueue_task_job(target: Any, town: str, queue: str, task_id: str) -> None:
+    """Queue a `tinytown.task` job (take task `task_id`) on a role or agent queue."""
+    target.lpush(queue_key(town, queue), celery_message(TASK_TASK, [], queue,
+                                                        kwargs={"task_id": task_id}))

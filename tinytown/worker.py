@@ -18,7 +18,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from redis.client import Pipeline
 
 from tinytown import keys, states
 from tinytown.connection import connect
+from tinytown.errors import TinytownError
 from tinytown.models import (
     Agent,
     AgentState,
@@ -95,6 +95,12 @@ class WorkerRuntime:
         self.host = socket.gethostname()
         self.hostname = f"{agent.name}@{self.host}"
         self.queue = keys.agent_queue(self.town, agent.id)
+        from tinytown.routing import roles_of
+
+        self.queues = [self.queue] + [
+            keys.role_queue(self.town, role)
+            for role in roles_of(agent, set(settings.known_roles()))
+        ]
         self.logs = settings.logs_dir / agent.name
         self._closing = threading.Event()
         self._ready = False
@@ -129,7 +135,8 @@ class WorkerRuntime:
         self._ready = True
         agent = self.store.require_agent(self.agent_id)
         if agent.state == S.PAUSED:
-            consumer.cancel_task_queue(self.queue)
+            for queue in self.queues:
+                consumer.cancel_task_queue(queue)
         elif agent.state == S.STARTING:
             states.transition(self.store, self.agent_id, S.IDLE, reason="worker ready")
         enqueue_round(self.redis, self.town, self.agent_id, force=True)
@@ -178,6 +185,66 @@ class WorkerRuntime:
     def return_inflight(self, pipe: Pipeline | None = None) -> None:
         target: Any = pipe if pipe is not None else self.redis
         target.eval(RETURN_INFLIGHT_LUA, 2, self._key(keys.inflight), self._key(keys.inbox))
+
+    # --- tasks from role queues and plain Celery clients ------------------------------
+
+    def take_task(
+        self,
+        queue: str,
+        task_id: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+    ) -> str | None:
+        """Claim a pending task (or create one), put it in our inbox and run a round now.
+
+        An agent that cannot take work hands the job back to the same queue, so another
+        agent of the role (or this one, later) gets it: it is never dropped.
+        """
+        agent = self.store.require_agent(self.agent_id)
+        if agent.state not in (S.IDLE, S.STARTING) or self._closing.is_set() or \
+                self.redis.exists(self._key(keys.stop_flag)):
+            from tinytown.wakeup import celery_message, queue_key
+
+            kwargs = {"task_id": task_id, "description": description, "tags": tags}
+            self.redis.lpush(queue_key(self.town, queue), celery_message(
+                "tinytown.task", [], queue, kwargs={k: v for k, v in kwargs.items() if v}))
+            return None
+        if task_id is None:
+            if not (description or "").strip():
+                log.warning("ignoring a tinytown.task job with neither task_id nor description")
+                return None
+            task = Task(description, tags=tags or [], state=TaskState.ASSIGNED,
+                        assigned_to=self.agent_id)
+            self.store.put_task(task)
+        else:
+            claimed = self._claim(task_id)
+            if claimed is None:
+                return None
+            task = claimed
+        message = Message(sender=keys.SUPERVISOR_ID, to=self.agent_id,
+                          body=MessageType.task_assign(task.id))
+        pipe = self.redis.pipeline()
+        self.store.push_message(message, pipe)
+        self.store.add_event("assigned", self.agent_id, pipe=pipe, task=task.id, name=self.name,
+                             queue=queue)
+        pipe.execute()
+        self.run_round(self.agent_id)  # busy now: the next role job goes to a free agent
+        return task.id
+
+    def _claim(self, task_id: str) -> Task | None:
+        def change(task: Task) -> None:
+            if task.state != TaskState.PENDING:
+                raise _AlreadyTaken
+            task.state = TaskState.ASSIGNED
+            task.assigned_to = self.agent_id
+
+        try:
+            return self.store.update_task(task_id, change)
+        except _AlreadyTaken:
+            return None  # a duplicate job, or taken meanwhile
+        except TinytownError:
+            log.warning("ignoring a job for unknown task %s", task_id)
+            return None
 
     # --- rounds ---------------------------------------------------------------------
 
@@ -390,6 +457,10 @@ class WorkerRuntime:
         return Message(sender=self.agent_id, to=keys.SUPERVISOR_ID, body=body)
 
 
+class _AlreadyTaken(Exception):
+    """Raised inside a task update when someone else claimed the task first."""
+
+
 def _resumed(agent: Agent) -> None:
     agent.spawn_mode = agent.spawn_mode  # kept: `tt restart` sets resumed itself
     agent.current_task = None
@@ -422,7 +493,7 @@ def run_worker(settings: Settings, agent_id: str) -> int:
     runtime.logs.mkdir(parents=True, exist_ok=True)
     argv = [
         "worker",
-        "--queues", runtime.queue,
+        "--queues", ",".join(runtime.queues),
         "--hostname", runtime.hostname,
         "--pool", "threads",
         "--concurrency", "1",
