@@ -1,0 +1,90 @@
+"""What cron jobs and CI pipelines run: `tt assign --wait`, exit codes, JSON, and the
+live status line that appears only on a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import time
+
+from tests.conftest import TT, TownFixture
+
+
+def test_assign_wait_completed_prints_result(town: TownFixture) -> None:
+    town.tt("spawn", "ci")
+    r = town.tt("assign", "ci", "build it", "--wait", "--timeout", "30")
+    assert r.code == 0, r.err
+    task_id, state = r.out.splitlines()[0].split()
+    assert state == "completed" and "fake agent ci round 1 did" in r.out
+    assert "\r" not in r.out  # no progress line when stdout is not a terminal
+
+
+def test_assign_wait_failed_exits_1_with_json(town: TownFixture) -> None:
+    town.tt("spawn", "ci")
+    r = town.tt("assign", "ci", "break it @exit 4", "--wait", "--json")
+    assert r.code == 1
+    doc = json.loads(r.out)
+    assert doc["state"] == "failed" and "exited with code 4" in doc["result"]
+
+
+def test_assign_wait_timeout_exits_124(town: TownFixture) -> None:
+    town.tt("spawn", "ci", "--no-start")
+    r = town.tt("assign", "ci", "nobody runs this", "--wait", "--timeout", "0.5")
+    assert r.code == 124
+    assert "is still assigned after 0.5s" in r.err
+
+
+def test_assign_wait_cancelled_exits_1(town: TownFixture) -> None:
+    town.tt("spawn", "ci", "--no-start")
+    proc = subprocess.Popen([TT, "assign", "ci", "to be cancelled", "--wait", "--json"],
+                            cwd=town.root, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not town.town.list_tasks() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    town.tt("task", "cancel", town.town.list_tasks()[0].id)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 1 and json.loads(out)["state"] == "cancelled"
+
+
+def test_usage_errors_of_assign(town: TownFixture) -> None:
+    assert town.tt("assign", "only-description", "--role", "worker", "x").code == 2
+    assert town.tt("assign", "lonely").code == 2
+    assert town.tt("assign", "a", "b", "--timeout", "3").code == 2
+    assert town.town.list_tasks() == []
+
+
+def _run_in_pty(argv: list[str], cwd: str, seconds: float) -> str:
+    """Run a command with a terminal as stdout and collect what it wrote."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=follower, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "COLUMNS": "120"})
+    os.close(follower)
+    chunks = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.1)
+        if ready:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data.decode(errors="replace"))
+        elif proc.poll() is not None:
+            break
+    proc.wait(10)
+    os.close(leader)
+    return "".join(chunks)
+
+
+def test_wait_shows_a_live_line_on_a_terminal(town: TownFixture) -> None:
+    town.tt("spawn", "alice")
+    town.wait_state("alice", "idle")
+    out = _run_in_pty([TT, "wait", "alice", "--timeout", "1"], str(town.root), 15)
+    assert "\ralice: idle" in out
+    out = _run_in_pty([TT, "assign", "alice", "@sleep 1", "--wait"], str(town.root), 20)
+    assert "\rtask " in out and "completed" in out
