@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import Result, TownFixture
+from tests.helpers import close_town_clients  # noqa: F401
 from tinytown import keys
 from tinytown.models import Agent
 from tinytown.nicknames import default_nickname

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from tests.conftest import RedisServer, Result, TownFixture, wait_until
-from tests.private_town import private_town
+from tests.helpers import close_town_clients, private_town  # noqa: F401
 from tinytown import (
     Agent,
     AgentHandle,

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from tests.conftest import RedisServer, Result, TownFixture, stop_redis, tt, wait_until
+from tests.helpers import close_town_clients  # noqa: F401
 from tinytown.errors import EXIT_REDIS_UNREACHABLE
 from tinytown.redis_server import find_redis_server
 

@@ -265,3 +265,36 @@ def test_tt_worker_runs_in_the_foreground(town: TownFixture) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_spawn_foreground_runs_attached(town: TownFixture) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "tinytown.cli", "spawn", "fg", "--foreground"],
+                            cwd=town.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: town.town.list_agents(), 10, "the record")
+        town.wait_state("fg", "idle")
+        task_id = town.tt("assign", "fg", "attached").out.strip()
+        _wait_task(town, task_id, TaskState.COMPLETED)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C in the terminal: warm shutdown
+        assert proc.wait(20) == 0
+        assert town.agent_state("fg") == "stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_status_deep_shows_rounds_events_and_log_tail(town: TownFixture) -> None:
+    town.tt("spawn", "alice")
+    task_id = town.tt("assign", "alice", "deep look").out.strip()
+    _wait_task(town, task_id, TaskState.COMPLETED)
+    town.wait_state("alice", "idle")
+    r = town.tt("status", "--deep")
+    assert r.code == 0, r.err
+    assert "alice: rounds 1, uptime" in r.out
+    assert "fake agent alice round 1 did" in r.out  # the newest round log's tail
+    assert "idle -> working" in r.out
+    import json
+
+    deep = json.loads(town.tt("status", "--deep", "--json").out)["deep"][0]
+    assert deep["name"] == "alice" and deep["rounds"] == 1

@@ -17,7 +17,7 @@ import redis
 
 import tinytown
 from tests.conftest import TownFixture, wait_until
-from tests.private_town import private_town
+from tests.helpers import close_town_clients, private_town  # noqa: F401
 from tinytown import keys
 from tinytown.errors import MessageTooLarge
 from tinytown.models import MAX_MESSAGE_BYTES, Agent, AgentState, Message, MessageType, Task

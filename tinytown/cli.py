@@ -30,6 +30,7 @@ from tinytown.models import (
     AckKind,
     Agent,
     Message,
+    MessageBody,
     MessageType,
     Priority,
     Task,
@@ -190,7 +191,7 @@ def _agents_table(
 # --- messages -------------------------------------------------------------------
 
 
-def _ack(text: str) -> MessageType:
+def _ack(text: str) -> MessageBody:
     kind, _, reason = text.partition(":")
     kind = kind.strip().lower()
     try:
@@ -228,7 +229,7 @@ def send(
         raise UsageError("the message is empty")
     if urgent and priority and priority != "urgent":
         raise UsageError("--urgent contradicts --priority " + priority)
-    body: MessageType
+    body: MessageBody
     if kind == "query":
         body = MessageType.query(message)
     elif kind == "info":

@@ -65,7 +65,8 @@ class TownPipeline(Pipeline):
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         with map_redis_errors(self.tt_url):
-            return super().execute(raise_on_error)
+            result: list[Any] = super().execute(raise_on_error)
+            return result
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         with map_redis_errors(self.tt_url):
@@ -119,7 +120,7 @@ def connect(settings: Settings, start: bool = True) -> TownRedis:
         from tinytown.errors import ConfigError
 
         raise ConfigError(f"unsupported Redis URL {redact(url)}: use redis://, rediss:// or unix://")
-    client = TownRedis.from_url(
+    client: TownRedis = TownRedis.from_url(
         url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30,
         encoding_errors="replace",  # a foreign non-UTF-8 value is skipped, not a crash
     )

@@ -392,7 +392,7 @@ class CustomMsg(MessageType):
     payload: str
 
 
-Body = Annotated[
+MessageBody = (
     TaskMsg
     | QueryMsg
     | InformationalMsg
@@ -405,9 +405,10 @@ Body = Annotated[
     | PingMsg
     | PongMsg
     | ShutdownMsg
-    | CustomMsg,
-    Field(discriminator="type"),
-]
+    | CustomMsg
+)
+"""Any one message type's body: what `MessageType.<kind>(...)` returns."""
+Body = Annotated[MessageBody, Field(discriminator="type")]
 
 _BODY_FIELDS: dict[str, frozenset[str]] = {}
 _COMMON_FIELDS = ("id", "from", "to", "priority", "created_at", "correlation_id")

@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tinytown.presets import CliCommand, PromptVia
 
 _PR_SET_PDEATHSIG = 1
+_prctl: Any
 try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded before any fork
 except (OSError, AttributeError):  # not Linux

@@ -32,6 +32,7 @@ from tinytown.models import (
     AgentState,
     AgentType,
     Message,
+    MessageBody,
     MessageType,
     Priority,
     SpawnMode,
@@ -340,7 +341,7 @@ class AgentHandle:
 
     def send(
         self,
-        message_type: MessageType,
+        message_type: MessageBody,
         priority: Priority | str = Priority.NORMAL,
         sender: str | None = None,
     ) -> Message:
@@ -430,7 +431,7 @@ class Channel:
     def send(
         self,
         to: str,
-        message_type: MessageType,
+        message_type: MessageBody,
         *,
         priority: Priority | str = Priority.NORMAL,
         sender: str | None = None,
@@ -461,7 +462,7 @@ class Channel:
 
     def broadcast(
         self,
-        message_type: MessageType,
+        message_type: MessageBody,
         *,
         priority: Priority | str = Priority.NORMAL,
         sender: str | None = None,

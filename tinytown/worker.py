@@ -30,6 +30,7 @@ from tinytown.models import (
     Agent,
     AgentState,
     Message,
+    MessageBody,
     MessageType,
     Task,
     TaskState,
@@ -301,8 +302,9 @@ class WorkerRuntime:
         pipe = self.redis.pipeline()
         for m in messages:
             if m.type in ("status_request", "ping"):
-                body = (MessageType.status_response(agent.state, agent.current_task)
-                        if m.type == "status_request" else MessageType.pong())
+                body: MessageBody = (
+                    MessageType.status_response(agent.state, agent.current_task)
+                    if m.type == "status_request" else MessageType.pong())
                 reply = Message(sender=self.agent_id, to=m.sender, body=body,
                                 priority=m.priority, correlation_id=m.id)
                 self.store.push_message(reply, pipe)
@@ -449,7 +451,7 @@ class WorkerRuntime:
             except Exception:  # finished by someone else in between
                 current = self.store.require_task(task.id)
         if current.state == TaskState.COMPLETED:
-            body: MessageType = MessageType.task_done(task.id, current.result or "")
+            body: MessageBody = MessageType.task_done(task.id, current.result or "")
         elif current.state == TaskState.FAILED:
             body = MessageType.task_failed(task.id, current.result or error)
         else:

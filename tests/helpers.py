@@ -1,0 +1,63 @@
+"""Helpers for the record-level tests: a town on a redis-server of its own, and closing
+the Redis clients a test made."""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.conftest import TownFixture, start_redis, stop_redis
+from tinytown.connection import TownRedis
+from tinytown.town import Town
+
+
+@pytest.fixture(autouse=True)
+def close_town_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every TownRedis the test (and its town fixtures) opened, after their teardown.
+
+    Nothing else closes the fixtures' clients; left to the garbage collector, a socket
+    can be finalized before its connection and pytest reports a ResourceWarning at the
+    end of the session. As an autouse fixture this is set up first, so it runs last.
+    """
+    made: weakref.WeakSet[TownRedis] = weakref.WeakSet()
+    original = TownRedis.__init__
+
+    def tracking_init(self: TownRedis, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.add(self)
+
+    monkeypatch.setattr(TownRedis, "__init__", tracking_init)
+    yield
+    for client in list(made):
+        client.close()
+
+
+@contextmanager
+def private_town(tmp_path: Path) -> Iterator[tuple[TownFixture, redis.Redis]]:
+    """A town alone on a redis-server of its own (to see every key or command it gets, or
+    to write keys outside any town); yields the town and a plain client of the server."""
+    server = start_redis()
+    client = server.client()
+    town: TownFixture | None = None
+    try:
+        name = f"p{uuid.uuid4().hex[:10]}"
+        root = tmp_path / name
+        root.mkdir()
+        (root / "tinytown.toml").write_text(
+            f'[town]\nname = "{name}"\n\n[redis]\nurl = "{server.url}"\n\n'
+            '[agent]\ndefault_cli = "claude"\n\n[supervisor]\nautostart = false\n'
+        )
+        town = TownFixture(root, name, Town.connect(root), root / "records")
+        yield town, client
+    finally:
+        if town is not None:
+            town.town.redis.close()
+        client.close()
+        stop_redis(server)
