@@ -10,7 +10,7 @@ import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -264,7 +264,7 @@ class MessageType(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str
-    actionable: bool = Field(default=True, exclude=True, repr=False)
+    actionable: ClassVar[bool] = True  # needs the agent CLI (or a direct answer)
 
     @staticmethod
     def task(description: str) -> TaskMsg:
@@ -333,13 +333,13 @@ class QueryMsg(MessageType):
 
 class InformationalMsg(MessageType):
     type: Literal["informational"] = "informational"
-    actionable: bool = Field(default=False, exclude=True, repr=False)
+    actionable: ClassVar[bool] = False
     summary: str
 
 
 class ConfirmationMsg(MessageType):
     type: Literal["confirmation"] = "confirmation"
-    actionable: bool = Field(default=False, exclude=True, repr=False)
+    actionable: ClassVar[bool] = False
     ack_type: Ack
 
 
@@ -350,14 +350,14 @@ class TaskAssignMsg(MessageType):
 
 class TaskDoneMsg(MessageType):
     type: Literal["task_done"] = "task_done"
-    actionable: bool = Field(default=False, exclude=True, repr=False)
+    actionable: ClassVar[bool] = False
     task_id: Uuid
     result: str
 
 
 class TaskFailedMsg(MessageType):
     type: Literal["task_failed"] = "task_failed"
-    actionable: bool = Field(default=False, exclude=True, repr=False)
+    actionable: ClassVar[bool] = False
     task_id: Uuid
     error: str
 
@@ -368,7 +368,7 @@ class StatusRequestMsg(MessageType):
 
 class StatusResponseMsg(MessageType):
     type: Literal["status_response"] = "status_response"
-    actionable: bool = Field(default=False, exclude=True, repr=False)
+    actionable: ClassVar[bool] = False
     state: AgentState
     current_task: Uuid | None = None
 
@@ -379,7 +379,7 @@ class PingMsg(MessageType):
 
 class PongMsg(MessageType):
     type: Literal["pong"] = "pong"
-    actionable: bool = Field(default=False, exclude=True, repr=False)
+    actionable: ClassVar[bool] = False
 
 
 class ShutdownMsg(MessageType):
@@ -418,7 +418,7 @@ def _body_fields(kind: str) -> frozenset[str]:
     if not _BODY_FIELDS:
         for cls in MessageType.__subclasses__():
             name = cls.model_fields["type"].default
-            _BODY_FIELDS[name] = frozenset(cls.model_fields) - {"type", "actionable"}
+            _BODY_FIELDS[name] = frozenset(cls.model_fields) - {"type"}
     return _BODY_FIELDS.get(kind, frozenset())
 
 

@@ -21,7 +21,6 @@ from tinytown.connection import TownRedis, connect
 from tinytown.errors import (
     AgentNotFound,
     AmbiguousReference,
-    InvalidTransition,
     TaskNotFound,
     TownExists,
     UsageError,
@@ -504,8 +503,3 @@ def _ignore_runtime_dir(root: Path) -> None:
             if lines and lines[-1].strip():
                 f.write("\n")
             f.write(".tt/\n")
-
-
-def ensure_not_terminal_for_work(agent: Agent) -> None:
-    if agent.state.is_terminal:
-        raise InvalidTransition(f"agent {agent.name!r} is {agent.state.value}")

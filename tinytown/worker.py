@@ -119,7 +119,7 @@ class WorkerRuntime:
         if agent.state.is_terminal:
             self.redis.delete(self._key(keys.stop_flag))
             states.transition(self.store, self.agent_id, S.STARTING, reason="worker started",
-                              change=_resumed)
+                              change=_clear_task)
         self.return_inflight()
         rt = self.redis.hgetall(self._key(keys.runtime))
         if rt.get("cli_pgid") and rt.get("host") == self.host:
@@ -463,8 +463,7 @@ class _AlreadyTaken(Exception):
     """Raised inside a task update when someone else claimed the task first."""
 
 
-def _resumed(agent: Agent) -> None:
-    agent.spawn_mode = agent.spawn_mode  # kept: `tt restart` sets resumed itself
+def _clear_task(agent: Agent) -> None:
     agent.current_task = None
 
 
