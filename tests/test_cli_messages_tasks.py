@@ -448,6 +448,11 @@ def test_migrate_never_overwrites(legacy: tuple[TownFixture, redis.Redis]) -> No
     other = "22222222-2222-4333-8444-555555555555"
     assert legacy_town.tt("spawn", "rookie", "--no-start").code == 0
     r.set(f"tt:agent:{other}", _legacy_agent_doc("rookie", other))
+    dry = {e["from"]: e["action"] for e in json.loads(legacy_town.tt("migrate", "--dry-run",
+                                                                     "--json").out)}
+    assert dry[f"tt:task:{LEGACY_TASK}"] == "skipped: target exists"
+    assert dry[f"tt:agent:{other}"] == "skipped: name 'rookie' taken"  # as the real run says
+    assert dry[f"tt:agent:{LEGACY_AGENT}"] == "would move"
     report = {e["from"]: e["action"] for e in json.loads(legacy_town.tt("migrate",
                                                                         "--json").out)}
     assert report[f"tt:task:{LEGACY_TASK}"] == "skipped: target exists"
@@ -491,9 +496,9 @@ def test_migrate_skips_invalid_records_unless_forced(
 
 def _populate(town: TownFixture) -> str:
     _spawn(town, "alice")
-    assert town.tt("send", "alice", "hello").code == 0
+    town.town.channel.send("alice", MessageType.task("hello"))
     task_id = _assign(town, "alice", "work")
-    assert town.tt("send", "supervisor", "note", "--info").code == 0
+    town.town.channel.send("supervisor", MessageType.informational("note"))
     return task_id
 
 
@@ -527,12 +532,12 @@ def test_reset_force(town_factory: Callable[..., TownFixture]) -> None:
 
 def test_reset_agents_only_keeps_tasks(town: TownFixture) -> None:
     task_id = _populate(town)
+    alice = town.town.resolve("alice").id
     r = town.tt("reset", "--force", "--agents-only")
     assert r.code == 0, r.err
     left = town.town_keys()
-    assert f"tt:{town.name}:task:{task_id}" in left
-    assert keys.events(town.name) in left
-    assert not any(":agent:" in k or ":inbox:" in k or ":wake:" in k for k in left)
+    assert left == {f"tt:{town.name}:task:{task_id}", keys.events(town.name)}
+    assert not any(alice in k or SUP in k for k in left)  # nor the agent's round queue
     assert keys.names(town.name) not in left
     assert json.loads(town.tt("task", "list", "--json").out)[0]["id"] == task_id
     assert town.tt("list", "--json").out.strip() == "[]"

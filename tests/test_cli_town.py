@@ -71,7 +71,9 @@ def test_init_default_name_is_the_folder_outside_git(
 ) -> None:
     folder = tmp_path / "my project!"
     folder.mkdir()
-    assert tt("init", cwd=folder, env=_external(redis_server)).code == 0
+    # git must not find a repository above the test's folder, wherever that is
+    env = {**_external(redis_server), "GIT_CEILING_DIRECTORIES": str(tmp_path)}
+    assert tt("init", cwd=folder, env=env).code == 0
     assert tomllib.loads((folder / "tinytown.toml").read_text())["town"]["name"] == "my-project"
 
 

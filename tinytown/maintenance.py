@@ -11,6 +11,7 @@ from redis.exceptions import ResponseError
 from tinytown import keys
 from tinytown.models import Agent, Message, Task
 from tinytown.store import Store, log
+from tinytown.wakeup import queue_key
 
 if TYPE_CHECKING:
     from tinytown.town import Town
@@ -51,11 +52,22 @@ def migrate(store: Store, dry_run: bool = False, force: bool = False) -> list[di
             elif not force and not _valid(store, kind, key):
                 entry["action"] = "skipped: not a valid record (use --force to move it anyway)"
             elif dry_run:
-                entry["action"] = "would move"
+                taken = _taken_name(store, key) if kind == "agent" else None
+                entry["action"] = f"skipped: name {taken!r} taken" if taken else "would move"
             else:
                 entry["action"] = _move(store, kind, key, target)
             report.append(entry)
     return report
+
+
+def _taken_name(store: Store, key: str) -> str | None:
+    """The legacy agent's name when another agent of the town already has it."""
+    try:
+        agent = Agent.from_json(store.r.get(key) or "")
+    except (ValidationError, ResponseError):
+        return None
+    owner = store.r.hget(keys.names(store.town), agent.name)
+    return agent.name if owner and owner != agent.id else None
 
 
 def _move(store: Store, kind: str, key: str, target: str) -> str:
@@ -80,6 +92,8 @@ def reset(town: Town, force: bool = False, agents_only: bool = False) -> list[st
         doomed = set(store.scan_keys(keys.agent_pattern(town.name)))
         for kind in ("inbox", "inflight", "stop", "wake", "runtime", "context"):
             doomed.update(store.scan_keys(f"{keys.prefix(town.name)}{kind}:*"))
+        # the agents' Celery queues: round jobs for agents that are gone
+        doomed.update(store.scan_keys(queue_key(town.name, keys.agent_queue(town.name, "*"))))
         doomed.add(keys.names(town.name))
     else:
         doomed = set(store.scan_keys(f"{keys.prefix(town.name)}*"))
