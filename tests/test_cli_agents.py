@@ -277,3 +277,9 @@ def test_status_on_an_empty_town(town_factory: Callable[..., TownFixture]) -> No
     town = town_factory()
     r = town.tt("status", "--json")
     assert r.code == 0 and json.loads(r.out)["agents"] == []
+
+
+def test_reserved_nickname_refused(town: TownFixture) -> None:
+    r = town.tt("spawn", "alice", "--no-start", "--nickname", "Conductor")
+    assert r.code == 2 and "reserved for the supervisor mailbox" in r.err
+    assert town.town.list_agents() == []

@@ -31,6 +31,7 @@ from tinytown.errors import (
     AgentNotFound,
     AmbiguousReference,
     InvalidTransition,
+    MessageTooLarge,
     TaskNotFound,
     UsageError,
 )
@@ -682,3 +683,28 @@ def test_town_init_api(
         Town.init(tmp_path)
     with pytest.raises(UsageError):
         Town.init(tmp_path / "x", name="no spaces")
+
+
+def test_task_description_over_1_mib_refused(town: TownFixture) -> None:
+    town.tt("spawn", "alice", "--no-start")
+    with pytest.raises(MessageTooLarge):
+        town.town.assign("alice", Task("y" * (1024 * 1024 + 1)))
+    assert town.town.list_tasks() == []
+
+
+def test_completing_a_task_whose_agent_record_is_damaged(town: TownFixture) -> None:
+    town.tt("spawn", "alice", "--no-start")
+    task_id = town.tt("assign", "alice", "finish me").out.strip()
+    agent_id = town.town.resolve("alice").id
+    town.town.redis.set(keys.agent(town.name, agent_id), "{not json")
+    r = town.tt("task", "complete", task_id, "--result", "done anyway")
+    assert r.code == 0, r.err
+    assert "not counting the task" in r.err
+    assert town.town.store.require_task(task_id).state == TaskState.COMPLETED
+
+
+def test_task_show_lists_tags_plainly(town: TownFixture) -> None:
+    town.tt("spawn", "alice", "--no-start")
+    task_id = town.tt("assign", "alice", "tagged", "--tags", "api,urgent").out.strip()
+    out = town.tt("task", "show", task_id).out
+    assert re.search(r"^tags\s+api, urgent$", out, re.M), out

@@ -358,6 +358,8 @@ def _print_task(t: Task, as_json: bool) -> None:
         emit_json(t)
         return
     for key, value in t.to_wire().items():
+        if isinstance(value, list):
+            value = ", ".join(map(str, value)) or None
         click.echo(f"{key:13} {value if value is not None else '-'}")
 
 

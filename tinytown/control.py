@@ -193,6 +193,7 @@ def prune(town: Town, all_agents: bool = False, force: bool = False) -> dict[str
 
 def down(town: Town) -> dict[str, Any]:
     """Stop workers, supervisors and (for the embedded default) the town's Redis."""
+    running = [a.id for a in town.list_agents() if worker_status(town, a)[0]]
     killed = stop_all(town)
     _wait_terminal(town, [a.id for a in killed], 15)
     host = socket.gethostname()
@@ -203,7 +204,7 @@ def down(town: Town) -> dict[str, Any]:
             os.kill(int(rt["pid"]), signal.SIGTERM)  # warm shutdown; it records its state
             lingering.append(int(rt["pid"]))
     _wait_pids(lingering, 15)
-    workers = len(killed)
+    workers = len(running)
     supervisors = 0
     for owner in town.redis.hkeys(keys.supervisors(town.name)):
         pid, _, owner_host = owner.partition("@")

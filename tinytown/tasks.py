@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from redis.client import Pipeline
+from redis.exceptions import ResponseError
 
 from tinytown import keys
 from tinytown.errors import InvalidTransition, TaskNotFound
 from tinytown.models import Agent, Task, TaskState, utcnow
-from tinytown.store import Store
+from tinytown.store import Store, log
 
 RESULT_LIMIT = 4000  # characters of output kept as a task's result
 
@@ -31,8 +33,7 @@ def finish_task(store: Store, task_id: str, state: TaskState, text: str | None) 
         agent_key = keys.agent(store.town, task.assigned_to) if task.assigned_to else None
         if agent_key and state == TaskState.COMPLETED:
             pipe.watch(agent_key)
-            agent_raw = pipe.get(agent_key)
-            agent = Agent.from_json(agent_raw) if agent_raw else None
+            agent = _agent_or_none(pipe, agent_key)
         now = utcnow()
         task.state = state
         task.completed_at = now
@@ -49,6 +50,16 @@ def finish_task(store: Store, task_id: str, state: TaskState, text: str | None) 
         return task
 
     return store.transaction(body, task_key)
+
+
+def _agent_or_none(pipe: Pipeline, key: str) -> Agent | None:
+    """The assignee's record; a damaged one is skipped (the task still finishes)."""
+    try:
+        raw = pipe.get(key)
+        return Agent.from_json(raw) if raw else None
+    except (ValidationError, ResponseError):
+        log.warning("not counting the task for %s: not a valid Agent record", key)
+        return None
 
 
 def start_task(store: Store, task_id: str) -> Task | None:

@@ -21,12 +21,14 @@ from tinytown.connection import TownRedis, connect
 from tinytown.errors import (
     AgentNotFound,
     AmbiguousReference,
+    MessageTooLarge,
     TaskNotFound,
     TownExists,
     UsageError,
     WaitTimeout,
 )
 from tinytown.models import (
+    MAX_MESSAGE_BYTES,
     Agent,
     AgentState,
     AgentType,
@@ -189,6 +191,8 @@ class Town:
         resolve_cli(self.settings, cli)  # refuse an empty or unparsable command now
         if nickname is not None and not nickname.strip():
             raise UsageError("a nickname cannot be empty")
+        if nickname is not None and nickname.strip().lower() in RESERVED_NAMES:
+            raise UsageError(f"nickname {nickname!r} is reserved for the supervisor mailbox")
         if fork and parent is None:
             raise UsageError("--fork needs --parent: a forked agent inherits its parent's context")
         if max_rounds is not None and max_rounds < 1:
@@ -223,6 +227,11 @@ class Town:
             raise UsageError("tasks are assigned to worker agents, not to the supervisor")
         if isinstance(task, str):
             task = Task(task)
+        if len(task.description.encode()) > MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(
+                f"the description is {len(task.description.encode())} bytes;"
+                f" the limit is {MAX_MESSAGE_BYTES} (1 MiB)"
+            )
         if task.parent_id and self.store.get_task(task.parent_id) is None:
             raise TaskNotFound(f"parent task {task.parent_id} does not exist")
         task.state = TaskState.ASSIGNED
