@@ -198,10 +198,12 @@ def test_agent_old_record_without_new_fields() -> None:
     assert wire["parent_agent_id"] is None and wire["current_scope"] is None
 
 
-def test_agent_without_nickname_reads_the_1920s_default() -> None:
+def test_agent_without_nickname_shows_the_1920s_default() -> None:
     doc = {**AGENT_DOC, "nickname": None}
+    agent = Agent.from_json(json.dumps(doc))
     # 0x55 0x0e: (85*256 + 14) % 400 = 21774 % 400 = 174 -> boys[174]
-    assert Agent.from_json(json.dumps(doc)).nickname == _names()["boys"][174]
+    assert agent.display_nickname == _names()["boys"][174]
+    assert agent.to_wire() == doc  # a stored null stays null
 
 
 def test_agent_keeps_unknown_fields() -> None:

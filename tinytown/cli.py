@@ -114,7 +114,7 @@ def spawn(
     if as_json:
         emit_json(agent)
     else:
-        click.echo(f"spawned {agent.name} ({agent.nickname}) {agent.id}")
+        click.echo(f"spawned {agent.name} ({agent.display_nickname}) {agent.id}")
     if foreground:
         from tinytown.worker import run_worker
 

@@ -171,7 +171,7 @@ class Agent(WireModel):
         if agent_type is not None:
             data["agent_type"] = agent_type
         super().__init__(**data)
-        if self.nickname is None:
+        if self.nickname is None and not _reading.get():  # a stored null stays null
             from tinytown.nicknames import default_nickname
 
             self.nickname = default_nickname(self.id)

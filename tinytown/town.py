@@ -148,13 +148,13 @@ class Town:
         if by_name:
             return by_name[0]
         for candidates in (
-            [a for a in agents if a.nickname and a.nickname.lower() == ref.lower()],
+            [a for a in agents if a.display_nickname.lower() == ref.lower()],
             [a for a in agents if _HEX_PREFIX.match(ref) and a.id.startswith(ref.lower())],
         ):
             if len(candidates) == 1:
                 return candidates[0]
             if candidates:
-                listed = ", ".join(f"{a.name} ({a.nickname}, {a.id[:8]})" for a in candidates)
+                listed = ", ".join(f"{a.name} ({a.display_nickname}, {a.id[:8]})" for a in candidates)
                 raise AmbiguousReference(f"{ref!r} matches several agents: {listed}")
         raise AgentNotFound(
             f"no agent {ref!r} in town {self.name!r} (try `tt list` for names and ids)"
