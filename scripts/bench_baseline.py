@@ -106,7 +106,7 @@ def echo(socket_path: str, inbox: str, replies: str) -> None:
     r = redis.Redis(unix_socket_path=socket_path, decode_responses=True)
     r.lpush(replies, "ready 0")
     while True:
-        item = r.blpop([inbox], timeout=0)
+        item = r.blpop([inbox], timeout=5)  # finite: redis-py may time a forever-read out
         if item is None:
             continue
         got = time.time()

@@ -154,7 +154,9 @@ class Town:
             if len(candidates) == 1:
                 return candidates[0]
             if candidates:
-                listed = ", ".join(f"{a.name} ({a.display_nickname}, {a.id[:8]})" for a in candidates)
+                listed = ", ".join(
+                    f"{a.name} ({a.display_nickname}, {a.id[:8]})" for a in candidates
+                )
                 raise AmbiguousReference(f"{ref!r} matches several agents: {listed}")
         raise AgentNotFound(
             f"no agent {ref!r} in town {self.name!r} (try `tt list` for names and ids)"
