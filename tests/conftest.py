@@ -236,12 +236,14 @@ def town_factory(
         return fixture
 
     yield make
+    client = redis_server.client()
     for fixture in made:
         _stop_town_processes(fixture.town)
-        client = redis_server.client()
+        fixture.town.redis.close()
         doomed = list(client.scan_iter(match=f"tt:{fixture.name}:*", count=1000))
         if doomed:
             client.delete(*doomed)
+    client.close()
 
 
 @pytest.fixture
