@@ -29,6 +29,7 @@ def make_app(settings: Settings) -> Celery:
     prefix = {"global_keyprefix": keys.celery_prefix(town)}
     app.conf.update(
         CELERY_SETTINGS,
+        # (kombu's polling_interval: 5 cut idle CPU ~20% but made warm shutdown hang)
         broker_transport_options=prefix,
         result_backend_transport_options=prefix,
         control_exchange=f"tt.{town}.control",

@@ -126,6 +126,8 @@ def restart(town: Town, agent_id: str) -> Agent:
 
     kill_local_processes(town.store, agent_id)  # a worker marked error may still run
     town.redis.delete(keys.stop_flag(town.name, agent_id))
+    # the dead worker's pid must not make the supervisor think the new one died
+    town.redis.hdel(keys.runtime(town.name, agent_id), "pid", "cli_pgid")
 
     def resumed(a: Agent) -> None:
         a.spawn_mode = "resumed"  # type: ignore[assignment]

@@ -2,13 +2,16 @@
 own process group, a time limit, and output to the round's log file.
 
 The CLI dies with its worker: it gets PR_SET_PDEATHSIG (SIGKILL) so even a SIGKILLed
-worker takes it down, and its whole process group is killed when the round ends.
+worker takes it down, and its whole process group is killed when the round ends. The
+death signal is set by util-linux's `setpriv` where it exists: a `preexec_fn` would
+stop subprocess from using vfork and fork the whole worker (about 4 ms a round).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -29,9 +32,19 @@ except (OSError, AttributeError):  # not Linux
     _prctl = None
 
 
+_SETPRIV = shutil.which("setpriv")
+_STDIN_INLINE = 32 * 1024  # smaller prompts fit the pipe: written without a thread
+
+
 def _die_with_parent() -> None:
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _launch(argv: list[str], **popen: Any) -> subprocess.Popen[bytes]:
+    if _SETPRIV:
+        return subprocess.Popen([_SETPRIV, "--pdeathsig", "KILL", "--", *argv], **popen)
+    return subprocess.Popen(argv, preexec_fn=_die_with_parent, **popen)
 
 
 @dataclass
@@ -101,16 +114,21 @@ def run_cli(
     try:
         with log_path.open("ab") as log:
             stdin = subprocess.PIPE if command.prompt_via == PromptVia.STDIN else subprocess.DEVNULL
+            env = {**env, **command.env}
+            executable = _find_executable(argv[0], workdir, env.get("PATH"))
+            if executable is None:
+                reason = f"cannot run {argv[0]!r}: no such executable file"
+                log.write(f"tinytown: {reason}\n".encode())
+                return RunResult(None, "", error=reason)
             try:
-                proc = subprocess.Popen(
-                    argv,
+                proc = _launch(
+                    [executable, *argv[1:]],
                     stdin=stdin,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=workdir,
-                    env={**env, **command.env},
+                    env=env,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
                     close_fds=True,
                 )
             except OSError as exc:
@@ -120,7 +138,10 @@ def run_cli(
             if on_start is not None:
                 on_start(proc.pid)
             if proc.stdin is not None:
-                threading.Thread(target=_feed, args=(proc.stdin, prompt), daemon=True).start()
+                if len(prompt) <= _STDIN_INLINE:
+                    _feed(proc.stdin, prompt)
+                else:  # a CLI that reads late must not block the round's timer
+                    threading.Thread(target=_feed, args=(proc.stdin, prompt), daemon=True).start()
             timed_out = False
             try:
                 proc.wait(timeout=timeout)
@@ -135,6 +156,14 @@ def run_cli(
     return RunResult(
         None if timed_out else proc.returncode, tail(log_path, output_limit), timed_out
     )
+
+
+def _find_executable(name: str, workdir: Path, path: str | None) -> str | None:
+    """Where `name` is, as execvp would find it from `workdir`; None if nowhere."""
+    if "/" in name:
+        candidate = name if os.path.isabs(name) else str(workdir / name)
+        return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
+    return shutil.which(name, path=path)
 
 
 def _feed(stdin: object, prompt: str) -> None:

@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from tinytown import keys, states
 from tinytown.connection import connect
 from tinytown.errors import TinytownError
 from tinytown.models import Agent, utcnow
+from tinytown.processes import pid_alive
 from tinytown.recovery import recover_agent
 from tinytown.settings import Settings
 from tinytown.store import Store
@@ -55,6 +57,8 @@ class Supervisor:
         self.stopping = threading.Event()
         self.leading_since: float | None = None
         self._offline: dict[str, float] = {}
+        self._seen: dict[str, datetime] = {}  # agent id -> newest heartbeat event
+        self.host = socket.gethostname()
         self._receiver: Any = None
 
     # --- leadership -------------------------------------------------------------
@@ -88,7 +92,7 @@ class Supervisor:
         self.leading_since = time.monotonic()
         events = threading.Thread(target=self._consume_events, daemon=True)
         events.start()
-        tick = min(0.5, self.settings.supervisor.heartbeat_timeout_secs / 4)
+        tick = min(1.0, self.settings.supervisor.heartbeat_timeout_secs / 4)
         last_renew = time.monotonic()
         while not self.stopping.wait(tick):
             if time.monotonic() - last_renew >= self.lock_ttl / 3:
@@ -133,40 +137,56 @@ class Supervisor:
             return
         if kind in ("worker-heartbeat", "worker-online"):
             self._offline.pop(agent_id, None)
-            try:
-                self.store.update_agent(agent_id, _beat)
-            except TinytownError:
-                pass  # pruned
+            self._seen[agent_id] = utcnow()  # written to the record by check_agents
         elif kind == "worker-offline":
             self._offline[agent_id] = time.monotonic()
 
     # --- crash detection ----------------------------------------------------------
 
     def check_agents(self) -> None:
+        """One pass: refresh heartbeats, then recover agents whose worker is gone.
+
+        A worker on this host whose process has exited is recovered at once; any
+        other is recovered when its heartbeat is older than the limit.
+        """
         limit = self.settings.supervisor.heartbeat_timeout_secs
         grace = self.leading_since is not None and time.monotonic() - self.leading_since < limit
-        for agent in self.store.list_agents():
-            if agent.state not in states.ALLOWED_LIVE:
-                self._offline.pop(agent.id, None)
-                continue
+        live = [a for a in self.store.list_agents() if a.state in states.ALLOWED_LIVE]
+        for gone in set(self._offline) - {a.id for a in live}:
+            self._offline.pop(gone, None)
+        pipe = self.redis.pipeline(transaction=False)
+        for agent in live:
+            pipe.hmget(keys.runtime(self.settings.town, agent.id), "pid", "host")
+        runtimes = pipe.execute() if live else []
+        for agent, (pid, host) in zip(live, runtimes, strict=True):
+            agent = self._refresh_heartbeat(agent)
             went = self._offline.get(agent.id)
             if went is not None and time.monotonic() - went > 2.0:
                 self._offline.pop(agent.id, None)
-                self._went_offline(agent)
-                continue
-            silent = (utcnow() - agent.last_heartbeat).total_seconds()
-            if silent > limit and not grace:
-                log.warning("agent %s: no heartbeat for %.1fs: error", agent.name, silent)
-                recover_agent(self.store, agent,
-                              f"no heartbeat for {silent:.0f}s (limit {limit:g}s)")
+                recover_agent(self.store, agent, "worker went offline without a final state")
+            elif pid and host == self.host and not pid_alive(int(pid)):
+                log.warning("agent %s: worker process %s is gone: error", agent.name, pid)
+                recover_agent(self.store, agent, f"worker process {pid} exited")
+            else:
+                silent = (utcnow() - agent.last_heartbeat).total_seconds()
+                if silent > limit and not grace:
+                    log.warning("agent %s: no heartbeat for %.1fs: error", agent.name, silent)
+                    recover_agent(self.store, agent,
+                                  f"no heartbeat for {silent:.0f}s (limit {limit:g}s)")
 
-    def _went_offline(self, agent: Agent) -> None:
-        """A worker said goodbye but its agent is still live: it exited uncleanly."""
-        recover_agent(self.store, agent, "worker went offline without a final state")
+    def _refresh_heartbeat(self, agent: Agent) -> Agent:
+        """Write the newest heartbeat seen into the record, at most every two intervals."""
+        seen = self._seen.get(agent.id)
+        every = 2 * self.settings.supervisor.heartbeat_interval_secs
+        if seen is None or (seen - agent.last_heartbeat).total_seconds() < every:
+            return agent
+        try:
+            return self.store.update_agent(agent.id, lambda a: _beat(a, seen))
+        except TinytownError:
+            return agent  # pruned meanwhile
 
-
-def _beat(agent: Agent) -> None:
-    agent.last_heartbeat = utcnow()
+def _beat(agent: Agent, when: datetime) -> None:
+    agent.last_heartbeat = max(agent.last_heartbeat, when)
 
 
 def run_supervisor(settings: Settings) -> int:

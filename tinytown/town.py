@@ -143,6 +143,11 @@ class Town:
             if agent is None:
                 raise AgentNotFound(f"no agent with id {ref} in town {self.name!r}")
             return agent
+        owner = self.redis.hget(keys.names(self.name), ref)  # the common case: one lookup
+        if owner:
+            named = self.store.get_agent(owner)
+            if named is not None and named.name == ref:
+                return named
         agents = self.store.list_agents()
         by_name = [a for a in agents if a.name == ref]
         if by_name:

@@ -364,8 +364,10 @@ class WorkerRuntime:
             inherited = [json.loads(x) for x in reversed(raw)]
             parent = self.store.get_agent(agent.parent_agent_id)
             parent_name = parent.name if parent else "?"
-        names = {a.id: a.name for a in self.store.list_agents()}
-        names[keys.SUPERVISOR_ID] = "supervisor"
+        names = {keys.SUPERVISOR_ID: "supervisor"}
+        for sender in {m.sender, *(n.sender for n in notes)} - names.keys():
+            found = self.store.get_agent(sender)
+            names[sender] = found.name if found else sender
         return RoundInput(agent=agent, town=self.town, actionable=m, task=task, notes=notes,
                           inherited=inherited, parent_name=parent_name, sender_names=names)
 
