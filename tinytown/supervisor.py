@@ -58,6 +58,7 @@ class Supervisor:
         self.leading_since: float | None = None
         self._offline: dict[str, float] = {}
         self._seen: dict[str, datetime] = {}  # agent id -> newest heartbeat event
+        self._ids: dict[str, str] = {}  # agent name -> id, refreshed every check
         self.host = socket.gethostname()
         self._receiver: Any = None
 
@@ -123,9 +124,14 @@ class Supervisor:
                 self.stopping.wait(1.0)
 
     def _agent_for(self, hostname: str | None) -> str | None:
+        """The agent id of a worker's hostname (name@host); names are cached per tick."""
         if not hostname or "@" not in hostname:
             return None
-        owner = self.redis.hget(keys.names(self.settings.town), hostname.split("@", 1)[0])
+        name = hostname.split("@", 1)[0]
+        known = self._ids.get(name)
+        if known is not None:
+            return known
+        owner = self.redis.hget(keys.names(self.settings.town), name)
         return str(owner) if owner else None
 
     def on_event(self, event: dict[str, Any]) -> None:
@@ -151,7 +157,9 @@ class Supervisor:
         """
         limit = self.settings.supervisor.heartbeat_timeout_secs
         grace = self.leading_since is not None and time.monotonic() - self.leading_since < limit
-        live = [a for a in self.store.list_agents() if a.state in states.ALLOWED_LIVE]
+        agents = self.store.list_agents()
+        self._ids = {a.name: a.id for a in agents}
+        live = [a for a in agents if a.state in states.ALLOWED_LIVE]
         for gone in set(self._offline) - {a.id for a in live}:
             self._offline.pop(gone, None)
         pipe = self.redis.pipeline(transaction=False)
