@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import TownFixture, start_redis, stop_redis
+from tests.conftest import Result, TownFixture, start_redis, stop_redis
 from tinytown.connection import TownRedis
 from tinytown.town import Town
 
@@ -61,3 +61,26 @@ def private_town(tmp_path: Path) -> Iterator[tuple[TownFixture, redis.Redis]]:
             town.town.redis.close()
         client.close()
         stop_redis(server)
+
+
+def one_line_error(r: Result, code: int | None = None) -> str:
+    """Assert `r` failed with exactly one `tt: ...` line on stderr (no traceback)."""
+    assert r.code != 0, r
+    if code is not None:
+        assert r.code == code, r
+    assert "Traceback" not in r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    assert lines[0].startswith("tt: "), r.err
+    return lines[0]
+
+
+def key_snapshot(town: TownFixture) -> dict[str, Any]:
+    """Every key of the town with its value, to prove a failed command wrote nothing."""
+    r = town.town.redis
+    out: dict[str, Any] = {}
+    for key in town.town_keys():
+        kind = r.type(key)
+        out[key] = (r.get(key) if kind == "string" else r.hgetall(key) if kind == "hash"
+                    else r.lrange(key, 0, -1) if kind == "list" else r.xlen(key))
+    return out

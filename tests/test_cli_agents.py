@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import Result, TownFixture
-from tests.helpers import close_town_clients  # noqa: F401
+from tests.helpers import close_town_clients, key_snapshot, one_line_error  # noqa: F401
 from tinytown import keys
 from tinytown.models import Agent
 from tinytown.nicknames import default_nickname
@@ -25,24 +25,8 @@ def _spawn(town: TownFixture, name: str, *args: str) -> dict:
     return doc
 
 
-def _one_line_error(r: Result) -> str:
-    assert r.code != 0, r
-    assert "Traceback" not in r.err
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1, r.err
-    assert lines[0].startswith("tt: ")
-    return lines[0]
 
 
-def _snapshot(town: TownFixture) -> dict[str, object]:
-    """Every key of the town with its value, to prove a failed command wrote nothing."""
-    r = town.town.redis
-    out: dict[str, object] = {}
-    for key in town.town_keys():
-        kind = r.type(key)
-        out[key] = (r.get(key) if kind == "string" else r.hgetall(key) if kind == "hash"
-                    else r.lrange(key, 0, -1) if kind == "list" else r.xlen(key))
-    return out
 
 
 # --- spawn ----------------------------------------------------------------------------
@@ -96,12 +80,12 @@ def test_builtin_roles(town: TownFixture, role: str) -> None:
 
 
 def test_unknown_role_lists_the_known_ones(town: TownFixture) -> None:
-    before = _snapshot(town)
-    line = _one_line_error(town.tt("spawn", "x", "--no-start", "--role", "wizard"))
+    before = key_snapshot(town)
+    line = one_line_error(town.tt("spawn", "x", "--no-start", "--role", "wizard"))
     assert "wizard" in line
     for role in ("worker", "reviewer", "researcher", "architect", "tester", "devops"):
         assert role in line
-    assert _snapshot(town) == before
+    assert key_snapshot(town) == before
 
 
 def test_roles_from_the_config(town: TownFixture) -> None:
@@ -113,7 +97,7 @@ def test_roles_from_the_config(town: TownFixture) -> None:
     assert _spawn(town, "w2", "--role", "docs", "--cli", "codex")["cli"] == "codex"
     triage = _spawn(town, "sorter", "--role", "triage")
     assert triage["cli"] == town.town.settings.agent.default_cli
-    line = _one_line_error(town.tt("spawn", "x", "--no-start", "--role", "wizard"))
+    line = one_line_error(town.tt("spawn", "x", "--no-start", "--role", "wizard"))
     assert "docs" in line and "triage" in line and "worker" in line
 
 
@@ -137,12 +121,12 @@ def test_spawn_refusals_write_nothing(
     town: TownFixture, args: list[str], exit_code: int, says: str
 ) -> None:
     _spawn(town, "alice")
-    before = _snapshot(town)
+    before = key_snapshot(town)
     options = ["--no-start"] if args[0] == "--" else []
     r = town.tt("spawn", *options, *args, *([] if options else ["--no-start"]))
     assert r.code == exit_code, r
-    assert says in _one_line_error(r)
-    assert _snapshot(town) == before
+    assert says in one_line_error(r)
+    assert key_snapshot(town) == before
 
 
 def test_name_length_limit_and_allowed_characters(town: TownFixture) -> None:
@@ -186,34 +170,34 @@ def test_a_name_wins_over_a_nickname(town: TownFixture) -> None:
 def test_ambiguous_nickname_lists_the_candidates(town: TownFixture) -> None:
     one = _spawn(town, "one", "--nickname", "Twin")
     two = _spawn(town, "two", "--nickname", "Twin")
-    before = _snapshot(town)
-    line = _one_line_error(_send_to(town, "Twin"))
+    before = key_snapshot(town)
+    line = one_line_error(_send_to(town, "Twin"))
     assert "several agents" in line
     assert "one" in line and "two" in line
     assert one["id"][:8] in line and two["id"][:8] in line
-    assert _snapshot(town) == before
+    assert key_snapshot(town) == before
 
 
 def test_ambiguous_and_short_uuid_prefixes(town: TownFixture) -> None:
     for name, ident in (("p1", "abcd1111-0000-4000-8000-000000000001"),
                         ("p2", "abcd2222-0000-4000-8000-000000000002")):
         town.town.store.create_agent(Agent(name=name, id=ident))
-    line = _one_line_error(_send_to(town, "abcd"))
+    line = one_line_error(_send_to(town, "abcd"))
     assert "p1" in line and "p2" in line
     assert json.loads(_send_to(town, "abcd2").out)["to"].startswith("abcd2222")
-    assert "no agent 'abc'" in _one_line_error(_send_to(town, "abc"))  # under 4 characters
-    assert "no agent" in _one_line_error(_send_to(town, "abcd3"))
+    assert "no agent 'abc'" in one_line_error(_send_to(town, "abc"))  # under 4 characters
+    assert "no agent" in one_line_error(_send_to(town, "abcd3"))
 
 
 def test_unknown_agent(town: TownFixture) -> None:
     _spawn(town, "alice")
-    before = _snapshot(town)
+    before = key_snapshot(town)
     for command in (["send", "ghost", "hi"], ["assign", "ghost", "work"], ["inbox", "ghost"],
                     ["task", "list", "--agent", "ghost"], ["task", "current", "ghost"],
                     ["send", "00000000-0000-4000-8000-00000000beef", "hi"]):
-        line = _one_line_error(town.tt(*command))
+        line = one_line_error(town.tt(*command))
         assert "no agent" in line and town.name in line, line
-    assert _snapshot(town) == before
+    assert key_snapshot(town) == before
 
 
 # --- tt list, tt status ---------------------------------------------------------------

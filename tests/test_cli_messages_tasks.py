@@ -13,8 +13,13 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import RedisServer, Result, TownFixture, wait_until
-from tests.helpers import close_town_clients, private_town  # noqa: F401
+from tests.conftest import RedisServer, TownFixture, wait_until
+from tests.helpers import (  # noqa: F401
+    close_town_clients,
+    key_snapshot,
+    one_line_error,
+    private_town,
+)
 from tinytown import (
     Agent,
     AgentHandle,
@@ -53,25 +58,8 @@ def _inbox(town: TownFixture, agent_id: str) -> list[dict[str, Any]]:
     return [json.loads(m) for m in town.town.redis.lrange(keys.inbox(town.name, agent_id), 0, -1)]
 
 
-def _one_line_error(r: Result, code: int | None = None) -> str:
-    assert r.code != 0, r
-    if code is not None:
-        assert r.code == code, r
-    assert "Traceback" not in r.err
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1, r.err
-    assert lines[0].startswith("tt: ")
-    return lines[0]
 
 
-def _snapshot(town: TownFixture) -> dict[str, Any]:
-    r = town.town.redis
-    out: dict[str, Any] = {}
-    for key in town.town_keys():
-        kind = r.type(key)
-        out[key] = (r.get(key) if kind == "string" else r.hgetall(key) if kind == "hash"
-                    else r.lrange(key, 0, -1) if kind == "list" else r.xlen(key))
-    return out
 
 
 # --- tt send --------------------------------------------------------------------------
@@ -113,11 +101,11 @@ def test_send_plain_output(town: TownFixture) -> None:
 
 def test_send_bad_ack_kind(town: TownFixture) -> None:
     _spawn(town, "alice")
-    before = _snapshot(town)
-    line = _one_line_error(town.tt("send", "alice", "maybe", "--ack"), 2)
+    before = key_snapshot(town)
+    line = one_line_error(town.tt("send", "alice", "maybe", "--ack"), 2)
     for kind in ("received", "acknowledged", "thanks", "approved", "rejected"):
         assert kind in line
-    assert _snapshot(town) == before
+    assert key_snapshot(town) == before
 
 
 def test_send_priorities(town: TownFixture) -> None:
@@ -129,11 +117,11 @@ def test_send_priorities(town: TownFixture) -> None:
     got = [(m["description"], m["priority"]) for m in _inbox(town, alice)]
     assert got == [("u2", "urgent"), ("h1", "high"), ("u1", "urgent"), ("n1", "normal"),
                    ("l1", "low"), ("n2", "normal")]
-    before = _snapshot(town)
-    assert "contradicts" in _one_line_error(
+    before = key_snapshot(town)
+    assert "contradicts" in one_line_error(
         town.tt("send", "alice", "x", "--urgent", "--priority", "low"), 2)
-    _one_line_error(town.tt("send", "alice", "x", "--priority", "asap"), 2)
-    assert _snapshot(town) == before
+    one_line_error(town.tt("send", "alice", "x", "--priority", "asap"), 2)
+    assert key_snapshot(town) == before
 
 
 def test_send_sender(town: TownFixture) -> None:
@@ -152,20 +140,20 @@ def test_send_sender(town: TownFixture) -> None:
     assert sender(env={"TINYTOWN_AGENT_ID": bob, "TINYTOWN_AGENT_NAME": "alice"}) == bob
     assert sender("--from", "alice", env={"TINYTOWN_AGENT_ID": bob}) == alice
     assert sender("--from", "supervisor", env={"TINYTOWN_AGENT_ID": bob}) == SUP
-    before = _snapshot(town)
-    assert "ghost" in _one_line_error(town.tt("send", "alice", "hi", "--from", "ghost"))
-    assert "ghost" in _one_line_error(
+    before = key_snapshot(town)
+    assert "ghost" in one_line_error(town.tt("send", "alice", "hi", "--from", "ghost"))
+    assert "ghost" in one_line_error(
         town.tt("send", "alice", "hi", env={"TINYTOWN_AGENT_NAME": "ghost"}))
-    assert _snapshot(town) == before
+    assert key_snapshot(town) == before
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t"])
 def test_send_empty_message_refused(town: TownFixture, text: str) -> None:
     _spawn(town, "alice")
-    before = _snapshot(town)
-    assert "empty" in _one_line_error(town.tt("send", "alice", text), 2)
-    assert "empty" in _one_line_error(town.tt("send", "alice", "-", input=text), 2)
-    assert _snapshot(town) == before
+    before = key_snapshot(town)
+    assert "empty" in one_line_error(town.tt("send", "alice", text), 2)
+    assert "empty" in one_line_error(town.tt("send", "alice", "-", input=text), 2)
+    assert key_snapshot(town) == before
 
 
 def test_send_to_the_supervisor(town: TownFixture) -> None:
@@ -214,7 +202,7 @@ def test_inbox(town: TownFixture) -> None:
     # reading consumed nothing
     assert town.town.store.inbox_len(alice) == 2 and town.town.store.inbox_len(SUP) == 1
     assert town.town.store.inbox_len(bob) == 0
-    assert "not both" in _one_line_error(town.tt("inbox", "alice", "--all"), 2)
+    assert "not both" in one_line_error(town.tt("inbox", "alice", "--all"), 2)
 
 
 # --- tt assign ------------------------------------------------------------------------
@@ -257,9 +245,9 @@ def test_assign_refusals_write_nothing(
     town: TownFixture, args: list[str], code: int, says: str
 ) -> None:
     _spawn(town, "alice")
-    before = _snapshot(town)
-    assert says in _one_line_error(town.tt("assign", *args), code)
-    assert _snapshot(town) == before
+    before = key_snapshot(town)
+    assert says in one_line_error(town.tt("assign", *args), code)
+    assert key_snapshot(town) == before
 
 
 # --- tt task --------------------------------------------------------------------------
@@ -277,14 +265,14 @@ def test_task_show(town: TownFixture) -> None:
     fields = dict(line.split(None, 1) for line in r.out.splitlines())
     assert fields["id"] == task_id and fields["state"] == "assigned"
     assert fields["description"] == "Build it" and fields["completed_at"] == "-"
-    assert "no task" in _one_line_error(town.tt("task", "show", "00000000"))
-    assert "no task" in _one_line_error(town.tt("task", "show", "abc"))
+    assert "no task" in one_line_error(town.tt("task", "show", "00000000"))
+    assert "no task" in one_line_error(town.tt("task", "show", "abc"))
 
 
 def test_task_ambiguous_prefix(town: TownFixture) -> None:
     for ident in ("feed0001-0000-4000-8000-000000000000", "feed0002-0000-4000-8000-000000000000"):
         town.town.store.put_task(Task("t", id=ident))
-    line = _one_line_error(town.tt("task", "show", "feed"))
+    line = one_line_error(town.tt("task", "show", "feed"))
     assert "feed0001" in line and "feed0002" in line
     assert town.tt("task", "show", "feed0002").code == 0
 
@@ -315,7 +303,7 @@ def test_task_list_filters(town: TownFixture) -> None:
                                              "DESCRIPTION"]
     assert t1[:8] in r.out and t3[:8] in r.out and t2[:8] not in r.out
     assert "alice" in r.out and alice not in r.out
-    _one_line_error(town.tt("task", "list", "--state", "lost"), 2)
+    one_line_error(town.tt("task", "list", "--state", "lost"), 2)
 
 
 def test_complete_counts_once(town: TownFixture) -> None:
@@ -328,10 +316,10 @@ def test_complete_counts_once(town: TownFixture) -> None:
     assert task.state == TaskState.COMPLETED and task.result == "all good"
     assert task.completed_at is not None
     assert town.town.store.require_agent(alice).tasks_completed == 1
-    before = _snapshot(town)
+    before = key_snapshot(town)
     for command in (["complete", task_id], ["fail", task_id], ["cancel", task_id]):
-        assert "already completed" in _one_line_error(town.tt("task", *command), 1)
-    assert _snapshot(town) == before
+        assert "already completed" in one_line_error(town.tt("task", *command), 1)
+    assert key_snapshot(town) == before
     assert town.town.store.require_agent(alice).tasks_completed == 1
 
 
@@ -346,9 +334,9 @@ def test_fail_and_cancel(town: TownFixture) -> None:
     assert failed["completed_at"] is not None
     r = town.tt("task", "cancel", t2)
     assert r.code == 0 and r.out.strip() == f"task {t2} cancelled"
-    assert "already cancelled" in _one_line_error(town.tt("task", "complete", t2))
+    assert "already cancelled" in one_line_error(town.tt("task", "complete", t2))
     assert town.town.store.require_agent(alice).tasks_completed == 0  # only completions count
-    assert "no task" in _one_line_error(town.tt("task", "complete",
+    assert "no task" in one_line_error(town.tt("task", "complete",
                                                 "00000000-0000-4000-8000-000000000000"))
 
 
@@ -366,7 +354,7 @@ def test_task_current(town: TownFixture) -> None:
         r = town.tt("task", "current", "--json", env=env)
         assert r.code == 0 and json.loads(r.out)["id"] == task_id
     assert "id" in town.tt("task", "current", "alice").out
-    assert "AGENT" in _one_line_error(town.tt("task", "current"), 2)
+    assert "AGENT" in one_line_error(town.tt("task", "current"), 2)
 
 
 # --- tt migrate -----------------------------------------------------------------------
@@ -506,26 +494,26 @@ def _populate(town: TownFixture) -> str:
 def test_reset_without_force_deletes_nothing(town_factory: Callable[..., TownFixture]) -> None:
     town = town_factory()
     _populate(town)
-    before = _snapshot(town)
+    before = key_snapshot(town)
     r = town.tt("reset")
     assert r.code == 0, r.err
     assert f"would delete {len(before)} key(s) (add --force to delete)" in r.out
     assert {line.strip() for line in r.out.splitlines()[1:]} == set(before)
     assert json.loads(town.tt("reset", "--json").out) == {"would_delete": sorted(before)}
     assert town.tt("reset", "--agents-only").code == 0
-    assert _snapshot(town) == before
+    assert key_snapshot(town) == before
 
 
 def test_reset_force(town_factory: Callable[..., TownFixture]) -> None:
     town, neighbour = town_factory(), town_factory()
     _populate(town)
     _populate(neighbour)
-    theirs = _snapshot(neighbour)
+    theirs = key_snapshot(neighbour)
     r = town.tt("reset", "--force", "--json")
     assert r.code == 0, r.err
     assert len(json.loads(r.out)["deleted"]) == 8
     assert town.town_keys() == set()
-    assert _snapshot(neighbour) == theirs
+    assert key_snapshot(neighbour) == theirs
     assert town.tt("list", "--json").out.strip() == "[]"
     r = town.tt("reset", "--force")
     assert r.code == 0 and "deleted 0 key(s)" in r.out

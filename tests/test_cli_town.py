@@ -14,21 +14,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import RedisServer, Result, TownFixture, stop_redis, tt, wait_until
-from tests.helpers import close_town_clients  # noqa: F401
+from tests.conftest import RedisServer, TownFixture, stop_redis, tt, wait_until
+from tests.helpers import close_town_clients, key_snapshot, one_line_error  # noqa: F401
 from tinytown.errors import EXIT_REDIS_UNREACHABLE
 from tinytown.redis_server import find_redis_server
-
-
-def _one_line_error(r: Result, code: int | None = None) -> str:
-    assert r.code != 0, r
-    if code is not None:
-        assert r.code == code, r
-    assert "Traceback" not in r.err
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1, r.err
-    assert lines[0].startswith("tt: "), r.err
-    return lines[0]
 
 
 def _external(server: RedisServer) -> dict[str, str]:
@@ -99,7 +88,7 @@ def test_init_refuses_an_invalid_name_and_creates_nothing(
     tmp_path: Path, redis_server: RedisServer, name: str
 ) -> None:
     r = tt("init", f"--name={name}", cwd=tmp_path, env=_external(redis_server))
-    line = _one_line_error(r, 2)
+    line = one_line_error(r, 2)
     if name:
         assert "invalid town name" in line
     assert list(tmp_path.iterdir()) == []
@@ -109,13 +98,13 @@ def test_init_twice_is_refused(tmp_path: Path, redis_server: RedisServer) -> Non
     assert tt("init", "--name", "once", cwd=tmp_path, env=_external(redis_server)).code == 0
     before = (tmp_path / "tinytown.toml").read_text()
     r = tt("init", "--name", "twice", cwd=tmp_path, env=_external(redis_server))
-    assert "already" in _one_line_error(r, 1)
+    assert "already" in one_line_error(r, 1)
     assert (tmp_path / "tinytown.toml").read_text() == before
 
 
 def test_init_with_unreachable_redis_creates_nothing(tmp_path: Path) -> None:
     r = tt("init", "--name", "nope", cwd=tmp_path, env={"REDIS_URL": "redis://127.0.0.1:1/0"})
-    assert "127.0.0.1:1" in _one_line_error(r, EXIT_REDIS_UNREACHABLE)
+    assert "127.0.0.1:1" in one_line_error(r, EXIT_REDIS_UNREACHABLE)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -246,7 +235,7 @@ def test_town_option_and_environment(town: TownFixture, tmp_path: Path) -> None:
     r = tt("list", "--json", cwd=elsewhere, env={"TINYTOWN_TOWN_ROOT": str(town.root)})
     assert r.code == 0 and '"name": "alice"' in r.out
     r = tt("--town", str(tmp_path / "missing"), "list", cwd=elsewhere)
-    assert "missing" in _one_line_error(r)
+    assert "missing" in one_line_error(r)
 
 
 @pytest.mark.parametrize("command", [
@@ -256,7 +245,7 @@ def test_town_option_and_environment(town: TownFixture, tmp_path: Path) -> None:
 ])
 def test_outside_any_town(tmp_path: Path, command: list[str]) -> None:
     r = tt(*command, cwd=tmp_path)
-    assert "not inside a town" in _one_line_error(r)
+    assert "not inside a town" in one_line_error(r)
     assert r.out == ""
     assert list(tmp_path.iterdir()) == []
 
@@ -280,7 +269,7 @@ def test_unreachable_redis_from_the_config(tmp_path: Path, url: str, where: str)
     root = _town_with_url(tmp_path / "far", url)
     for command in (["list"], ["send", "a", "hi"], ["spawn", "a", "--no-start"]):
         r = tt(*command, cwd=root)
-        line = _one_line_error(r, EXIT_REDIS_UNREACHABLE)
+        line = one_line_error(r, EXIT_REDIS_UNREACHABLE)
         assert where in line, line
 
 
@@ -288,11 +277,11 @@ def test_redis_url_in_the_environment_wins(tmp_path: Path, redis_server: RedisSe
     root = _town_with_url(tmp_path / "far", redis_server.url)
     assert tt("list", cwd=root).code == 0
     r = tt("list", cwd=root, env={"REDIS_URL": "redis://127.0.0.1:1/0"})
-    assert "redis://127.0.0.1:1/0" in _one_line_error(r, EXIT_REDIS_UNREACHABLE)
+    assert "redis://127.0.0.1:1/0" in one_line_error(r, EXIT_REDIS_UNREACHABLE)
     # and with REDIS_URL set, nothing is started for the town
     root2 = _town_with_url(tmp_path / "near", None)
     r = tt("list", cwd=root2, env={"REDIS_URL": "redis://127.0.0.1:1/0"})
-    _one_line_error(r, EXIT_REDIS_UNREACHABLE)
+    one_line_error(r, EXIT_REDIS_UNREACHABLE)
     assert not (root2 / ".tt" / "redis.sock").exists()
 
 
@@ -306,11 +295,11 @@ def test_passwords_never_shown(tmp_path: Path, url: str) -> None:
     root = _town_with_url(tmp_path / "far", url)
     for env in ({}, {"REDIS_URL": url}):
         r = tt("list", cwd=root, env=env)
-        line = _one_line_error(r, EXIT_REDIS_UNREACHABLE)
+        line = one_line_error(r, EXIT_REDIS_UNREACHABLE)
         assert "secret" not in r.out + r.err
         assert "127.0.0.1:1" in line and "***" in line
     r = tt("init", "--name", "x", cwd=tmp_path, env={"REDIS_URL": url})
-    _one_line_error(r, EXIT_REDIS_UNREACHABLE)
+    one_line_error(r, EXIT_REDIS_UNREACHABLE)
     assert "secret" not in r.out + r.err
 
 
@@ -354,6 +343,6 @@ def test_redis_with_a_password(tmp_path: Path, password_redis: RedisServer) -> N
     assert r.code == 0 and "s3cr3t-pw" not in r.out
     for bad in (f"unix://:wrong-pw@{password_redis.socket}", password_redis.url):
         r = tt("list", cwd=folder, env={"REDIS_URL": bad})
-        line = _one_line_error(r, EXIT_REDIS_UNREACHABLE)
+        line = one_line_error(r, EXIT_REDIS_UNREACHABLE)
         assert str(password_redis.socket) in line
         assert "wrong-pw" not in r.err and "s3cr3t-pw" not in r.err
