@@ -24,7 +24,7 @@ from typing import Any
 
 from tinytown import keys, states
 from tinytown.connection import connect
-from tinytown.errors import TinytownError
+from tinytown.errors import RedisUnreachable, TinytownError
 from tinytown.models import Agent, utcnow
 from tinytown.processes import pid_alive
 from tinytown.recovery import recover_agent
@@ -74,16 +74,24 @@ class Supervisor:
 
     def _run(self) -> None:
         while not self.stopping.is_set():
-            if self.redis.set(self.lock_key, self.me, nx=True, px=int(self.lock_ttl * 1000)):
-                self.redis.delete(keys.supervisor_starting(self.settings.town))
-                log.info("leading")
-                try:
-                    self._lead()
-                finally:
-                    self.redis.eval(_RELEASE_LUA, 1, self.lock_key, self.me)
-                    self.leading_since = None
-            else:
-                self.stopping.wait(1.0)  # standby
+            try:
+                self._try_to_lead()
+            except RedisUnreachable as exc:  # an outage is waited out, not fatal
+                self.leading_since = None
+                log.warning("%s; retrying", exc)
+                self.stopping.wait(1.0)
+
+    def _try_to_lead(self) -> None:
+        if not self.redis.set(self.lock_key, self.me, nx=True, px=int(self.lock_ttl * 1000)):
+            self.stopping.wait(1.0)  # standby
+            return
+        self.redis.delete(keys.supervisor_starting(self.settings.town))
+        log.info("leading")
+        try:
+            self._lead()
+        finally:
+            self.leading_since = None
+            self.redis.eval(_RELEASE_LUA, 1, self.lock_key, self.me)
 
     def _renew(self) -> bool:
         return bool(self.redis.eval(_RENEW_LUA, 1, self.lock_key, self.me,

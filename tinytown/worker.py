@@ -25,7 +25,7 @@ from redis.client import Pipeline
 
 from tinytown import keys, states
 from tinytown.connection import connect
-from tinytown.errors import TinytownError
+from tinytown.errors import RedisUnreachable, TinytownError
 from tinytown.models import (
     Agent,
     AgentState,
@@ -256,6 +256,9 @@ class WorkerRuntime:
             return
         try:
             self._round()
+        except RedisUnreachable as exc:
+            log.warning("Redis went away during a round (%s); waiting for it", exc)
+            self._after_outage()
         except Exception as exc:
             log.exception("round failed")
             self.return_inflight()
@@ -264,6 +267,25 @@ class WorkerRuntime:
                                   reason=f"round failed: {type(exc).__name__}: {exc}"[:300])
             finally:
                 self.request_shutdown()
+
+    def _after_outage(self) -> None:
+        """Once Redis answers again, hand the round's messages back and carry on: the
+        next round takes them (a task that already finished is not run again)."""
+        while not self._closing.is_set():
+            try:
+                self.return_inflight()
+                agent = self.store.require_agent(self.agent_id)
+                if agent.state == S.WORKING:
+                    states.transition(self.store, self.agent_id, S.IDLE,
+                                      reason="Redis outage during a round",
+                                      change=_clear_task)
+                for task in self.store.list_tasks():
+                    if task.assigned_to == self.agent_id and task.state == TaskState.RUNNING:
+                        self.store.update_task(task.id, _back_to_assigned)
+                enqueue_round(self.redis, self.town, self.agent_id, force=True)
+                return
+            except RedisUnreachable:
+                self._closing.wait(2.0)
 
     def _round(self) -> None:
         self.redis.delete(self._key(keys.wake))  # later messages wake us again

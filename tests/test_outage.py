@@ -1,0 +1,67 @@
+"""Redis goes away in the middle of a round and comes back: nothing is lost, and the
+worker carries on by itself."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from tests.conftest import RedisServer, TownFixture, pid_gone, stop_town_processes, wait_until
+from tinytown import keys
+from tinytown.models import TaskState
+from tinytown.redis_server import find_redis_server
+
+
+def _redis(folder: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [find_redis_server(), "--port", "0", "--unixsocket", str(folder / "redis.sock"),
+         "--dir", str(folder), "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def _ready(server: RedisServer) -> bool:
+    try:
+        return bool(server.client().ping())
+    except redis.RedisError:
+        return False
+
+
+def test_redis_restart_mid_round(town_factory: Callable[..., TownFixture]) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="ttr-outage-"))
+    server = _redis(folder)
+    town: TownFixture | None = None
+    try:
+        probe = RedisServer(folder / "redis.sock", folder, server)
+        wait_until(lambda: probe.socket.exists(), 10, "redis to start")
+        town = town_factory(url=probe.url)
+        town.tt("spawn", "alice")
+        task_id = town.tt("assign", "alice", "survive the outage @sleep 2").out.strip()
+        wait_until((town.records / "alice-1.sleeping").exists, 20, "the round to start")
+        town.town.redis.close()
+        server.terminate()  # a clean stop: the AOF has everything
+        server.wait(10)
+        cli_pid = int((town.records / "alice-1.sleeping").read_text())
+        wait_until(lambda: pid_gone(cli_pid), 20, "the CLI to finish while Redis is down")
+        log = town.root / ".tt" / "logs" / "alice" / "worker.log"
+        wait_until(lambda: "Redis went away during a round" in log.read_text(), 20,
+                   "the round's end to meet the outage")
+        server = _redis(folder)  # back, on the same socket
+        wait_until(lambda: _ready(probe), 20, "redis to load its AOF")
+        town.reconnect()
+        wait_until(lambda: town.town.store.require_task(task_id).state == TaskState.COMPLETED,
+                   60, "the task to complete after the outage")
+        town.wait_state("alice", "idle", timeout=30)
+        assert town.town.redis.llen(keys.inflight(town.name, town.town.resolve("alice").id)) == 0
+        assert town.town.resolve("alice").tasks_completed == 1
+    finally:
+        if town is not None:
+            stop_town_processes(town.town)
+        server.kill()
+        server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
