@@ -14,7 +14,7 @@ from redis.client import Pipeline
 
 from tinytown import keys, states
 from tinytown.errors import InvalidTransition, UsageError
-from tinytown.models import Agent, AgentState, Message, MessageType, Task, TaskState
+from tinytown.models import Agent, AgentState, Message, MessageType, Task, TaskState, utcnow
 from tinytown.runner import kill_group
 from tinytown.store import Store
 from tinytown.wakeup import enqueue_round
@@ -39,27 +39,34 @@ def kill_local_processes(store: Store, agent_id: str) -> None:
 
 
 def recover_agent(store: Store, agent: Agent, reason: str) -> Agent | None:
-    """Mark a dead agent `error` and hand its work back. None if it was not live."""
+    """Mark a dead agent `error` and hand its work back. None if it was not live.
+
+    The state, the returned messages, the running tasks (back to `assigned`) and the
+    `recovered` event commit in one MULTI: nobody sees an `error` agent whose task
+    still says `running`.
+    """
     kill_local_processes(store, agent.id)
+    running = [t for t in store.list_tasks()
+               if t.assigned_to == agent.id and t.state == TaskState.RUNNING]
 
     def give_back(pipe: Pipeline, a: Agent) -> None:
         pipe.eval(RETURN_INFLIGHT_LUA, 2, keys.inflight(store.town, a.id),
                   keys.inbox(store.town, a.id))
         pipe.delete(keys.wake(store.town, a.id))
         pipe.hdel(keys.runtime(store.town, a.id), "pid", "cli_pgid")
+        for task in running:
+            _reassign(task)
+            task.updated_at = utcnow()
+            store.put_task(task, pipe)
+        store.add_event("recovered", a.id, pipe=pipe, name=a.name, reason=reason)
 
     try:
-        after = states.transition(
+        return states.transition(
             store, agent.id, AgentState.ERROR, expect=states.ALLOWED_LIVE, reason=reason,
             change=lambda a: setattr(a, "current_task", None), also=give_back,
         )
     except InvalidTransition:
         return None
-    for task in store.list_tasks():
-        if task.assigned_to == agent.id and task.state == TaskState.RUNNING:
-            store.update_task(task.id, _reassign)
-    store.add_event("recovered", agent.id, name=agent.name, reason=reason)
-    return after
 
 
 def _reassign(task: Task) -> None:
