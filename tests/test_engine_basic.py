@@ -14,6 +14,7 @@ def test_spawned_agent_runs_an_assigned_task(town: TownFixture) -> None:
     task_id = town.tt("assign", "alice", "write the README").out.strip()
     wait_until(lambda: town.town.store.get_task(task_id).state == TaskState.COMPLETED,
                20, "the task to complete")
+    wait_until(lambda: town.town.resolve("alice").rounds_completed == 1, 10, "the round's end")
     task = town.town.store.get_task(task_id)
     assert "fake agent alice round 1 did" in (task.result or "")
     assert task.started_at is not None and task.completed_at is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import ValidationError
 from redis.client import Pipeline
 from redis.exceptions import ResponseError
@@ -14,7 +16,13 @@ from tinytown.store import Store, log
 RESULT_LIMIT = 4000  # characters of output kept as a task's result
 
 
-def finish_task(store: Store, task_id: str, state: TaskState, text: str | None) -> Task:
+def finish_task(
+    store: Store,
+    task_id: str,
+    state: TaskState,
+    text: str | None,
+    also: Callable[[Pipeline, Task], None] | None = None,
+) -> Task:
     """Move a task to a terminal state; a completion counts once on its agent.
 
     Task and agent are updated in one transaction, so finishing a task twice (or two
@@ -47,6 +55,8 @@ def finish_task(store: Store, task_id: str, state: TaskState, text: str | None) 
             agent.last_active_at = now
             pipe.set(agent_key, agent.to_json())
         store.add_event(f"task_{state.value}", task.assigned_to, pipe=pipe, task=task.id)
+        if also is not None:
+            also(pipe, task)
         return task
 
     return store.transaction(body, task_key)

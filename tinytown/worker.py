@@ -431,9 +431,7 @@ class WorkerRuntime:
             error = f"agent CLI exited with code {result.exit_code}; output tail:\n{output}"
         pipe = self.redis.pipeline()
         if task is not None:
-            report = self._finish(task, result.ok, output, error)
-            if report is not None:
-                self.store.push_message(report, pipe)
+            self._finish(task, result.ok, output, error)
         elif m.type == "query":
             answer = MessageType.informational((output if result.ok else error)[-RESULT_LIMIT:])
             reply = Message(sender=self.agent_id, to=m.sender, body=answer, correlation_id=m.id)
@@ -463,24 +461,31 @@ class WorkerRuntime:
         elif self.store.inbox_len(self.agent_id):
             enqueue_round(self.redis, self.town, self.agent_id)
 
-    def _finish(self, task: Task, ok: bool, output: str, error: str) -> Message | None:
-        """Complete or fail the task unless the CLI already did; report to the supervisor."""
+    def _finish(self, task: Task, ok: bool, output: str, error: str) -> None:
+        """Complete or fail the task unless the CLI already did, and report it to the
+        supervisor mailbox (in the same MULTI when this round finishes it)."""
+        def report(pipe: Any, finished: Task) -> None:
+            body: MessageBody
+            if finished.state == TaskState.COMPLETED:
+                body = MessageType.task_done(finished.id, finished.result or "")
+            elif finished.state == TaskState.FAILED:
+                body = MessageType.task_failed(finished.id, finished.result or error)
+            else:
+                return  # cancelled meanwhile: nothing to report
+            self.store.push_message(
+                Message(sender=self.agent_id, to=keys.SUPERVISOR_ID, body=body), pipe)
+
         current = self.store.get_task(task.id)
         if current is None:
-            return None
+            return
         if not current.state.is_terminal:
             state = TaskState.COMPLETED if ok else TaskState.FAILED
             try:
-                current = finish_task(self.store, task.id, state, output if ok else error)
-            except Exception:  # finished by someone else in between
+                finish_task(self.store, task.id, state, output if ok else error, also=report)
+                return
+            except TinytownError:  # finished by someone else in between
                 current = self.store.require_task(task.id)
-        if current.state == TaskState.COMPLETED:
-            body: MessageBody = MessageType.task_done(task.id, current.result or "")
-        elif current.state == TaskState.FAILED:
-            body = MessageType.task_failed(task.id, current.result or error)
-        else:
-            return None
-        return Message(sender=self.agent_id, to=keys.SUPERVISOR_ID, body=body)
+        report(self.redis, current)  # the CLI finished it itself (tt task complete)
 
 
 class _AlreadyTaken(Exception):
