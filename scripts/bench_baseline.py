@@ -50,20 +50,12 @@ def _r() -> Any:
 
 def worker_argv(python: str, queue: str, hostname: str, heartbeat: int, logfile: str) -> list[str]:
     """A bare Celery worker with exactly the flags tinytown.worker.run_worker passes."""
-    return [
-        python, "-m", "celery", "-A", "bench_baseline", "worker",
-        "--queues", queue,
-        "--hostname", hostname,
-        "--pool", "threads",
-        "--concurrency", "1",
-        "--prefetch-multiplier", "1",
-        "--without-gossip",
-        "--without-mingle",
-        "--task-events",
-        "--heartbeat-interval", str(heartbeat),
-        "--loglevel", "INFO",
-        "--logfile", logfile,
-    ]
+    from pathlib import Path
+
+    from tinytown.worker import worker_flags
+
+    return [python, "-m", "celery", "-A", "bench_baseline",
+            *worker_flags([queue], hostname, heartbeat, Path(logfile))]
 
 
 if os.environ.get("BENCH_BROKER"):

@@ -505,6 +505,25 @@ def _back_to_assigned(task: Task) -> None:
         task.state = TaskState.ASSIGNED
 
 
+def worker_flags(queues: list[str], hostname: str, heartbeat: int, logfile: Path) -> list[str]:
+    """`celery worker` arguments of an agent: one consumer thread, prefetch 1, events
+    on, no gossip or mingle (they cost every worker CPU per other worker)."""
+    return [
+        "worker",
+        "--queues", ",".join(queues),
+        "--hostname", hostname,
+        "--pool", "threads",
+        "--concurrency", "1",
+        "--prefetch-multiplier", "1",
+        "--without-gossip",
+        "--without-mingle",
+        "--task-events",
+        "--heartbeat-interval", str(heartbeat),
+        "--loglevel", "INFO",
+        "--logfile", str(logfile),
+    ]
+
+
 def run_worker(settings: Settings, agent_id: str) -> int:
     """Run the agent's Celery worker in this process until it shuts down."""
     global _RUNTIME
@@ -521,20 +540,9 @@ def run_worker(settings: Settings, agent_id: str) -> int:
     signals.worker_ready.connect(lambda sender, **_: runtime.on_ready(sender), weak=False)
     signals.worker_shutdown.connect(lambda **_: runtime.on_shutdown(), weak=False)
     runtime.logs.mkdir(parents=True, exist_ok=True)
-    argv = [
-        "worker",
-        "--queues", ",".join(runtime.queues),
-        "--hostname", runtime.hostname,
-        "--pool", "threads",
-        "--concurrency", "1",
-        "--prefetch-multiplier", "1",
-        "--without-gossip",
-        "--without-mingle",
-        "--task-events",
-        "--heartbeat-interval", str(settings.supervisor.heartbeat_interval_secs),
-        "--loglevel", "INFO",
-        "--logfile", str(runtime.logs / "worker.log"),
-    ]
+    argv = worker_flags(runtime.queues, runtime.hostname,
+                        settings.supervisor.heartbeat_interval_secs,
+                        runtime.logs / "worker.log")
     try:
         app.worker_main(argv)
     except SystemExit as exc:
