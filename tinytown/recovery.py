@@ -176,8 +176,7 @@ def _move_to_backlog(town: Town, source: Agent, tasks: list[Task]) -> int:
 
     def move(pipe: Pipeline) -> int:
         raws = pipe.lrange(src, 0, -1)
-        keep = [r for r in raws if getattr(Message.from_json(r).body, "task_id", None) not in ids
-                or Message.from_json(r).type != "task_assign"]
+        keep = [r for r in raws if not _assigns_one_of(Message.from_json(r), ids)]
         pipe.multi()
         pipe.delete(src)
         if keep:
@@ -191,6 +190,10 @@ def _move_to_backlog(town: Town, source: Agent, tasks: list[Task]) -> int:
         return len(keep)
 
     return town.store.transaction(move, src)
+
+
+def _assigns_one_of(message: Message, task_ids: set[str]) -> bool:
+    return message.type == "task_assign" and getattr(message.body, "task_id", None) in task_ids
 
 
 def orphan_tasks(town: Town, to_backlog: bool = False, cancel: bool = False) -> list[Task]:

@@ -79,7 +79,3 @@ def transition(
             also(pipe, agent)
 
     return store.update_agent(agent_id, apply, also=record)
-
-
-def is_live(state: AgentState) -> bool:
-    return state in _LIVE
