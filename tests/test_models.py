@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 import tinytown
 from tinytown.errors import UsageError
@@ -23,6 +22,7 @@ from tinytown.models import (
     Agent,
     AgentState,
     AgentType,
+    InvalidRecord,
     Message,
     MessageType,
     Priority,
@@ -121,8 +121,8 @@ def test_rejection_without_reason_still_writes_a_reason_field() -> None:
         "type": "rejected", "reason": ""}
     # only a rejection carries a reason
     approved = MessageType.confirmation("approved", reason="ignored")
-    assert approved.model_dump(mode="json") == {"type": "confirmation",
-                                                "ack_type": {"type": "approved"}}
+    assert approved.to_dict() == {"type": "confirmation",
+                                "ack_type": {"type": "approved"}}
 
 
 def test_message_readers_accept_missing_optional_fields_and_keep_unknown_ones() -> None:
@@ -141,6 +141,7 @@ def test_message_readers_accept_missing_optional_fields_and_keep_unknown_ones() 
 
 @pytest.mark.parametrize("bad", [
     {"type": "telepathy"},
+    {"type": ["task"]},
     {"type": "task"},  # its field is missing
     {"priority": "critical"},
     {"to": "not-a-uuid"},
@@ -150,7 +151,7 @@ def test_invalid_message_documents_are_refused(bad: dict[str, Any]) -> None:
     doc = {**envelope("task", description="x"), **bad}
     if bad.get("type") == "task":
         del doc["description"]
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidRecord):
         Message.from_json(json.dumps(doc))
 
 
@@ -214,6 +215,29 @@ def test_agent_keeps_unknown_fields() -> None:
     assert Agent.from_json(agent.to_json()).to_wire() == {**doc, "tasks_completed": 8}
 
 
+def test_extra_fields_are_kept_beside_the_record() -> None:
+    agent = Agent("w", "claude", AgentType.WORKER)
+    assert agent.extra == {}
+    agent.extra["max_rounds"] = 3  # what `tt spawn --max-rounds` writes
+    wire = agent.to_wire()
+    assert list(wire)[-1] == "max_rounds" and wire["max_rounds"] == 3
+    assert Agent.from_json(agent.to_json()).extra == {"max_rounds": 3}
+    doc = {**envelope("ping"), "trace": [1, 2]}
+    message = Message.from_json(json.dumps(doc))
+    assert message.extra == {"trace": [1, 2]}
+    message.to = SUP
+    assert json.loads(message.to_json()) == {**doc, "to": SUP}
+
+
+@pytest.mark.parametrize("model, text", [
+    (Message, "{broken"), (Agent, "[1, 2]"), (Task, ""), (Agent, '"a string"'),
+    (Message, json.dumps({**envelope("task", description="x"), "body": 1, "type": None})),
+])
+def test_documents_that_are_not_records_raise_invalid_record(model: Any, text: str) -> None:
+    with pytest.raises(InvalidRecord):
+        model.from_json(text)
+
+
 @pytest.mark.parametrize("state", [s.value for s in AgentState])
 def test_every_agent_state_reads(state: str) -> None:
     assert Agent.from_json(json.dumps({**AGENT_DOC, "state": state})).to_wire()["state"] == state
@@ -227,7 +251,7 @@ def test_terminal_agent_states() -> None:
                                  {"spawn_mode": "forked_context"}, {"tasks_completed": -1},
                                  {"id": "nope"}, {"created_at": "yesterday"}])
 def test_invalid_agent_documents_are_refused(bad: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidRecord):
         Agent.from_json(json.dumps({**AGENT_DOC, **bad}))
 
 
@@ -315,9 +339,9 @@ def test_task_constructor_refuses_an_empty_description() -> None:
 
 def test_a_stored_document_without_description_is_invalid_not_a_usage_error() -> None:
     # what a listing sees under a task key: a validation error (so it can skip it)
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidRecord):
         Task.from_json(json.dumps({k: v for k, v in TASK_DOC.items() if k != "description"}))
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidRecord):
         Task.from_json(json.dumps(AGENT_DOC))
 
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 import redis
 
@@ -310,7 +311,7 @@ def test_a_corrupted_inbox_element_is_skipped(town: TownFixture) -> None:
 def _message_of_size(to: str, size: int) -> Message:
     empty = Message(sender=keys.SUPERVISOR_ID, to=to, body=MessageType.task("x"))
     pad = size - len(empty.to_json().encode()) + 1
-    message = empty.model_copy(update={"body": MessageType.task("x" * pad)})
+    message = msgspec.structs.replace(empty, body=MessageType.task("x" * pad))
     assert len(message.to_json().encode()) == size
     return message
 

@@ -247,7 +247,7 @@ def send(
 
 
 def _describe(m: Message) -> str:
-    body = m.body.model_dump(mode="json")
+    body = m.body.to_dict()
     body.pop("type", None)
     if not body:
         return ""

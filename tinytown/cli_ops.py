@@ -253,7 +253,7 @@ def backlog_list(obj: Context, as_json: bool) -> None:
         click.echo("the backlog is empty")
     else:
         print_table(None, ["ID", "ROLE", "TAGS", "DESCRIPTION"], [
-            [t.id[:8], (t.model_extra or {}).get("role") or "-", ",".join(t.tags),
+            [t.id[:8], t.extra.get("role") or "-", ",".join(t.tags),
              t.description[:70]] for t in tasks])
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
 from tinytown import keys
-from tinytown.models import Agent, Message, Task
+from tinytown.models import Agent, InvalidRecord, Message, Task
 from tinytown.store import Store, log
 from tinytown.wakeup import queue_key
 
@@ -29,7 +28,7 @@ def _valid(store: Store, kind: str, key: str) -> bool:
         else:
             raw = store.r.get(key)
             (Agent if kind == "agent" else Task).from_json(raw or "")
-    except (ValidationError, ValueError, ResponseError):  # ResponseError: another Redis type
+    except (InvalidRecord, ResponseError):  # ResponseError: another Redis type
         return False
     return True
 
@@ -64,7 +63,7 @@ def _taken_name(store: Store, key: str) -> str | None:
     """The legacy agent's name when another agent of the town already has it."""
     try:
         agent = Agent.from_json(store.r.get(key) or "")
-    except (ValidationError, ResponseError):
+    except (InvalidRecord, ResponseError):
         return None
     owner = store.r.hget(keys.names(store.town), agent.name)
     return agent.name if owner and owner != agent.id else None
@@ -74,7 +73,7 @@ def _move(store: Store, kind: str, key: str, target: str) -> str:
     if kind == "agent":
         try:
             agent = Agent.from_json(store.r.get(key) or "")
-        except (ValidationError, ResponseError):  # --force: moved as it is
+        except (InvalidRecord, ResponseError):  # --force: moved as it is
             agent = None
         if agent is not None and not store.r.hsetnx(keys.names(store.town), agent.name, agent.id):
             log.warning("not moving %s: the town already has an agent named %r", key, agent.name)

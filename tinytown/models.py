@@ -1,27 +1,20 @@
 """Agent, Task and Message, serialized exactly as shared/wire-format.md says.
 
-Models keep fields they do not know (``extra="allow"``) so that a read-modify-write
-by this version never drops what a newer writer added.
+msgspec structs: importing them costs a few milliseconds, where pydantic cost ~85 ms
+on every `tt` call. Records keep the fields they do not know in ``extra`` so that a
+read-modify-write by this version never drops what a newer writer added.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-    model_validator,
-)
+import msgspec
 
 from tinytown import keys
 from tinytown.errors import UsageError
@@ -29,6 +22,13 @@ from tinytown.errors import UsageError
 MAX_MESSAGE_BYTES = 1024 * 1024
 # True while a stored document is parsed: readers accept what a writer may refuse to create
 _reading: ContextVar[bool] = ContextVar("tinytown_reading", default=False)
+# msgspec rounds a fraction past microseconds; the wire format's readers truncate it
+_PAST_MICROSECONDS = re.compile(r"(\.\d{6})\d+")
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class InvalidRecord(ValueError):
+    """A stored document that is not JSON, or not a valid record of its kind."""
 
 
 def utcnow() -> datetime:
@@ -47,16 +47,6 @@ def _to_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
-
-
-def _normal_uuid(value: str) -> str:
-    return str(uuid.UUID(value))
-
-
-Timestamp = Annotated[
-    datetime, AfterValidator(_to_utc), PlainSerializer(format_timestamp, return_type=str)
-]
-Uuid = Annotated[str, AfterValidator(_normal_uuid)]
 
 
 class AgentState(StrEnum):
@@ -117,71 +107,126 @@ class Priority(StrEnum):
         return self in (Priority.HIGH, Priority.URGENT)
 
 
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, validate_assignment=True)
+class _Normalized(msgspec.Struct):
+    """Ids as lowercase UUIDs and times in UTC, whether built in code or read.
 
-    def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True)
+    A bad id raises ValueError, which msgspec reports as a validation error on read.
+    """
+
+    _uuids: ClassVar[tuple[str, ...]] = ()
+    _timestamps: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for name in self._uuids:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, str(uuid.UUID(value)))
+        for name in self._timestamps:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, _to_utc(value))
+
+
+def _decode_object(data: str | bytes) -> dict[str, Any]:
+    try:
+        doc = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InvalidRecord(str(exc)) from None
+    if not isinstance(doc, dict):
+        raise InvalidRecord(f"expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+class WireModel(_Normalized, dict=True):
+    """A stored record: its wire fields in order, then the fields it does not know."""
+
+    _wire_fields: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Fields of a newer writer: read with the record, written back with it."""
+        extra: dict[str, Any] = self.__dict__.setdefault("_extra", {})
+        return extra
 
     def to_wire(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        doc = msgspec.to_builtins(self, builtin_types=(datetime,))
+        out = {
+            name: format_timestamp(doc[name]) if isinstance(doc[name], datetime) else doc[name]
+            for name in self._wire_fields
+        }
+        out.update(self.extra)
+        return out
+
+    def to_json(self) -> str:
+        return msgspec.json.encode(self.to_wire()).decode()
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Self:
+        """Parse a stored document; InvalidRecord when it is not JSON or not this record."""
+        fields, extra = cls._split(_decode_object(data))
         token = _reading.set(True)
         try:
-            return cls.model_validate_json(data)
+            record = msgspec.convert(fields, cls, strict=False)  # lax, as pydantic read: "7" is 7
+        except msgspec.ValidationError as exc:
+            raise InvalidRecord(str(exc)) from None
         finally:
             _reading.reset(token)
+        record.extra.update(extra)
+        return record
+
+    @classmethod
+    def _split(cls, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The document's wire fields (as msgspec should read them) and the rest."""
+        fields = {k: v for k, v in doc.items() if k in cls._wire_fields}
+        for name in cls._timestamps:
+            if isinstance(fields.get(name), str):
+                fields[name] = _PAST_MICROSECONDS.sub(r"\1", fields[name], count=1)
+        return fields, {k: v for k, v in doc.items() if k not in cls._wire_fields}
 
 
 # --- Agent --------------------------------------------------------------------
 
 
 class Agent(WireModel):
-    id: Uuid = Field(default_factory=new_id)
+    # the first three fields come first so that Agent("w", "claude", AgentType.WORKER) works
     name: str
+    cli: str = "claude"
+    agent_type: AgentType = AgentType.WORKER
+    id: str = msgspec.field(default_factory=new_id)
     nickname: str | None = None
     role_id: str | None = None
-    parent_agent_id: Uuid | None = None
+    parent_agent_id: str | None = None
     spawn_mode: SpawnMode = SpawnMode.FRESH
-    agent_type: AgentType = AgentType.WORKER
     state: AgentState = AgentState.STARTING
-    cli: str = "claude"
-    current_task: Uuid | None = None
-    created_at: Timestamp = Field(default_factory=utcnow)
-    last_heartbeat: Timestamp = Field(default_factory=utcnow)
-    tasks_completed: int = Field(default=0, ge=0)
-    rounds_completed: int = Field(default=0, ge=0)
-    last_active_at: Timestamp = Field(default_factory=utcnow)
+    current_task: str | None = None
+    created_at: datetime = msgspec.field(default_factory=utcnow)
+    last_heartbeat: datetime = msgspec.field(default_factory=utcnow)
+    tasks_completed: Count = 0
+    rounds_completed: Count = 0
+    last_active_at: datetime = msgspec.field(default_factory=utcnow)
     current_scope: str | None = None
 
-    def __init__(
-        self,
-        name: str | None = None,
-        cli: str | None = None,
-        agent_type: AgentType | None = None,
-        **data: Any,
-    ) -> None:
-        """Agent("worker-1", "claude", AgentType.WORKER), as the spec writes it."""
-        if name is not None:
-            data["name"] = name
-        if cli is not None:
-            data["cli"] = cli
-        if agent_type is not None:
-            data["agent_type"] = agent_type
-        super().__init__(**data)
+    _uuids = ("id", "parent_agent_id", "current_task")
+    _timestamps = ("created_at", "last_heartbeat", "last_active_at")
+    _wire_fields = (
+        "id", "name", "nickname", "role_id", "parent_agent_id", "spawn_mode", "agent_type",
+        "state", "cli", "current_task", "created_at", "last_heartbeat", "tasks_completed",
+        "rounds_completed", "last_active_at", "current_scope",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.nickname is None and not _reading.get():  # a stored null stays null
             from tinytown.nicknames import default_nickname
 
             self.nickname = default_nickname(self.id)
 
-    @model_validator(mode="before")
     @classmethod
-    def _old_records(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "last_active_at" not in data and "created_at" in data:
-            data = {**data, "last_active_at": data["created_at"]}
-        return data
+    def _split(cls, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        fields, extra = super()._split(doc)
+        if "last_active_at" not in fields and "created_at" in fields:  # an old record
+            fields["last_active_at"] = fields["created_at"]
+        return fields, extra
 
     @classmethod
     def supervisor(cls, name: str = "supervisor", cli: str = "tt") -> Agent:
@@ -206,27 +251,41 @@ class Agent(WireModel):
 
 
 class Task(WireModel):
-    id: Uuid = Field(default_factory=new_id)
-    description: str
+    # description first and optional, so Task("Build the API") works and Task() is
+    # a UsageError like Task(""), not a TypeError
+    description: str = ""
+    id: str = msgspec.field(default_factory=new_id)
     state: TaskState = TaskState.PENDING
-    assigned_to: Uuid | None = None
-    created_at: Timestamp = Field(default_factory=utcnow)
-    updated_at: Timestamp = Field(default_factory=utcnow)
-    started_at: Timestamp | None = None
-    completed_at: Timestamp | None = None
+    assigned_to: str | None = None
+    created_at: datetime = msgspec.field(default_factory=utcnow)
+    updated_at: datetime = msgspec.field(default_factory=utcnow)
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
     result: str | None = None
-    parent_id: Uuid | None = None
-    tags: list[str] = Field(default_factory=list)
+    parent_id: str | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
 
-    def __init__(self, description: str | None = None, **data: Any) -> None:
-        """Task("Build the API"); an empty description is refused."""
-        if description is not None:
-            data["description"] = description
-        # pydantic also runs __init__ when parsing a stored task: there a missing or odd
-        # description is a validation error (the record is skipped), not a usage error
-        if not _reading.get() and not str(data.get("description", "")).strip():
+    _uuids = ("id", "assigned_to", "parent_id")
+    _timestamps = ("created_at", "updated_at", "started_at", "completed_at")
+    _wire_fields = (
+        "id", "description", "state", "assigned_to", "created_at", "updated_at", "started_at",
+        "completed_at", "result", "parent_id", "tags",
+    )
+
+    if TYPE_CHECKING:  # as before: callers may pass an unchecked `str | None`
+        def __init__(self, description: str | None = None, **fields: Any) -> None: ...
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not _reading.get() and not (self.description or "").strip():
             raise UsageError("a task needs a non-empty description")
-        super().__init__(**data)
+
+    @classmethod
+    def _split(cls, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        # a stored task without a description is invalid (skipped), not a usage error
+        if "description" not in doc:
+            raise InvalidRecord("Object missing required field `description`")
+        return super()._split(doc)
 
 
 # --- Messages -----------------------------------------------------------------
@@ -240,31 +299,34 @@ class AckKind(StrEnum):
     REJECTED = "rejected"
 
 
-class Ack(BaseModel):
+class Ack(msgspec.Struct):
+    """A confirmation's kind; only a rejection carries a reason ("" when none given)."""
+
     type: AckKind = AckKind.ACKNOWLEDGED
-    reason: str | None = None
+    reason: str | None | msgspec.UnsetType = msgspec.UNSET  # UNSET: not written
 
-    @model_serializer(mode="wrap")
-    def _only_rejected_has_reason(self, handler: SerializerFunctionWrapHandler) -> Any:
-        out = handler(self)
-        if self.type != AckKind.REJECTED:
-            out.pop("reason", None)
-        elif out.get("reason") is None:
-            out["reason"] = ""
-        return out
+    def __post_init__(self) -> None:
+        rejected = self.type == AckKind.REJECTED
+        self.reason = (self.reason or "") if rejected else msgspec.UNSET
 
 
-class MessageType(BaseModel):
+class MessageType(_Normalized, tag_field="type"):
     """A message's type and that type's own fields.
 
     Build one with the constructors: ``MessageType.task("Build the API")``,
     ``MessageType.status_request()``, ...
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    type: str
     actionable: ClassVar[bool] = True  # needs the agent CLI (or a direct answer)
+
+    @property
+    def type(self) -> str:
+        return str(self.__struct_config__.tag)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``type`` and the type's fields as JSON values, as the flat message holds them."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
 
     @staticmethod
     def task(description: str) -> TaskMsg:
@@ -321,73 +383,67 @@ class MessageType(BaseModel):
         return CustomMsg(kind=kind, payload=payload)
 
 
-class TaskMsg(MessageType):
-    type: Literal["task"] = "task"
+class TaskMsg(MessageType, tag="task"):
     description: str
 
 
-class QueryMsg(MessageType):
-    type: Literal["query"] = "query"
+class QueryMsg(MessageType, tag="query"):
     question: str
 
 
-class InformationalMsg(MessageType):
-    type: Literal["informational"] = "informational"
+class InformationalMsg(MessageType, tag="informational"):
     actionable: ClassVar[bool] = False
     summary: str
 
 
-class ConfirmationMsg(MessageType):
-    type: Literal["confirmation"] = "confirmation"
+class ConfirmationMsg(MessageType, tag="confirmation"):
     actionable: ClassVar[bool] = False
     ack_type: Ack
 
 
-class TaskAssignMsg(MessageType):
-    type: Literal["task_assign"] = "task_assign"
-    task_id: Uuid
+class TaskAssignMsg(MessageType, tag="task_assign"):
+    _uuids = ("task_id",)
+    task_id: str
 
 
-class TaskDoneMsg(MessageType):
-    type: Literal["task_done"] = "task_done"
+class TaskDoneMsg(MessageType, tag="task_done"):
     actionable: ClassVar[bool] = False
-    task_id: Uuid
+    _uuids = ("task_id",)
+    task_id: str
     result: str
 
 
-class TaskFailedMsg(MessageType):
-    type: Literal["task_failed"] = "task_failed"
+class TaskFailedMsg(MessageType, tag="task_failed"):
     actionable: ClassVar[bool] = False
-    task_id: Uuid
+    _uuids = ("task_id",)
+    task_id: str
     error: str
 
 
-class StatusRequestMsg(MessageType):
-    type: Literal["status_request"] = "status_request"
+class StatusRequestMsg(MessageType, tag="status_request"):
+    pass
 
 
-class StatusResponseMsg(MessageType):
-    type: Literal["status_response"] = "status_response"
+class StatusResponseMsg(MessageType, tag="status_response"):
     actionable: ClassVar[bool] = False
+    _uuids = ("current_task",)
     state: AgentState
-    current_task: Uuid | None = None
+    current_task: str | None = None
 
 
-class PingMsg(MessageType):
-    type: Literal["ping"] = "ping"
+class PingMsg(MessageType, tag="ping"):
+    pass
 
 
-class PongMsg(MessageType):
-    type: Literal["pong"] = "pong"
+class PongMsg(MessageType, tag="pong"):
     actionable: ClassVar[bool] = False
 
 
-class ShutdownMsg(MessageType):
-    type: Literal["shutdown"] = "shutdown"
+class ShutdownMsg(MessageType, tag="shutdown"):
+    pass
 
 
-class CustomMsg(MessageType):
-    type: Literal["custom"] = "custom"
+class CustomMsg(MessageType, tag="custom"):
     kind: str
     payload: str
 
@@ -408,57 +464,42 @@ MessageBody = (
     | CustomMsg
 )
 """Any one message type's body: what `MessageType.<kind>(...)` returns."""
-Body = Annotated[MessageBody, Field(discriminator="type")]
 
-_BODY_FIELDS: dict[str, frozenset[str]] = {}
-_COMMON_FIELDS = ("id", "from", "to", "priority", "created_at", "correlation_id")
-
-
-def _body_fields(kind: str) -> frozenset[str]:
-    if not _BODY_FIELDS:
-        for cls in MessageType.__subclasses__():
-            name = cls.model_fields["type"].default
-            _BODY_FIELDS[name] = frozenset(cls.model_fields) - {"type"}
-    return _BODY_FIELDS.get(kind, frozenset())
+# each type's own fields, which sit beside the common ones in the flat document
+_BODY_FIELDS: dict[str, frozenset[str]] = {
+    str(cls.__struct_config__.tag): frozenset(cls.__struct_encode_fields__)
+    for cls in MessageType.__subclasses__()
+}
 
 
-class Message(WireModel):
+class Message(WireModel, kw_only=True):
     """One flat JSON object: common fields, ``type`` and the type's fields side by side."""
 
-    id: Uuid = Field(default_factory=new_id)
-    sender: Uuid = Field(alias="from")
-    to: Uuid
-    body: Body
+    id: str = msgspec.field(default_factory=new_id)
+    sender: str = msgspec.field(name="from")
+    to: str
+    body: MessageBody
     priority: Priority = Priority.NORMAL
-    created_at: Timestamp = Field(default_factory=utcnow)
-    correlation_id: Uuid | None = None
+    created_at: datetime = msgspec.field(default_factory=utcnow)
+    correlation_id: str | None = None
 
-    @model_validator(mode="before")
+    _uuids = ("id", "sender", "to", "correlation_id")
+    _timestamps = ("created_at",)
+    _wire_fields = ("id", "from", "to", "priority", "created_at", "correlation_id")
+
+    def to_wire(self) -> dict[str, Any]:
+        rest = super().to_wire()  # common fields, then the extra ones
+        flat = {name: rest.pop(name) for name in ("id", "from", "to")}
+        return {**flat, **self.body.to_dict(), **rest}
+
     @classmethod
-    def _nest_body(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "body" not in data and "type" in data:
-            data = dict(data)
-            kind = data.pop("type")
-            body = {"type": kind}
-            for field in _body_fields(kind):
-                if field in data:
-                    body[field] = data.pop(field)
-            data["body"] = body
-        return data
-
-    @model_serializer(mode="wrap")
-    def _flatten_body(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        out: dict[str, Any] = handler(self)
-        body = out.pop("body")
-        sender = out.pop("from", None)
-        if sender is None:
-            sender = out.pop("sender")
-        flat: dict[str, Any] = {"id": out.pop("id"), "from": sender, "to": out.pop("to")}
-        flat.update(body)
-        for field in ("priority", "created_at", "correlation_id"):
-            flat[field] = out.pop(field)
-        flat.update(out)  # fields of a newer writer, kept
-        return flat
+    def _split(cls, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        kind = doc.get("type")
+        own = _BODY_FIELDS.get(kind, frozenset()) if isinstance(kind, str) else frozenset()
+        body = {k: v for k, v in doc.items() if k in own or k == "type"}
+        fields, extra = super()._split({k: v for k, v in doc.items() if k not in body})
+        fields["body"] = body
+        return fields, extra
 
     @property
     def type(self) -> str:

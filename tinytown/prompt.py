@@ -25,7 +25,7 @@ class RoundInput:
 
 
 def _note_line(m: Message, who: str) -> str:
-    body = m.body.model_dump(mode="json")
+    body = m.body.to_dict()
     body.pop("type")
     text = body.get("summary") or body.get("result") or body.get("error")
     if text is None:
@@ -71,6 +71,6 @@ def build_prompt(r: RoundInput) -> str:
         out += [f"## Question from {who}", str(getattr(m.body, "question", "")),
                 "", "Your output is sent back to them as the answer."]
     else:
-        body = m.body.model_dump(mode="json")
+        body = m.body.to_dict()
         out += [f"## Message ({m.type}) from {who}", json.dumps(body, indent=2)]
     return "\n".join(out) + "\n"

@@ -50,8 +50,7 @@ def assign_to_role(town: Town, role: str, task: Task) -> tuple[Task, list[Agent]
     _check_role(town, role)
     task.state = TaskState.PENDING
     task.assigned_to = None
-    extra = task.model_extra if task.model_extra is not None else {}
-    extra["role"] = role
+    task.extra["role"] = role
     pipe = town.redis.pipeline()
     town.store.put_task(task, pipe)
     enqueue_task_job(pipe, town.name, keys.role_queue(town.name, role), task.id)
@@ -67,8 +66,7 @@ def assign_to_role(town: Town, role: str, task: Task) -> tuple[Task, list[Agent]
 def backlog_add(town: Town, task: Task, role: str | None = None) -> Task:
     if role is not None:
         _check_role(town, role)
-        extra = task.model_extra if task.model_extra is not None else {}
-        extra["role"] = role
+        task.extra["role"] = role
     task.state = TaskState.PENDING
     task.assigned_to = None
     pipe = town.redis.pipeline()
@@ -134,7 +132,7 @@ def backlog_assign_all(town: Town, agent_ref: str) -> list[Task]:
     mine = set(roles_of(agent, set(town.settings.known_roles())))
     claimed = []
     for task in backlog_list(town):
-        role = (task.model_extra or {}).get("role")
+        role = task.extra.get("role")
         if role is None or role in mine:
             claimed.append(backlog_claim(town, task.id, agent.id))
     return claimed

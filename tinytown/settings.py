@@ -1,4 +1,4 @@
-"""The town's settings: one model built from tinytown.toml and the environment.
+"""The town's settings: one struct built from tinytown.toml and the environment.
 
 Built once (by the CLI, or by ``Town.connect``) and passed down; child processes get
 the town's root folder and rebuild it, never a copied client.
@@ -12,9 +12,9 @@ import subprocess
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 from tinytown.errors import ConfigError, TownNotFound, UsageError
 
@@ -31,8 +31,13 @@ BUILTIN_ROLES: dict[str, str] = {
 _TOWN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# msgspec's error text: "<what> - at `$.<path>`"; an unknown key is named in <what>
+_ERROR_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
+_UNKNOWN_KEY = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
+
+
+class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A table of tinytown.toml: an unknown key is a mistake worth reporting."""
 
 
 class RoleConfig(_Section):
@@ -43,39 +48,37 @@ class RoleConfig(_Section):
 class AgentCliConfig(_Section):
     command: str
     workdir: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class AgentSettings(_Section):
     default_cli: str = "claude"
-    round_timeout_secs: float = Field(default=3600, gt=0)
-    idle_timeout_secs: float = Field(default=0, ge=0)
-    context_rounds: int = Field(default=3, ge=0)
+    round_timeout_secs: Annotated[float, msgspec.Meta(gt=0)] = 3600
+    idle_timeout_secs: Annotated[float, msgspec.Meta(ge=0)] = 0
+    context_rounds: Annotated[int, msgspec.Meta(ge=0)] = 3
 
 
 class SupervisorSettings(_Section):
-    heartbeat_timeout_secs: float = Field(default=10, gt=0)
-    heartbeat_interval_secs: int = Field(default=2, ge=1)  # Celery takes whole seconds
+    heartbeat_timeout_secs: Annotated[float, msgspec.Meta(gt=0)] = 10
+    heartbeat_interval_secs: Annotated[int, msgspec.Meta(ge=1)] = 2  # Celery: whole seconds
     autostart: bool = True
 
 
 class FlowerSettings(_Section):
     address: str = "127.0.0.1"
-    port: int = Field(default=5555, ge=0, le=65535)
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 5555
     basic_auth: str | None = None
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Settings(_Section):
     root: Path
     town: str
     redis_url: str | None = None  # None: the embedded redis-server on .tt/redis.sock
-    agent: AgentSettings = Field(default_factory=AgentSettings)
-    supervisor: SupervisorSettings = Field(default_factory=SupervisorSettings)
-    flower: FlowerSettings = Field(default_factory=FlowerSettings)
-    roles: dict[str, RoleConfig] = Field(default_factory=dict)
-    agent_clis: dict[str, AgentCliConfig] = Field(default_factory=dict)
+    agent: AgentSettings = msgspec.field(default_factory=AgentSettings)
+    supervisor: SupervisorSettings = msgspec.field(default_factory=SupervisorSettings)
+    flower: FlowerSettings = msgspec.field(default_factory=FlowerSettings)
+    roles: dict[str, RoleConfig] = msgspec.field(default_factory=dict)
+    agent_clis: dict[str, AgentCliConfig] = msgspec.field(default_factory=dict)
 
     @property
     def runtime_dir(self) -> Path:
@@ -116,15 +119,27 @@ class Settings(BaseModel):
             raise ConfigError(f"{path}: [town] name is missing")
         redis_url = env.get("REDIS_URL") or data.pop("redis", {}).get("url") or None
         data.pop("redis", None)
+        for key in ("root", "redis_url"):  # set here, never by the file
+            if key in data:
+                raise ConfigError(f"{path}: {key}: unknown key")
+        fields = {**data, "root": root.resolve(), "town": town, "redis_url": redis_url}
         try:
             validate_town_name(town)
-            return cls(root=root.resolve(), town=town, redis_url=redis_url, **data)
-        except (ValidationError, UsageError) as exc:
-            first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-            detail = (
-                f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else str(exc)
-            )
+            # lax, like the pydantic models were: "10" or 2.0 still read as numbers
+            return msgspec.convert(fields, cls, strict=False)
+        except (msgspec.ValidationError, UsageError) as exc:
+            detail = _detail(exc) if isinstance(exc, msgspec.ValidationError) else str(exc)
             raise ConfigError(f"{path}: {detail}") from None
+
+
+def _detail(exc: msgspec.ValidationError) -> str:
+    """One line naming the key: ``agent.round_timeout_secs: Expected `float` > 0.0``."""
+    found = _ERROR_AT.match(str(exc))
+    msg, where = (found["msg"], found["path"] or "") if found else (str(exc), "")
+    unknown = _UNKNOWN_KEY.match(msg)
+    if unknown:
+        msg, where = "unknown key", f"{where}.{unknown['key']}".lstrip(".")
+    return f"{where}: {msg}" if where else msg
 
 
 def validate_town_name(name: str) -> str:

@@ -5,6 +5,7 @@ applies a transition atomically (compare-and-set) and records it in the event st
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from typing import Any
 
 from redis.client import Pipeline
 
@@ -36,6 +37,46 @@ def allowed(old: AgentState, new: AgentState) -> bool:
     return new in ALLOWED[old]
 
 
+def step(
+    agent: Agent,
+    new: AgentState,
+    *,
+    expect: Collection[AgentState] | None = None,
+    quiet_if_same: bool = False,
+) -> AgentState:
+    """Check a transition and apply it to an in-memory record; returns the old state.
+
+    For callers that write the record inside a bigger transaction of their own (a
+    round's start and end); `transition` is the one-record version.
+    """
+    old = agent.state
+    if quiet_if_same and old == new:
+        return old
+    if (expect is not None and old not in expect) or not allowed(old, new):
+        raise InvalidTransition(
+            f"agent {agent.name!r} is {old.value}: cannot change it to {new.value}"
+        )
+    agent.state = new
+    agent.last_active_at = utcnow()
+    return old
+
+
+def event_fields(agent: Agent, old: AgentState, reason: str | None) -> dict[str, Any] | None:
+    """The `state` event's fields for a change from `old` to the record's state."""
+    if old == agent.state:
+        return None
+    return {"name": agent.name, "old": old.value, "new": agent.state.value, "reason": reason}
+
+
+def record(
+    store: Store, pipe: Pipeline, agent: Agent, old: AgentState, reason: str | None
+) -> None:
+    """Queue the `state` event of a change from `old` to the record's state (if any)."""
+    fields = event_fields(agent, old, reason)
+    if fields is not None:
+        store.add_event("state", agent.id, pipe=pipe, **fields)
+
+
 def transition(
     store: Store,
     agent_id: str,
@@ -55,27 +96,13 @@ def transition(
     old_state: list[AgentState] = []
 
     def apply(agent: Agent) -> None:
-        old = agent.state
-        old_state.append(old)
-        if quiet_if_same and old == new:
-            return
-        if (expect is not None and old not in expect) or not allowed(old, new):
-            raise InvalidTransition(
-                f"agent {agent.name!r} is {old.value}: cannot change it to {new.value}"
-            )
-        agent.state = new
-        agent.last_active_at = utcnow()
-        if change is not None:
+        old_state.append(step(agent, new, expect=expect, quiet_if_same=quiet_if_same))
+        if change is not None and old_state[-1] != new:
             change(agent)
 
-    def record(pipe: Pipeline, agent: Agent) -> None:
-        old = old_state[-1]
-        if old != new:
-            store.add_event(
-                "state", agent.id, pipe=pipe, name=agent.name, old=old.value, new=new.value,
-                reason=reason,
-            )
+    def queue_event(pipe: Pipeline, agent: Agent) -> None:
+        record(store, pipe, agent, old_state[-1], reason)
         if also is not None:
             also(pipe, agent)
 
-    return store.update_agent(agent_id, apply, also=record)
+    return store.update_agent(agent_id, apply, also=queue_event)

@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
 from redis.client import Pipeline
 from redis.exceptions import ResponseError
 
@@ -23,6 +22,7 @@ from tinytown.errors import AgentNotFound, MessageTooLarge, NameTaken, TaskNotFo
 from tinytown.models import (
     MAX_MESSAGE_BYTES,
     Agent,
+    InvalidRecord,
     Message,
     Task,
     WireModel,
@@ -44,6 +44,15 @@ def _owns(key: str, record: WireModel) -> bool:
         return True
     log.warning("skipping %s: the record's id is missing or not the key's", key)
     return False
+
+
+def event_entry(kind: str, agent_id: str | None = None, **fields: Any) -> dict[str, str]:
+    """One event's fields as the stream keeps them (None values left out)."""
+    entry = {"kind": kind, "time": format_timestamp(utcnow())}
+    if agent_id:
+        entry["agent"] = agent_id
+    entry.update({k: str(v) for k, v in fields.items() if v is not None})
+    return entry
 
 
 class Store:
@@ -77,13 +86,8 @@ class Store:
                     continue
                 try:
                     record = model.from_json(raw)
-                except ValidationError as exc:
-                    reason = exc.errors()[0]
-                    where = ".".join(str(p) for p in reason["loc"]) or "value"
-                    log.warning(
-                        "skipping %s: not a valid %s record (%s: %s)",
-                        key, model.__name__, where, reason["msg"],
-                    )
+                except InvalidRecord as exc:
+                    log.warning("skipping %s: not a valid %s record (%s)", key, model.__name__, exc)
                     continue
                 if _owns(key, record):
                     records.append(record)
@@ -95,7 +99,7 @@ class Store:
             return None
         try:
             record = model.from_json(raw)
-        except ValidationError:
+        except InvalidRecord:
             log.warning("skipping %s: not a valid %s record", key, model.__name__)
             return None
         return record if not keyed or _owns(key, record) else None
@@ -212,7 +216,7 @@ class Store:
         for i, raw in enumerate(raws):
             try:
                 messages.append(Message.from_json(raw))
-            except ValidationError:
+            except InvalidRecord:
                 log.warning("skipping element %d of %s: not a valid Message", i, key)
         return messages
 
@@ -264,12 +268,9 @@ class Store:
     def add_event(
         self, kind: str, agent_id: str | None = None, pipe: Pipeline | None = None, **fields: Any
     ) -> None:
-        entry = {"kind": kind, "time": format_timestamp(utcnow())}
-        if agent_id:
-            entry["agent"] = agent_id
-        entry.update({k: str(v) for k, v in fields.items() if v is not None})
         target: Any = pipe if pipe is not None else self.r
-        target.xadd(keys.events(self.town), entry, maxlen=EVENTS_MAXLEN, approximate=True)
+        target.xadd(keys.events(self.town), event_entry(kind, agent_id, **fields),
+                    maxlen=EVENTS_MAXLEN, approximate=True)
 
     def read_events(self, count: int = 20, agent_id: str | None = None) -> list[dict[str, str]]:
         """The newest `count` events (for one agent when given), oldest first."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
-from pydantic import ValidationError
 from redis.client import Pipeline
 from redis.exceptions import ResponseError
 
 from tinytown import keys
 from tinytown.errors import InvalidTransition, TaskNotFound
-from tinytown.models import Agent, Task, TaskState, utcnow
+from tinytown.models import Agent, InvalidRecord, Task, TaskState, utcnow
 from tinytown.store import Store, log
 
 RESULT_LIMIT = 4000  # characters of output kept as a task's result
@@ -42,12 +42,7 @@ def finish_task(
         if agent_key and state == TaskState.COMPLETED:
             pipe.watch(agent_key)
             agent = _agent_or_none(pipe, agent_key)
-        now = utcnow()
-        task.state = state
-        task.completed_at = now
-        task.updated_at = now
-        if text is not None:
-            task.result = text[-RESULT_LIMIT:]
+        now = mark_finished(task, state, text)
         pipe.multi()
         pipe.set(task_key, task.to_json())
         if agent is not None and agent_key:
@@ -62,12 +57,23 @@ def finish_task(
     return store.transaction(body, task_key)
 
 
+def mark_finished(task: Task, state: TaskState, text: str | None) -> datetime:
+    """Set a task's terminal state, times and result (its tail) in memory; returns now."""
+    now = utcnow()
+    task.state = state
+    task.completed_at = now
+    task.updated_at = now
+    if text is not None:
+        task.result = text[-RESULT_LIMIT:]
+    return now
+
+
 def _agent_or_none(pipe: Pipeline, key: str) -> Agent | None:
     """The assignee's record; a damaged one is skipped (the task still finishes)."""
     try:
         raw = pipe.get(key)
         return Agent.from_json(raw) if raw else None
-    except (ValidationError, ResponseError):
+    except (InvalidRecord, ResponseError):
         log.warning("not counting the task for %s: not a valid Agent record", key)
         return None
 

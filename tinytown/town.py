@@ -205,7 +205,6 @@ class Town:
         if max_rounds is not None and max_rounds < 1:
             raise UsageError("--max-rounds must be 1 or more")
         parent_agent = self.resolve(parent) if parent else None
-        extra: dict[str, Any] = {"max_rounds": max_rounds} if max_rounds else {}
         agent = Agent(
             name=name,
             cli=cli,
@@ -215,8 +214,9 @@ class Town:
             parent_agent_id=parent_agent.id if parent_agent else None,
             spawn_mode=SpawnMode.FORKED_CONTEXT if fork else SpawnMode.FRESH,
             current_scope=scope,
-            **extra,
         )
+        if max_rounds:
+            agent.extra["max_rounds"] = max_rounds
         self.store.create_agent(agent)
         handle = AgentHandle(self, agent.id)
         if start:

@@ -23,7 +23,7 @@ from typing import Any
 
 from redis.client import Pipeline
 
-from tinytown import keys, states
+from tinytown import keys, round_steps, states
 from tinytown.connection import connect
 from tinytown.errors import RedisUnreachable, TinytownError
 from tinytown.models import (
@@ -36,33 +36,17 @@ from tinytown.models import (
     TaskState,
     utcnow,
 )
-from tinytown.presets import resolve_cli
+from tinytown.presets import CliCommand, resolve_cli
 from tinytown.prompt import RoundInput, build_prompt
 from tinytown.runner import RunResult, kill_group, run_cli
 from tinytown.settings import Settings
 from tinytown.store import Store
-from tinytown.tasks import RESULT_LIMIT, finish_task, start_task
+from tinytown.tasks import RESULT_LIMIT
 from tinytown.wakeup import enqueue_round
 
 log = logging.getLogger("tinytown.worker")
 S = AgentState
 MAX_BATCH = 100
-
-# Take messages from the inbox head into the in-flight list, up to and including
-# the first one that needs the agent CLI. KEYS: inbox, inflight. ARGV: max batch.
-_TAKE_LUA = """
-local taken = {}
-for i = 1, tonumber(ARGV[1]) do
-  local m = redis.call('LPOP', KEYS[1])
-  if not m then break end
-  redis.call('RPUSH', KEYS[2], m)
-  taken[#taken + 1] = m
-  local ok, doc = pcall(cjson.decode, m)
-  local t = ok and type(doc) == 'table' and doc['type'] or nil
-  if t == 'task' or t == 'query' or t == 'task_assign' or t == 'custom' then break end
-end
-return taken
-"""
 
 # Put the in-flight list back at the inbox head, in order. KEYS: inflight, inbox.
 RETURN_INFLIGHT_LUA = """
@@ -103,6 +87,9 @@ class WorkerRuntime:
             for role in roles_of(agent, set(settings.known_roles()))
         ]
         self.logs = settings.logs_dir / agent.name
+        self._commands: dict[str, CliCommand] = {}  # agent.cli -> its resolved command
+        self._env = {k: v for k, v in os.environ.items() if k != "TINYTOWN_TASK_ID"}
+        self._env.update({"TINYTOWN_TOWN": self.town, "TINYTOWN_TOWN_ROOT": str(settings.root)})
         self._closing = threading.Event()
         self._ready = False
 
@@ -288,23 +275,27 @@ class WorkerRuntime:
                 self._closing.wait(2.0)
 
     def _round(self) -> None:
-        self.redis.delete(self._key(keys.wake))  # later messages wake us again
-        if self.redis.exists(self._key(keys.stop_flag)):
-            agent = self.store.get_agent(self.agent_id)
-            if agent is not None and not agent.state.is_terminal:
-                states.transition(self.store, self.agent_id, S.STOPPED, reason="killed")
-            self.request_shutdown()
-            return
-        agent = self.store.get_agent(self.agent_id)
-        if agent is None:  # pruned under us
-            self.request_shutdown()
-            return
-        if agent.state not in (S.IDLE, S.STARTING) or self._closing.is_set():
-            return  # paused, draining or terminal: the inbox stays as it is
-        raws = self.redis.eval(_TAKE_LUA, 2, self._key(keys.inbox), self._key(keys.inflight),
-                               MAX_BATCH)
-        if raws:
-            self._handle(agent, self._parse(raws))
+        """Rounds until the inbox holds nothing actionable: one Celery job drains a
+        backlog without a Celery hop (and its task events) per message."""
+        while not self._closing.is_set():
+            begun = round_steps.begin(self.redis, self.town, self.agent_id, MAX_BATCH)
+            if begun.verdict == "stop":
+                agent = self.store.get_agent(self.agent_id)
+                if agent is not None and not agent.state.is_terminal:
+                    states.transition(self.store, self.agent_id, S.STOPPED, reason="killed")
+                self.request_shutdown()
+                return
+            agent = self.store._load(Agent, self._key(keys.agent), begun.agent_json)
+            if agent is None:  # pruned under us (or its record no longer parses)
+                self.return_inflight()
+                self.request_shutdown()
+                return
+            if begun.verdict != "take" or not begun.messages:
+                return  # paused, draining or terminal: the inbox stays as it is
+            messages = self._parse(begun.messages)
+            if not self._handle(agent, messages, begun) and \
+                    len(messages) == len(begun.messages):
+                return  # only notes: they wait for the next actionable message
 
     def _parse(self, raws: list[str]) -> list[Message]:
         messages = []
@@ -317,7 +308,9 @@ class WorkerRuntime:
                 self.redis.rpush(keys.deadletter(self.town), raw)
         return messages
 
-    def _handle(self, agent: Agent, messages: list[Message]) -> None:
+    def _handle(self, agent: Agent, messages: list[Message], begun: round_steps.Begun) -> bool:
+        """Answer pings and status requests, run the CLI for the actionable message;
+        False when the batch held only notes (nothing was done)."""
         notes: list[Message] = []
         actionable: Message | None = None
         shutdown = False
@@ -339,40 +332,37 @@ class WorkerRuntime:
             else:
                 notes.append(m)
         pipe.execute()
-        task = None
-        if actionable is not None and actionable.type == "task_assign":
-            task = start_task(self.store, str(getattr(actionable.body, "task_id", "")))
-            if task is None:  # cancelled or gone meanwhile: nothing to run
-                actionable = None
-        if actionable is None:
+        if actionable is None or not self._run(agent, actionable, notes, begun):
             pipe = self.redis.pipeline()
             for m in reversed(notes):  # they wait for the next CLI run, in order
                 pipe.lpush(self._key(keys.inbox), m.to_json())
             pipe.delete(self._key(keys.inflight))
             pipe.execute()
-            if shutdown:
-                self.drain("shutdown message")
-            return
-        self._run(agent, actionable, task, notes)
         if shutdown:
             self.drain("shutdown message")
+        return len(notes) < len(messages)
 
-    def _run(self, agent: Agent, m: Message, task: Task | None, notes: list[Message]) -> None:
+    def _run(
+        self, agent: Agent, m: Message, notes: list[Message], begun: round_steps.Begun
+    ) -> bool:
+        """Run the agent CLI for `m`; False when there is nothing to run (its task was
+        cancelled or is gone)."""
+        task_id = str(getattr(m.body, "task_id", "")) if m.type == "task_assign" else None
         try:
-            agent = states.transition(
-                self.store, self.agent_id, S.WORKING, expect=(S.IDLE, S.STARTING),
-                reason=f"round {agent.rounds_completed + 1}",
-                change=lambda a: setattr(a, "current_task", task.id if task else None),
-            )
-        except Exception:  # paused or closed between our check and now
-            if task is not None:
-                self.store.update_task(task.id, _back_to_assigned)
+            started = round_steps.start(self.store, self.agent_id, task_id,
+                                        reason=f"round {agent.rounds_completed + 1}",
+                                        seen=begun)
+        except round_steps.CannotStart:  # paused or closed between our check and now
             self.return_inflight()
-            return
+            return True
+        if started is None:
+            return False
+        agent, task = started
         number = agent.rounds_completed + 1
         prompt = build_prompt(self._round_input(agent, m, task, notes))
         result = self._run_cli(agent, prompt, number, task)
         self._record(agent, m, task, prompt, result, number)
+        return True
 
     def _round_input(
         self, agent: Agent, m: Message, task: Task | None, notes: list[Message]
@@ -394,33 +384,36 @@ class WorkerRuntime:
                           inherited=inherited, parent_name=parent_name, sender_names=names)
 
     def _run_cli(self, agent: Agent, prompt: str, number: int, task: Task | None) -> RunResult:
-        command = resolve_cli(self.settings, agent.cli)
-        env = dict(os.environ)
+        command = self._commands.get(agent.cli)
+        if command is None:
+            command = self._commands[agent.cli] = resolve_cli(self.settings, agent.cli)
+        env = dict(self._env)
         env.update({
             "TINYTOWN_AGENT_ID": agent.id, "TINYTOWN_AGENT_NAME": agent.name,
-            "TINYTOWN_TOWN": self.town, "TINYTOWN_TOWN_ROOT": str(self.settings.root),
             "TINYTOWN_ROUND": str(number),
         })
-        env.pop("TINYTOWN_TASK_ID", None)
         if task is not None:
             env["TINYTOWN_TASK_ID"] = task.id
-        self.logs.mkdir(parents=True, exist_ok=True)
-        (self.logs / f"round-{number}.prompt").write_text(prompt)
 
         def started(pid: int) -> None:
             self.redis.hset(self._key(keys.runtime), mapping={"cli_pgid": pid, "round": number})
+            # written once the CLI runs: not on the way from a message to its CLI
+            prompt_log.write_text(prompt)
 
-        return run_cli(
+        prompt_log = self.logs / f"round-{number}.prompt"
+        result = run_cli(
             command, prompt, cwd=self.settings.root, env=env,
             log_path=self.logs / f"round-{number}.log",
             timeout=self.settings.agent.round_timeout_secs, on_start=started,
         )
+        if result.error:  # it never started
+            prompt_log.write_text(prompt)
+        return result
 
     def _record(
         self, agent: Agent, m: Message, task: Task | None, prompt: str, result: RunResult,
         number: int,
     ) -> None:
-        self.redis.hdel(self._key(keys.runtime), "cli_pgid")
         output = result.output_tail
         if result.error:
             error = result.error
@@ -429,63 +422,24 @@ class WorkerRuntime:
                      f" (round_timeout_secs); output tail:\n{output}")
         else:
             error = f"agent CLI exited with code {result.exit_code}; output tail:\n{output}"
-        pipe = self.redis.pipeline()
-        if task is not None:
-            self._finish(task, result.ok, output, error)
-        elif m.type == "query":
+        reply = None
+        if task is None and m.type == "query":
             answer = MessageType.informational((output if result.ok else error)[-RESULT_LIMIT:])
             reply = Message(sender=self.agent_id, to=m.sender, body=answer, correlation_id=m.id)
-            self.store.push_message(reply, pipe)
-            if reply.to != keys.SUPERVISOR_ID:
-                enqueue_round(pipe, self.town, reply.to)
-        context = json.dumps({"round": number, "prompt": prompt[-2000:],
-                              "output": output[-2000:]})
-        pipe.lpush(self._key(keys.context), context)
-        pipe.ltrim(self._key(keys.context), 0, max(self.settings.agent.context_rounds, 1) - 1)
-        pipe.delete(self._key(keys.inflight))
-        pipe.execute()
-
-        def done(a: Agent) -> None:
-            a.rounds_completed += 1
-            a.current_task = None
-            a.last_active_at = utcnow()
-            a.last_heartbeat = utcnow()
-
-        after = self.store.update_agent(self.agent_id, done)
-        if after.state == S.WORKING:
-            states.transition(self.store, self.agent_id, S.IDLE, reason=f"round {number} done",
-                              quiet_if_same=True)
-        max_rounds = (after.model_extra or {}).get("max_rounds")
+        outcome = round_steps.Outcome(
+            number=number, ok=result.ok, output=output, error=error, reply=reply,
+            context=json.dumps({"round": number, "prompt": prompt[-2000:],
+                                "output": output[-2000:]}),
+            context_rounds=self.settings.agent.context_rounds,
+        )
+        after = round_steps.finish(self.store, self.agent_id, task.id if task else None, outcome)
+        max_rounds = extra_field(after, "max_rounds")
         if max_rounds and after.rounds_completed >= int(max_rounds):
             self.drain(f"max rounds ({max_rounds}) reached")
-        elif self.store.inbox_len(self.agent_id):
-            enqueue_round(self.redis, self.town, self.agent_id)
 
-    def _finish(self, task: Task, ok: bool, output: str, error: str) -> None:
-        """Complete or fail the task unless the CLI already did, and report it to the
-        supervisor mailbox (in the same MULTI when this round finishes it)."""
-        def report(pipe: Any, finished: Task) -> None:
-            body: MessageBody
-            if finished.state == TaskState.COMPLETED:
-                body = MessageType.task_done(finished.id, finished.result or "")
-            elif finished.state == TaskState.FAILED:
-                body = MessageType.task_failed(finished.id, finished.result or error)
-            else:
-                return  # cancelled meanwhile: nothing to report
-            self.store.push_message(
-                Message(sender=self.agent_id, to=keys.SUPERVISOR_ID, body=body), pipe)
 
-        current = self.store.get_task(task.id)
-        if current is None:
-            return
-        if not current.state.is_terminal:
-            state = TaskState.COMPLETED if ok else TaskState.FAILED
-            try:
-                finish_task(self.store, task.id, state, output if ok else error, also=report)
-                return
-            except TinytownError:  # finished by someone else in between
-                current = self.store.require_task(task.id)
-        report(self.redis, current)  # the CLI finished it itself (tt task complete)
+def extra_field(record: Agent, name: str) -> Any:
+    return record.extra.get(name)
 
 
 class _AlreadyTaken(Exception):

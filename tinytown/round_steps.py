@@ -1,0 +1,268 @@
+"""A round's Redis work in three steps, each one round trip or one transaction.
+
+A round used to read and write its records one at a time (about 27 round trips for a
+task). Here it makes five:
+
+- `begin`: one Lua call clears the wake flag, checks the stop flag and the agent's
+  state, moves the inbox head into the in-flight list and reads the task it names.
+- `start`: one compare-and-set script on what `begin` read (a WATCH / MGET / MULTI
+  when a record changed meanwhile): the agent goes `working` with its current task,
+  the task goes `running`.
+- `finish`: one WATCH / MGET / MULTI: the task's outcome and its report to the
+  supervisor, the agent's counters and its return to `idle`, the round's context, the
+  answer to a query, and the in-flight list dropped, all or nothing.
+
+The records are still parsed and written by the models in Python (Lua's cjson would
+reorder their fields); the Lua step only reads the agent's `state`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.client import Pipeline
+
+from tinytown import keys, states
+from tinytown.connection import TownRedis
+from tinytown.errors import InvalidTransition
+from tinytown.models import Agent, AgentState, Message, MessageType, Task, TaskState, utcnow
+from tinytown.store import EVENTS_MAXLEN, Store, event_entry
+from tinytown.tasks import mark_finished
+from tinytown.wakeup import enqueue_round
+
+# KEYS: wake flag, stop flag, agent, inbox, in-flight list. ARGV: max batch, the task
+# key prefix. Returns {'stop'}, {'gone'}, {'wait', agent} or {'take', agent, task,
+# message...}: the inbox head up to and including the first message that needs the
+# agent CLI (the actionable types of models.MessageType other than those a round
+# answers itself), and the task a `task_assign` names (false if none or not found).
+_BEGIN_LUA = """
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'stop'} end
+local raw = redis.pcall('GET', KEYS[3])
+if type(raw) ~= 'string' then return {'gone'} end
+local ok, doc = pcall(cjson.decode, raw)
+local state = ok and type(doc) == 'table' and doc['state'] or nil
+if state ~= 'idle' and state ~= 'starting' then return {'wait', raw} end
+local out = {'take', raw, false}
+for i = 1, tonumber(ARGV[1]) do
+  local m = redis.call('LPOP', KEYS[4])
+  if not m then break end
+  redis.call('RPUSH', KEYS[5], m)
+  out[#out + 1] = m
+  local okm, msg = pcall(cjson.decode, m)
+  local t = okm and type(msg) == 'table' and msg['type'] or nil
+  if t == 'task_assign' and type(msg['task_id']) == 'string' then
+    local task = redis.pcall('GET', ARGV[2] .. msg['task_id'])
+    if type(task) == 'string' then out[3] = task end
+  end
+  if t == 'task' or t == 'query' or t == 'task_assign' or t == 'custom' then break end
+end
+return out
+"""
+
+# KEYS: agent, task, events. ARGV: agent as read, agent to write, task as read ('' for
+# none), task to write, events maxlen, the event's field/value pairs. Writes only if
+# both records are still as read: 1, else 0 (the caller then retries under WATCH).
+_START_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] ~= '' then
+  if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+  redis.call('SET', KEYS[2], ARGV[4])
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, 6))
+return 1
+"""
+
+
+@dataclass
+class Begun:
+    """What `begin` found: verdict `stop`, `gone`, `wait` or `take`."""
+
+    verdict: str
+    agent_json: str | None = None
+    task_json: str | None = None  # the task of a taken `task_assign`, as read
+    messages: list[str] = field(default_factory=list)
+
+
+def begin(r: TownRedis, town: str, agent_id: str, max_batch: int) -> Begun:
+    got = _script(r, _BEGIN_LUA)(
+        keys=[keys.wake(town, agent_id), keys.stop_flag(town, agent_id),
+              keys.agent(town, agent_id), keys.inbox(town, agent_id),
+              keys.inflight(town, agent_id)],
+        args=[max_batch, keys.task(town, "")])
+    if got[0] != "take":
+        return Begun(got[0], got[1] if len(got) > 1 else None)
+    return Begun("take", got[1], got[2], list(got[3:]))
+
+
+def _script(r: TownRedis, lua: str) -> Any:
+    """The script as a redis-py Script (EVALSHA, loaded on first use), one per client."""
+    scripts: dict[str, Any] = r.__dict__.setdefault("_tinytown_scripts", {})
+    if lua not in scripts:
+        scripts[lua] = r.register_script(lua)
+    return scripts[lua]
+
+
+class CannotStart(Exception):
+    """Raised when the agent left idle/starting (paused, closed) before its round began."""
+
+
+def _read_pair(pipe: Pipeline, store: Store, agent_id: str, task_id: str | None
+               ) -> tuple[Agent, Task | None]:
+    agent_key = keys.agent(store.town, agent_id)
+    if task_id is None:
+        raw_agent, raw_task = pipe.get(agent_key), None
+    else:
+        raw_agent, raw_task = pipe.mget(agent_key, keys.task(store.town, task_id))
+    if raw_agent is None:
+        raise CannotStart("the agent's record is gone")
+    return Agent.from_json(raw_agent), Task.from_json(raw_task) if raw_task else None
+
+
+def start(store: Store, agent_id: str, task_id: str | None, reason: str,
+          seen: Begun | None = None) -> tuple[Agent, Task | None] | None:
+    """`working` with the task `running`; None when the task is gone or already finished.
+
+    With `seen` (what `begin` read), one compare-and-set script writes both records if
+    neither changed since; otherwise (or without it) a WATCH transaction does. Raises
+    CannotStart when the agent is no longer idle or starting.
+    """
+    if seen is not None and seen.agent_json and (task_id is None or seen.task_json):
+        agent = Agent.from_json(seen.agent_json)
+        task = Task.from_json(seen.task_json) if seen.task_json else None
+        if task is None or task.id == task_id:
+            started = _begin_work(agent, task)
+            if started is None:
+                return None
+            old = started
+            fields = states.event_fields(agent, old, reason) or {}
+            entry = event_entry("state", agent.id, **fields)
+            written = _script(store.r, _START_LUA)(
+                keys=[keys.agent(store.town, agent_id),
+                      keys.task(store.town, task.id) if task else keys.agent(store.town, agent_id),
+                      keys.events(store.town)],
+                args=[seen.agent_json, agent.to_json(), seen.task_json or "",
+                      task.to_json() if task else "", EVENTS_MAXLEN,
+                      *(x for pair in entry.items() for x in pair)])
+            if written == 1:
+                return agent, task
+    return _start_watched(store, agent_id, task_id, reason)
+
+
+def _begin_work(agent: Agent, task: Task | None) -> AgentState | None:
+    """Apply the start to the records in memory; the agent's old state, or None when
+    the task is finished already."""
+    if task is not None and task.state.is_terminal:
+        return None  # cancelled meanwhile: nothing to run
+    try:
+        old = states.step(agent, AgentState.WORKING,
+                          expect=(AgentState.IDLE, AgentState.STARTING))
+    except InvalidTransition as exc:
+        raise CannotStart(str(exc)) from None
+    agent.current_task = task.id if task else None
+    if task is not None:
+        now = utcnow()
+        task.state = TaskState.RUNNING
+        task.started_at = task.started_at or now
+        task.updated_at = now
+    return old
+
+
+def _start_watched(store: Store, agent_id: str, task_id: str | None, reason: str
+                   ) -> tuple[Agent, Task | None] | None:
+    watch = [keys.agent(store.town, agent_id)]
+    if task_id is not None:
+        watch.append(keys.task(store.town, task_id))
+
+    def body(pipe: Pipeline) -> tuple[Agent, Task | None] | None:
+        agent, task = _read_pair(pipe, store, agent_id, task_id)
+        if task_id is not None and task is None:
+            return None  # gone meanwhile
+        old = _begin_work(agent, task)
+        if old is None:
+            return None
+        pipe.multi()
+        if task is not None:
+            store.put_task(task, pipe)
+        pipe.set(watch[0], agent.to_json())
+        states.record(store, pipe, agent, old, reason)
+        return agent, task
+
+    return store.transaction(body, *watch)
+
+
+@dataclass
+class Outcome:
+    """What the agent CLI's run came to, for `finish`."""
+
+    number: int
+    ok: bool
+    output: str
+    error: str
+    context: str  # the round's entry in the agent's context list (JSON)
+    context_rounds: int
+    reply: Message | None = None  # the answer to a query
+
+
+def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome) -> Agent:
+    """Record the round's outcome in one transaction; returns the agent as written.
+
+    A task the CLI already finished itself (`tt task complete`) keeps its outcome; the
+    supervisor gets a `task_done` / `task_failed` report either way (none for a task
+    cancelled meanwhile). A task assigned to someone else is not touched here.
+    """
+    town = store.town
+    agent_key = keys.agent(town, agent_id)
+    watch = [agent_key] + ([keys.task(town, task_id)] if task_id else [])
+
+    def body(pipe: Pipeline) -> Agent:
+        agent, task = _read_pair(pipe, store, agent_id, task_id)
+        if task is not None and task.assigned_to not in (None, agent_id):
+            task = None
+        finished = task is not None and not task.state.is_terminal
+        if task is not None and finished:
+            mark_finished(task, TaskState.COMPLETED if outcome.ok else TaskState.FAILED,
+                          outcome.output if outcome.ok else outcome.error)
+            if task.state == TaskState.COMPLETED:
+                agent.tasks_completed += 1
+        now = utcnow()
+        agent.rounds_completed += 1
+        agent.current_task = None
+        agent.last_active_at = now
+        agent.last_heartbeat = now
+        old = agent.state
+        if old == AgentState.WORKING:
+            states.step(agent, AgentState.IDLE)
+        pipe.multi()
+        if task is not None:
+            if finished:
+                store.put_task(task, pipe)
+                store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
+                                task=task.id)
+            _report(store, pipe, agent_id, task, outcome.error)
+        pipe.set(agent_key, agent.to_json())
+        states.record(store, pipe, agent, old, f"round {outcome.number} done")
+        if outcome.reply is not None:
+            store.push_message(outcome.reply, pipe)
+            if outcome.reply.to != keys.SUPERVISOR_ID:
+                enqueue_round(pipe, town, outcome.reply.to)
+        pipe.lpush(keys.context(town, agent_id), outcome.context)
+        pipe.ltrim(keys.context(town, agent_id), 0, max(outcome.context_rounds, 1) - 1)
+        pipe.delete(keys.inflight(town, agent_id))
+        pipe.hdel(keys.runtime(town, agent_id), "cli_pgid")
+        return agent
+
+    return store.transaction(body, *watch)
+
+
+def _report(store: Store, pipe: Pipeline, agent_id: str, task: Task, error: str) -> None:
+    """A finished task's report to the supervisor mailbox (none if it was cancelled)."""
+    if task.state == TaskState.COMPLETED:
+        body: Any = MessageType.task_done(task.id, task.result or "")
+    elif task.state == TaskState.FAILED:
+        body = MessageType.task_failed(task.id, task.result or error)
+    else:
+        return
+    store.push_message(Message(sender=agent_id, to=keys.SUPERVISOR_ID, body=body), pipe)
