@@ -25,7 +25,7 @@ def test_defaults_and_derived_paths(tmp_path: Path) -> None:
     assert (s.agent.default_cli, s.agent.round_timeout_secs, s.agent.idle_timeout_secs,
             s.agent.context_rounds) == ("claude", 3600, 0, 3)
     assert (s.supervisor.heartbeat_timeout_secs, s.supervisor.heartbeat_interval_secs,
-            s.supervisor.autostart) == (10, 2, True)
+            s.supervisor.autostart) == (15, 5, True)
     assert (s.flower.address, s.flower.port, s.flower.basic_auth) == ("127.0.0.1", 5555, None)
     assert set(s.known_roles()) == set(BUILTIN_ROLES)
 

@@ -59,8 +59,9 @@ class AgentSettings(_Section):
 
 
 class SupervisorSettings(_Section):
-    heartbeat_timeout_secs: Annotated[float, msgspec.Meta(gt=0)] = 10
-    heartbeat_interval_secs: Annotated[int, msgspec.Meta(ge=1)] = 2  # Celery: whole seconds
+    heartbeat_timeout_secs: Annotated[float, msgspec.Meta(gt=0)] = 15
+    # 5 s: every heartbeat costs 50 idle agents and the supervisor CPU (BENCHMARKS.md)
+    heartbeat_interval_secs: Annotated[int, msgspec.Meta(ge=1)] = 5  # Celery: whole seconds
     autostart: bool = True
 
 

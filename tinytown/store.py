@@ -169,6 +169,23 @@ class Store:
 
         return self.transaction(body, key)
 
+    def update_agents(self, agent_ids: list[str], change: Callable[[Agent], None]) -> None:
+        """Apply `change` to several agents in one transaction (three round trips in
+        all); records gone or unreadable meanwhile are left out."""
+        names = [keys.agent(self.town, agent_id) for agent_id in agent_ids]
+
+        def body(pipe: Pipeline) -> None:
+            raws = pipe.mget(names)
+            pipe.multi()
+            for key, raw in zip(names, raws, strict=True):
+                agent = self._load(Agent, key, raw)
+                if agent is not None:
+                    change(agent)
+                    pipe.set(key, agent.to_json())
+
+        if names:
+            self.transaction(body, *names)
+
     def delete_agent(self, agent: Agent, pipe: Pipeline | None = None) -> None:
         target = pipe if pipe is not None else self.r.pipeline()
         target.delete(*keys.per_agent_keys(self.town, agent.id))

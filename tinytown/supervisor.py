@@ -174,8 +174,8 @@ class Supervisor:
         for agent in live:
             pipe.hmget(keys.runtime(self.settings.town, agent.id), "pid", "host")
         runtimes = pipe.execute() if live else []
+        self._refresh_heartbeats(live)
         for agent, (pid, host) in zip(live, runtimes, strict=True):
-            agent = self._refresh_heartbeat(agent)
             went = self._offline.get(agent.id)
             if went is not None and time.monotonic() - went > 2.0:
                 self._offline.pop(agent.id, None)
@@ -184,22 +184,23 @@ class Supervisor:
                 log.warning("agent %s: worker process %s is gone: error", agent.name, pid)
                 recover_agent(self.store, agent, f"worker process {pid} exited")
             else:
-                silent = (utcnow() - agent.last_heartbeat).total_seconds()
+                last = max(agent.last_heartbeat, self._seen.get(agent.id, agent.last_heartbeat))
+                silent = (utcnow() - last).total_seconds()
                 if silent > limit and not grace:
                     log.warning("agent %s: no heartbeat for %.1fs: error", agent.name, silent)
                     recover_agent(self.store, agent,
                                   f"no heartbeat for {silent:.0f}s (limit {limit:g}s)")
 
-    def _refresh_heartbeat(self, agent: Agent) -> Agent:
-        """Write the newest heartbeat seen into the record, at most every two intervals."""
-        seen = self._seen.get(agent.id)
+    def _refresh_heartbeats(self, live: list[Agent]) -> None:
+        """Write the newest heartbeats seen into the records, each at most every two
+        intervals, all of them in one transaction."""
         every = 2 * self.settings.supervisor.heartbeat_interval_secs
-        if seen is None or (seen - agent.last_heartbeat).total_seconds() < every:
-            return agent
-        try:
-            return self.store.update_agent(agent.id, lambda a: _beat(a, seen))
-        except TinytownError:
-            return agent  # pruned meanwhile
+        due = {a.id: seen for a in live
+               if (seen := self._seen.get(a.id)) is not None
+               and (seen - a.last_heartbeat).total_seconds() >= every}
+        if due:
+            self.store.update_agents(list(due), lambda a: _beat(a, due[a.id]))
+
 
 def _beat(agent: Agent, when: datetime) -> None:
     agent.last_heartbeat = max(agent.last_heartbeat, when)
