@@ -97,3 +97,27 @@ def test_cli_and_worker_do_not_import_pydantic(module: str) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60).stdout
     assert out.strip() == "[]"
+
+
+def test_a_short_tt_command_imports_only_what_it_uses(tmp_path: Path) -> None:
+    # what `tt list` loads to parse and start a command (outside a town it stops there)
+    code = (
+        "import sys\nfrom tinytown.cli import cli\n"
+        "try:\n    cli.main(['list'], standalone_mode=False)\nexcept Exception:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('rich', 'celery', 'kombu', 'pydantic') or m in"
+        " ('tinytown.cli_ops', 'tinytown.cli_engine')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60, cwd=tmp_path).stdout
+    assert out.strip() == "[]"
+
+
+def test_lazy_commands_are_the_ones_their_modules_define() -> None:
+    from importlib import import_module
+
+    from tinytown.cli import LAZY_COMMANDS, cli
+
+    defined = {c.name: m for m in set(LAZY_COMMANDS.values()) for c in import_module(m).COMMANDS}
+    assert defined == LAZY_COMMANDS
+    assert set(LAZY_COMMANDS) <= set(cli.list_commands(None))  # type: ignore[arg-type]

@@ -11,11 +11,11 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from importlib import import_module
 from typing import Any
 
 import click
 
-from tinytown import cli_engine, cli_ops
 from tinytown.cli_common import (
     Context,
     age,
@@ -37,8 +37,29 @@ from tinytown.models import (
     TaskState,
 )
 
+# Process and operations commands live in their own modules, imported only when one
+# of them runs or `tt --help` lists them: a `tt send` does not pay for them.
+LAZY_COMMANDS = {
+    **dict.fromkeys(("interrupt", "resume", "close", "kill", "restart", "wait", "prune",
+                     "stop", "worker", "supervisor"), "tinytown.cli_engine"),
+    **dict.fromkeys(("flower", "events", "history", "logs", "recover", "reclaim", "save",
+                     "restore", "backlog"), "tinytown.cli_ops"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        module = LAZY_COMMANDS.get(name)
+        if module is not None and name not in self.commands:
+            for command in import_module(module).COMMANDS:
+                self.add_command(command)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--town", "town_path", metavar="PATH", envvar="TINYTOWN_TOWN_ROOT",
     help="The town's folder (default: nearest tinytown.toml upwards).",
@@ -484,10 +505,6 @@ def reset(obj: Context, force: bool, agents_only: bool, as_json: bool) -> None:
         click.echo(f"  {key}")
 
 
-# --- process and operations commands live in their own modules ------------------
-
-for _command in (*cli_engine.COMMANDS, *cli_ops.COMMANDS):
-    cli.add_command(_command)
 
 
 class _Once(logging.Filter):
