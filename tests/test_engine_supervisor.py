@@ -134,3 +134,15 @@ def test_two_towns_share_one_redis_without_seeing_each_other(
     # every key each town wrote is under its own prefix
     for t in (a, b):
         assert all(k.startswith(f"tt:{t.name}:") for k in t.town_keys())
+
+
+def test_the_cli_dies_with_a_killed_worker_without_a_supervisor(town: TownFixture) -> None:
+    # no supervisor runs: the worker's watchdog alone takes the CLI and its children down
+    town.tt("spawn", "alice")
+    town.town.assign("alice", Task("@spawn-child @sleep 60"))
+    wait_until((town.records / "alice-1.sleeping").exists, 20, "the CLI and its child to start")
+    cli_pid = int((town.records / "alice-1.sleeping").read_text())
+    child = int((town.records / "alice-1.child").read_text())
+    os.kill(_pid(town, "alice"), signal.SIGKILL)
+    wait_until(lambda: pid_gone(cli_pid) and pid_gone(child), 5,
+               "the CLI and its child to die with the worker")

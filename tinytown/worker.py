@@ -38,7 +38,7 @@ from tinytown.models import (
 )
 from tinytown.presets import CliCommand, resolve_cli
 from tinytown.prompt import RoundInput, build_prompt
-from tinytown.runner import RunResult, kill_group, run_cli
+from tinytown.runner import RunResult, Watchdog, kill_group, run_cli
 from tinytown.settings import Settings
 from tinytown.store import Store
 from tinytown.tasks import RESULT_LIMIT
@@ -87,6 +87,7 @@ class WorkerRuntime:
             for role in roles_of(agent, set(settings.known_roles()))
         ]
         self.logs = settings.logs_dir / agent.name
+        self.watchdog = Watchdog()
         self._commands: dict[str, CliCommand] = {}  # agent.cli -> its resolved command
         self._env = {k: v for k, v in os.environ.items() if k != "TINYTOWN_TASK_ID"}
         self._env.update({"TINYTOWN_TOWN": self.town, "TINYTOWN_TOWN_ROOT": str(settings.root)})
@@ -396,16 +397,20 @@ class WorkerRuntime:
             env["TINYTOWN_TASK_ID"] = task.id
 
         def started(pid: int) -> None:
+            self.watchdog.guard(pid)  # its process group dies with this worker
             self.redis.hset(self._key(keys.runtime), mapping={"cli_pgid": pid, "round": number})
             # written once the CLI runs: not on the way from a message to its CLI
             prompt_log.write_text(prompt)
 
         prompt_log = self.logs / f"round-{number}.prompt"
-        result = run_cli(
-            command, prompt, cwd=self.settings.root, env=env,
-            log_path=self.logs / f"round-{number}.log",
-            timeout=self.settings.agent.round_timeout_secs, on_start=started,
-        )
+        try:
+            result = run_cli(
+                command, prompt, cwd=self.settings.root, env=env,
+                log_path=self.logs / f"round-{number}.log",
+                timeout=self.settings.agent.round_timeout_secs, on_start=started,
+            )
+        finally:
+            self.watchdog.release()
         if result.error:  # it never started
             prompt_log.write_text(prompt)
         return result
