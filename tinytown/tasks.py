@@ -76,19 +76,3 @@ def _agent_or_none(pipe: Pipeline, key: str) -> Agent | None:
     except (InvalidRecord, ResponseError):
         log.warning("not counting the task for %s: not a valid Agent record", key)
         return None
-
-
-def start_task(store: Store, task_id: str) -> Task | None:
-    """Mark an assigned task running (started_at); None when it is gone or finished."""
-    try:
-        task = store.require_task(task_id)
-    except TaskNotFound:
-        return None
-    if task.state.is_terminal:
-        return None
-
-    def change(t: Task) -> None:
-        t.state = TaskState.RUNNING
-        t.started_at = t.started_at or utcnow()
-
-    return store.update_task(task_id, change)

@@ -438,13 +438,9 @@ class WorkerRuntime:
             context_rounds=self.settings.agent.context_rounds,
         )
         after = round_steps.finish(self.store, self.agent_id, task.id if task else None, outcome)
-        max_rounds = extra_field(after, "max_rounds")
+        max_rounds = after.extra.get("max_rounds")  # set by `tt spawn --max-rounds`
         if max_rounds and after.rounds_completed >= int(max_rounds):
             self.drain(f"max rounds ({max_rounds}) reached")
-
-
-def extra_field(record: Agent, name: str) -> Any:
-    return record.extra.get(name)
 
 
 class _AlreadyTaken(Exception):
