@@ -121,6 +121,10 @@ class Store:
         key = keys.agent(self.town, agent_id)
         return self._load(Agent, key, self._get(key), keyed=True)
 
+    def parse_agent(self, agent_id: str, raw: str | None) -> Agent | None:
+        """An agent record already read (by a script); None if missing or not valid."""
+        return self._load(Agent, keys.agent(self.town, agent_id), raw, keyed=True)
+
     def require_agent(self, agent_id: str) -> Agent:
         agent = self.get_agent(agent_id)
         if agent is None:

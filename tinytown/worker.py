@@ -286,7 +286,7 @@ class WorkerRuntime:
                     states.transition(self.store, self.agent_id, S.STOPPED, reason="killed")
                 self.request_shutdown()
                 return
-            agent = self.store._load(Agent, self._key(keys.agent), begun.agent_json)
+            agent = self.store.parse_agent(self.agent_id, begun.agent_json)
             if agent is None:  # pruned under us (or its record no longer parses)
                 self.return_inflight()
                 self.request_shutdown()
