@@ -203,9 +203,13 @@ def test_inbox(town: TownFixture) -> None:
     assert town.town.store.inbox_len(alice) == 2 and town.town.store.inbox_len(SUP) == 1
     assert town.town.store.inbox_len(bob) == 0
     assert "not both" in one_line_error(town.tt("inbox", "alice", "--all"), 2)
+    assert town.tt("send", "bob", "line one\nline two").code == 0  # piped: a row a line
+    lines = town.tt("inbox", "bob").out.splitlines()
+    assert len(lines) == 2 and lines[1].rstrip().endswith("line one line two")
 
 
 # --- tt assign ------------------------------------------------------------------------
+
 
 
 def test_assign(town: TownFixture) -> None:

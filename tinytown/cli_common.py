@@ -74,6 +74,7 @@ def print_table(title: str | None, columns: list[str], rows: list[list[str]]) ->
     """A table: drawn by rich on a terminal; for a pipe or a file the same columns as
     plain lines, one per row, without rich's import (~20 ms of a `tt status`)."""
     if not sys.stdout.isatty():
+        rows = [[" ".join(cell.splitlines()) for cell in row] for row in rows]  # a line a row
         widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
         if title:
             click.echo(title)
