@@ -10,7 +10,7 @@ import select
 import subprocess
 import time
 
-from tests.conftest import TT, TownFixture
+from tests.conftest import TT, TownFixture, wait_until
 
 
 def test_assign_wait_completed_prints_result(town: TownFixture) -> None:
@@ -41,10 +41,8 @@ def test_assign_wait_cancelled_exits_1(town: TownFixture) -> None:
     town.tt("spawn", "ci", "--no-start")
     proc = subprocess.Popen([TT, "assign", "ci", "to be cancelled", "--wait", "--json"],
                             cwd=town.root, stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 10
-    while not town.town.list_tasks() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    town.tt("task", "cancel", town.town.list_tasks()[0].id)
+    task = wait_until(lambda: town.town.list_tasks(), 10, "the task to be recorded")[0]
+    town.tt("task", "cancel", task.id)
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 1 and json.loads(out)["state"] == "cancelled"
 

@@ -35,7 +35,7 @@ def test_begin_takes_up_to_the_first_actionable_message_and_reads_its_task(
     agent_id, task_id = _setup(town)
     t = town.town
     t.channel.send("alice", MessageType.query("later?"))  # stays: after the task
-    begun = round_steps.begin(t.redis, t.name, agent_id, 100)
+    begun = round_steps.begin(t.store, agent_id, 100)
     assert begun.verdict == "take"
     assert [Message.from_json(m).type for m in begun.messages] == ["informational",
                                                                    "task_assign"]
@@ -49,19 +49,19 @@ def test_begin_leaves_the_inbox_of_a_paused_or_stopped_agent(town: TownFixture) 
     agent_id, _ = _setup(town)
     t = town.town
     t.store.update_agent(agent_id, lambda a: setattr(a, "state", AgentState.PAUSED))
-    assert round_steps.begin(t.redis, t.name, agent_id, 100).verdict == "wait"
+    assert round_steps.begin(t.store, agent_id, 100).verdict == "wait"
     t.redis.set(keys.stop_flag(t.name, agent_id), "1")
-    assert round_steps.begin(t.redis, t.name, agent_id, 100).verdict == "stop"
+    assert round_steps.begin(t.store, agent_id, 100).verdict == "stop"
     assert t.store.inbox_len(agent_id) == 2
     t.redis.delete(keys.stop_flag(t.name, agent_id))
     t.store.delete_agent(t.store.require_agent(agent_id))
-    assert round_steps.begin(t.redis, t.name, agent_id, 100).verdict == "gone"
+    assert round_steps.begin(t.store, agent_id, 100).verdict == "gone"
 
 
 def test_start_on_unchanged_records_writes_both_and_one_event(town: TownFixture) -> None:
     agent_id, task_id = _setup(town)
     t = town.town
-    begun = round_steps.begin(t.redis, t.name, agent_id, 100)
+    begun = round_steps.begin(t.store, agent_id, 100)
     started = round_steps.start(t.store, agent_id, task_id, "round 1", seen=begun)
     assert started is not None
     agent, task = t.store.require_agent(agent_id), t.store.require_task(task_id)
@@ -75,7 +75,7 @@ def test_start_on_unchanged_records_writes_both_and_one_event(town: TownFixture)
 def test_start_after_the_agent_record_changed_keeps_that_change(town: TownFixture) -> None:
     agent_id, task_id = _setup(town)
     t = town.town
-    begun = round_steps.begin(t.redis, t.name, agent_id, 100)
+    begun = round_steps.begin(t.store, agent_id, 100)
     t.store.update_agent(agent_id, lambda a: setattr(a, "current_scope", "written meanwhile"))
     assert round_steps.start(t.store, agent_id, task_id, "round 1", seen=begun) is not None
     agent = t.store.require_agent(agent_id)
@@ -85,7 +85,7 @@ def test_start_after_the_agent_record_changed_keeps_that_change(town: TownFixtur
 def test_start_refuses_an_agent_paused_after_begin(town: TownFixture) -> None:
     agent_id, task_id = _setup(town)
     t = town.town
-    begun = round_steps.begin(t.redis, t.name, agent_id, 100)
+    begun = round_steps.begin(t.store, agent_id, 100)
     t.store.update_agent(agent_id, lambda a: setattr(a, "state", AgentState.PAUSED))
     with pytest.raises(round_steps.CannotStart):
         round_steps.start(t.store, agent_id, task_id, "round 1", seen=begun)
@@ -95,7 +95,7 @@ def test_start_refuses_an_agent_paused_after_begin(town: TownFixture) -> None:
 def test_start_skips_a_task_cancelled_after_begin(town: TownFixture) -> None:
     agent_id, task_id = _setup(town)
     t = town.town
-    begun = round_steps.begin(t.redis, t.name, agent_id, 100)
+    begun = round_steps.begin(t.store, agent_id, 100)
     t.store.update_task(task_id, lambda x: setattr(x, "state", TaskState.CANCELLED))
     assert round_steps.start(t.store, agent_id, task_id, "round 1", seen=begun) is None
     assert t.store.require_agent(agent_id).state == AgentState.IDLE
@@ -104,7 +104,7 @@ def test_start_skips_a_task_cancelled_after_begin(town: TownFixture) -> None:
 def test_finish_records_everything_at_once(town: TownFixture) -> None:
     agent_id, task_id = _setup(town)
     t = town.town
-    begun = round_steps.begin(t.redis, t.name, agent_id, 100)
+    begun = round_steps.begin(t.store, agent_id, 100)
     round_steps.start(t.store, agent_id, task_id, "round 1", seen=begun)
     after = round_steps.finish(t.store, agent_id, task_id, _outcome())
     task = t.store.require_task(task_id)
@@ -123,7 +123,7 @@ def test_finish_keeps_an_outcome_the_cli_recorded_and_counts_it_once(
 ) -> None:
     agent_id, task_id = _setup(town)
     t = town.town
-    begun = round_steps.begin(t.redis, t.name, agent_id, 100)
+    begun = round_steps.begin(t.store, agent_id, 100)
     round_steps.start(t.store, agent_id, task_id, "round 1", seen=begun)
 
     def failed_by_the_cli(task: Task) -> None:

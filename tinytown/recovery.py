@@ -15,10 +15,11 @@ from redis.client import Pipeline
 from tinytown import keys, states
 from tinytown.errors import InvalidTransition, UsageError
 from tinytown.models import Agent, AgentState, Message, MessageType, Task, TaskState, utcnow
+from tinytown.round_steps import return_inflight
 from tinytown.runner import kill_group
 from tinytown.store import Store
+from tinytown.tasks import back_to_assigned
 from tinytown.wakeup import enqueue_round
-from tinytown.worker import RETURN_INFLIGHT_LUA
 
 if TYPE_CHECKING:
     from tinytown.town import Town
@@ -50,12 +51,11 @@ def recover_agent(store: Store, agent: Agent, reason: str) -> Agent | None:
                if t.assigned_to == agent.id and t.state == TaskState.RUNNING]
 
     def give_back(pipe: Pipeline, a: Agent) -> None:
-        pipe.eval(RETURN_INFLIGHT_LUA, 2, keys.inflight(store.town, a.id),
-                  keys.inbox(store.town, a.id))
+        return_inflight(pipe, store.town, a.id)
         pipe.delete(keys.wake(store.town, a.id))
         pipe.hdel(keys.runtime(store.town, a.id), "pid", "cli_pgid")
         for task in running:
-            _reassign(task)
+            back_to_assigned(task)
             task.updated_at = utcnow()
             store.put_task(task, pipe)
         store.add_event("recovered", a.id, pipe=pipe, name=a.name, reason=reason)
@@ -67,11 +67,6 @@ def recover_agent(store: Store, agent: Agent, reason: str) -> Agent | None:
         )
     except InvalidTransition:
         return None
-
-
-def _reassign(task: Task) -> None:
-    if task.state == TaskState.RUNNING:
-        task.state = TaskState.ASSIGNED
 
 
 # --- `tt recover` and `tt reclaim` -----------------------------------------------------

@@ -25,7 +25,7 @@ from redis.client import Pipeline
 
 from tinytown import keys, states
 from tinytown.connection import TownRedis
-from tinytown.errors import InvalidTransition
+from tinytown.errors import AgentNotFound, InvalidTransition
 from tinytown.models import Agent, AgentState, Message, MessageType, Task, TaskState, utcnow
 from tinytown.store import EVENTS_MAXLEN, Store, event_entry
 from tinytown.tasks import mark_finished
@@ -61,6 +61,18 @@ end
 return out
 """
 
+# Put the in-flight list back at the inbox head, in order. KEYS: inflight, inbox.
+_RETURN_INFLIGHT_LUA = """
+local n = 0
+while true do
+  local m = redis.call('RPOP', KEYS[1])
+  if not m then break end
+  redis.call('LPUSH', KEYS[2], m)
+  n = n + 1
+end
+return n
+"""
+
 # KEYS: agent, task, events. ARGV: agent as read, agent to write, task as read ('' for
 # none), task to write, events maxlen, the event's field/value pairs. Writes only if
 # both records are still as read: 1, else 0 (the caller then retries under WATCH).
@@ -78,23 +90,37 @@ return 1
 
 @dataclass
 class Begun:
-    """What `begin` found: verdict `stop`, `gone`, `wait` or `take`."""
+    """What `begin` found: verdict `stop`, `gone` (no valid record), `wait` or `take`."""
 
     verdict: str
-    agent_json: str | None = None
+    agent_json: str | None = None  # the record as read, for `start`'s compare-and-set
+    agent: Agent | None = None  # the same, parsed (`start` moves it to `working`)
     task_json: str | None = None  # the task of a taken `task_assign`, as read
     messages: list[str] = field(default_factory=list)
 
 
-def begin(r: TownRedis, town: str, agent_id: str, max_batch: int) -> Begun:
-    got = _script(r, _BEGIN_LUA)(
+def begin(store: Store, agent_id: str, max_batch: int) -> Begun:
+    town = store.town
+    got = _script(store.r, _BEGIN_LUA)(
         keys=[keys.wake(town, agent_id), keys.stop_flag(town, agent_id),
               keys.agent(town, agent_id), keys.inbox(town, agent_id),
               keys.inflight(town, agent_id)],
         args=[max_batch, keys.task(town, "")])
+    if got[0] == "stop":
+        return Begun("stop")
+    agent = store.parse_agent(agent_id, got[1] if len(got) > 1 else None)
+    if agent is None:  # pruned, or a record that does not parse (taken messages go back)
+        return_inflight(store.r, town, agent_id)
+        return Begun("gone")
     if got[0] != "take":
-        return Begun(got[0], got[1] if len(got) > 1 else None)
-    return Begun("take", got[1], got[2], list(got[3:]))
+        return Begun(got[0], got[1], agent)
+    return Begun("take", got[1], agent, got[2], list(got[3:]))
+
+
+def return_inflight(target: Any, town: str, agent_id: str) -> None:
+    """Put a round's messages back at the inbox head (`target`: client or pipeline)."""
+    target.eval(_RETURN_INFLIGHT_LUA, 2, keys.inflight(town, agent_id),
+                keys.inbox(town, agent_id))
 
 
 def _script(r: TownRedis, lua: str) -> Any:
@@ -117,7 +143,7 @@ def _read_pair(pipe: Pipeline, store: Store, agent_id: str, task_id: str | None
     else:
         raw_agent, raw_task = pipe.mget(agent_key, keys.task(store.town, task_id))
     if raw_agent is None:
-        raise CannotStart("the agent's record is gone")
+        raise AgentNotFound(f"no agent with id {agent_id}")
     return Agent.from_json(raw_agent), Task.from_json(raw_task) if raw_task else None
 
 
@@ -127,18 +153,18 @@ def start(store: Store, agent_id: str, task_id: str | None, reason: str,
 
     With `seen` (what `begin` read), one compare-and-set script writes both records if
     neither changed since; otherwise (or without it) a WATCH transaction does. Raises
-    CannotStart when the agent is no longer idle or starting.
+    CannotStart when the agent is no longer idle or starting. `seen.agent` is moved to
+    `working` in memory either way: use the agent this returns.
     """
-    if seen is not None and seen.agent_json and (task_id is None or seen.task_json):
-        agent = Agent.from_json(seen.agent_json)
+    agent = seen.agent if seen is not None else None
+    if seen is not None and agent is not None and (task_id is None or seen.task_json):
         task = Task.from_json(seen.task_json) if seen.task_json else None
         if task is None or task.id == task_id:
-            started = _begin_work(agent, task)
-            if started is None:
+            old = _begin_work(agent, task)
+            if old is None:
                 return None
-            old = started
-            fields = states.event_fields(agent, old, reason) or {}
-            entry = event_entry("state", agent.id, **fields)
+            entry = event_entry("state", agent.id, **(states.event_fields(agent, old, reason)
+                                                       or {}))
             written = _script(store.r, _START_LUA)(
                 keys=[keys.agent(store.town, agent_id),
                       keys.task(store.town, task.id) if task else keys.agent(store.town, agent_id),
@@ -177,7 +203,10 @@ def _start_watched(store: Store, agent_id: str, task_id: str | None, reason: str
         watch.append(keys.task(store.town, task_id))
 
     def body(pipe: Pipeline) -> tuple[Agent, Task | None] | None:
-        agent, task = _read_pair(pipe, store, agent_id, task_id)
+        try:
+            agent, task = _read_pair(pipe, store, agent_id, task_id)
+        except AgentNotFound:
+            raise CannotStart("the agent's record is gone") from None
         if task_id is not None and task is None:
             return None  # gone meanwhile
         old = _begin_work(agent, task)

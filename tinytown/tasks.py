@@ -76,3 +76,9 @@ def _agent_or_none(pipe: Pipeline, key: str) -> Agent | None:
     except (InvalidRecord, ResponseError):
         log.warning("not counting the task for %s: not a valid Agent record", key)
         return None
+
+
+def back_to_assigned(task: Task) -> None:
+    """A task whose round was lost (crash, outage) waits to be run again."""
+    if task.state == TaskState.RUNNING:
+        task.state = TaskState.ASSIGNED

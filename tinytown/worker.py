@@ -41,24 +41,12 @@ from tinytown.prompt import RoundInput, build_prompt
 from tinytown.runner import RunResult, Watchdog, kill_group, run_cli
 from tinytown.settings import Settings
 from tinytown.store import Store
-from tinytown.tasks import RESULT_LIMIT
+from tinytown.tasks import RESULT_LIMIT, back_to_assigned
 from tinytown.wakeup import enqueue_round
 
 log = logging.getLogger("tinytown.worker")
 S = AgentState
 MAX_BATCH = 100
-
-# Put the in-flight list back at the inbox head, in order. KEYS: inflight, inbox.
-RETURN_INFLIGHT_LUA = """
-local n = 0
-while true do
-  local m = redis.call('RPOP', KEYS[1])
-  if not m then break end
-  redis.call('LPUSH', KEYS[2], m)
-  n = n + 1
-end
-return n
-"""
 
 _RUNTIME: WorkerRuntime | None = None
 
@@ -172,8 +160,8 @@ class WorkerRuntime:
                 return
 
     def return_inflight(self, pipe: Pipeline | None = None) -> None:
-        target: Any = pipe if pipe is not None else self.redis
-        target.eval(RETURN_INFLIGHT_LUA, 2, self._key(keys.inflight), self._key(keys.inbox))
+        round_steps.return_inflight(pipe if pipe is not None else self.redis, self.town,
+                                    self.agent_id)
 
     # --- tasks from role queues and plain Celery clients ------------------------------
 
@@ -269,7 +257,7 @@ class WorkerRuntime:
                                       change=_clear_task)
                 for task in self.store.list_tasks():
                     if task.assigned_to == self.agent_id and task.state == TaskState.RUNNING:
-                        self.store.update_task(task.id, _back_to_assigned)
+                        self.store.update_task(task.id, back_to_assigned)
                 enqueue_round(self.redis, self.town, self.agent_id, force=True)
                 return
             except RedisUnreachable:
@@ -279,16 +267,15 @@ class WorkerRuntime:
         """Rounds until the inbox holds nothing actionable: one Celery job drains a
         backlog without a Celery hop (and its task events) per message."""
         while not self._closing.is_set():
-            begun = round_steps.begin(self.redis, self.town, self.agent_id, MAX_BATCH)
+            begun = round_steps.begin(self.store, self.agent_id, MAX_BATCH)
             if begun.verdict == "stop":
                 agent = self.store.get_agent(self.agent_id)
                 if agent is not None and not agent.state.is_terminal:
                     states.transition(self.store, self.agent_id, S.STOPPED, reason="killed")
                 self.request_shutdown()
                 return
-            agent = self.store.parse_agent(self.agent_id, begun.agent_json)
+            agent = begun.agent
             if agent is None:  # pruned under us (or its record no longer parses)
-                self.return_inflight()
                 self.request_shutdown()
                 return
             if begun.verdict != "take" or not begun.messages:
@@ -453,11 +440,6 @@ def _clear_task(agent: Agent) -> None:
 
 def _beat(agent: Agent) -> None:
     agent.last_heartbeat = utcnow()
-
-
-def _back_to_assigned(task: Task) -> None:
-    if task.state == TaskState.RUNNING:
-        task.state = TaskState.ASSIGNED
 
 
 def worker_flags(queues: list[str], hostname: str, heartbeat: int, logfile: Path) -> list[str]:
