@@ -52,7 +52,7 @@ def worker_argv(python: str, queue: str, hostname: str, heartbeat: int, logfile:
     """A bare Celery worker with exactly the flags tinytown.worker.run_worker passes."""
     from pathlib import Path
 
-    from tinytown.worker import worker_flags
+    from tinytown.worker.runtime import worker_flags
 
     return [python, "-m", "celery", "-A", "bench_baseline",
             *worker_flags([queue], hostname, heartbeat, Path(logfile))]

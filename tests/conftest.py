@@ -24,9 +24,9 @@ import pytest
 import redis
 
 from tinytown import keys
+from tinytown.db.embedded import find_redis_server
 from tinytown.errors import TinytownError
-from tinytown.redis_server import find_redis_server
-from tinytown.town import Town
+from tinytown.ops.town import Town
 
 BIN = Path(sys.executable).parent
 TT = str(BIN / "tt")

@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from tests.conftest import Result, TownFixture, start_redis, stop_redis
-from tinytown.connection import TownRedis
-from tinytown.town import Town
+from tinytown.db.connection import TownRedis
+from tinytown.ops.town import Town
 
 
 @pytest.fixture(autouse=True)

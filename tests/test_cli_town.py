@@ -16,8 +16,8 @@ import redis
 
 from tests.conftest import RedisServer, TownFixture, stop_redis, tt, wait_until
 from tests.helpers import close_town_clients, key_snapshot, one_line_error  # noqa: F401
+from tinytown.db.embedded import find_redis_server
 from tinytown.errors import EXIT_REDIS_UNREACHABLE
-from tinytown.redis_server import find_redis_server
 
 
 def _external(server: RedisServer) -> dict[str, str]:

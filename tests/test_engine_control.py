@@ -15,7 +15,7 @@ from tests.conftest import TownFixture, pid_gone, wait_until
 from tinytown import keys
 from tinytown.errors import InvalidTransition, WaitTimeout
 from tinytown.models import MessageType, TaskState
-from tinytown.prompt import CONTEXT_END
+from tinytown.worker.prompt import CONTEXT_END
 
 TownFactory = Callable[..., TownFixture]
 
@@ -40,7 +40,7 @@ def test_interrupt_holds_messages_and_resume_releases_them(town: TownFixture) ->
     assert town.agent_state("alice") == "paused"
     task_id = town.tt("assign", "alice", "wait for me").out.strip()
     # a round job that does reach the worker leaves the inbox untouched
-    from tinytown.wakeup import enqueue_round
+    from tinytown.db.wakeup import enqueue_round
 
     enqueue_round(town.town.redis, town.name, town.town.resolve("alice").id, force=True)
     town.town.channel.send("alice", MessageType.status_request())

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tests.conftest import TownFixture, pid_gone, wait_until
 from tinytown import keys
+from tinytown.db.wakeup import enqueue_round
 from tinytown.models import MessageType, Priority, Task, TaskState
-from tinytown.wakeup import enqueue_round
 
 
 def _task_state(town: TownFixture, task_id: str) -> TaskState:
@@ -40,7 +40,7 @@ def test_urgent_first_and_notes_batched_into_the_next_prompt(town: TownFixture) 
     town.town.channel.send(handle.id, MessageType.informational("the build is green"))
     town.town.channel.send(handle.id, MessageType.task("normal work"))
     town.town.channel.send(handle.id, MessageType.task("urgent fix"), priority="urgent")
-    from tinytown.launcher import start_worker
+    from tinytown.ops.launcher import start_worker
 
     start_worker(town.town.settings, handle.state())  # type: ignore[arg-type]
     wait_until(lambda: len(town.runs()) == 2, 20, "two CLI runs")

@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 
 import tinytown
-from tinytown.errors import UsageError
+from tinytown.errors import InvalidRecord, UsageError
 from tinytown.models import (
     AckKind,
     Agent,
     AgentState,
     AgentType,
-    InvalidRecord,
     Message,
     MessageType,
     Priority,

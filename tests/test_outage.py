@@ -13,8 +13,8 @@ import redis
 
 from tests.conftest import RedisServer, TownFixture, pid_gone, stop_town_processes, wait_until
 from tinytown import keys
+from tinytown.db.embedded import find_redis_server
 from tinytown.models import TaskState
-from tinytown.redis_server import find_redis_server
 
 
 def _redis(folder: Path) -> subprocess.Popen[bytes]:

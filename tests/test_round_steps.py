@@ -8,7 +8,8 @@ import json
 import pytest
 
 from tests.conftest import TownFixture
-from tinytown import keys, round_steps
+from tinytown import keys
+from tinytown.db import rounds as round_steps
 from tinytown.models import AgentState, Message, MessageType, Task, TaskState, utcnow
 
 SUP = keys.SUPERVISOR_ID

@@ -90,7 +90,7 @@ def test_numbers_written_as_text_still_read(tmp_path: Path) -> None:
     assert s.agent.round_timeout_secs == 10.0 and s.flower.port == 8080
 
 
-@pytest.mark.parametrize("module", ["tinytown.cli", "tinytown.worker"])
+@pytest.mark.parametrize("module", ["tinytown.cli.main", "tinytown.worker.app"])
 def test_cli_and_worker_do_not_import_pydantic(module: str) -> None:
     # pydantic cost ~85 ms on every `tt` call and ~9 MiB in every worker
     code = f"import sys, {module}; print([m for m in sys.modules if m.startswith('pydantic')])"
@@ -102,11 +102,11 @@ def test_cli_and_worker_do_not_import_pydantic(module: str) -> None:
 def test_a_short_tt_command_imports_only_what_it_uses(tmp_path: Path) -> None:
     # what `tt list` loads to parse and start a command (outside a town it stops there)
     code = (
-        "import sys\nfrom tinytown.cli import cli\n"
+        "import sys\nfrom tinytown.cli.main import cli\n"
         "try:\n    cli.main(['list'], standalone_mode=False)\nexcept Exception:\n    pass\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in"
         " ('rich', 'celery', 'kombu', 'pydantic') or m in"
-        " ('tinytown.cli_ops', 'tinytown.cli_engine')))"
+        " ('tinytown.cli.ops', 'tinytown.cli.engine')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60, cwd=tmp_path).stdout
@@ -116,7 +116,7 @@ def test_a_short_tt_command_imports_only_what_it_uses(tmp_path: Path) -> None:
 def test_lazy_commands_are_the_ones_their_modules_define() -> None:
     from importlib import import_module
 
-    from tinytown.cli import LAZY_COMMANDS, cli
+    from tinytown.cli.main import LAZY_COMMANDS, cli
 
     defined = {c.name: m for m in set(LAZY_COMMANDS.values()) for c in import_module(m).COMMANDS}
     assert defined == LAZY_COMMANDS

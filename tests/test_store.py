@@ -20,9 +20,9 @@ import tinytown
 from tests.conftest import TownFixture, wait_until
 from tests.helpers import close_town_clients, private_town  # noqa: F401
 from tinytown import keys
+from tinytown.db.wakeup import queue_key
 from tinytown.errors import MessageTooLarge
 from tinytown.models import MAX_MESSAGE_BYTES, Agent, AgentState, Message, MessageType, Task
-from tinytown.wakeup import queue_key
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -125,7 +125,7 @@ def test_inbox_priority_placement(town: TownFixture) -> None:
 _WRITER = """
 import os, sys
 from tinytown.models import AgentState
-from tinytown.town import Town
+from tinytown.ops.town import Town
 
 root, agent_id, index, rounds = sys.argv[1:]
 town = Town.connect(root)
@@ -145,7 +145,7 @@ for _ in range(int(rounds)):
 _FINISHER = """
 import os, sys
 from tinytown.errors import InvalidTransition
-from tinytown.town import Town
+from tinytown.ops.town import Town
 
 root, *task_ids = sys.argv[1:]
 town = Town.connect(root)

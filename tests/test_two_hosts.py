@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FAKE_CLI, TT, wait_until
-from tinytown.redis_server import find_redis_server
+from tinytown.db.embedded import find_redis_server
 
 PASSWORD = "s3cret-two-hosts"
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Town": "tinytown.town",
-    "AgentHandle": "tinytown.town",
-    "Channel": "tinytown.town",
+    "Town": "tinytown.ops.town",
+    "AgentHandle": "tinytown.ops.town",
+    "Channel": "tinytown.ops.town",
     "Agent": "tinytown.models",
     "AgentState": "tinytown.models",
     "AgentType": "tinytown.models",
@@ -99,8 +99,8 @@ if TYPE_CHECKING:
         Task,
         TaskState,
     )
+    from tinytown.ops.town import AgentHandle, Channel, Town
     from tinytown.settings import Settings
-    from tinytown.town import AgentHandle, Channel, Town
 
 
 def __getattr__(name: str) -> Any:

@@ -21,7 +21,7 @@ def main() -> None:
     timer = threading.Timer(1.0, gc.enable)
     timer.daemon = True
     timer.start()
-    from tinytown.cli import main as cli_main
+    from tinytown.cli.main import main as cli_main
 
     try:
         cli_main()

@@ -1,10 +1,14 @@
-"""The town's Celery app, one importable module.
+"""The town's Celery app: configuration only, one importable module.
 
     celery -A tinytown.celery_app inspect ping     (run inside the town's folder)
 
 Every Celery key and pub/sub channel of a town lives under tt:<town>:celery: (kombu's
 global_keyprefix), and the control and event exchanges carry the town's name, so towns
 sharing one Redis never see each other's workers, commands, events or queues.
+
+The round tasks are not registered here: an agent worker registers them on its own
+app, bound to its runtime (`tinytown.worker.app`). Clients never need them: round
+jobs are written straight into the queue (`tinytown.db.wakeup`).
 """
 
 from __future__ import annotations
@@ -17,9 +21,8 @@ from celery import Celery
 
 from tinytown import keys
 from tinytown.config.celery_settings import CELERY_SETTINGS
-from tinytown.connection import celery_url
 from tinytown.settings import Settings, find_root
-from tinytown.wakeup import ROUND_TASK, TASK_TASK
+from tinytown.urls import celery_url
 
 
 def make_app(settings: Settings) -> Celery:
@@ -39,37 +42,6 @@ def make_app(settings: Settings) -> Celery:
         task_default_queue=f"tt.{town}.default",
     )
     app.tt_settings = settings
-
-    @app.task(name=ROUND_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
-    def round_task(self: Any, agent_id: str) -> None:
-        """One round for an agent: run by that agent's worker (see tinytown.worker)."""
-        from tinytown.worker import current_runtime
-
-        runtime = current_runtime()
-        if runtime is None:
-            raise RuntimeError("tinytown.round runs only inside a tinytown agent worker")
-        runtime.run_round(agent_id)
-
-    @app.task(name=TASK_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
-    def task_job(
-        self: Any,
-        description: str | None = None,
-        task_id: str | None = None,
-        tags: list[str] | None = None,
-    ) -> str | None:
-        """Take a task: an existing pending one (`task_id`) or a new one (`description`).
-
-        Sent to a role queue by `tt assign --role`, or by any plain Celery client to an
-        agent's or a role's queue. Runs in whichever agent worker consumes that queue.
-        """
-        from tinytown.worker import current_runtime
-
-        runtime = current_runtime()
-        if runtime is None:
-            raise RuntimeError("tinytown.task runs only inside a tinytown agent worker")
-        queue = (self.request.delivery_info or {}).get("routing_key") or runtime.queue
-        return runtime.take_task(queue, task_id=task_id, description=description, tags=tags)
-
     return app
 
 

@@ -1,7 +1,7 @@
 """One exception hierarchy for everything Tinytown raises on purpose.
 
 Library errors (redis-py, kombu) are turned into these at the boundary
-(`tinytown.connection.map_redis_errors`), so callers handle one family. Each class
+(`tinytown.db.connection.map_redis_errors`), so callers handle one family. Each class
 carries the process exit code the CLI uses for it.
 """
 
@@ -57,6 +57,10 @@ class NameTaken(TinytownError):
 
 class TaskNotFound(TinytownError):
     """Raised when a task id matches no task."""
+
+
+class InvalidRecord(TinytownError, ValueError):
+    """Raised when a stored document is not JSON, or not a valid record of its kind."""
 
 
 class InvalidTransition(TinytownError):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 import msgspec
 
 from tinytown import keys
-from tinytown.errors import UsageError
+from tinytown.errors import InvalidRecord, UsageError
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 # True while a stored document is parsed: readers accept what a writer may refuse to create
@@ -25,10 +25,6 @@ _reading: ContextVar[bool] = ContextVar("tinytown_reading", default=False)
 # msgspec rounds a fraction past microseconds; the wire format's readers truncate it
 _PAST_MICROSECONDS = re.compile(r"(\.\d{6})\d+")
 Count = Annotated[int, msgspec.Meta(ge=0)]
-
-
-class InvalidRecord(ValueError):
-    """A stored document that is not JSON, or not a valid record of its kind."""
 
 
 def utcnow() -> datetime:
@@ -318,6 +314,7 @@ class MessageType(_Normalized, tag_field="type"):
     """
 
     actionable: ClassVar[bool] = True  # needs the agent CLI (or a direct answer)
+    needs_cli: ClassVar[bool] = False  # a round runs the agent CLI for it (NEEDS_CLI)
 
     @property
     def type(self) -> str:
@@ -384,10 +381,12 @@ class MessageType(_Normalized, tag_field="type"):
 
 
 class TaskMsg(MessageType, tag="task"):
+    needs_cli: ClassVar[bool] = True
     description: str
 
 
 class QueryMsg(MessageType, tag="query"):
+    needs_cli: ClassVar[bool] = True
     question: str
 
 
@@ -402,6 +401,7 @@ class ConfirmationMsg(MessageType, tag="confirmation"):
 
 
 class TaskAssignMsg(MessageType, tag="task_assign"):
+    needs_cli: ClassVar[bool] = True
     _uuids = ("task_id",)
     task_id: str
 
@@ -444,6 +444,7 @@ class ShutdownMsg(MessageType, tag="shutdown"):
 
 
 class CustomMsg(MessageType, tag="custom"):
+    needs_cli: ClassVar[bool] = True
     kind: str
     payload: str
 
@@ -464,6 +465,12 @@ MessageBody = (
     | CustomMsg
 )
 """Any one message type's body: what `MessageType.<kind>(...)` returns."""
+
+NEEDS_CLI: frozenset[str] = frozenset(
+    str(cls.__struct_config__.tag) for cls in MessageType.__subclasses__() if cls.needs_cli
+)
+"""The message types a round runs the agent CLI for; the others are answered by the
+round itself (ping, status_request), end it (shutdown) or wait as notes."""
 
 # each type's own fields, which sit beside the common ones in the flat document
 _BODY_FIELDS: dict[str, frozenset[str]] = {
@@ -508,3 +515,7 @@ class Message(WireModel, kw_only=True):
     @property
     def actionable(self) -> bool:
         return self.body.actionable
+
+    @property
+    def needs_cli(self) -> bool:
+        return self.body.needs_cli

@@ -6,7 +6,7 @@ The town is the nearest tinytown.toml above the current folder, or TINYTOWN_TOWN
 
 import sys
 
-from tinytown.cli import main
+from tinytown.cli.main import main
 
 if __name__ == "__main__":
     main(["worker", *sys.argv[1:]])

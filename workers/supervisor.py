@@ -4,7 +4,7 @@
 The town is the nearest tinytown.toml above the current folder, or TINYTOWN_TOWN_ROOT.
 """
 
-from tinytown.cli import main
+from tinytown.cli.main import main
 
 if __name__ == "__main__":
     main(["supervisor", "--foreground"])

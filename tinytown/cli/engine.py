@@ -1,0 +1,131 @@
+"""`tt` commands that run or steer processes: worker, supervisor, the control plane."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, progress_line
+from tinytown.errors import WorkerError
+
+
+def _report(agent: Any, as_json: bool, verb: str) -> None:
+    if as_json:
+        emit_json(agent)
+    else:
+        click.echo(f"{agent.name}: {verb} ({agent.state.value})")
+
+
+def _control_command(name: str, verb: str, doc: str) -> click.Command:
+    @click.command(name=name, help=doc)
+    @click.argument("agent")
+    @json_option
+    @pass_ctx
+    def command(obj: Context, agent: str, as_json: bool) -> None:
+        handle = obj.town().agent(agent)
+        _report(getattr(handle, name)(), as_json, verb)
+
+    return command
+
+
+interrupt = _control_command("interrupt", "paused",
+                             "Pause an agent: it takes no new round until resumed.")
+resume = _control_command("resume", "resumed", "Resume a paused agent.")
+close = _control_command("close", "draining", "Finish the current round, then shut down (cold).")
+kill = _control_command("kill", "stopping", "Stop the agent at the start of its next round.")
+restart = _control_command("restart", "restarting",
+                           "Bring a stopped, cold or errored agent back (spawn mode resumed).")
+
+
+@click.command()
+@click.argument("agent")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Seconds; exit 124 after.")
+@json_option
+@pass_ctx
+def wait(obj: Context, agent: str, timeout: float | None, as_json: bool) -> None:
+    """Block until the agent is stopped, error or cold."""
+    handle = obj.town().agent(agent)
+    live = sys.stdout.isatty() and not as_json
+    try:
+        final = handle.wait(
+            timeout=timeout,
+            on_poll=(lambda a, t: progress_line(f"{a.name}: {a.state.value}", t)) if live else None,
+        )
+    finally:
+        if live:
+            click.echo()
+    _report(final, as_json, "done")
+
+
+@click.command()
+@click.option("--all", "all_agents", is_flag=True, help="Stop running agents first.")
+@click.option("--force", is_flag=True, help="Also prune agents with pending messages.")
+@json_option
+@pass_ctx
+def prune(obj: Context, all_agents: bool, force: bool, as_json: bool) -> None:
+    """Remove terminal agents (records, inboxes, runtime keys)."""
+    result = obj.town().prune(all_agents=all_agents, force=force)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"pruned {len(result['pruned'])}: {', '.join(result['pruned']) or '-'}")
+    for kept in result["kept"]:
+        click.echo(f"kept {kept['name']}: {kept['reason']}")
+    if result["unfinished_tasks"]:
+        click.echo("unfinished tasks of pruned agents: " + ", ".join(result["unfinished_tasks"]))
+
+
+@click.command()
+@json_option
+@pass_ctx
+def stop(obj: Context, as_json: bool) -> None:
+    """Kill every agent of the town."""
+    killed = obj.town().stop_all()
+    if as_json:
+        emit_json(killed)
+    else:
+        click.echo(f"stopping {len(killed)} agent(s)")
+
+
+@click.command()
+@click.argument("agent")
+@pass_ctx
+def worker(obj: Context, agent: str) -> None:
+    """Run an existing agent's worker in the foreground (systemd, containers, other hosts)."""
+    from tinytown.worker.app import run_worker
+
+    town = obj.town()
+    record = town.resolve(agent)
+    alive, hostname = town.worker_status(record)
+    if alive and not record.state.is_terminal:
+        raise WorkerError(f"agent {record.name!r} already has a running worker ({hostname})")
+    sys.exit(run_worker(town.settings, record.id))
+
+
+@click.command()
+@click.option("--foreground", is_flag=True, help="Run attached (systemd, containers).")
+@pass_ctx
+def supervisor(obj: Context, foreground: bool) -> None:
+    """Run the town's supervisor service (one leader per town; others stand by)."""
+    town = obj.town()
+    if foreground:
+        import logging
+
+        from tinytown.supervisor.service import run_supervisor
+
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        sys.exit(run_supervisor(town.settings))
+    from tinytown.ops.launcher import start_supervisor
+
+    status = town.supervisor_status()
+    if status != "not running":
+        click.echo(f"supervisor already running ({status})")
+        return
+    pid = start_supervisor(town.settings)
+    click.echo(f"supervisor started (pid {pid}); log: {town.settings.logs_dir}/supervisor.log")
+
+
+COMMANDS = [interrupt, resume, close, kill, restart, wait, prune, stop, worker, supervisor]

@@ -1,0 +1,563 @@
+"""`tt`: a thin click layer over the Python API (`tinytown.ops.town.Town`).
+
+Errors are TinytownError subclasses, printed as one line on stderr with their exit
+code; nothing here holds logic the API lacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+import click
+
+from tinytown.cli.common import (
+    Context,
+    age,
+    emit_json,
+    json_option,
+    pass_ctx,
+    print_table,
+    progress_line,
+    tags_option_value,
+)
+from tinytown.errors import TinytownError, UsageError
+from tinytown.models import (
+    AckKind,
+    Agent,
+    Message,
+    MessageBody,
+    MessageType,
+    Priority,
+    Task,
+    TaskState,
+)
+
+if TYPE_CHECKING:
+    from tinytown.ops.town import Town
+
+# Process and operations commands live in their own modules, imported only when one
+# of them runs or `tt --help` lists them: a `tt send` does not pay for them.
+LAZY_COMMANDS = {
+    **dict.fromkeys(("interrupt", "resume", "close", "kill", "restart", "wait", "prune",
+                     "stop", "worker", "supervisor"), "tinytown.cli.engine"),
+    **dict.fromkeys(("flower", "events", "history", "logs", "recover", "reclaim", "save",
+                     "restore", "backlog"), "tinytown.cli.ops"),
+}
+
+
+class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        module = LAZY_COMMANDS.get(name)
+        if module is not None and name not in self.commands:
+            for command in import_module(module).COMMANDS:
+                self.add_command(command)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--town", "town_path", metavar="PATH", envvar="TINYTOWN_TOWN_ROOT",
+    help="The town's folder (default: nearest tinytown.toml upwards).",
+)
+@click.version_option(package_name="tinytown", prog_name="tt")
+@click.pass_context
+def cli(ctx: click.Context, town_path: str | None) -> None:
+    """Tinytown: coordinate AI coding agents through Redis and Celery."""
+    ctx.obj = Context(town_path)
+
+
+# --- the town -------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--name", help="Town name (default: <repo>-<branch>, else the folder's name).")
+@click.pass_obj
+def init(obj: Context, name: str | None) -> None:
+    """Create tinytown.toml and .tt/ here, and start the town's Redis."""
+    from tinytown.ops.town import Town
+    from tinytown.urls import redact, redis_url
+
+    town = Town.init(obj.town_path or ".", name=name)
+    click.echo(f"town {town.name!r} ready in {town.settings.root}")
+    click.echo(f"redis: {redact(redis_url(town.settings))}")
+
+
+@cli.command()
+@pass_ctx
+def down(obj: Context) -> None:
+    """Stop the town's workers, its supervisor and its embedded Redis."""
+    report = obj.town().down()
+    redis_state = (
+        "stopped" if report["redis"]
+        else "not running" if report["embedded"] else "left running (external)"
+    )
+    click.echo(
+        f"stopped {report['workers']} worker(s); supervisor "
+        f"{'stopped' if report['supervisor'] else 'not running'}; redis {redis_state}"
+    )
+
+
+# --- agents ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--cli", "cli_name", help="Preset (claude, codex, ...), [agent_clis] name or command."
+)
+@click.option("--role", help="Role for routing (worker, reviewer, ...).")
+@click.option("--nickname", help="Display name (default: a 1920s name from the agent's id).")
+@click.option("--parent", help="Parent agent (name, nickname or id).")
+@click.option("--fork", is_flag=True, help="Inherit the parent's recent context (forkedcontext).")
+@click.option("--max-rounds", type=click.IntRange(min=1), help="Go cold after N CLI runs.")
+@click.option("--scope", help="Free-text description of the agent's assigned scope.")
+@click.option("--foreground", is_flag=True, help="Run the worker attached to this terminal.")
+@click.option("--no-start", is_flag=True, help="Only record the agent; start it with `tt worker`.")
+@json_option
+@pass_ctx
+def spawn(
+    obj: Context, name: str, cli_name: str | None, role: str | None, nickname: str | None,
+    parent: str | None, fork: bool, max_rounds: int | None, scope: str | None,
+    foreground: bool, no_start: bool, as_json: bool,
+) -> None:
+    """Record an agent and start its worker."""
+    town = obj.town()
+    handle = town.spawn_agent(
+        name, cli=cli_name, role=role, nickname=nickname, parent=parent, fork=fork,
+        max_rounds=max_rounds, scope=scope, start=not (foreground or no_start),
+    )
+    agent = handle.state()
+    if as_json:
+        emit_json(agent)
+    else:
+        click.echo(f"spawned {agent.name} ({agent.display_nickname}) {agent.id}")
+    if foreground:
+        from tinytown.worker.app import run_worker
+
+        sys.exit(run_worker(town.settings, agent.id))
+
+
+@cli.command(name="list")
+@json_option
+@pass_ctx
+def list_(obj: Context, as_json: bool) -> None:
+    """List the town's agents."""
+    town = obj.town()
+    agents = town.list_agents()
+    if as_json:
+        emit_json(agents)
+    else:
+        _agents_table(town, agents, None)
+
+
+@cli.command()
+@click.option("--deep", is_flag=True, help="Also rounds, uptime and recent events per agent.")
+@json_option
+@pass_ctx
+def status(obj: Context, deep: bool, as_json: bool) -> None:
+    """The town, its Redis and supervisor, and every agent."""
+    town = obj.town()
+    report = town.status(deep=deep)
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(f"town {report['town']}  redis {report['redis']}  supervisor {report['supervisor']}")
+    _agents_table(town, town.list_agents(), None, inbox=report["inbox"])
+    if deep:
+        for entry in report.get("deep", []):
+            click.echo(f"\n{entry['name']}: rounds {entry['rounds']}, uptime {entry['uptime']}")
+            for event in entry["events"]:
+                click.echo(f"  {event}")
+            if entry.get("log_tail"):
+                click.echo("  last round log:")
+                for line in entry["log_tail"]:
+                    click.echo(f"    {line}")
+
+
+def _agents_table(
+    town: Town, agents: list[Agent], title: str | None, inbox: dict[str, int] | None = None
+) -> None:
+    if not agents:
+        click.echo("no agents (spawn one with `tt spawn NAME`)")
+        return
+    if inbox is None:
+        inbox = town.inbox_lens(agents)
+    rows = [
+        [
+            a.name, a.display_nickname, a.role_id or "-", a.state.value, a.cli,
+            (a.current_task or "-")[:8], str(inbox.get(a.id, 0)), str(a.tasks_completed),
+            age(a.last_heartbeat),
+        ]
+        for a in agents
+    ]
+    print_table(
+        title,
+        ["NAME", "NICKNAME", "ROLE", "STATE", "CLI", "TASK", "INBOX", "DONE", "HEARTBEAT"],
+        rows,
+    )
+
+
+# --- messages -------------------------------------------------------------------
+
+
+def _ack(text: str) -> MessageBody:
+    kind, _, reason = text.partition(":")
+    kind = kind.strip().lower()
+    try:
+        ack = AckKind(kind)
+    except ValueError:
+        raise UsageError(
+            f"--ack takes one of {', '.join(k.value for k in AckKind)}"
+            " (rejected may add ': reason')"
+        ) from None
+    return MessageType.confirmation(ack, reason.strip() if ack == AckKind.REJECTED else None)
+
+
+@cli.command()
+@click.argument("agent")
+@click.argument("message")
+@click.option("--query", "kind", flag_value="query", help="Send a question (query).")
+@click.option("--info", "kind", flag_value="info", help="Send information (informational).")
+@click.option("--ack", "kind", flag_value="ack", help="Send a confirmation; MESSAGE is its kind.")
+@click.option("--urgent", is_flag=True, help="Same as --priority urgent.")
+@click.option("--priority", type=click.Choice([p.value for p in Priority]), default=None)
+@click.option("--from", "sender", help="Sender (default: $TINYTOWN_AGENT_ID, else supervisor).")
+@json_option
+@pass_ctx
+def send(
+    obj: Context, agent: str, message: str, kind: str | None, urgent: bool,
+    priority: str | None, sender: str | None, as_json: bool,
+) -> None:
+    """Put a message in an agent's inbox (plain text is a task message).
+
+    MESSAGE `-` reads the message from standard input.
+    """
+    if message == "-":
+        message = sys.stdin.read()
+    if not message.strip():
+        raise UsageError("the message is empty")
+    if urgent and priority and priority != "urgent":
+        raise UsageError("--urgent contradicts --priority " + priority)
+    body: MessageBody
+    if kind == "query":
+        body = MessageType.query(message)
+    elif kind == "info":
+        body = MessageType.informational(message)
+    elif kind == "ack":
+        body = _ack(message)
+    else:
+        body = MessageType.task(message)
+    prio = Priority.URGENT if urgent else Priority(priority or "normal")
+    sent = obj.town().channel.send(agent, body, priority=prio, sender=sender)
+    if as_json:
+        emit_json(sent)
+    else:
+        click.echo(f"sent {sent.type} {sent.id} ({prio.value})")
+
+
+def _describe(m: Message) -> str:
+    body = m.body.to_dict()
+    body.pop("type", None)
+    if not body:
+        return ""
+    if len(body) == 1:
+        value = next(iter(body.values()))
+        return value if isinstance(value, str) else json.dumps(value)
+    return json.dumps(body)
+
+
+@cli.command()
+@click.argument("agent", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every agent's inbox, and the supervisor's.")
+@json_option
+@pass_ctx
+def inbox(obj: Context, agent: str | None, all_: bool, as_json: bool) -> None:
+    """Show pending messages without consuming them."""
+    town = obj.town()
+    if all_ and agent:
+        raise UsageError("give an AGENT or --all, not both")
+    from tinytown.models import Agent as AgentModel
+
+    if all_:
+        targets = [AgentModel.supervisor(), *town.list_agents()]
+    else:
+        ref = agent or os.environ.get("TINYTOWN_AGENT_ID") or "supervisor"
+        targets = [town.resolve(ref)]
+    from tinytown.ops.town import AgentHandle
+
+    messages = [m for a in targets for m in AgentHandle(town, a.id).inbox()]
+    if as_json:
+        emit_json(messages)
+        return
+    names = {a.id: a.name for a in [AgentModel.supervisor(), *town.list_agents()]}
+    if not messages:
+        click.echo("no pending messages")
+        return
+    rows = [
+        [names.get(m.to, m.to[:8]), m.id[:8], m.type, m.priority.value,
+         names.get(m.sender, m.sender[:8]), age(m.created_at), _describe(m)[:80]]
+        for m in messages
+    ]
+    print_table(None, ["TO", "ID", "TYPE", "PRIORITY", "FROM", "AGE", "CONTENT"], rows)
+
+
+# --- tasks ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("args", nargs=-1, metavar="[AGENT] DESCRIPTION")
+@click.option("--role", help="Queue it for whichever agent of this role is free (no AGENT).")
+@click.option("--tags", help="Comma-separated tags.")
+@click.option("--parent", "parent_task", help="Parent task id.")
+@click.option("--urgent", is_flag=True, help="Put the assignment at the head of the inbox.")
+@click.option("--wait", "wait_", is_flag=True,
+              help="Block until the task ends: exit 0 completed, 1 failed/cancelled, 124 timeout.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="With --wait: seconds.")
+@json_option
+@pass_ctx
+def assign(
+    obj: Context, args: tuple[str, ...], role: str | None, tags: str | None,
+    parent_task: str | None, urgent: bool, wait_: bool, timeout: float | None, as_json: bool,
+) -> None:
+    """Create a task for an agent (or a role) and wake it; prints the task id."""
+    if role is not None and len(args) != 1:
+        raise UsageError("with --role give only the DESCRIPTION, not an AGENT")
+    if role is None and len(args) != 2:
+        raise UsageError("give AGENT and DESCRIPTION (or --role ROLE and DESCRIPTION)")
+    if timeout is not None and not wait_:
+        raise UsageError("--timeout goes with --wait")
+    description = args[-1]
+    town = obj.town()
+    parent_id = town.task(parent_task).id if parent_task else None
+    task = Task(description, tags=tags_option_value(tags), parent_id=parent_id)
+    if role is not None:
+        task, live = town.assign_to_role(role, task)
+        task_id = task.id
+        if not live:
+            click.echo(f"tt: warning: no live agent has role {role!r}; the task waits in its"
+                       " queue until one starts", err=True)
+    else:
+        task_id = town.assign(args[0], task, Priority.URGENT if urgent else Priority.NORMAL)
+    if not wait_:
+        if as_json:
+            emit_json(town.task(task_id))
+        else:
+            click.echo(task_id)
+        return
+    live = sys.stdout.isatty() and not as_json
+    try:
+        final = town.wait_task(task_id, timeout, on_poll=lambda t, elapsed: progress_line(
+            f"task {task_id[:8]}: {t.state.value}", elapsed) if live else None)
+    finally:
+        if live:
+            click.echo()
+    if as_json:
+        emit_json(final)
+    else:
+        click.echo(f"{final.id} {final.state.value}")
+        if final.result:
+            click.echo(final.result)
+    if final.state != TaskState.COMPLETED:
+        sys.exit(1)
+
+
+@cli.group()
+def task() -> None:
+    """Show and change tasks."""
+
+
+def _print_task(t: Task, as_json: bool) -> None:
+    if as_json:
+        emit_json(t)
+        return
+    for key, value in t.to_wire().items():
+        if isinstance(value, list):
+            value = ", ".join(map(str, value)) or None
+        click.echo(f"{key:13} {value if value is not None else '-'}")
+
+
+@task.command(name="show")
+@click.argument("task_id")
+@json_option
+@pass_ctx
+def task_show(obj: Context, task_id: str, as_json: bool) -> None:
+    """One task."""
+    _print_task(obj.town().task(task_id), as_json)
+
+
+@task.command(name="list")
+@click.option("--state", type=click.Choice([s.value for s in TaskState]))
+@click.option("--agent", help="Only tasks assigned to this agent.")
+@json_option
+@pass_ctx
+def task_list(obj: Context, state: str | None, agent: str | None, as_json: bool) -> None:
+    """Tasks, oldest first."""
+    town = obj.town()
+    tasks = town.list_tasks(state=state, agent_ref=agent)
+    if as_json:
+        emit_json(tasks)
+        return
+    if not tasks:
+        click.echo("no tasks")
+        return
+    names = {a.id: a.name for a in town.list_agents()}
+    rows = [
+        [t.id[:8], t.state.value, names.get(t.assigned_to or "", (t.assigned_to or "-")[:8]),
+         age(t.updated_at), ",".join(t.tags), t.description[:60]]
+        for t in tasks
+    ]
+    print_table(None, ["ID", "STATE", "AGENT", "UPDATED", "TAGS", "DESCRIPTION"], rows)
+
+
+def _finish(kind: str) -> Callable[..., None]:
+    def command(obj: Context, task_id: str, text: str | None, as_json: bool) -> None:
+        town = obj.town()
+        if kind == "complete":
+            t = town.complete_task(task_id, text)
+        elif kind == "fail":
+            t = town.fail_task(task_id, text)
+        else:
+            t = town.cancel_task(task_id)
+        if as_json:
+            emit_json(t)
+        else:
+            click.echo(f"task {t.id} {t.state.value}")
+
+    return command
+
+
+for _kind, _option, _help in (
+    ("complete", "--result", "Mark a task completed."),
+    ("fail", "--error", "Mark a task failed."),
+    ("cancel", None, "Cancel a task."),
+):
+    _cmd = _finish(_kind)
+    _cmd = json_option(_cmd)
+    if _option:
+        _cmd = click.option(_option, "text", help="Text kept as the task's result.")(_cmd)
+    else:
+        _cmd = click.option("--text", "text", hidden=True)(_cmd)
+    _cmd = click.argument("task_id")(_cmd)
+    task.command(name=_kind, help=_help)(pass_ctx(_cmd))
+
+
+@task.command(name="current")
+@click.argument("agent", required=False)
+@json_option
+@pass_ctx
+def task_current(obj: Context, agent: str | None, as_json: bool) -> None:
+    """The task an agent is working on (default: $TINYTOWN_AGENT_ID)."""
+    ref = agent or os.environ.get("TINYTOWN_AGENT_ID") or os.environ.get("TINYTOWN_AGENT_NAME")
+    if not ref:
+        raise UsageError("give an AGENT (or run inside an agent, where TINYTOWN_AGENT_ID is set)")
+    current = obj.town().current_task(ref)
+    if current is None:
+        if as_json:
+            emit_json(None)
+        else:
+            click.echo("no current task")
+        return
+    _print_task(current, as_json)
+
+
+# --- maintenance ----------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only report what would move.")
+@click.option("--force", is_flag=True, help="Also move records that do not parse.")
+@json_option
+@pass_ctx
+def migrate(obj: Context, dry_run: bool, force: bool, as_json: bool) -> None:
+    """Move old un-isolated keys (tt:agent:<id>, ...) under tt:<town>:."""
+    report = obj.town().migrate(dry_run=dry_run, force=force)
+    if as_json:
+        emit_json(report)
+        return
+    if not report:
+        click.echo("nothing to migrate")
+    for entry in report:
+        click.echo(f"{entry['action']}: {entry['from']} -> {entry['to']}")
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Really delete (without it, only report).")
+@click.option("--agents-only", is_flag=True, help="Only agents, inboxes and their runtime keys.")
+@json_option
+@pass_ctx
+def reset(obj: Context, force: bool, agents_only: bool, as_json: bool) -> None:
+    """Delete the town's data from Redis."""
+    deleted = obj.town().reset(force=force, agents_only=agents_only)
+    if as_json:
+        emit_json({"deleted" if force else "would_delete": deleted})
+        return
+    verb = "deleted" if force else "would delete"
+    click.echo(f"{verb} {len(deleted)} key(s)" + ("" if force else " (add --force to delete)"))
+    for key in deleted:
+        click.echo(f"  {key}")
+
+
+
+
+class _Once(logging.Filter):
+    """A command may read a bad record several times: warn about it once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_Once())
+    handler.setFormatter(logging.Formatter("tt: warning: %(message)s"))
+    logger = logging.getLogger("tinytown")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+
+def main(argv: list[str] | None = None) -> None:
+    _setup_logging()
+    try:
+        code = cli.main(args=argv, prog_name="tt", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("tt: aborted", err=True)
+        sys.exit(1)
+    except click.UsageError as exc:  # one line, like every other error
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        click.echo(f"tt: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"tt: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except TinytownError as exc:
+        click.echo(f"tt: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("tt: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""`tt` commands for operating a town: monitoring, pipelines, roles, backlog, recovery."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from tinytown.cli.common import (
+    Context,
+    emit_json,
+    json_option,
+    pass_ctx,
+    print_table,
+    tags_option_value,
+)
+from tinytown.errors import UsageError
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(0, 65535), help="Default: [flower] port (5555).")
+@click.option("--address", help="Default: 127.0.0.1. Anything else needs --basic-auth.")
+@click.option("--basic-auth", envvar="TT_FLOWER_BASIC_AUTH", help="user:password.")
+@pass_ctx
+def flower(obj: Context, port: int | None, address: str | None, basic_auth: str | None) -> None:
+    """Run Flower on the town's broker (agents are workers named NAME@HOST)."""
+    from tinytown.ops.flower import run_flower
+
+    run_flower(obj.town().settings, port, address, basic_auth)
+
+
+def _event_line(event: dict[str, str], names: dict[str, str]) -> str:
+    who = names.get(event.get("agent", ""), event.get("name", ""))
+    extra = " ".join(f"{k}={v}" for k, v in event.items()
+                     if k not in ("id", "time", "kind", "agent", "name", "old", "new"))
+    change = f" {event['old']} -> {event['new']}" if "new" in event else ""
+    return f"{event['time']} {event['kind']:15} {who}{change} {extra}".rstrip()
+
+
+@click.command()
+@click.option("--agent", help="Only this agent's events.")
+@click.option("--count", "-n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come.")
+@json_option
+@pass_ctx
+def events(obj: Context, agent: str | None, count: int, follow: bool, as_json: bool) -> None:
+    """The town's event stream: state changes, spawns, assignments, outcomes, recoveries."""
+    town = obj.town()
+    agent_id = town.resolve(agent).id if agent else None
+    names = {a.id: a.name for a in town.list_agents()}
+    recent = town.events(count, agent)
+    if as_json and not follow:
+        emit_json(recent)
+        return
+    for event in recent:
+        click.echo(json.dumps(event) if as_json else _event_line(event, names))
+    if not follow:
+        return
+    last = recent[-1]["id"] if recent else "$"
+    while True:  # stops on Ctrl-C or a closed pipe
+        for event in town.follow_events(last):
+            last = event["id"]
+            if agent_id is not None and event.get("agent") != agent_id:
+                continue
+            names.setdefault(event.get("agent", ""), event.get("name", ""))
+            click.echo(json.dumps(event) if as_json else _event_line(event, names))
+            sys.stdout.flush()
+
+
+HISTORY_KINDS = ("sent", "assigned", "queued", "task_completed", "task_failed",
+                 "task_cancelled", "reclaimed")
+
+
+@click.command()
+@click.option("-n", "count", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--agent", help="Only what this agent sent, received or finished.")
+@json_option
+@pass_ctx
+def history(obj: Context, count: int, agent: str | None, as_json: bool) -> None:
+    """Recent messages and task outcomes between agents."""
+    town = obj.town()
+    agent_id = town.resolve(agent).id if agent else None
+    found = [e for e in town.events(2000)
+             if e["kind"] in HISTORY_KINDS
+             and (agent_id is None or agent_id in (e.get("agent"), e.get("to")))][-count:]
+    if as_json:
+        emit_json(found)
+        return
+    names = {a.id: a.name for a in town.list_agents()}
+    from tinytown import keys
+
+    names[keys.SUPERVISOR_ID] = "supervisor"
+    for e in found:
+        if e["kind"] == "sent":
+            click.echo(f"{e['time']} {names.get(e.get('agent', ''), '?')} -> "
+                       f"{names.get(e.get('to', ''), '?')}: {e.get('type')}")
+        else:
+            click.echo(_event_line(e, names))
+
+
+@click.command()
+@click.argument("agent")
+@click.option("--round", "round_no", type=click.IntRange(min=1), help="Default: the newest.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing what the round writes.")
+@click.option("--worker", is_flag=True, help="The worker's own log instead of a round's.")
+@pass_ctx
+def logs(obj: Context, agent: str, round_no: int | None, follow: bool, worker: bool) -> None:
+    """Print an agent's round log (the agent CLI's output)."""
+    town = obj.town()
+    record = town.resolve(agent)
+    folder = town.settings.logs_dir / record.name
+    if worker:
+        path = folder / "worker.log"
+    elif round_no is not None:
+        path = folder / f"round-{round_no}.log"
+    else:
+        from tinytown.logs import round_logs
+
+        rounds = round_logs(folder)
+        if not rounds:
+            raise UsageError(f"{record.name} has no round logs yet (in {folder})")
+        path = rounds[-1]
+    if not path.exists():
+        what = f"round {round_no}" if round_no else "worker"
+        raise UsageError(f"{record.name} has no {what} log ({path})")
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            elif not follow:
+                return
+            else:
+                time.sleep(0.2)
+
+
+@click.command()
+@json_option
+@pass_ctx
+def recover(obj: Context, as_json: bool) -> None:
+    """Mark agents whose worker is gone as error and hand their work back."""
+    recovered = obj.town().recover()
+    if as_json:
+        emit_json(recovered)
+    else:
+        click.echo(f"recovered {len(recovered)} agent(s)"
+                   + (": " + ", ".join(a.name for a in recovered) if recovered else ""))
+
+
+@click.command()
+@click.option("--to", "to_agent", help="Move everything to this agent.")
+@click.option("--to-backlog", is_flag=True, help="Move the tasks to the backlog.")
+@click.option("--from", "source", help="Only this (terminal) agent's work.")
+@click.option("--orphan-tasks", is_flag=True, help="Tasks whose agent no longer exists.")
+@click.option("--cancel", is_flag=True, help="With --orphan-tasks: cancel them.")
+@json_option
+@pass_ctx
+def reclaim(obj: Context, to_agent: str | None, to_backlog: bool, source: str | None,
+            orphan_tasks: bool, cancel: bool, as_json: bool) -> None:
+    """Move terminal agents' messages and unfinished tasks (only lists without a destination)."""
+    town = obj.town()
+    if orphan_tasks:
+        if to_agent or source:
+            raise UsageError("--orphan-tasks takes --to-backlog or --cancel")
+        tasks = town.orphan_tasks(to_backlog=to_backlog, cancel=cancel)
+        if as_json:
+            emit_json(tasks)
+            return
+        verb = "cancelled" if cancel else "moved to the backlog" if to_backlog else "found"
+        click.echo(f"{len(tasks)} orphan task(s) {verb}")
+        for t in tasks:
+            click.echo(f"  {t.id} {t.state.value} {t.description[:60]}")
+        return
+    if cancel:
+        raise UsageError("--cancel goes with --orphan-tasks")
+    report = town.reclaim(source=source, to_agent=to_agent, to_backlog=to_backlog)
+    if as_json:
+        emit_json(report)
+        return
+    if not report:
+        click.echo("nothing to reclaim")
+    for entry in report:
+        click.echo(f"{entry['agent']}: {entry['messages']} message(s),"
+                   f" {len(entry['tasks'])} unfinished task(s): {entry['action']}")
+
+
+@click.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def save(obj: Context, path: Path | None) -> None:
+    """Snapshot the town's data to a file (default: .tt/snapshots/)."""
+    written, count = obj.town().save(path)
+    click.echo(f"saved {count} key(s) to {written}")
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace keys that already exist.")
+@pass_ctx
+def restore(obj: Context, path: Path, force: bool) -> None:
+    """Load a snapshot made by `tt save` into this town."""
+    count = obj.town().restore(path, force=force)
+    click.echo(f"restored {count} key(s) from {path}")
+
+
+# --- backlog ------------------------------------------------------------------------
+
+
+@click.group()
+def backlog() -> None:
+    """Unassigned tasks that agents (or you) claim."""
+
+
+@backlog.command(name="add")
+@click.argument("description")
+@click.option("--tags", help="Comma-separated tags.")
+@click.option("--role", help="Only agents of this role take it with assign-all.")
+@json_option
+@pass_ctx
+def backlog_add(obj: Context, description: str, tags: str | None, role: str | None,
+                as_json: bool) -> None:
+    """Add a task to the backlog; prints its id."""
+    from tinytown.models import Task
+
+    task = obj.town().backlog_add(Task(description, tags=tags_option_value(tags)), role=role)
+    emit_json(task) if as_json else click.echo(task.id)
+
+
+@backlog.command(name="list")
+@json_option
+@pass_ctx
+def backlog_list(obj: Context, as_json: bool) -> None:
+    """The backlog, oldest first."""
+    tasks = obj.town().backlog()
+    if as_json:
+        emit_json(tasks)
+    elif not tasks:
+        click.echo("the backlog is empty")
+    else:
+        print_table(None, ["ID", "ROLE", "TAGS", "DESCRIPTION"], [
+            [t.id[:8], t.extra.get("role") or "-", ",".join(t.tags),
+             t.description[:70]] for t in tasks])
+
+
+@backlog.command(name="claim")
+@click.argument("task_id")
+@click.argument("agent")
+@json_option
+@pass_ctx
+def backlog_claim(obj: Context, task_id: str, agent: str, as_json: bool) -> None:
+    """Assign a backlog task to an agent."""
+    task = obj.town().backlog_claim(task_id, agent)
+    emit_json(task) if as_json else click.echo(f"task {task.id} assigned")
+
+
+@backlog.command(name="assign-all")
+@click.argument("agent")
+@json_option
+@pass_ctx
+def backlog_assign_all(obj: Context, agent: str, as_json: bool) -> None:
+    """Assign every backlog task the agent may take."""
+    tasks = obj.town().backlog_assign_all(agent)
+    emit_json(tasks) if as_json else click.echo(f"assigned {len(tasks)} task(s)")
+
+
+@backlog.command(name="remove")
+@click.argument("task_id")
+@json_option
+@pass_ctx
+def backlog_remove(obj: Context, task_id: str, as_json: bool) -> None:
+    """Take a task out of the backlog (it is kept as cancelled)."""
+    task = obj.town().backlog_remove(task_id)
+    emit_json(task) if as_json else click.echo(f"task {task.id} removed from the backlog")
+
+
+COMMANDS = [flower, events, history, logs, recover, reclaim, save, restore, backlog]

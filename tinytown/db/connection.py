@@ -1,0 +1,78 @@
+"""Redis clients for a town, with redis-py's errors turned into ours at this boundary.
+
+`TownRedis` maps connection, timeout and authentication failures of every command
+(and of pipelines) to `RedisUnreachable`, naming where it tried with the password
+redacted. Nothing else in Tinytown catches redis-py's connection errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+
+from tinytown.errors import RedisUnreachable
+from tinytown.settings import Settings
+from tinytown.urls import redact, redact_text, redis_url
+
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError)
+
+
+@contextmanager
+def map_redis_errors(url: str) -> Iterator[None]:
+    try:
+        yield
+    except _UNREACHABLE as exc:
+        reason = redact_text(str(exc), url).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RedisUnreachable(f"cannot reach Redis at {redact(url)}: {reason}") from None
+
+
+class TownPipeline(Pipeline):
+    tt_url = ""
+    tt_client: TownRedis  # the client it came from (scripts are registered on it)
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        with map_redis_errors(self.tt_url):
+            result: list[Any] = super().execute(raise_on_error)
+            return result
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        with map_redis_errors(self.tt_url):
+            return super().execute_command(*args, **options)
+
+
+class TownRedis(redis.Redis):
+    tt_url = ""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        with map_redis_errors(self.tt_url):
+            return super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> TownPipeline:
+        pipe = TownPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe.tt_url = self.tt_url
+        pipe.tt_client = self
+        return pipe
+
+
+def connect(settings: Settings, start: bool = True) -> TownRedis:
+    """A client for the town's Redis; starts the embedded server when needed."""
+    url = redis_url(settings)
+    if settings.embedded and start:
+        from tinytown.db.embedded import EmbeddedRedis
+
+        EmbeddedRedis(settings.runtime_dir).ensure_running()
+    if not re.match(r"^(redis|rediss|unix)://", url):
+        from tinytown.errors import ConfigError
+
+        raise ConfigError(f"unsupported Redis URL {redact(url)}: use redis://, rediss:// or unix://")
+    client: TownRedis = TownRedis.from_url(
+        url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30,
+        encoding_errors="replace",  # a foreign non-UTF-8 value is skipped, not a crash
+    )
+    client.tt_url = url
+    return client

@@ -1,0 +1,31 @@
+-- A round's first step (tinytown.db.rounds.begin), one call.
+-- KEYS: wake flag, stop flag, agent, inbox, in-flight list.
+-- ARGV: max batch, the task key prefix, then the message types that need the agent
+-- CLI (models.NEEDS_CLI).
+-- Returns {'stop'}, {'gone'}, {'wait', agent} or {'take', agent, task, message...}:
+-- the inbox head up to and including the first message that needs the agent CLI,
+-- and the task a `task_assign` names (false if none or not found).
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'stop'} end
+local raw = redis.pcall('GET', KEYS[3])
+if type(raw) ~= 'string' then return {'gone'} end
+local ok, doc = pcall(cjson.decode, raw)
+local state = ok and type(doc) == 'table' and doc['state'] or nil
+if state ~= 'idle' and state ~= 'starting' then return {'wait', raw} end
+local needs_cli = {}
+for i = 3, #ARGV do needs_cli[ARGV[i]] = true end
+local out = {'take', raw, false}
+for i = 1, tonumber(ARGV[1]) do
+  local m = redis.call('LPOP', KEYS[4])
+  if not m then break end
+  redis.call('RPUSH', KEYS[5], m)
+  out[#out + 1] = m
+  local okm, msg = pcall(cjson.decode, m)
+  local t = okm and type(msg) == 'table' and msg['type'] or nil
+  if t == 'task_assign' and type(msg['task_id']) == 'string' then
+    local task = redis.pcall('GET', ARGV[2] .. msg['task_id'])
+    if type(task) == 'string' then out[3] = task end
+  end
+  if type(t) == 'string' and needs_cli[t] then break end
+end
+return out

@@ -1,0 +1,289 @@
+"""A round's Redis work in three steps, each one round trip or one transaction.
+
+A round used to read and write its records one at a time (about 27 round trips for a
+task). Here it makes five:
+
+- `begin`: one Lua call clears the wake flag, checks the stop flag and the agent's
+  state, moves the inbox head into the in-flight list and reads the task it names.
+- `start`: one compare-and-set script on what `begin` read (a WATCH / MGET / MULTI
+  when a record changed meanwhile): the agent goes `working` with its current task,
+  the task goes `running`.
+- `finish`: one WATCH / MGET / MULTI: the task's outcome and its report to the
+  supervisor, the agent's counters and its return to `idle`, the round's context, the
+  answer to a query, and the in-flight list dropped, all or nothing.
+
+Around them: the replies a round gives itself, the notes it puts back, and the
+hand-back after a Redis outage.
+
+The records are still parsed and written by the models in Python (Lua's cjson would
+reorder their fields); the Lua step only reads the agent's `state`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.client import Pipeline
+
+from tinytown import keys
+from tinytown.db import runtime, scripts, states
+from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
+from tinytown.db.tasks import back_to_assigned, mark_finished
+from tinytown.db.wakeup import enqueue_round
+from tinytown.errors import AgentNotFound, InvalidTransition
+from tinytown.models import (
+    NEEDS_CLI,
+    Agent,
+    AgentState,
+    Message,
+    MessageType,
+    Task,
+    TaskState,
+    utcnow,
+)
+
+
+@dataclass
+class Begun:
+    """What `begin` found: verdict `stop`, `gone` (no valid record), `wait` or `take`."""
+
+    verdict: str
+    agent_json: str | None = None  # the record as read, for `start`'s compare-and-set
+    agent: Agent | None = None  # the same, parsed (`start` moves it to `working`)
+    task_json: str | None = None  # the task of a taken `task_assign`, as read
+    messages: list[str] = field(default_factory=list)
+
+
+def begin(store: Store, agent_id: str, max_batch: int) -> Begun:
+    """Clear the wake flag; unless stopped or not ready, move the inbox head (up to the
+    first message that needs the agent CLI) to the in-flight list."""
+    town = store.town
+    got = scripts.run(
+        store.r, scripts.BEGIN_ROUND,
+        [keys.wake(town, agent_id), keys.stop_flag(town, agent_id), keys.agent(town, agent_id),
+         keys.inbox(town, agent_id), keys.inflight(town, agent_id)],
+        [max_batch, keys.task(town, ""), *sorted(NEEDS_CLI)])
+    if got[0] == "stop":
+        return Begun("stop")
+    agent = store.parse_agent(agent_id, got[1] if len(got) > 1 else None)
+    if agent is None:  # pruned, or a record that does not parse (taken messages go back)
+        return_inflight(store.r, town, agent_id)
+        return Begun("gone")
+    if got[0] != "take":
+        return Begun(got[0], got[1], agent)
+    return Begun("take", got[1], agent, got[2], list(got[3:]))
+
+
+def return_inflight(target: Any, town: str, agent_id: str) -> None:
+    """Put a round's messages back at the inbox head (`target`: client or pipeline)."""
+    scripts.run(target, scripts.RETURN_INFLIGHT,
+                [keys.inflight(town, agent_id), keys.inbox(town, agent_id)], [])
+
+
+class CannotStart(Exception):
+    """Raised when the agent left idle/starting (paused, closed) before its round began."""
+
+
+def _read_pair(pipe: Pipeline, store: Store, agent_id: str, task_id: str | None
+               ) -> tuple[Agent, Task | None]:
+    agent_key = keys.agent(store.town, agent_id)
+    if task_id is None:
+        raw_agent, raw_task = pipe.get(agent_key), None
+    else:
+        raw_agent, raw_task = pipe.mget(agent_key, keys.task(store.town, task_id))
+    if raw_agent is None:
+        raise AgentNotFound(f"no agent with id {agent_id}")
+    return Agent.from_json(raw_agent), Task.from_json(raw_task) if raw_task else None
+
+
+def start(store: Store, agent_id: str, task_id: str | None, reason: str,
+          seen: Begun | None = None) -> tuple[Agent, Task | None] | None:
+    """`working` with the task `running`; None when the task is gone or already finished.
+
+    With `seen` (what `begin` read), one compare-and-set script writes both records if
+    neither changed since; otherwise (or without it) a WATCH transaction does. Raises
+    CannotStart when the agent is no longer idle or starting. `seen.agent` is moved to
+    `working` in memory either way: use the agent this returns.
+    """
+    agent = seen.agent if seen is not None else None
+    if seen is not None and agent is not None and (task_id is None or seen.task_json):
+        task = Task.from_json(seen.task_json) if seen.task_json else None
+        if task is None or task.id == task_id:
+            old = _begin_work(agent, task)
+            if old is None:
+                return None
+            entry = event_entry("state", agent.id, **(states.event_fields(agent, old, reason)
+                                                       or {}))
+            written = scripts.run(
+                store.r, scripts.START_ROUND,
+                [keys.agent(store.town, agent_id),
+                 keys.task(store.town, task.id) if task else keys.agent(store.town, agent_id),
+                 keys.events(store.town)],
+                [seen.agent_json, agent.to_json(), seen.task_json or "",
+                 task.to_json() if task else "", EVENTS_MAXLEN,
+                 *(x for pair in entry.items() for x in pair)])
+            if written == 1:
+                return agent, task
+    return _start_watched(store, agent_id, task_id, reason)
+
+
+def _begin_work(agent: Agent, task: Task | None) -> AgentState | None:
+    """Apply the start to the records in memory; the agent's old state, or None when
+    the task is finished already."""
+    if task is not None and task.state.is_terminal:
+        return None  # cancelled meanwhile: nothing to run
+    try:
+        old = states.step(agent, AgentState.WORKING,
+                          expect=(AgentState.IDLE, AgentState.STARTING))
+    except InvalidTransition as exc:
+        raise CannotStart(str(exc)) from None
+    agent.current_task = task.id if task else None
+    if task is not None:
+        now = utcnow()
+        task.state = TaskState.RUNNING
+        task.started_at = task.started_at or now
+        task.updated_at = now
+    return old
+
+
+def _start_watched(store: Store, agent_id: str, task_id: str | None, reason: str
+                   ) -> tuple[Agent, Task | None] | None:
+    watch = [keys.agent(store.town, agent_id)]
+    if task_id is not None:
+        watch.append(keys.task(store.town, task_id))
+
+    def body(pipe: Pipeline) -> tuple[Agent, Task | None] | None:
+        try:
+            agent, task = _read_pair(pipe, store, agent_id, task_id)
+        except AgentNotFound:
+            raise CannotStart("the agent's record is gone") from None
+        if task_id is not None and task is None:
+            return None  # gone meanwhile
+        old = _begin_work(agent, task)
+        if old is None:
+            return None
+        pipe.multi()
+        if task is not None:
+            store.put_task(task, pipe)
+        pipe.set(watch[0], agent.to_json())
+        states.record(store, pipe, agent, old, reason)
+        return agent, task
+
+    return store.transaction(body, *watch)
+
+
+@dataclass
+class Outcome:
+    """What the agent CLI's run came to, for `finish`."""
+
+    number: int
+    ok: bool
+    output: str
+    error: str
+    context: str  # the round's entry in the agent's context list (JSON)
+    context_rounds: int
+    reply: Message | None = None  # the answer to a query
+
+
+def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome) -> Agent:
+    """Record the round's outcome in one transaction; returns the agent as written.
+
+    A task the CLI already finished itself (`tt task complete`) keeps its outcome; the
+    supervisor gets a `task_done` / `task_failed` report either way (none for a task
+    cancelled meanwhile). A task assigned to someone else is not touched here.
+    """
+    town = store.town
+    agent_key = keys.agent(town, agent_id)
+    watch = [agent_key] + ([keys.task(town, task_id)] if task_id else [])
+
+    def body(pipe: Pipeline) -> Agent:
+        agent, task = _read_pair(pipe, store, agent_id, task_id)
+        if task is not None and task.assigned_to not in (None, agent_id):
+            task = None
+        finished = task is not None and not task.state.is_terminal
+        if task is not None and finished:
+            mark_finished(task, TaskState.COMPLETED if outcome.ok else TaskState.FAILED,
+                          outcome.output if outcome.ok else outcome.error)
+            if task.state == TaskState.COMPLETED:
+                agent.tasks_completed += 1
+        now = utcnow()
+        agent.rounds_completed += 1
+        agent.current_task = None
+        agent.last_active_at = now
+        agent.last_heartbeat = now
+        old = agent.state
+        if old == AgentState.WORKING:
+            states.step(agent, AgentState.IDLE)
+        pipe.multi()
+        if task is not None:
+            if finished:
+                store.put_task(task, pipe)
+                store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
+                                task=task.id)
+            _report(store, pipe, agent_id, task, outcome.error)
+        pipe.set(agent_key, agent.to_json())
+        states.record(store, pipe, agent, old, f"round {outcome.number} done")
+        if outcome.reply is not None:
+            queue_reply(store, pipe, outcome.reply)
+        pipe.lpush(keys.context(town, agent_id), outcome.context)
+        pipe.ltrim(keys.context(town, agent_id), 0, max(outcome.context_rounds, 1) - 1)
+        pipe.delete(keys.inflight(town, agent_id))
+        runtime.queue_cli_done(store, pipe, agent_id)
+        return agent
+
+    return store.transaction(body, *watch)
+
+
+def _report(store: Store, pipe: Pipeline, agent_id: str, task: Task, error: str) -> None:
+    """A finished task's report to the supervisor mailbox (none if it was cancelled)."""
+    if task.state == TaskState.COMPLETED:
+        body: Any = MessageType.task_done(task.id, task.result or "")
+    elif task.state == TaskState.FAILED:
+        body = MessageType.task_failed(task.id, task.result or error)
+    else:
+        return
+    store.push_message(Message(sender=agent_id, to=keys.SUPERVISOR_ID, body=body), pipe)
+
+
+def queue_reply(store: Store, pipe: Pipeline, reply: Message) -> None:
+    """Queue on `pipe`: an answer into its recipient's inbox, waking it (the supervisor
+    mailbox has no worker to wake)."""
+    store.push_message(reply, pipe)
+    if reply.to != keys.SUPERVISOR_ID:
+        enqueue_round(pipe, store.town, reply.to)
+
+
+def answer(store: Store, replies: list[Message]) -> None:
+    """Replies a round gives by itself (pong, status_response), in one MULTI."""
+    if replies:
+        pipe = store.r.pipeline()
+        for reply in replies:
+            queue_reply(store, pipe, reply)
+        pipe.execute()
+
+
+def put_back_notes(store: Store, agent_id: str, notes: list[Message]) -> None:
+    """A round that ran no CLI: its notes go back to the inbox head, in order, for the
+    next CLI run, and the in-flight list is dropped, in one MULTI."""
+    pipe = store.r.pipeline()
+    for m in reversed(notes):
+        pipe.lpush(keys.inbox(store.town, agent_id), m.to_json())
+    pipe.delete(keys.inflight(store.town, agent_id))
+    pipe.execute()
+
+
+def after_outage(store: Store, agent_id: str) -> None:
+    """Redis came back after a round lost it: the round's messages go back to the
+    inbox, the agent back to `idle`, its running tasks to `assigned`, and a round job
+    is queued (a task that already finished is not run again)."""
+    return_inflight(store.r, store.town, agent_id)
+    agent = store.require_agent(agent_id)
+    if agent.state == AgentState.WORKING:
+        states.transition(store, agent_id, AgentState.IDLE,
+                          reason="Redis outage during a round",
+                          change=lambda a: setattr(a, "current_task", None))
+    for task in store.list_tasks():
+        if task.assigned_to == agent_id and task.state == TaskState.RUNNING:
+            store.update_task(task.id, back_to_assigned)
+    enqueue_round(store.r, store.town, agent_id, force=True)

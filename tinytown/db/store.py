@@ -1,0 +1,368 @@
+"""All Redis access for a town's records, inboxes, tasks and events.
+
+The client is passed in (never a module global). Writers take an optional pipeline so
+callers can batch several writes into one atomic MULTI. Read-modify-write of a record
+goes through `transaction` (WATCH/MULTI with retry), so concurrent writers never lose
+an update.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from redis.client import Pipeline
+from redis.exceptions import ResponseError
+
+from tinytown import keys
+from tinytown.db.connection import TownRedis
+from tinytown.errors import AgentNotFound, MessageTooLarge, NameTaken, TaskNotFound
+from tinytown.models import (
+    MAX_MESSAGE_BYTES,
+    Agent,
+    InvalidRecord,
+    Message,
+    Task,
+    WireModel,
+    format_timestamp,
+    utcnow,
+)
+
+log = logging.getLogger("tinytown")
+M = TypeVar("M", bound=WireModel)
+R = TypeVar("R")
+EVENTS_MAXLEN = 10_000
+_SCAN_COUNT = 1000
+_UUID_TAIL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _owns(key: str, record: WireModel) -> bool:
+    """A record stored under another id's key (or with no id of its own) is foreign."""
+    if getattr(record, "id", None) == key.rsplit(":", 1)[1]:
+        return True
+    log.warning("skipping %s: the record's id is missing or not the key's", key)
+    return False
+
+
+def event_entry(kind: str, agent_id: str | None = None, **fields: Any) -> dict[str, str]:
+    """One event's fields as the stream keeps them (None values left out)."""
+    entry = {"kind": kind, "time": format_timestamp(utcnow())}
+    if agent_id:
+        entry["agent"] = agent_id
+    entry.update({k: str(v) for k, v in fields.items() if v is not None})
+    return entry
+
+
+class Store:
+    def __init__(self, r: TownRedis, town: str) -> None:
+        self.r = r
+        self.town = town
+
+    # --- generic ----------------------------------------------------------------
+
+    def transaction(self, body: Callable[[Pipeline], R], *watch: str) -> R:
+        """Run `body` under WATCH on `watch` until its MULTI commits; returns its value.
+
+        `body` reads in immediate mode, then calls ``pipe.multi()`` and queues writes.
+        """
+        result: R = self.r.transaction(body, *watch, value_from_callable=True)
+        return result
+
+    def scan_keys(self, pattern: str) -> list[str]:
+        return sorted(set(self.r.scan_iter(match=pattern, count=_SCAN_COUNT)))
+
+    def _load_many(self, model: type[M], found: Iterable[str]) -> list[M]:
+        """Parse every key's JSON; skip (with a one-line warning) what isn't a record."""
+        names = [k for k in found if _UUID_TAIL.search(k)]
+        records: list[M] = []
+        for i in range(0, len(names), 500):
+            chunk = names[i : i + 500]
+            for key, raw in zip(chunk, self.r.mget(chunk), strict=True):
+                if raw is None:
+                    if self.r.exists(key):
+                        log.warning("skipping %s: not a string value", key)
+                    continue
+                try:
+                    record = model.from_json(raw)
+                except InvalidRecord as exc:
+                    log.warning("skipping %s: not a valid %s record (%s)", key, model.__name__, exc)
+                    continue
+                if _owns(key, record):
+                    records.append(record)
+        return records
+
+    def _load(self, model: type[M], key: str, raw: str | None, keyed: bool = False) -> M | None:
+        """Parse one document; `keyed`: a record whose id must be its key's last part."""
+        if raw is None:
+            return None
+        try:
+            record = model.from_json(raw)
+        except InvalidRecord:
+            log.warning("skipping %s: not a valid %s record", key, model.__name__)
+            return None
+        return record if not keyed or _owns(key, record) else None
+
+    def _get(self, key: str) -> str | None:
+        """GET that treats a value of another Redis type (a foreign key) as no record."""
+        try:
+            raw: str | None = self.r.get(key)
+        except ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            log.warning("skipping %s: not a string value", key)
+            return None
+        return raw
+
+    # --- agents -----------------------------------------------------------------
+
+    def get_agent(self, agent_id: str) -> Agent | None:
+        key = keys.agent(self.town, agent_id)
+        return self._load(Agent, key, self._get(key), keyed=True)
+
+    def parse_agent(self, agent_id: str, raw: str | None) -> Agent | None:
+        """An agent record already read (by a script); None if missing or not valid."""
+        return self._load(Agent, keys.agent(self.town, agent_id), raw, keyed=True)
+
+    def require_agent(self, agent_id: str) -> Agent:
+        agent = self.get_agent(agent_id)
+        if agent is None:
+            raise AgentNotFound(f"no agent with id {agent_id}")
+        return agent
+
+    def list_agents(self) -> list[Agent]:
+        agents = self._load_many(Agent, self.scan_keys(keys.agent_pattern(self.town)))
+        return sorted(agents, key=lambda a: (a.created_at, a.name))
+
+    def create_agent(self, agent: Agent, pipe: Pipeline | None = None) -> None:
+        """Record a new agent; its name is claimed atomically (HSETNX on the names hash)."""
+        names_key = keys.names(self.town)
+        if not self.r.hsetnx(names_key, agent.name, agent.id):
+            owner = self.r.hget(names_key, agent.name)
+            if owner and self.r.exists(keys.agent(self.town, owner)):
+                raise NameTaken(f"an agent named {agent.name!r} already exists in this town")
+            # the name's previous owner is gone (pruned by an older tool): take it over
+            self.r.hset(names_key, agent.name, agent.id)
+        target = pipe if pipe is not None else self.r.pipeline()
+        target.set(keys.agent(self.town, agent.id), agent.to_json())
+        self.add_event("spawned", agent.id, pipe=target, name=agent.name)
+        if pipe is None:
+            target.execute()
+
+    def update_agent(
+        self,
+        agent_id: str,
+        change: Callable[[Agent], None],
+        also: Callable[[Pipeline, Agent], None] | None = None,
+    ) -> Agent:
+        """Apply `change` to the stored agent atomically; `also` queues more writes."""
+        key = keys.agent(self.town, agent_id)
+
+        def body(pipe: Pipeline) -> Agent:
+            raw = pipe.get(key)
+            if raw is None:
+                raise AgentNotFound(f"no agent with id {agent_id}")
+            agent = Agent.from_json(raw)
+            change(agent)
+            pipe.multi()
+            pipe.set(key, agent.to_json())
+            if also is not None:
+                also(pipe, agent)
+            return agent
+
+        return self.transaction(body, key)
+
+    def update_agents(self, agent_ids: list[str], change: Callable[[Agent], None]) -> None:
+        """Apply `change` to several agents in one transaction (three round trips in
+        all); records gone or unreadable meanwhile are left out."""
+        names = [keys.agent(self.town, agent_id) for agent_id in agent_ids]
+
+        def body(pipe: Pipeline) -> None:
+            raws = pipe.mget(names)
+            pipe.multi()
+            for key, raw in zip(names, raws, strict=True):
+                agent = self._load(Agent, key, raw)
+                if agent is not None:
+                    change(agent)
+                    pipe.set(key, agent.to_json())
+
+        if names:
+            self.transaction(body, *names)
+
+    def name_owner(self, name: str) -> str | None:
+        """The id the names hash gives for `name` (one lookup; the record may be gone)."""
+        owner: str | None = self.r.hget(keys.names(self.town), name)
+        return owner
+
+    def set_stop(self, agent_id: str) -> None:
+        """The stop flag `tt kill` sets; the agent's next round sees it and stops."""
+        self.r.set(keys.stop_flag(self.town, agent_id), "1")
+
+    def clear_stop(self, agent_id: str) -> None:
+        self.r.delete(keys.stop_flag(self.town, agent_id))
+
+    def stop_requested(self, agent_id: str) -> bool:
+        return bool(self.r.exists(keys.stop_flag(self.town, agent_id)))
+
+    def recent_context(self, agent_id: str, rounds: int) -> list[str]:
+        """The agent's last `rounds` context entries (JSON), oldest first."""
+        raw: list[str] = self.r.lrange(keys.context(self.town, agent_id), 0, rounds - 1)
+        return list(reversed(raw))
+
+    def delete_agent(self, agent: Agent, pipe: Pipeline | None = None) -> None:
+        target = pipe if pipe is not None else self.r.pipeline()
+        target.delete(*keys.per_agent_keys(self.town, agent.id))
+        target.hdel(keys.names(self.town), agent.name)
+        if pipe is None:
+            target.execute()
+
+    # --- inboxes ----------------------------------------------------------------
+
+    def push_message(self, message: Message, pipe: Pipeline | None = None) -> None:
+        """Put a message in its recipient's inbox: urgent/high at the head, others at the tail."""
+        data = message.to_json()
+        if len(data.encode()) > MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(
+                f"message is {len(data.encode())} bytes; the limit is {MAX_MESSAGE_BYTES} (1 MiB)"
+            )
+        target: Any = pipe if pipe is not None else self.r
+        key = keys.inbox(self.town, message.to)
+        if message.priority.goes_first:
+            target.lpush(key, data)
+        else:
+            target.rpush(key, data)
+
+    def peek_inbox(self, agent_id: str, limit: int = -1) -> list[Message]:
+        key = keys.inbox(self.town, agent_id)
+        return self._parse_messages(key, self.r.lrange(key, 0, limit - 1 if limit > 0 else -1))
+
+    def inbox_len(self, agent_id: str) -> int:
+        return int(self.r.llen(keys.inbox(self.town, agent_id)))
+
+    def inbox_lens(self, agent_ids: list[str]) -> dict[str, int]:
+        """Each agent's inbox length, in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            pipe.llen(keys.inbox(self.town, agent_id))
+        lens = pipe.execute() if agent_ids else []
+        return {agent_id: int(n) for agent_id, n in zip(agent_ids, lens, strict=True)}
+
+    def dead_letter(self, raw: str, pipe: Pipeline | None = None) -> None:
+        """Keep an inbox element that is not a valid message for a human to look at."""
+        log.warning("moving a message that does not parse to %s", keys.deadletter(self.town))
+        target: Any = pipe if pipe is not None else self.r
+        target.rpush(keys.deadletter(self.town), raw)
+
+    def parse_messages(self, raws: list[str], pipe: Pipeline | None = None) -> list[Message]:
+        """The messages among `raws`; those that do not parse go to the dead letters."""
+        messages = []
+        for raw in raws:
+            try:
+                messages.append(Message.from_json(raw))
+            except InvalidRecord:
+                self.dead_letter(raw, pipe)
+        return messages
+
+    def pop_message(self, agent_id: str) -> Message | None:
+        key = keys.inbox(self.town, agent_id)
+        return self._first_message(key, self.r.lpop(key))
+
+    def blocking_pop(self, agent_id: str, timeout: float) -> Message | None:
+        key = keys.inbox(self.town, agent_id)
+        got = self.r.blpop([key], timeout=timeout)
+        return self._first_message(key, got[1] if got else None)
+
+    def _first_message(self, key: str, raw: str | None) -> Message | None:
+        return self._load(Message, key, raw)
+
+    def _parse_messages(self, key: str, raws: list[str]) -> list[Message]:
+        messages = []
+        for i, raw in enumerate(raws):
+            try:
+                messages.append(Message.from_json(raw))
+            except InvalidRecord:
+                log.warning("skipping element %d of %s: not a valid Message", i, key)
+        return messages
+
+    # --- tasks ------------------------------------------------------------------
+
+    def get_task(self, task_id: str) -> Task | None:
+        key = keys.task(self.town, task_id)
+        return self._load(Task, key, self._get(key), keyed=True)
+
+    def require_task(self, task_id: str) -> Task:
+        task = self.get_task(task_id)
+        if task is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        return task
+
+    def put_task(self, task: Task, pipe: Pipeline | None = None) -> None:
+        target: Any = pipe if pipe is not None else self.r
+        target.set(keys.task(self.town, task.id), task.to_json())
+
+    def backlog_ids(self) -> list[str]:
+        ids: list[str] = self.r.lrange(keys.backlog(self.town), 0, -1)
+        return ids
+
+    def list_tasks(self) -> list[Task]:
+        tasks = self._load_many(Task, self.scan_keys(keys.task_pattern(self.town)))
+        return sorted(tasks, key=lambda t: t.created_at)
+
+    def update_task(
+        self,
+        task_id: str,
+        change: Callable[[Task], None],
+        also: Callable[[Pipeline, Task], None] | None = None,
+    ) -> Task:
+        key = keys.task(self.town, task_id)
+
+        def body(pipe: Pipeline) -> Task:
+            raw = pipe.get(key)
+            if raw is None:
+                raise TaskNotFound(f"no task with id {task_id}")
+            task = Task.from_json(raw)
+            change(task)
+            task.updated_at = utcnow()
+            pipe.multi()
+            pipe.set(key, task.to_json())
+            if also is not None:
+                also(pipe, task)
+            return task
+
+        return self.transaction(body, key)
+
+    # --- events -----------------------------------------------------------------
+
+    def add_event(
+        self, kind: str, agent_id: str | None = None, pipe: Pipeline | None = None, **fields: Any
+    ) -> None:
+        target: Any = pipe if pipe is not None else self.r
+        target.xadd(keys.events(self.town), event_entry(kind, agent_id, **fields),
+                    maxlen=EVENTS_MAXLEN, approximate=True)
+
+    def read_events(self, count: int = 20, agent_id: str | None = None) -> list[dict[str, str]]:
+        """The newest `count` events (for one agent when given), oldest first."""
+        out: list[dict[str, str]] = []
+        last = "+"
+        while len(out) < count:
+            batch = self.r.xrevrange(keys.events(self.town), max=last, count=max(count, 100))
+            if not batch:
+                break
+            for event_id, fields in batch:
+                if event_id == last:
+                    continue
+                if agent_id is None or fields.get("agent") == agent_id:
+                    out.append({"id": event_id, **fields})
+                    if len(out) >= count:
+                        break
+            last = batch[-1][0]
+            if len(batch) < max(count, 100):
+                break
+        return list(reversed(out))
+
+    def follow_events(self, after: str, block_ms: int = 1000) -> list[dict[str, str]]:
+        """Events newer than id `after` ("$": from now), waiting up to `block_ms`."""
+        got = self.r.xread({keys.events(self.town): after}, block=block_ms, count=100)
+        return [{"id": event_id, **fields} for _stream, entries in got or []
+                for event_id, fields in entries]

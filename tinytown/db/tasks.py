@@ -1,0 +1,227 @@
+"""Task writes: the one home of assigning a task, the backlog, a role's queue and
+finishing a task, shared by the API, the agent worker's rounds and recovery.
+
+Each `queue_*` function queues its writes on a pipeline the caller commits (inside
+its own MULTI when it has one); the others are whole transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from redis.client import Pipeline
+from redis.exceptions import ResponseError
+
+from tinytown import keys
+from tinytown.db.store import Store, log
+from tinytown.db.wakeup import enqueue_round, enqueue_task_job
+from tinytown.errors import InvalidRecord, InvalidTransition, TaskNotFound
+from tinytown.models import Agent, Message, MessageType, Priority, Task, TaskState, utcnow
+
+RESULT_LIMIT = 4000  # characters of output kept as a task's result
+
+
+def finish_task(
+    store: Store,
+    task_id: str,
+    state: TaskState,
+    text: str | None,
+    also: Callable[[Pipeline, Task], None] | None = None,
+) -> Task:
+    """Move a task to a terminal state; a completion counts once on its agent.
+
+    Task and agent are updated in one transaction, so finishing a task twice (or two
+    processes finishing it at once) is refused instead of counted twice.
+    """
+    task_key = keys.task(store.town, task_id)
+
+    def body(pipe: Pipeline) -> Task:
+        raw = pipe.get(task_key)
+        if raw is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        task = Task.from_json(raw)
+        if task.state.is_terminal:
+            raise InvalidTransition(f"task {task.id} is already {task.state.value}")
+        agent = None
+        agent_key = keys.agent(store.town, task.assigned_to) if task.assigned_to else None
+        if agent_key and state == TaskState.COMPLETED:
+            pipe.watch(agent_key)
+            agent = _agent_or_none(pipe, agent_key)
+        now = mark_finished(task, state, text)
+        pipe.multi()
+        pipe.set(task_key, task.to_json())
+        if agent is not None and agent_key:
+            agent.tasks_completed += 1
+            agent.last_active_at = now
+            pipe.set(agent_key, agent.to_json())
+        store.add_event(f"task_{state.value}", task.assigned_to, pipe=pipe, task=task.id)
+        if also is not None:
+            also(pipe, task)
+        return task
+
+    return store.transaction(body, task_key)
+
+
+def mark_finished(task: Task, state: TaskState, text: str | None) -> datetime:
+    """Set a task's terminal state, times and result (its tail) in memory; returns now."""
+    now = utcnow()
+    task.state = state
+    task.completed_at = now
+    task.updated_at = now
+    if text is not None:
+        task.result = text[-RESULT_LIMIT:]
+    return now
+
+
+def _agent_or_none(pipe: Pipeline, key: str) -> Agent | None:
+    """The assignee's record; a damaged one is skipped (the task still finishes)."""
+    try:
+        raw = pipe.get(key)
+        return Agent.from_json(raw) if raw else None
+    except (InvalidRecord, ResponseError):
+        log.warning("not counting the task for %s: not a valid Agent record", key)
+        return None
+
+
+def back_to_assigned(task: Task) -> None:
+    """A task whose round was lost (crash, outage) waits to be run again."""
+    if task.state == TaskState.RUNNING:
+        task.state = TaskState.ASSIGNED
+
+
+# --- assigning ------------------------------------------------------------------------
+
+
+def queue_assignment(
+    store: Store,
+    pipe: Pipeline,
+    task: Task,
+    agent_id: str,
+    *,
+    priority: Priority = Priority.NORMAL,
+    message: bool = True,
+    wake: bool = True,
+    event: bool = True,
+    **event_fields: str | None,
+) -> None:
+    """Queue on `pipe`: the task `assigned` to the agent, a `task_assign` message in its
+    inbox (unless `message` is False: one is there already), an `assigned` event and a
+    round job (unless `wake` is False: the caller runs the round itself)."""
+    task.state = TaskState.ASSIGNED
+    task.assigned_to = agent_id
+    task.updated_at = utcnow()
+    store.put_task(task, pipe)
+    if message:
+        store.push_message(Message(sender=keys.SUPERVISOR_ID, to=agent_id, priority=priority,
+                                   body=MessageType.task_assign(task.id)), pipe)
+    if event:
+        store.add_event("assigned", agent_id, pipe=pipe, task=task.id, **event_fields)
+    if wake:
+        enqueue_round(pipe, store.town, agent_id)
+
+
+def assign(store: Store, task: Task, agent: Agent, priority: Priority = Priority.NORMAL, *,
+           wake: bool = True, **event_fields: str | None) -> None:
+    """Record the task as the agent's and wake it, in one MULTI."""
+    pipe = store.r.pipeline()
+    queue_assignment(store, pipe, task, agent.id, priority=priority, wake=wake,
+                     name=agent.name, **event_fields)
+    pipe.execute()
+
+
+def claim(
+    store: Store,
+    task_id: str,
+    agent: Agent,
+    *,
+    from_backlog: bool = False,
+    wake: bool = True,
+    **event_fields: str | None,
+) -> Task | None:
+    """Assign a `pending` task to the agent in one transaction; None when the task is
+    no longer pending (taken meanwhile, or a duplicate job).
+
+    `from_backlog`: the task must still be in the backlog, and leaves it; otherwise
+    InvalidTransition.
+    """
+    task_key = keys.task(store.town, task_id)
+    backlog_key = keys.backlog(store.town)
+    watch = [task_key, backlog_key] if from_backlog else [task_key]
+
+    def body(pipe: Pipeline) -> Task | None:
+        raw = pipe.get(task_key)
+        if raw is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        task = Task.from_json(raw)
+        if from_backlog and (task.state != TaskState.PENDING
+                             or pipe.lpos(backlog_key, task_id) is None):
+            raise InvalidTransition(f"task {task_id} is no longer in the backlog")
+        if task.state != TaskState.PENDING:
+            return None
+        pipe.multi()
+        if from_backlog:
+            pipe.lrem(backlog_key, 1, task_id)
+        queue_assignment(store, pipe, task, agent.id, wake=wake, name=agent.name,
+                         **event_fields)
+        return task
+
+    return store.transaction(body, *watch)
+
+
+# --- waiting for an agent: the backlog and role queues ----------------------------------
+
+
+def queue_in_backlog(store: Store, pipe: Pipeline, task: Task) -> None:
+    """Queue on `pipe`: the task `pending`, assigned to nobody, at the backlog's end."""
+    task.state = TaskState.PENDING
+    task.assigned_to = None
+    task.updated_at = utcnow()
+    store.put_task(task, pipe)
+    pipe.rpush(keys.backlog(store.town), task.id)
+
+
+def add_to_backlog(store: Store, task: Task, role: str | None = None) -> Task:
+    if role is not None:
+        task.extra["role"] = role
+    pipe = store.r.pipeline()
+    queue_in_backlog(store, pipe, task)
+    store.add_event("backlog_added", None, pipe=pipe, task=task.id, role=role)
+    pipe.execute()
+    return task
+
+
+def move_to_backlog(store: Store, task_id: str) -> Task:
+    """An existing task back to the backlog (its agent is gone), in one transaction."""
+    task_key = keys.task(store.town, task_id)
+
+    def body(pipe: Pipeline) -> Task:
+        raw = pipe.get(task_key)
+        if raw is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        task = Task.from_json(raw)
+        pipe.multi()
+        queue_in_backlog(store, pipe, task)
+        return task
+
+    return store.transaction(body, task_key)
+
+
+def remove_from_backlog(store: Store, task_id: str) -> Task:
+    """Take a task out of the backlog; it is kept, as `cancelled` (one transaction)."""
+    return finish_task(store, task_id, TaskState.CANCELLED, None,
+                       also=lambda pipe, task: pipe.lrem(keys.backlog(store.town), 1, task.id))
+
+
+def queue_for_role(store: Store, task: Task, role: str) -> Task:
+    """The task `pending` on the role's queue: whichever agent of the role is free
+    takes it (a `tinytown.task` job)."""
+    task.state = TaskState.PENDING
+    task.assigned_to = None
+    task.extra["role"] = role
+    pipe = store.r.pipeline()
+    store.put_task(task, pipe)
+    enqueue_task_job(pipe, store.town, keys.role_queue(store.town, role), task.id)
+    store.add_event("queued", None, pipe=pipe, task=task.id, role=role)
+    pipe.execute()
+    return task

@@ -1,0 +1,260 @@
+"""The control plane: interrupt, resume, close, kill, restart, prune, stop, down.
+
+State changes go through tinytown.db.states; the worker is told through Celery remote
+control (cancel_consumer / add_consumer / shutdown) addressed to its hostname, or, for
+kill, through the stop flag its next round checks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from tinytown.db import leader, recovery, runtime, states
+from tinytown.db.wakeup import enqueue_round
+from tinytown.errors import InvalidTransition
+from tinytown.logs import round_logs, tail
+from tinytown.models import Agent, AgentState, utcnow
+from tinytown.processes import pid_alive
+from tinytown.roles import queues_of
+from tinytown.urls import redact, redis_url
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from tinytown.ops.town import Town
+
+S = AgentState
+
+
+def _celery(town: Town) -> Celery:
+    from tinytown.celery_app import make_app
+
+    return make_app(town.settings)
+
+
+def _queues(town: Town, agent: Agent) -> list[str]:
+    return queues_of(town.name, agent, town.settings.known_roles())
+
+
+def interrupt(town: Town, agent_id: str) -> Agent:
+    """Pause: the worker stops consuming its queue; a running round finishes."""
+    agent = states.transition(town.store, agent_id, S.PAUSED,
+                              expect=(S.IDLE, S.WORKING, S.STARTING), reason="tt interrupt")
+    alive, hostname = town.worker_status(agent)
+    if alive:
+        control = _celery(town).control
+        for queue in _queues(town, agent):
+            control.cancel_consumer(queue, destination=[hostname], reply=True, timeout=2)
+    return agent
+
+
+def resume(town: Town, agent_id: str) -> Agent:
+    """Consume again; waiting work proceeds."""
+    agent = states.transition(town.store, agent_id, S.IDLE, expect=(S.PAUSED,),
+                              reason="tt resume")
+    alive, hostname = town.worker_status(agent)
+    if alive:
+        control = _celery(town).control
+        for queue in _queues(town, agent):
+            control.add_consumer(queue, destination=[hostname], reply=True, timeout=2)
+    enqueue_round(town.store.r, town.name, agent.id)
+    return agent
+
+
+def close(town: Town, agent_id: str) -> Agent:
+    """Drain: the running round finishes, no new one starts, the worker exits: cold."""
+    agent = states.transition(town.store, agent_id, S.DRAINING,
+                              expect=(S.IDLE, S.WORKING, S.PAUSED, S.STARTING),
+                              reason="tt close")
+    alive, hostname = town.worker_status(agent)
+    if alive:
+        _celery(town).control.shutdown(destination=[hostname])
+    else:
+        agent = states.transition(town.store, agent_id, S.COLD, reason="no worker running")
+    return agent
+
+
+def kill(town: Town, agent_id: str) -> Agent:
+    """Stop at the start of the next round (at once when idle). Nothing queued is deleted."""
+    agent = town.store.require_agent(agent_id)
+    if agent.state.is_terminal:
+        raise InvalidTransition(f"agent {agent.name!r} is already {agent.state.value}")
+    town.store.set_stop(agent_id)
+    alive, hostname = town.worker_status(agent)
+    if not alive:
+        return states.transition(town.store, agent_id, S.STOPPED, reason="killed (no worker)")
+    enqueue_round(town.store.r, town.name, agent_id, force=True)
+    if agent.state in (S.PAUSED, S.STARTING):  # no round will come: ask the worker itself
+        _celery(town).control.shutdown(destination=[hostname])
+    return town.store.require_agent(agent_id)
+
+
+def restart(town: Town, agent_id: str) -> Agent:
+    """Bring a stopped, cold or errored agent back: same id, spawn mode `resumed`."""
+    agent = town.store.require_agent(agent_id)
+    if not agent.state.is_terminal:
+        alive, _ = town.worker_status(agent)
+        if alive:
+            raise InvalidTransition(
+                f"agent {agent.name!r} is {agent.state.value}: only a stopped, cold or errored"
+                " agent can be restarted"
+            )
+        recovery.recover_agent(town.store, agent, "restarted with no worker running")
+
+    recovery.kill_local_processes(town.store, agent_id)  # a worker marked error may still run
+    town.store.clear_stop(agent_id)
+    runtime.forget_processes(town.store, agent_id)
+
+    def resumed(a: Agent) -> None:
+        a.spawn_mode = "resumed"  # type: ignore[assignment]
+        a.last_heartbeat = utcnow()
+        a.current_task = None
+
+    agent = states.transition(town.store, agent_id, S.STARTING, reason="tt restart",
+                              change=resumed)
+    from tinytown.ops.launcher import start_worker
+
+    start_worker(town.settings, agent)
+    return agent
+
+
+def stop_all(town: Town) -> list[Agent]:
+    """Kill every live agent of the town."""
+    killed = []
+    for agent in town.list_agents():
+        if not agent.state.is_terminal:
+            try:
+                killed.append(kill(town, agent.id))
+            except InvalidTransition:
+                pass
+    return killed
+
+
+def _wait_terminal(town: Town, agent_ids: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = set(agent_ids)
+    while pending and time.monotonic() < deadline:
+        for agent_id in list(pending):
+            agent = town.store.get_agent(agent_id)
+            if agent is None or agent.state.is_terminal:
+                pending.discard(agent_id)
+        time.sleep(0.05)
+
+
+def prune(town: Town, all_agents: bool = False, force: bool = False) -> dict[str, Any]:
+    """Remove terminal agents' records, inboxes and runtime keys.
+
+    An agent with pending messages is kept unless `force`, so nothing is dropped by
+    accident; unfinished tasks of pruned agents are reported.
+    """
+    if all_agents:
+        killed = stop_all(town)
+        _wait_terminal(town, [a.id for a in killed], 15)
+    report: dict[str, Any] = {"pruned": [], "kept": [], "unfinished_tasks": []}
+    tasks = town.store.list_tasks()
+    for agent in town.list_agents():
+        if not agent.state.is_terminal:
+            report["kept"].append({"name": agent.name, "reason": f"{agent.state.value}"})
+            continue
+        pending = town.store.inbox_len(agent.id)
+        if pending and not force:
+            report["kept"].append({"name": agent.name,
+                                   "reason": f"{pending} pending message(s); --force drops them"})
+            continue
+        town.store.delete_agent(agent)
+        report["pruned"].append(agent.name)
+        report["unfinished_tasks"] += [
+            t.id for t in tasks if t.assigned_to == agent.id and not t.state.is_terminal
+        ]
+    return report
+
+
+def down(town: Town) -> dict[str, Any]:
+    """Stop workers, supervisors and (for the embedded default) the town's Redis."""
+    running = [a.id for a in town.list_agents() if town.worker_status(a)[0]]
+    killed = stop_all(town)
+    _wait_terminal(town, [a.id for a in killed], 15)
+    host = socket.gethostname()
+    lingering = []
+    for agent in town.list_agents():
+        pid = runtime.local_pid(town.store, agent.id)
+        if pid is not None and pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)  # warm shutdown; it records its state
+            lingering.append(pid)
+    _wait_pids(lingering, 15)
+    workers = len(running)
+    supervisors = 0
+    for owner in leader.running(town.store):
+        pid, _, owner_host = owner.partition("@")
+        if owner_host == host and pid.isdigit() and pid_alive(int(pid)):
+            os.kill(int(pid), signal.SIGTERM)
+            supervisors += 1
+    _wait_gone_supervisors(town, 10)
+    stopped_redis = False
+    if town.settings.embedded:
+        from tinytown.db.embedded import EmbeddedRedis
+
+        town.close()
+        stopped_redis = EmbeddedRedis(town.settings.runtime_dir).stop()
+    return {"workers": workers, "supervisor": supervisors > 0, "redis": stopped_redis,
+            "embedded": town.settings.embedded}
+
+
+def _wait_pids(pids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _wait_gone_supervisors(town: Town, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and leader.running(town.store):
+        time.sleep(0.05)
+
+
+def supervisor_status(town: Town) -> str:
+    owner = leader.leader(town.store)
+    return f"leader {owner}" if owner else "not running"
+
+
+def town_status(town: Town, deep: bool = False) -> dict[str, Any]:
+    agents = town.list_agents()
+    inbox = town.store.inbox_lens([a.id for a in agents])
+    report: dict[str, Any] = {
+        "town": town.name,
+        "root": str(town.settings.root),
+        "redis": redact(redis_url(town.settings)),
+        "supervisor": supervisor_status(town),
+        "agents": [{**a.to_wire(), "inbox_len": inbox[a.id]} for a in agents],
+        "inbox": inbox,
+    }
+    if deep:
+        report["deep"] = [_deep(town, a) for a in agents]
+    return report
+
+
+def _deep(town: Town, agent: Agent) -> dict[str, Any]:
+    rt = runtime.read(town.store, agent.id)
+    uptime = "-"
+    if rt.get("started_at") and rt.get("pid"):
+        from datetime import datetime
+
+        started = datetime.fromisoformat(rt["started_at"])
+        uptime = f"{(utcnow() - started).total_seconds():.0f}s"
+    events = [
+        f"{e['time']} {e['kind']} {e.get('old', '')}{' -> ' if e.get('new') else ''}"
+        f"{e.get('new', '')} {e.get('reason', '')}".rstrip()
+        for e in town.store.read_events(5, agent.id)
+    ]
+    logs = round_logs(town.settings.logs_dir / agent.name)
+    log_tail = tail(logs[-1], 2000).splitlines()[-10:] if logs else []
+    return {"name": agent.name, "rounds": agent.rounds_completed, "uptime": uptime,
+            "events": events, "log_tail": log_tail}
+

@@ -1,0 +1,96 @@
+"""`tt recover` and `tt reclaim`: a dead or stopped agent's work, handed on.
+
+The supervisor recovers dead agents continuously (`tinytown.db.recovery`); `tt
+recover` does it once. `tt reclaim` moves what terminal agents left behind (their
+inbox, their unfinished tasks) to another agent or to the backlog. The writes live in
+`tinytown.db.recovery` and `tinytown.db.tasks`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tinytown.db import recovery, states
+from tinytown.db.tasks import move_to_backlog
+from tinytown.errors import UsageError
+from tinytown.models import Agent, Task
+
+if TYPE_CHECKING:
+    from tinytown.ops.town import Town
+
+
+def recover_town(town: Town) -> list[Agent]:
+    """Once, what the supervisor does continuously: live agents whose worker is gone
+    (no process on this host, or no heartbeat within the limit) become `error`."""
+    recovered = []
+    for agent in town.list_agents():
+        if agent.state not in states.ALLOWED_LIVE:
+            continue
+        alive, _ = town.worker_status(agent)
+        if not alive:
+            after = recovery.recover_agent(town.store, agent, "tt recover: its worker is gone")
+            if after is not None:
+                recovered.append(after)
+    return recovered
+
+
+def _unfinished(town: Town, agent_id: str) -> list[Task]:
+    return [t for t in town.store.list_tasks()
+            if t.assigned_to == agent_id and not t.state.is_terminal]
+
+
+def reclaim(
+    town: Town,
+    source: str | None = None,
+    to_agent: str | None = None,
+    to_backlog: bool = False,
+) -> list[dict[str, Any]]:
+    """Move the inbox messages and unfinished tasks of terminal agents elsewhere.
+
+    Without a destination nothing moves: the report lists what would. Messages are
+    never discarded: with --to-backlog, messages other than task assignments stay in
+    the source inbox (reported), since only tasks can wait in the backlog.
+    """
+    if to_agent and to_backlog:
+        raise UsageError("give --to AGENT or --to-backlog, not both")
+    target = town.resolve(to_agent) if to_agent else None
+    if target is not None and target.state.is_terminal:
+        raise UsageError(f"--to {target.name}: that agent is {target.state.value}")
+    agents = [town.resolve(source)] if source else town.list_agents()
+    report = []
+    for agent in agents:
+        if not agent.state.is_terminal or (target is not None and agent.id == target.id):
+            if source:
+                raise UsageError(f"{agent.name} is {agent.state.value}: only a stopped, cold"
+                                 " or errored agent's work can be reclaimed")
+            continue
+        messages = town.store.peek_inbox(agent.id)
+        tasks = _unfinished(town, agent.id)
+        if not messages and not tasks:
+            continue
+        entry: dict[str, Any] = {"agent": agent.name, "messages": len(messages),
+                                 "tasks": [t.id for t in tasks], "action": "listed"}
+        if target is not None:
+            recovery.move_to_agent(town.store, agent, target, tasks)
+            entry["action"] = f"moved to {target.name}"
+        elif to_backlog:
+            kept = recovery.move_to_backlog(town.store, agent, tasks)
+            entry["action"] = "tasks to backlog" + (
+                f"; {kept} other message(s) stay in the inbox" if kept else "")
+        report.append(entry)
+    return report
+
+
+def orphan_tasks(town: Town, to_backlog: bool = False, cancel: bool = False) -> list[Task]:
+    """Unfinished tasks whose agent no longer exists; moved or cancelled when asked."""
+    if to_backlog and cancel:
+        raise UsageError("give --to-backlog or --cancel, not both")
+    live = {a.id for a in town.list_agents()}
+    orphans = [t for t in town.store.list_tasks()
+               if t.assigned_to and t.assigned_to not in live and not t.state.is_terminal]
+    for task in orphans:
+        if cancel:
+            town.cancel_task(task.id)
+        elif to_backlog:
+            move_to_backlog(town.store, task.id)
+    return orphans

@@ -1,0 +1,91 @@
+"""Work not aimed at one agent: role queues (see tinytown.roles) and the backlog.
+
+The backlog is a list of unassigned (`pending`) tasks that people or agents claim.
+The writes live in `tinytown.db.tasks`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tinytown import keys
+from tinytown.db import tasks
+from tinytown.errors import TaskNotFound, UsageError
+from tinytown.models import Agent, Task
+from tinytown.roles import roles_of
+
+if TYPE_CHECKING:
+    from tinytown.ops.town import Town
+
+
+def role_members(town: Town, role: str) -> list[Agent]:
+    known = set(town.settings.known_roles())
+    return [a for a in town.list_agents() if role in roles_of(a, known)]
+
+
+def _check_role(town: Town, role: str) -> None:
+    known = town.settings.known_roles()
+    if role not in known:
+        raise UsageError(f"unknown role {role!r}; known roles: {', '.join(sorted(known))}")
+
+
+def assign_to_role(town: Town, role: str, task: Task) -> tuple[Task, list[Agent]]:
+    """Queue a task for whichever agent of `role` is free; returns it and the live members.
+
+    With no live member the task waits in the role's queue: it is never dropped.
+    """
+    _check_role(town, role)
+    tasks.queue_for_role(town.store, task, role)
+    live = [a for a in role_members(town, role) if not a.state.is_terminal]
+    return task, live
+
+
+# --- backlog ----------------------------------------------------------------------
+
+
+def backlog_add(town: Town, task: Task, role: str | None = None) -> Task:
+    if role is not None:
+        _check_role(town, role)
+    return tasks.add_to_backlog(town.store, task, role)
+
+
+def backlog_list(town: Town) -> list[Task]:
+    found = [town.store.get_task(i) for i in town.store.backlog_ids()]
+    return [t for t in found if t is not None]
+
+
+def _backlog_task(town: Town, ref: str) -> Task:
+    matches = [i for i in town.store.backlog_ids() if i.startswith(ref.strip().lower())]
+    if len(matches) != 1:
+        raise TaskNotFound(
+            f"no backlog task {ref!r}" if not matches else f"{ref!r} matches several backlog tasks"
+        )
+    return town.store.require_task(matches[0])
+
+
+def backlog_claim(town: Town, task_ref: str, agent_ref: str) -> Task:
+    """Assign a backlog task to an agent, atomically. The agent is resolved first, so a
+    bad name leaves the backlog untouched."""
+    agent = town.resolve(agent_ref)
+    if agent.id == keys.SUPERVISOR_ID:
+        raise UsageError("backlog tasks are claimed by worker agents, not the supervisor")
+    claimed = tasks.claim(town.store, _backlog_task(town, task_ref).id, agent, from_backlog=True)
+    assert claimed is not None  # from_backlog: refused with InvalidTransition instead
+    return claimed
+
+
+def backlog_assign_all(town: Town, agent_ref: str) -> list[Task]:
+    """Claim every backlog task the agent may take (no role, or one of its roles)."""
+    agent = town.resolve(agent_ref)
+    mine = set(roles_of(agent, set(town.settings.known_roles())))
+    claimed = []
+    for task in backlog_list(town):
+        role = task.extra.get("role")
+        if role is None or role in mine:
+            claimed.append(backlog_claim(town, task.id, agent.id))
+    return claimed
+
+
+def backlog_remove(town: Town, task_ref: str) -> Task:
+    """Take a task out of the backlog; it is kept, as `cancelled`."""
+    return tasks.remove_from_backlog(town.store, _backlog_task(town, task_ref).id)

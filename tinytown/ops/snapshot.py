@@ -1,0 +1,87 @@
+"""`tt save` / `tt restore`: the town's data as a portable JSON-lines file.
+
+Each line is one key with its Redis type and value, so a snapshot moves between Redis
+versions (unlike DUMP/RESTORE payloads). Process bookkeeping (Celery's queues, wake
+flags, worker runtime, supervisor locks) is left out: it describes processes, not
+work, and a restored town starts its workers afresh.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tinytown import keys
+from tinytown.db import raw
+from tinytown.errors import UsageError
+
+if TYPE_CHECKING:
+    from tinytown.ops.town import Town
+
+FORMAT = "tinytown-snapshot/1"
+_SKIP = ("celery:", "wake:", "runtime:", "supervisor", "stop:")
+
+
+def _kept(town: str, key: str) -> bool:
+    rest = key[len(keys.prefix(town)) :]
+    return not rest.startswith(_SKIP)
+
+
+def save(town: Town, path: Path | None = None) -> tuple[Path, int]:
+    """Write the snapshot (default: .tt/snapshots/<UTC time>.jsonl); returns path, keys."""
+    if path is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = town.settings.runtime_dir / "snapshots" / f"{town.name}-{stamp}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    tmp = path.with_suffix(path.suffix + ".part")
+    with tmp.open("w") as f:
+        f.write(json.dumps({"format": FORMAT, "town": town.name}) + "\n")
+        for key in town.store.scan_keys(f"{keys.prefix(town.name)}*"):
+            if not _kept(town.name, key):
+                continue
+            got = raw.read(town.store, key)
+            if got is None:
+                continue
+            rest = key[len(keys.prefix(town.name)) :]
+            f.write(json.dumps({"key": rest, "type": got[0], "value": got[1]}) + "\n")
+            count += 1
+    tmp.rename(path)  # a half-written snapshot never carries the final name
+    return path, count
+
+
+def restore(town: Town, path: Path, force: bool = False) -> int:
+    """Load a snapshot into this town (its keys are renamed to this town's prefix).
+
+    Refuses when any key already exists unless `force`; then they are replaced. The
+    whole load is one MULTI: it happens entirely or not at all.
+    """
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read snapshot {path}: {exc}") from None
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except ValueError:
+        header = {}
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise UsageError(f"{path} is not a Tinytown snapshot ({FORMAT})")
+    try:
+        entries = [json.loads(line) for line in lines[1:] if line.strip()]
+        if not all(isinstance(e, dict) and {"key", "type", "value"} <= e.keys()
+                   for e in entries):
+            raise ValueError("an entry lacks key, type or value")
+    except ValueError as exc:
+        raise UsageError(f"snapshot {path} is damaged: {exc}") from None
+    targets = [keys.prefix(town.name) + e["key"] for e in entries]
+    existing = raw.existing(town.store, targets)
+    if existing and not force:
+        raise UsageError(
+            f"{len(existing)} key(s) of the snapshot already exist in town {town.name!r}"
+            f" (e.g. {existing[0]}); add --force to replace them"
+        )
+    raw.replace(town.store, [(key, entry["type"], entry["value"])
+                             for key, entry in zip(targets, entries, strict=True)])
+    return len(entries)

@@ -1,0 +1,629 @@
+"""The Python API: Town, AgentHandle and Channel. The CLI is a thin layer over this.
+
+Every operation a client of a town has is a method here; the modules of
+`tinytown.ops` implement the larger ones, and `tinytown.db` does all Redis work.
+Heavy modules (Celery, the worker launcher) are imported only by the operations that
+need them, so scripts that only read and write records start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tinytown import keys
+from tinytown.db import runtime
+from tinytown.db import tasks as task_writes
+from tinytown.db.connection import TownRedis, connect
+from tinytown.db.messages import deliver
+from tinytown.db.store import Store
+from tinytown.errors import (
+    AgentNotFound,
+    AmbiguousReference,
+    MessageTooLarge,
+    TaskNotFound,
+    TownExists,
+    UsageError,
+    WaitTimeout,
+)
+from tinytown.models import (
+    MAX_MESSAGE_BYTES,
+    Agent,
+    AgentState,
+    AgentType,
+    Message,
+    MessageBody,
+    Priority,
+    SpawnMode,
+    Task,
+    TaskState,
+)
+from tinytown.settings import (
+    CONFIG_FILE,
+    Settings,
+    config_template,
+    default_town_name,
+    validate_town_name,
+)
+from tinytown.settings import find_root as _find_root
+
+if TYPE_CHECKING:
+    from tinytown.db.connection import TownPipeline
+
+RESERVED_NAMES = ("supervisor", "conductor")
+_AGENT_NAME = re.compile(r"^(?!-)[A-Za-z0-9._-]{1,64}$")
+_HEX_PREFIX = re.compile(r"^[0-9a-fA-F-]{4,36}$")
+
+
+def validate_agent_name(name: str) -> str:
+    if not _AGENT_NAME.match(name):
+        raise UsageError(
+            f"invalid agent name {name!r}: use 1-64 letters, digits, '.', '_' or '-',"
+            " not starting with '-'"
+        )
+    if name.lower() in RESERVED_NAMES:
+        raise UsageError(f"{name!r} is reserved for the supervisor mailbox; pick another name")
+    return name
+
+
+def _is_uuid(ref: str) -> bool:
+    try:
+        return str(uuid.UUID(ref)) == ref.lower()
+    except ValueError:
+        return False
+
+
+class Town:
+    """A connected town: its settings, its Redis client and its store."""
+
+    def __init__(self, settings: Settings, redis_client: TownRedis) -> None:
+        self.settings = settings
+        self.redis = redis_client
+        self.store = Store(redis_client, settings.town)
+        self.channel = Channel(self)
+
+    # --- opening a town -----------------------------------------------------------
+
+    @classmethod
+    def init(cls, path: str | Path = ".", name: str | None = None) -> Town:
+        """Create tinytown.toml and .tt/ in `path`, and start (or reach) the town's Redis."""
+        root = Path(path).resolve()
+        if (root / CONFIG_FILE).exists():
+            raise TownExists(f"{root / CONFIG_FILE} already exists: this folder is a town")
+        if not root.is_dir():
+            raise UsageError(f"{root} is not a folder")
+        town_name = validate_town_name(name) if name is not None else default_town_name(root)
+        text = config_template(town_name)
+        import tomllib
+
+        settings = Settings.from_mapping(root, tomllib.loads(text), dict(os.environ))
+        created_runtime = not settings.runtime_dir.exists()
+        settings.runtime_dir.mkdir(exist_ok=True)
+        try:
+            client = connect(settings)
+            client.ping()
+        except BaseException:
+            if created_runtime:  # leave nothing half-made behind
+                import shutil
+
+                shutil.rmtree(settings.runtime_dir, ignore_errors=True)
+            raise
+        (root / CONFIG_FILE).write_text(text)
+        _ignore_runtime_dir(root)
+        return cls(settings, client)
+
+    @classmethod
+    def connect(cls, path: str | Path = ".", env: dict[str, str] | None = None) -> Town:
+        """Open the town at `path` or the nearest folder above it holding tinytown.toml."""
+        settings = Settings.load(_find_root(Path(path)), env)
+        return cls.from_settings(settings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Town:
+        return cls(settings, connect(settings))
+
+    @property
+    def name(self) -> str:
+        return self.settings.town
+
+    def close(self) -> None:
+        """Close the Redis connections (the Town is not used afterwards)."""
+        self.redis.close()
+
+    # --- agents -------------------------------------------------------------------
+
+    def list_agents(self) -> list[Agent]:
+        return self.store.list_agents()
+
+    def resolve(self, ref: str) -> Agent:
+        """An agent by name, nickname, full UUID or a UUID prefix of 4+ characters."""
+        ref = ref.strip()
+        if ref.lower() in RESERVED_NAMES or ref == keys.SUPERVISOR_ID:
+            return Agent.supervisor()
+        if _is_uuid(ref):
+            agent = self.store.get_agent(ref.lower())
+            if agent is None:
+                raise AgentNotFound(f"no agent with id {ref} in town {self.name!r}")
+            return agent
+        owner = self.store.name_owner(ref)  # the common case: one lookup
+        if owner:
+            named = self.store.get_agent(owner)
+            if named is not None and named.name == ref:
+                return named
+        agents = self.store.list_agents()
+        by_name = [a for a in agents if a.name == ref]
+        if by_name:
+            return by_name[0]
+        for candidates in (
+            [a for a in agents if a.display_nickname.lower() == ref.lower()],
+            [a for a in agents if _HEX_PREFIX.match(ref) and a.id.startswith(ref.lower())],
+        ):
+            if len(candidates) == 1:
+                return candidates[0]
+            if candidates:
+                listed = ", ".join(
+                    f"{a.name} ({a.display_nickname}, {a.id[:8]})" for a in candidates
+                )
+                raise AmbiguousReference(f"{ref!r} matches several agents: {listed}")
+        raise AgentNotFound(
+            f"no agent {ref!r} in town {self.name!r} (try `tt list` for names and ids)"
+        )
+
+    def agent(self, ref: str) -> AgentHandle:
+        return AgentHandle(self, self.resolve(ref).id)
+
+    def spawn_agent(
+        self,
+        name: str,
+        cli: str | None = None,
+        role: str | None = None,
+        nickname: str | None = None,
+        parent: str | None = None,
+        *,
+        fork: bool = False,
+        max_rounds: int | None = None,
+        scope: str | None = None,
+        start: bool = True,
+    ) -> AgentHandle:
+        """Record a new agent (state `starting`) and start its worker unless start=False."""
+        validate_agent_name(name)
+        role_config = None
+        if role is not None:
+            known = self.settings.known_roles()
+            if role not in known:
+                raise UsageError(f"unknown role {role!r}; known roles: {', '.join(sorted(known))}")
+            role_config = known[role]
+        if cli is None:
+            cli = (role_config.cli if role_config else None) or self.settings.agent.default_cli
+        from tinytown.presets import resolve_cli
+
+        resolve_cli(self.settings, cli)  # refuse an empty or unparsable command now
+        if nickname is not None and not nickname.strip():
+            raise UsageError("a nickname cannot be empty")
+        if nickname is not None and nickname.strip().lower() in RESERVED_NAMES:
+            raise UsageError(f"nickname {nickname!r} is reserved for the supervisor mailbox")
+        if fork and parent is None:
+            raise UsageError("--fork needs --parent: a forked agent inherits its parent's context")
+        if max_rounds is not None and max_rounds < 1:
+            raise UsageError("--max-rounds must be 1 or more")
+        parent_agent = self.resolve(parent) if parent else None
+        agent = Agent(
+            name=name,
+            cli=cli,
+            agent_type=AgentType.WORKER,
+            role_id=role,
+            nickname=nickname,
+            parent_agent_id=parent_agent.id if parent_agent else None,
+            spawn_mode=SpawnMode.FORKED_CONTEXT if fork else SpawnMode.FRESH,
+            current_scope=scope,
+        )
+        if max_rounds:
+            agent.extra["max_rounds"] = max_rounds
+        self.store.create_agent(agent)
+        handle = AgentHandle(self, agent.id)
+        if start:
+            from tinytown.ops.launcher import start_worker
+
+            start_worker(self.settings, agent)
+        return handle
+
+    # --- tasks --------------------------------------------------------------------
+
+    def assign(self, agent_ref: str, task: Task | str, priority: Priority = Priority.NORMAL) -> str:
+        """Record the task as `assigned` and put a `task_assign` in the agent's inbox."""
+        agent = self.resolve(agent_ref)
+        if agent.agent_type == AgentType.SUPERVISOR:
+            raise UsageError("tasks are assigned to worker agents, not to the supervisor")
+        if isinstance(task, str):
+            task = Task(task)
+        if len(task.description.encode()) > MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(
+                f"the description is {len(task.description.encode())} bytes;"
+                f" the limit is {MAX_MESSAGE_BYTES} (1 MiB)"
+            )
+        if task.parent_id and self.store.get_task(task.parent_id) is None:
+            raise TaskNotFound(f"parent task {task.parent_id} does not exist")
+        task_writes.assign(self.store, task, agent, priority)
+        return task.id
+
+    def task(self, ref: str) -> Task:
+        """A task by full id or a unique prefix of 4+ characters."""
+        ref = ref.strip().lower()
+        if _is_uuid(ref):
+            return self.store.require_task(ref)
+        if not _HEX_PREFIX.match(ref):
+            raise TaskNotFound(f"no task {ref!r}: give a task id or a prefix of 4+ characters")
+        found = [t for t in self.store.list_tasks() if t.id.startswith(ref)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise AmbiguousReference(
+                f"{ref!r} matches several tasks: {', '.join(t.id for t in found)}"
+            )
+        raise TaskNotFound(f"no task with id {ref!r} in town {self.name!r}")
+
+    def list_tasks(
+        self, state: TaskState | str | None = None, agent_ref: str | None = None
+    ) -> list[Task]:
+        wanted = TaskState(state) if state else None
+        agent_id = self.resolve(agent_ref).id if agent_ref else None
+        return [
+            t
+            for t in self.store.list_tasks()
+            if (wanted is None or t.state == wanted)
+            and (agent_id is None or t.assigned_to == agent_id)
+        ]
+
+    def complete_task(self, ref: str, result: str | None = None) -> Task:
+        """Mark a task completed; counts once for its agent (a second completion is refused)."""
+        return self._finish_task(self.task(ref).id, TaskState.COMPLETED, result)
+
+    def fail_task(self, ref: str, error: str | None = None) -> Task:
+        return self._finish_task(self.task(ref).id, TaskState.FAILED, error)
+
+    def cancel_task(self, ref: str) -> Task:
+        return self._finish_task(self.task(ref).id, TaskState.CANCELLED, None)
+
+    def _finish_task(self, task_id: str, state: TaskState, text: str | None) -> Task:
+        return task_writes.finish_task(self.store, task_id, state, text)
+
+    def wait_task(
+        self,
+        ref: str,
+        timeout: float | None = None,
+        on_poll: Callable[[Task, float], None] | None = None,
+    ) -> Task:
+        """Block until the task is completed, failed or cancelled; returns it."""
+        task_id = self.task(ref).id
+        start = time.monotonic()
+        delay = 0.02
+        while True:
+            task = self.store.get_task(task_id)
+            if task is None:
+                raise TaskNotFound(f"task {task_id} disappeared")
+            elapsed = time.monotonic() - start
+            if task.state.is_terminal:
+                return task
+            if on_poll is not None:
+                on_poll(task, elapsed)
+            if timeout is not None and elapsed >= timeout:
+                raise WaitTimeout(f"task {task_id} is still {task.state.value} after {timeout:g}s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    def assign_to_role(self, role: str, task: Task | str) -> tuple[Task, list[Agent]]:
+        """Queue a task for whichever agent of the role is free; returns the task and
+        the role's live agents (none: it waits in the role's queue)."""
+        from tinytown.ops.routing import assign_to_role
+
+        return assign_to_role(self, role, Task(task) if isinstance(task, str) else task)
+
+    # --- the backlog --------------------------------------------------------------
+
+    def backlog_add(self, task: Task | str, role: str | None = None) -> Task:
+        from tinytown.ops.routing import backlog_add
+
+        return backlog_add(self, Task(task) if isinstance(task, str) else task, role=role)
+
+    def backlog(self) -> list[Task]:
+        """The backlog's tasks, oldest first."""
+        from tinytown.ops.routing import backlog_list
+
+        return backlog_list(self)
+
+    def backlog_claim(self, task_ref: str, agent_ref: str) -> Task:
+        from tinytown.ops.routing import backlog_claim
+
+        return backlog_claim(self, task_ref, agent_ref)
+
+    def backlog_assign_all(self, agent_ref: str) -> list[Task]:
+        from tinytown.ops.routing import backlog_assign_all
+
+        return backlog_assign_all(self, agent_ref)
+
+    def backlog_remove(self, task_ref: str) -> Task:
+        from tinytown.ops.routing import backlog_remove
+
+        return backlog_remove(self, task_ref)
+
+    def current_task(self, agent_ref: str) -> Task | None:
+        agent = self.resolve(agent_ref)
+        return self.store.get_task(agent.current_task) if agent.current_task else None
+
+    # --- maintenance --------------------------------------------------------------
+
+    def migrate(self, dry_run: bool = False, force: bool = False) -> list[dict[str, str]]:
+        from tinytown.db.maintenance import migrate
+
+        return migrate(self.store, dry_run=dry_run, force=force)
+
+    def reset(self, force: bool = False, agents_only: bool = False) -> list[str]:
+        from tinytown.db.maintenance import reset
+
+        return reset(self.store, force=force, agents_only=agents_only)
+
+    def down(self) -> dict[str, Any]:
+        """Stop every worker, the supervisor and (for the embedded default) the Redis."""
+        from tinytown.ops.control import down
+
+        return down(self)
+
+    def stop_all(self) -> list[Agent]:
+        """Kill every live agent of the town."""
+        from tinytown.ops.control import stop_all
+
+        return stop_all(self)
+
+    def prune(self, all_agents: bool = False, force: bool = False) -> dict[str, Any]:
+        """Remove terminal agents (records, inboxes, runtime keys); see ops.control.prune."""
+        from tinytown.ops.control import prune
+
+        return prune(self, all_agents=all_agents, force=force)
+
+    def recover(self) -> list[Agent]:
+        """Once, what the supervisor does continuously: live agents whose worker is gone
+        become `error`, their work handed back."""
+        from tinytown.ops.reclaim import recover_town
+
+        return recover_town(self)
+
+    def reclaim(self, source: str | None = None, to_agent: str | None = None,
+                to_backlog: bool = False) -> list[dict[str, Any]]:
+        """Move terminal agents' messages and unfinished tasks (see ops.reclaim)."""
+        from tinytown.ops.reclaim import reclaim
+
+        return reclaim(self, source=source, to_agent=to_agent, to_backlog=to_backlog)
+
+    def orphan_tasks(self, to_backlog: bool = False, cancel: bool = False) -> list[Task]:
+        from tinytown.ops.reclaim import orphan_tasks
+
+        return orphan_tasks(self, to_backlog=to_backlog, cancel=cancel)
+
+    def save(self, path: Path | None = None) -> tuple[Path, int]:
+        """Snapshot the town's data to a JSON-lines file; returns its path and key count."""
+        from tinytown.ops.snapshot import save
+
+        return save(self, path)
+
+    def restore(self, path: Path, force: bool = False) -> int:
+        from tinytown.ops.snapshot import restore
+
+        return restore(self, path, force=force)
+
+    # --- what is going on ---------------------------------------------------------
+
+    def status(self, deep: bool = False) -> dict[str, Any]:
+        """The town, its Redis and supervisor, and every agent with its inbox length."""
+        from tinytown.ops.control import town_status
+
+        return town_status(self, deep=deep)
+
+    def supervisor_status(self) -> str:
+        from tinytown.ops.control import supervisor_status
+
+        return supervisor_status(self)
+
+    def worker_status(self, agent: Agent) -> tuple[bool, str]:
+        """Whether the agent's worker runs (its pid on this host, else a heartbeat
+        within the limit), and its Celery hostname."""
+        return runtime.worker_status(self.store, agent,
+                                     self.settings.supervisor.heartbeat_timeout_secs)
+
+    def inbox_lens(self, agents: list[Agent]) -> dict[str, int]:
+        return self.store.inbox_lens([a.id for a in agents])
+
+    def events(self, count: int = 20, agent_ref: str | None = None) -> list[dict[str, str]]:
+        agent_id = self.resolve(agent_ref).id if agent_ref else None
+        return self.store.read_events(count, agent_id)
+
+    def follow_events(self, after: str, block_ms: int = 1000) -> list[dict[str, str]]:
+        """Events newer than id `after` ("$": from now), waiting up to `block_ms`."""
+        return self.store.follow_events(after, block_ms)
+
+
+class AgentHandle:
+    """Operations on one agent, by id (it survives renames and restarts)."""
+
+    def __init__(self, town: Town, agent_id: str) -> None:
+        self.town = town
+        self._id = agent_id
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    def state(self) -> Agent | None:
+        """The agent's current record, or None once it has been pruned."""
+        if self._id == keys.SUPERVISOR_ID:
+            return Agent.supervisor()
+        return self.town.store.get_agent(self._id)
+
+    def inbox_len(self) -> int:
+        return self.town.store.inbox_len(self._id)
+
+    def inbox(self) -> list[Message]:
+        return self.town.store.peek_inbox(self._id)
+
+    def assign(self, task: Task | str) -> str:
+        return self.town.assign(self._id, task)
+
+    def send(
+        self,
+        message_type: MessageBody,
+        priority: Priority | str = Priority.NORMAL,
+        sender: str | None = None,
+    ) -> Message:
+        return self.town.channel.send(self._id, message_type, priority=priority, sender=sender)
+
+    # control plane: see tinytown.ops.control
+    def interrupt(self) -> Agent:
+        from tinytown.ops.control import interrupt
+
+        return interrupt(self.town, self._id)
+
+    def resume(self) -> Agent:
+        from tinytown.ops.control import resume
+
+        return resume(self.town, self._id)
+
+    def close(self) -> Agent:
+        from tinytown.ops.control import close
+
+        return close(self.town, self._id)
+
+    def kill(self) -> Agent:
+        from tinytown.ops.control import kill
+
+        return kill(self.town, self._id)
+
+    def restart(self) -> Agent:
+        from tinytown.ops.control import restart
+
+        return restart(self.town, self._id)
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        on_poll: Callable[[Agent, float], None] | None = None,
+    ) -> Agent:
+        """Block until the agent is stopped, error or cold; returns the final record."""
+        return wait_for(self, lambda a: a.state.is_terminal, timeout, on_poll, "a terminal state")
+
+    def wait_for_state(self, *states: AgentState, timeout: float | None = None) -> Agent:
+        return wait_for(self, lambda a: a.state in states, timeout, None,
+                        "/".join(s.value for s in states))
+
+
+def wait_for(
+    handle: AgentHandle,
+    done: Callable[[Agent], bool],
+    timeout: float | None,
+    on_poll: Callable[[Agent, float], None] | None,
+    what: str,
+) -> Agent:
+    start = time.monotonic()
+    delay = 0.02
+    while True:
+        agent = handle.state()
+        if agent is None:
+            raise AgentNotFound(f"agent {handle.id} no longer exists")
+        elapsed = time.monotonic() - start
+        if done(agent):
+            return agent
+        if on_poll is not None:
+            on_poll(agent, elapsed)
+        if timeout is not None and elapsed >= timeout:
+            raise WaitTimeout(
+                f"agent {agent.name!r} is still {agent.state.value} after {timeout:g}s"
+                f" (waiting for {what})"
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+class Channel:
+    """Messages between agents: inbox writes (with a round job) and reads."""
+
+    def __init__(self, town: Town) -> None:
+        self.town = town
+
+    def _default_sender(self) -> str:
+        env_id = os.environ.get("TINYTOWN_AGENT_ID")
+        if env_id:
+            return self.town.resolve(env_id).id
+        env_name = os.environ.get("TINYTOWN_AGENT_NAME")
+        if env_name:
+            return self.town.resolve(env_name).id
+        return keys.SUPERVISOR_ID
+
+    def send(
+        self,
+        to: str,
+        message_type: MessageBody,
+        *,
+        priority: Priority | str = Priority.NORMAL,
+        sender: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Message:
+        """Deliver to `to` (an agent id or reference) and wake its worker."""
+        recipient = self.town.resolve(to)
+        sender_id = self.town.resolve(sender).id if sender else self._default_sender()
+        message = Message(
+            sender=sender_id,
+            to=recipient.id,
+            body=message_type,
+            priority=Priority(priority),
+            correlation_id=correlation_id,
+        )
+        self.deliver(message)
+        return message
+
+    def deliver(self, message: Message, pipe: TownPipeline | None = None) -> None:
+        """Put the message in its inbox with a `sent` event and a round job, in one MULTI
+        (or queued on `pipe`)."""
+        deliver(self.town.store, [message], pipe)
+
+    def broadcast(
+        self,
+        message_type: MessageBody,
+        *,
+        priority: Priority | str = Priority.NORMAL,
+        sender: str | None = None,
+    ) -> list[Message]:
+        """Send to every live worker agent of the town, in one transaction."""
+        sender_id = self.town.resolve(sender).id if sender else self._default_sender()
+        sent = [
+            Message(sender=sender_id, to=agent.id, body=message_type, priority=Priority(priority))
+            for agent in self.town.list_agents()
+            if not agent.state.is_terminal and agent.id != sender_id
+        ]
+        deliver(self.town.store, sent)
+        return sent
+
+    def receive(self, agent_ref: str, timeout: float) -> Message | None:
+        """Take the next message from an inbox, waiting up to `timeout` seconds."""
+        return self.town.store.blocking_pop(self.town.resolve(agent_ref).id, timeout)
+
+    def try_receive(self, agent_ref: str) -> Message | None:
+        return self.town.store.pop_message(self.town.resolve(agent_ref).id)
+
+    def inbox_len(self, agent_ref: str) -> int:
+        return self.town.store.inbox_len(self.town.resolve(agent_ref).id)
+
+    def peek(self, agent_ref: str) -> list[Message]:
+        return self.town.store.peek_inbox(self.town.resolve(agent_ref).id)
+
+
+def _ignore_runtime_dir(root: Path) -> None:
+    gitignore = root / ".gitignore"
+    lines = gitignore.read_text().splitlines() if gitignore.exists() else []
+    if not any(line.strip() in (".tt", ".tt/", "/.tt", "/.tt/") for line in lines):
+        with gitignore.open("a") as f:
+            if lines and lines[-1].strip():
+                f.write("\n")
+            f.write(".tt/\n")

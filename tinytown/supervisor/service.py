@@ -1,0 +1,205 @@
+"""The supervisor service: keeps agent records true to what the workers do.
+
+It consumes the town's Celery events (worker heartbeats, online, offline), keeps
+`last_heartbeat` current, and turns an agent whose worker stopped heartbeating without
+a clean shutdown into `error`, handing its work back (tinytown.ops.reclaim). One leader
+per town holds a Redis lock with expiry; a second instance waits as standby and takes
+over when the leader dies. It never consumes the supervisor mailbox: that inbox is
+where agents report to the human conductor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tinytown.db import leader, runtime, states
+from tinytown.db.connection import connect
+from tinytown.db.recovery import recover_agent
+from tinytown.db.store import Store
+from tinytown.errors import RedisUnreachable, TinytownError
+from tinytown.models import Agent, utcnow
+from tinytown.processes import pid_alive
+from tinytown.settings import Settings
+
+log = logging.getLogger("tinytown.supervisor")
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = connect(settings, start=False)
+        self.store = Store(self.redis, settings.town)
+        self.me = f"{os.getpid()}@{socket.gethostname()}"
+        self.lock_ttl = max(3.0, settings.supervisor.heartbeat_timeout_secs)
+        self.stopping = threading.Event()
+        self.leading_since: float | None = None
+        self._offline: dict[str, float] = {}
+        self._seen: dict[str, datetime] = {}  # agent id -> newest heartbeat event
+        self._ids: dict[str, str] = {}  # agent name -> id, refreshed every check
+        self.host = socket.gethostname()
+        self._receiver: Any = None
+
+    # --- leadership -------------------------------------------------------------
+
+    def run(self) -> None:
+        log.info("supervisor %s for town %s", self.me, self.settings.town)
+        leader.register(self.store, self.me)
+        try:
+            self._run()
+        finally:
+            leader.unregister(self.store, self.me)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self._try_to_lead()
+            except RedisUnreachable as exc:  # an outage is waited out, not fatal
+                self.leading_since = None
+                log.warning("%s; retrying", exc)
+                self.stopping.wait(1.0)
+
+    def _try_to_lead(self) -> None:
+        if not leader.try_to_lead(self.store, self.me, self.lock_ttl):
+            self.stopping.wait(1.0)  # standby
+            return
+        log.info("leading")
+        try:
+            self._lead()
+        finally:
+            self.leading_since = None
+            leader.release(self.store, self.me)
+
+    def _lead(self) -> None:
+        self.leading_since = time.monotonic()
+        events = threading.Thread(target=self._consume_events, daemon=True)
+        events.start()
+        tick = min(1.0, self.settings.supervisor.heartbeat_timeout_secs / 4)
+        last_renew = time.monotonic()
+        while not self.stopping.wait(tick):
+            if time.monotonic() - last_renew >= self.lock_ttl / 3:
+                if not leader.renew(self.store, self.me, self.lock_ttl):
+                    log.warning("lost the leader lock; standing by")
+                    break
+                last_renew = time.monotonic()
+            try:
+                self.check_agents()
+            except TinytownError as exc:
+                log.warning("check failed: %s", exc)
+        if self._receiver is not None:
+            self._receiver.should_stop = True
+
+    # --- events -----------------------------------------------------------------
+
+    def _consume_events(self) -> None:
+        from tinytown.celery_app import make_app
+
+        app = make_app(self.settings)
+        while not self.stopping.is_set() and self.leading_since is not None:
+            try:
+                with app.connection_for_read() as conn:
+                    self._receiver = app.events.Receiver(conn, handlers={"*": self.on_event})
+                    self._receiver.capture(limit=None, timeout=None, wakeup=False)
+            except Exception as exc:  # broker hiccup: reconnect
+                log.warning("event stream interrupted (%s); reconnecting", exc)
+                self.stopping.wait(1.0)
+
+    def _agent_for(self, hostname: str | None) -> str | None:
+        """The agent id of a worker's hostname (name@host); names are cached per tick."""
+        if not hostname or "@" not in hostname:
+            return None
+        name = hostname.split("@", 1)[0]
+        known = self._ids.get(name)
+        if known is not None:
+            return known
+        return self.store.name_owner(name)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type", "")
+        if not kind.startswith("worker-"):
+            return
+        agent_id = self._agent_for(event.get("hostname"))
+        if agent_id is None:
+            return
+        if kind in ("worker-heartbeat", "worker-online"):
+            self._offline.pop(agent_id, None)
+            self._seen[agent_id] = utcnow()  # written to the record by check_agents
+        elif kind == "worker-offline":
+            self._offline[agent_id] = time.monotonic()
+
+    # --- crash detection ----------------------------------------------------------
+
+    def check_agents(self) -> None:
+        """One pass: refresh heartbeats, then recover agents whose worker is gone.
+
+        A worker on this host whose process has exited is recovered at once; any
+        other is recovered when its heartbeat is older than the limit.
+        """
+        limit = self.settings.supervisor.heartbeat_timeout_secs
+        grace = self.leading_since is not None and time.monotonic() - self.leading_since < limit
+        agents = self.store.list_agents()
+        self._ids = {a.name: a.id for a in agents}
+        live = [a for a in agents if a.state in states.ALLOWED_LIVE]
+        for gone in set(self._offline) - {a.id for a in live}:
+            self._offline.pop(gone, None)
+        runtimes = runtime.read_many(self.store, [a.id for a in live], "pid", "host")
+        self._refresh_heartbeats(live)
+        for agent, (pid, host) in zip(live, runtimes, strict=True):
+            went = self._offline.get(agent.id)
+            if went is not None and time.monotonic() - went > 2.0:
+                self._offline.pop(agent.id, None)
+                recover_agent(self.store, agent, "worker went offline without a final state")
+            elif pid and host == self.host and not pid_alive(int(pid)):
+                log.warning("agent %s: worker process %s is gone: error", agent.name, pid)
+                recover_agent(self.store, agent, f"worker process {pid} exited")
+            else:
+                last = max(agent.last_heartbeat, self._seen.get(agent.id, agent.last_heartbeat))
+                silent = (utcnow() - last).total_seconds()
+                if silent > limit and not grace:
+                    log.warning("agent %s: no heartbeat for %.1fs: error", agent.name, silent)
+                    recover_agent(self.store, agent,
+                                  f"no heartbeat for {silent:.0f}s (limit {limit:g}s)")
+
+    def _refresh_heartbeats(self, live: list[Agent]) -> None:
+        """Write the newest heartbeats seen into the records, each at most every two
+        intervals, all of them in one transaction."""
+        every = 2 * self.settings.supervisor.heartbeat_interval_secs
+        due = {a.id: seen for a in live
+               if (seen := self._seen.get(a.id)) is not None
+               and (seen - a.last_heartbeat).total_seconds() >= every}
+        if due:
+            self.store.update_agents(list(due), lambda a: _beat(a, due[a.id]))
+
+
+def _beat(agent: Agent, when: datetime) -> None:
+    agent.last_heartbeat = max(agent.last_heartbeat, when)
+
+
+def run_supervisor(settings: Settings) -> int:
+    supervisor = Supervisor(settings)
+
+    def stop(signum: int, frame: Any) -> None:
+        supervisor.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    supervisor.run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tinytown.supervisor")
+    parser.add_argument("--town", required=True, help="the town's root folder")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.load(Path(args.town))
+    sys.exit(run_supervisor(settings))

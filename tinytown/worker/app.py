@@ -1,0 +1,107 @@
+"""An agent worker's start-up: the Celery app, its round tasks and its signals.
+
+The round tasks are registered here, on the app this process runs, bound to the one
+`WorkerRuntime` it serves: nothing reaches the runtime through a module global, and
+`tinytown.celery_app` stays configuration only. Run it with `tt worker AGENT` or
+`python -m tinytown.worker --town ROOT AGENT_ID`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tinytown.db.connection import connect
+from tinytown.db.store import Store
+from tinytown.db.wakeup import ROUND_TASK, TASK_TASK
+from tinytown.settings import Settings
+from tinytown.worker.runtime import WorkerRuntime
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+
+def worker_flags(queues: list[str], hostname: str, heartbeat: int, logfile: Path) -> list[str]:
+    """`celery worker` arguments of an agent: one consumer thread, prefetch 1, events
+    on, no gossip or mingle (they cost every worker CPU per other worker)."""
+    return [
+        "worker",
+        "--queues", ",".join(queues),
+        "--hostname", hostname,
+        "--pool", "threads",
+        "--concurrency", "1",
+        "--prefetch-multiplier", "1",
+        "--without-gossip",
+        "--without-mingle",
+        "--task-events",
+        "--heartbeat-interval", str(heartbeat),
+        "--loglevel", "INFO",
+        "--logfile", str(logfile),
+    ]
+
+
+def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
+    """`tinytown.round` and `tinytown.task` on `app`, both run by `runtime`."""
+
+    @app.task(name=ROUND_TASK, acks_late=True, reject_on_worker_lost=True)
+    def round_task(agent_id: str) -> None:
+        """One round for an agent (a wake-up: the inbox says what to do)."""
+        runtime.run_round(agent_id)
+
+    @app.task(name=TASK_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+    def task_job(
+        self: Any,
+        description: str | None = None,
+        task_id: str | None = None,
+        tags: list[str] | None = None,
+    ) -> str | None:
+        """Take a task: an existing pending one (`task_id`) or a new one (`description`).
+
+        Sent to a role queue by `tt assign --role`, or by any plain Celery client to an
+        agent's or a role's queue. Runs in whichever agent worker consumes that queue.
+        """
+        queue = (self.request.delivery_info or {}).get("routing_key") or runtime.queue
+        return runtime.take_task(queue, task_id=task_id, description=description, tags=tags)
+
+
+def _warm_shutdown() -> None:
+    """Celery's warm shutdown of this process: the running task finishes first."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def run_worker(settings: Settings, agent_id: str) -> int:
+    """Run the agent's Celery worker in this process until it shuts down."""
+    from celery import signals
+
+    from tinytown.celery_app import make_app
+
+    redis_client = connect(settings)
+    agent = Store(redis_client, settings.town).require_agent(agent_id)
+    runtime = WorkerRuntime(settings, agent, shutdown=_warm_shutdown)
+    app = make_app(settings)
+    register_tasks(app, runtime)
+    signals.worker_init.connect(lambda **_: runtime.on_init(), weak=False)
+    signals.worker_ready.connect(lambda sender, **_: runtime.on_ready(sender), weak=False)
+    signals.worker_shutdown.connect(lambda **_: runtime.on_shutdown(), weak=False)
+    runtime.logs.mkdir(parents=True, exist_ok=True)
+    argv = worker_flags(runtime.queues, runtime.hostname,
+                        settings.supervisor.heartbeat_interval_secs,
+                        runtime.logs / "worker.log")
+    try:
+        app.worker_main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tinytown.worker")
+    parser.add_argument("--town", required=True, help="the town's root folder")
+    parser.add_argument("agent_id")
+    args = parser.parse_args(argv)
+    settings = Settings.load(Path(args.town))
+    sys.exit(run_worker(settings, args.agent_id))

@@ -1,0 +1,373 @@
+"""`WorkerRuntime`: one agent's worker, its lifecycle and its rounds.
+
+Celery signals drive the agent's state (init -> starting, ready -> idle, shutdown ->
+cold / stopped; wired in `tinytown.worker.app`). A round is one execution of the
+`tinytown.round` task: it takes messages from the inbox into an in-flight list,
+answers status requests and pings directly, runs the agent CLI once for the first
+message that needs it, records the outcome and drops the in-flight list. Every Redis
+write goes through `tinytown.db`; shutting the process down is a callable the
+process passes in, so a test can drive rounds in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from tinytown import keys
+from tinytown.db import rounds as round_steps
+from tinytown.db import runtime, states
+from tinytown.db.connection import connect
+from tinytown.db.store import Store
+from tinytown.db.tasks import RESULT_LIMIT, claim
+from tinytown.db.tasks import assign as assign_task
+from tinytown.db.wakeup import enqueue_round, enqueue_task_job
+from tinytown.errors import RedisUnreachable, TinytownError
+from tinytown.models import (
+    Agent,
+    AgentState,
+    Message,
+    MessageBody,
+    MessageType,
+    Task,
+    utcnow,
+)
+from tinytown.presets import CliCommand, resolve_cli
+from tinytown.processes import kill_group
+from tinytown.roles import queues_of
+from tinytown.settings import Settings
+from tinytown.worker.prompt import RoundInput, build_prompt
+from tinytown.worker.runner import RunResult, Watchdog, run_cli
+
+log = logging.getLogger("tinytown.worker")
+S = AgentState
+MAX_BATCH = 100
+
+
+class WorkerRuntime:
+    """Everything one agent's worker process knows; the rounds run through it.
+
+    `shutdown` ends the process warmly (a running round finishes first): the worker
+    process passes Celery's warm shutdown, a test passes whatever it wants to see.
+    """
+
+    def __init__(self, settings: Settings, agent: Agent, shutdown: Callable[[], None]) -> None:
+        self.settings = settings
+        self.agent_id = agent.id
+        self.name = agent.name
+        self.town = settings.town
+        self.redis = connect(settings, start=False)
+        self.store = Store(self.redis, settings.town)
+        self.host = socket.gethostname()
+        self.hostname = f"{agent.name}@{self.host}"
+        self.queue = keys.agent_queue(self.town, agent.id)
+        self.queues = queues_of(self.town, agent, settings.known_roles())
+        self.logs = settings.logs_dir / agent.name
+        self.watchdog = Watchdog()
+        self._commands: dict[str, CliCommand] = {}  # agent.cli -> its resolved command
+        self._env = {k: v for k, v in os.environ.items() if k != "TINYTOWN_TASK_ID"}
+        self._env.update({"TINYTOWN_TOWN": self.town, "TINYTOWN_TOWN_ROOT": str(settings.root)})
+        self._shutdown = shutdown
+        self._closing = threading.Event()
+        self._ready = False
+
+    # --- lifecycle (Celery signals) -------------------------------------------------
+
+    def on_init(self) -> None:
+        """worker_init: back to `starting`, recover what a dead predecessor left."""
+        agent = self.store.require_agent(self.agent_id)
+        if agent.state.is_terminal:
+            self.store.clear_stop(self.agent_id)
+            states.transition(self.store, self.agent_id, S.STARTING, reason="worker started",
+                              change=_clear_task)
+        self.return_inflight()
+        rt = runtime.read(self.store, self.agent_id)
+        if rt.get("cli_pgid") and rt.get("host") == self.host:
+            kill_group(int(rt["cli_pgid"]))  # a CLI orphaned by a crashed predecessor
+        runtime.started(self.store, self.agent_id, self.hostname)
+        self.store.update_agent(self.agent_id, _beat)
+
+    def on_ready(self, consumer: Any) -> None:
+        """worker_ready: `idle` (or stay paused), and look at the inbox at once."""
+        self._ready = True
+        agent = self.store.require_agent(self.agent_id)
+        if agent.state == S.PAUSED:
+            for queue in self.queues:
+                consumer.cancel_task_queue(queue)
+        elif agent.state == S.STARTING:
+            states.transition(self.store, self.agent_id, S.IDLE, reason="worker ready")
+        enqueue_round(self.redis, self.town, self.agent_id, force=True)
+        if self.settings.agent.idle_timeout_secs > 0:
+            threading.Thread(target=self._idle_watch, daemon=True).start()
+
+    def on_shutdown(self) -> None:
+        """worker_shutdown: cold after a drain, stopped otherwise."""
+        agent = self.store.get_agent(self.agent_id)
+        runtime.forget_processes(self.store, self.agent_id)
+        if agent is None or agent.state.is_terminal:
+            return
+        new = S.COLD if agent.state == S.DRAINING else S.STOPPED
+        reason = "drained" if new == S.COLD else "worker shut down"
+        if self.store.stop_requested(self.agent_id):
+            new, reason = S.STOPPED, "killed"
+        elif not self._ready and new == S.STOPPED:
+            new, reason = S.ERROR, "worker failed to start (see its worker.log)"
+        try:
+            states.transition(self.store, self.agent_id, new, reason=reason)
+        except Exception:  # lost a race with the supervisor: its verdict stands
+            log.exception("could not record the final state")
+
+    def request_shutdown(self) -> None:
+        """Warm shutdown of this worker: the running round (if any) finishes first."""
+        self._closing.set()
+        self._shutdown()
+
+    def drain(self, reason: str) -> None:
+        agent = self.store.require_agent(self.agent_id)
+        if agent.state in (S.IDLE, S.WORKING, S.PAUSED, S.STARTING):
+            states.transition(self.store, self.agent_id, S.DRAINING, reason=reason)
+        self.request_shutdown()
+
+    def _idle_watch(self) -> None:
+        limit = self.settings.agent.idle_timeout_secs
+        while not self._closing.wait(min(1.0, limit / 4)):
+            agent = self.store.get_agent(self.agent_id)
+            if agent is None or agent.state.is_terminal:
+                return
+            idle_for = (utcnow() - agent.last_active_at).total_seconds()
+            if agent.state == S.IDLE and idle_for >= limit:
+                self.drain(f"idle for {idle_for:.0f}s")
+                return
+
+    def return_inflight(self) -> None:
+        round_steps.return_inflight(self.redis, self.town, self.agent_id)
+
+    # --- tasks from role queues and plain Celery clients ------------------------------
+
+    def take_task(
+        self,
+        queue: str,
+        task_id: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+    ) -> str | None:
+        """Claim a pending task (or create one), put it in our inbox and run a round now.
+
+        An agent that cannot take work hands the job back to the same queue, so another
+        agent of the role (or this one, later) gets it: it is never dropped.
+        """
+        agent = self.store.require_agent(self.agent_id)
+        if agent.state not in (S.IDLE, S.STARTING) or self._closing.is_set() or \
+                self.store.stop_requested(self.agent_id):
+            enqueue_task_job(self.redis, self.town, queue, task_id, description=description,
+                             tags=tags)
+            return None
+        if task_id is None:
+            if not (description or "").strip():
+                log.warning("ignoring a tinytown.task job with neither task_id nor description")
+                return None
+            task = Task(description, tags=tags or [])
+            assign_task(self.store, task, agent, wake=False, queue=queue)
+        else:
+            try:
+                claimed = claim(self.store, task_id, agent, wake=False, queue=queue)
+            except TinytownError:
+                log.warning("ignoring a job for unknown task %s", task_id)
+                return None
+            if claimed is None:
+                return None  # a duplicate job, or taken meanwhile
+            task = claimed
+        self.run_round(self.agent_id)  # busy now: the next role job goes to a free agent
+        return task.id
+
+    # --- rounds ---------------------------------------------------------------------
+
+    def run_round(self, agent_id: str) -> None:
+        if agent_id != self.agent_id:
+            log.warning("ignoring a round for agent %s: this worker runs %s", agent_id,
+                        self.agent_id)
+            return
+        try:
+            self._round()
+        except RedisUnreachable as exc:
+            log.warning("Redis went away during a round (%s); waiting for it", exc)
+            self._after_outage()
+        except Exception as exc:
+            log.exception("round failed")
+            self.return_inflight()
+            try:
+                states.transition(self.store, self.agent_id, S.ERROR,
+                                  reason=f"round failed: {type(exc).__name__}: {exc}"[:300])
+            finally:
+                self.request_shutdown()
+
+    def _after_outage(self) -> None:
+        """Once Redis answers again, hand the round's messages back and carry on: the
+        next round takes them (a task that already finished is not run again)."""
+        while not self._closing.is_set():
+            try:
+                round_steps.after_outage(self.store, self.agent_id)
+                return
+            except RedisUnreachable:
+                self._closing.wait(2.0)
+
+    def _round(self) -> None:
+        """Rounds until the inbox holds nothing actionable: one Celery job drains a
+        backlog without a Celery hop (and its task events) per message."""
+        while not self._closing.is_set():
+            begun = round_steps.begin(self.store, self.agent_id, MAX_BATCH)
+            if begun.verdict == "stop":
+                agent = self.store.get_agent(self.agent_id)
+                if agent is not None and not agent.state.is_terminal:
+                    states.transition(self.store, self.agent_id, S.STOPPED, reason="killed")
+                self.request_shutdown()
+                return
+            agent = begun.agent
+            if agent is None:  # pruned under us (or its record no longer parses)
+                self.request_shutdown()
+                return
+            if begun.verdict != "take" or not begun.messages:
+                return  # paused, draining or terminal: the inbox stays as it is
+            messages = self.store.parse_messages(begun.messages)  # bad ones: dead letters
+            if not self._handle(agent, messages, begun) and \
+                    len(messages) == len(begun.messages):
+                return  # only notes: they wait for the next actionable message
+
+    def _handle(self, agent: Agent, messages: list[Message], begun: round_steps.Begun) -> bool:
+        """Answer pings and status requests, run the CLI for the message that needs it;
+        False when the batch held only notes (nothing was done)."""
+        notes: list[Message] = []
+        for_cli: Message | None = None
+        shutdown = False
+        replies = []
+        for m in messages:
+            if m.type in ("status_request", "ping"):
+                body: MessageBody = (
+                    MessageType.status_response(agent.state, agent.current_task)
+                    if m.type == "status_request" else MessageType.pong())
+                replies.append(Message(sender=self.agent_id, to=m.sender, body=body,
+                                       priority=m.priority, correlation_id=m.id))
+            elif m.type == "shutdown":
+                shutdown = True
+            elif m.needs_cli:
+                for_cli = m
+            else:
+                notes.append(m)
+        round_steps.answer(self.store, replies)
+        if for_cli is None or not self._run(agent, for_cli, notes, begun):
+            round_steps.put_back_notes(self.store, self.agent_id, notes)  # for the next run
+        if shutdown:
+            self.drain("shutdown message")
+        return len(notes) < len(messages)
+
+    def _run(
+        self, agent: Agent, m: Message, notes: list[Message], begun: round_steps.Begun
+    ) -> bool:
+        """Run the agent CLI for `m`; False when there is nothing to run (its task was
+        cancelled or is gone)."""
+        task_id = str(getattr(m.body, "task_id", "")) if m.type == "task_assign" else None
+        try:
+            started = round_steps.start(self.store, self.agent_id, task_id,
+                                        reason=f"round {agent.rounds_completed + 1}",
+                                        seen=begun)
+        except round_steps.CannotStart:  # paused or closed between our check and now
+            self.return_inflight()
+            return True
+        if started is None:
+            return False
+        agent, task = started
+        number = agent.rounds_completed + 1
+        prompt = build_prompt(self._round_input(agent, m, task, notes))
+        result = self._run_cli(agent, prompt, number, task)
+        self._record(agent, m, task, prompt, result, number)
+        return True
+
+    def _round_input(
+        self, agent: Agent, m: Message, task: Task | None, notes: list[Message]
+    ) -> RoundInput:
+        inherited: list[dict[str, str]] = []
+        parent_name = ""
+        if agent.spawn_mode == "forkedcontext" and agent.parent_agent_id and \
+                agent.rounds_completed == 0:
+            raw = self.store.recent_context(agent.parent_agent_id,
+                                            self.settings.agent.context_rounds)
+            inherited = [json.loads(x) for x in raw]
+            parent = self.store.get_agent(agent.parent_agent_id)
+            parent_name = parent.name if parent else "?"
+        names = {keys.SUPERVISOR_ID: "supervisor"}
+        for sender in {m.sender, *(n.sender for n in notes)} - names.keys():
+            found = self.store.get_agent(sender)
+            names[sender] = found.name if found else sender
+        return RoundInput(agent=agent, town=self.town, actionable=m, task=task, notes=notes,
+                          inherited=inherited, parent_name=parent_name, sender_names=names)
+
+    def _run_cli(self, agent: Agent, prompt: str, number: int, task: Task | None) -> RunResult:
+        command = self._commands.get(agent.cli)
+        if command is None:
+            command = self._commands[agent.cli] = resolve_cli(self.settings, agent.cli)
+        env = dict(self._env)
+        env.update({
+            "TINYTOWN_AGENT_ID": agent.id, "TINYTOWN_AGENT_NAME": agent.name,
+            "TINYTOWN_ROUND": str(number),
+        })
+        if task is not None:
+            env["TINYTOWN_TASK_ID"] = task.id
+
+        def started(pid: int) -> None:
+            self.watchdog.guard(pid)  # its process group dies with this worker
+            runtime.cli_started(self.store, self.agent_id, pid, number)
+            # written once the CLI runs: not on the way from a message to its CLI
+            prompt_log.write_text(prompt)
+
+        prompt_log = self.logs / f"round-{number}.prompt"
+        try:
+            result = run_cli(
+                command, prompt, cwd=self.settings.root, env=env,
+                log_path=self.logs / f"round-{number}.log",
+                timeout=self.settings.agent.round_timeout_secs, on_start=started,
+            )
+        finally:
+            self.watchdog.release()
+        if result.error:  # it never started
+            prompt_log.write_text(prompt)
+        return result
+
+    def _record(
+        self, agent: Agent, m: Message, task: Task | None, prompt: str, result: RunResult,
+        number: int,
+    ) -> None:
+        output = result.output_tail
+        if result.error:
+            error = result.error
+        elif result.timed_out:
+            error = (f"round timed out after {self.settings.agent.round_timeout_secs:g}s"
+                     f" (round_timeout_secs); output tail:\n{output}")
+        else:
+            error = f"agent CLI exited with code {result.exit_code}; output tail:\n{output}"
+        reply = None
+        if task is None and m.type == "query":
+            answer = MessageType.informational((output if result.ok else error)[-RESULT_LIMIT:])
+            reply = Message(sender=self.agent_id, to=m.sender, body=answer, correlation_id=m.id)
+        outcome = round_steps.Outcome(
+            number=number, ok=result.ok, output=output, error=error, reply=reply,
+            context=json.dumps({"round": number, "prompt": prompt[-2000:],
+                                "output": output[-2000:]}),
+            context_rounds=self.settings.agent.context_rounds,
+        )
+        after = round_steps.finish(self.store, self.agent_id, task.id if task else None, outcome)
+        max_rounds = after.extra.get("max_rounds")  # set by `tt spawn --max-rounds`
+        if max_rounds and after.rounds_completed >= int(max_rounds):
+            self.drain(f"max rounds ({max_rounds}) reached")
+
+
+def _clear_task(agent: Agent) -> None:
+    agent.current_task = None
+
+
+def _beat(agent: Agent) -> None:
+    agent.last_heartbeat = utcnow()
