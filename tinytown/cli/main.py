@@ -135,7 +135,7 @@ def spawn(
         name, cli=cli_name, role=role, nickname=nickname, parent=parent, fork=fork,
         max_rounds=max_rounds, scope=scope, start=not (foreground or no_start),
     )
-    agent = handle.state()
+    agent = handle.record()
     if as_json:
         emit_json(agent)
     else:
@@ -353,12 +353,12 @@ def assign(
         else:
             click.echo(task_id)
         return
-    live = sys.stdout.isatty() and not as_json
+    show_progress = sys.stdout.isatty() and not as_json
     try:
         final = town.wait_task(task_id, timeout, on_poll=lambda t, elapsed: progress_line(
-            f"task {task_id[:8]}: {t.state.value}", elapsed) if live else None)
+            f"task {task_id[:8]}: {t.state.value}", elapsed) if show_progress else None)
     finally:
-        if live:
+        if show_progress:
             click.echo()
     if as_json:
         emit_json(final)

@@ -8,7 +8,7 @@ redacted. Nothing else in Tinytown catches redis-py's connection errors.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,7 +42,7 @@ class TownPipeline(Pipeline):
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         with map_redis_errors(self.tt_url):
-            return super().execute_command(*args, **options)
+            return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 class TownRedis(redis.Redis):
@@ -50,7 +50,7 @@ class TownRedis(redis.Redis):
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         with map_redis_errors(self.tt_url):
-            return super().execute_command(*args, **options)
+            return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> TownPipeline:
         pipe = TownPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
@@ -70,9 +70,31 @@ def connect(settings: Settings, start: bool = True) -> TownRedis:
         from tinytown.errors import ConfigError
 
         raise ConfigError(f"unsupported Redis URL {redact(url)}: use redis://, rediss:// or unix://")
-    client: TownRedis = TownRedis.from_url(
+    client = TownRedis.from_url(
         url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30,
         encoding_errors="replace",  # a foreign non-UTF-8 value is skipped, not a crash
     )
+    assert isinstance(client, TownRedis)  # from_url builds the class it is called on
     client.tt_url = url
     return client
+
+
+# redis-py types replies as `bytes | str`: the encoding is chosen at run time. A town's
+# clients always decode (decode_responses=True), so replies are str; these narrow the
+# types at the data layer's boundary, and would fail loudly on an undecoded client.
+
+
+def text(reply: bytes | str | None) -> str | None:
+    """One reply of a decoding client."""
+    if reply is None or isinstance(reply, str):
+        return reply
+    raise TypeError("a Tinytown Redis client decodes replies: got bytes")
+
+
+def texts(replies: Iterable[bytes | str]) -> list[str]:
+    return [t for t in map(text, replies) if t is not None]
+
+
+def text_map(reply: Mapping[bytes | str, bytes | str] | None) -> dict[str, str]:
+    """A hash (or a stream entry's fields) of a decoding client."""
+    return {str(text(k)): str(text(v)) for k, v in (reply or {}).items()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tinytown import keys
 from tinytown.db import scripts
+from tinytown.db.connection import text, texts
 from tinytown.db.store import Store
 from tinytown.models import utcnow
 
@@ -23,8 +24,7 @@ def unregister(store: Store, me: str) -> None:
 
 def running(store: Store) -> list[str]:
     """The supervisors that say they run ("pid@host"), leaders and standbys."""
-    owners: list[str] = store.r.hkeys(keys.supervisors(store.town))
-    return owners
+    return texts(store.r.hkeys(keys.supervisors(store.town)))
 
 
 def try_to_lead(store: Store, me: str, ttl_secs: float) -> bool:
@@ -48,8 +48,7 @@ def release(store: Store, me: str) -> None:
 
 def leader(store: Store) -> str | None:
     """Who leads ("pid@host"), or None."""
-    owner: str | None = store.r.get(keys.supervisor_leader(store.town))
-    return owner
+    return text(store.r.get(keys.supervisor_leader(store.town)))
 
 
 def claim_launch(store: Store) -> bool:

@@ -7,6 +7,7 @@ import re
 from redis.exceptions import ResponseError
 
 from tinytown import keys
+from tinytown.db.connection import text
 from tinytown.db.store import Store, log
 from tinytown.db.wakeup import queue_key
 from tinytown.errors import InvalidRecord
@@ -23,8 +24,8 @@ def _valid(store: Store, kind: str, key: str) -> bool:
             for raw in store.r.lrange(key, 0, -1):
                 Message.from_json(raw)
         else:
-            raw = store.r.get(key)
-            (Agent if kind == "agent" else Task).from_json(raw or "")
+            record = text(store.r.get(key))
+            (Agent if kind == "agent" else Task).from_json(record or "")
     except (InvalidRecord, ResponseError):  # ResponseError: another Redis type
         return False
     return True

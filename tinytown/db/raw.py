@@ -23,7 +23,7 @@ def read(store: Store, key: str) -> tuple[str, Any] | None:
     if kind == "zset":
         return kind, r.zrange(key, 0, -1, withscores=True)
     if kind == "stream":
-        return kind, [[i, f] for i, f in r.xrange(key)]
+        return kind, [[i, f] for i, f in r.xrange(key) or []]
     return None
 
 

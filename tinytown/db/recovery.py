@@ -12,6 +12,7 @@ from redis.client import Pipeline
 
 from tinytown import keys
 from tinytown.db import runtime, states
+from tinytown.db.connection import texts
 from tinytown.db.rounds import return_inflight
 from tinytown.db.store import Store
 from tinytown.db.tasks import back_to_assigned, queue_assignment, queue_in_backlog
@@ -62,7 +63,7 @@ def move_to_agent(store: Store, source: Agent, target: Agent, tasks: list[Task])
     src, dst = keys.inbox(store.town, source.id), keys.inbox(store.town, target.id)
 
     def move(pipe: Pipeline) -> None:
-        raws = pipe.lrange(src, 0, -1)
+        raws = texts(pipe.lrange(src, 0, -1))
         pipe.multi()
         moved = store.parse_messages(raws, pipe)  # the unparsable go to the dead letters
         for message in moved:
@@ -88,7 +89,7 @@ def move_to_backlog(store: Store, source: Agent, tasks: list[Task]) -> int:
     ids = {t.id for t in tasks}
 
     def move(pipe: Pipeline) -> int:
-        raws = pipe.lrange(src, 0, -1)
+        raws = texts(pipe.lrange(src, 0, -1))
         keep = [raw for raw in raws if not _assigns_one_of(raw, ids)]
         pipe.multi()
         pipe.delete(src)

@@ -12,6 +12,7 @@ import socket
 from typing import Any
 
 from tinytown import keys
+from tinytown.db.connection import text, text_map
 from tinytown.db.store import Store
 from tinytown.models import Agent, utcnow
 from tinytown.processes import pid_alive
@@ -20,8 +21,7 @@ PROCESS_FIELDS = ("pid", "cli_pgid")  # what describes a live process, not a pas
 
 
 def read(store: Store, agent_id: str) -> dict[str, str]:
-    found: dict[str, str] = store.r.hgetall(keys.runtime(store.town, agent_id))
-    return found
+    return text_map(store.r.hgetall(keys.runtime(store.town, agent_id)))
 
 
 def read_many(store: Store, agent_ids: list[str], *fields: str) -> list[list[str | None]]:
@@ -29,8 +29,8 @@ def read_many(store: Store, agent_ids: list[str], *fields: str) -> list[list[str
     pipe = store.r.pipeline(transaction=False)
     for agent_id in agent_ids:
         pipe.hmget(keys.runtime(store.town, agent_id), *fields)
-    got: list[list[str | None]] = pipe.execute() if agent_ids else []
-    return got
+    got = pipe.execute() if agent_ids else []
+    return [[text(value) for value in values] for values in got]
 
 
 def started(store: Store, agent_id: str, hostname: str) -> None:

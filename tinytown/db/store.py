@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis.client import Pipeline
 from redis.exceptions import ResponseError
 
 from tinytown import keys
-from tinytown.db.connection import TownRedis
-from tinytown.errors import AgentNotFound, MessageTooLarge, NameTaken, TaskNotFound
+from tinytown.db.connection import TownRedis, text, text_map, texts
+from tinytown.errors import (
+    AgentNotFound,
+    InvalidRecord,
+    MessageTooLarge,
+    NameTaken,
+    TaskNotFound,
+)
 from tinytown.models import (
     MAX_MESSAGE_BYTES,
     Agent,
-    InvalidRecord,
     Message,
     Task,
     WireModel,
@@ -67,11 +73,13 @@ class Store:
 
         `body` reads in immediate mode, then calls ``pipe.multi()`` and queues writes.
         """
-        result: R = self.r.transaction(body, *watch, value_from_callable=True)
-        return result
+        # redis-py types `body` as returning None; with value_from_callable it returns
+        # what `body` returns
+        result = self.r.transaction(body, *watch, value_from_callable=True)  # type: ignore[arg-type]
+        return cast(R, result)
 
     def scan_keys(self, pattern: str) -> list[str]:
-        return sorted(set(self.r.scan_iter(match=pattern, count=_SCAN_COUNT)))
+        return sorted(set(texts(self.r.scan_iter(match=pattern, count=_SCAN_COUNT))))
 
     def _load_many(self, model: type[M], found: Iterable[str]) -> list[M]:
         """Parse every key's JSON; skip (with a one-line warning) what isn't a record."""
@@ -107,7 +115,7 @@ class Store:
     def _get(self, key: str) -> str | None:
         """GET that treats a value of another Redis type (a foreign key) as no record."""
         try:
-            raw: str | None = self.r.get(key)
+            raw = text(self.r.get(key))
         except ResponseError as exc:
             if not str(exc).startswith("WRONGTYPE"):
                 raise
@@ -139,7 +147,7 @@ class Store:
         """Record a new agent; its name is claimed atomically (HSETNX on the names hash)."""
         names_key = keys.names(self.town)
         if not self.r.hsetnx(names_key, agent.name, agent.id):
-            owner = self.r.hget(names_key, agent.name)
+            owner = text(self.r.hget(names_key, agent.name))
             if owner and self.r.exists(keys.agent(self.town, owner)):
                 raise NameTaken(f"an agent named {agent.name!r} already exists in this town")
             # the name's previous owner is gone (pruned by an older tool): take it over
@@ -182,7 +190,7 @@ class Store:
             raws = pipe.mget(names)
             pipe.multi()
             for key, raw in zip(names, raws, strict=True):
-                agent = self._load(Agent, key, raw)
+                agent = self._load(Agent, key, text(raw))
                 if agent is not None:
                     change(agent)
                     pipe.set(key, agent.to_json())
@@ -192,8 +200,7 @@ class Store:
 
     def name_owner(self, name: str) -> str | None:
         """The id the names hash gives for `name` (one lookup; the record may be gone)."""
-        owner: str | None = self.r.hget(keys.names(self.town), name)
-        return owner
+        return text(self.r.hget(keys.names(self.town), name))
 
     def set_stop(self, agent_id: str) -> None:
         """The stop flag `tt kill` sets; the agent's next round sees it and stops."""
@@ -207,7 +214,7 @@ class Store:
 
     def recent_context(self, agent_id: str, rounds: int) -> list[str]:
         """The agent's last `rounds` context entries (JSON), oldest first."""
-        raw: list[str] = self.r.lrange(keys.context(self.town, agent_id), 0, rounds - 1)
+        raw = texts(self.r.lrange(keys.context(self.town, agent_id), 0, rounds - 1))
         return list(reversed(raw))
 
     def delete_agent(self, agent: Agent, pipe: Pipeline | None = None) -> None:
@@ -235,7 +242,8 @@ class Store:
 
     def peek_inbox(self, agent_id: str, limit: int = -1) -> list[Message]:
         key = keys.inbox(self.town, agent_id)
-        return self._parse_messages(key, self.r.lrange(key, 0, limit - 1 if limit > 0 else -1))
+        return self._parse_messages(
+            key, texts(self.r.lrange(key, 0, limit - 1 if limit > 0 else -1)))
 
     def inbox_len(self, agent_id: str) -> int:
         return int(self.r.llen(keys.inbox(self.town, agent_id)))
@@ -265,16 +273,41 @@ class Store:
         return messages
 
     def pop_message(self, agent_id: str) -> Message | None:
+        """Take the inbox's first valid message (elements that are not one go to the
+        dead letters on the way); None when the inbox holds none."""
         key = keys.inbox(self.town, agent_id)
-        return self._first_message(key, self.r.lpop(key))
+        while True:
+            popped = self.r.lpop(key)
+            raw = None if isinstance(popped, list) else text(popped)
+            if raw is None:
+                return None
+            message = self._valid_message(raw)
+            if message is not None:
+                return message
 
     def blocking_pop(self, agent_id: str, timeout: float) -> Message | None:
+        """`pop_message`, waiting up to `timeout` seconds for a valid message (0: as
+        long as it takes, like BLPOP)."""
         key = keys.inbox(self.town, agent_id)
-        got = self.r.blpop([key], timeout=timeout)
-        return self._first_message(key, got[1] if got else None)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if timeout <= 0:
+                got = self.r.blpop([key], timeout=0)
+            else:
+                got = self.r.blpop([key], timeout=left) if left > 0 else None
+            if not got:
+                return None
+            message = self._valid_message(str(text(got[1])))
+            if message is not None:
+                return message
 
-    def _first_message(self, key: str, raw: str | None) -> Message | None:
-        return self._load(Message, key, raw)
+    def _valid_message(self, raw: str) -> Message | None:
+        try:
+            return Message.from_json(raw)
+        except InvalidRecord:
+            self.dead_letter(raw)
+            return None
 
     def _parse_messages(self, key: str, raws: list[str]) -> list[Message]:
         messages = []
@@ -302,8 +335,7 @@ class Store:
         target.set(keys.task(self.town, task.id), task.to_json())
 
     def backlog_ids(self) -> list[str]:
-        ids: list[str] = self.r.lrange(keys.backlog(self.town), 0, -1)
-        return ids
+        return texts(self.r.lrange(keys.backlog(self.town), 0, -1))
 
     def list_tasks(self) -> list[Task]:
         tasks = self._load_many(Task, self.scan_keys(keys.task_pattern(self.town)))
@@ -346,23 +378,28 @@ class Store:
         out: list[dict[str, str]] = []
         last = "+"
         while len(out) < count:
-            batch = self.r.xrevrange(keys.events(self.town), max=last, count=max(count, 100))
+            batch = _entries(self.r.xrevrange(keys.events(self.town), max=last,
+                                              count=max(count, 100)))
             if not batch:
                 break
-            for event_id, fields in batch:
-                if event_id == last:
+            for event in batch:
+                if event["id"] == last:
                     continue
-                if agent_id is None or fields.get("agent") == agent_id:
-                    out.append({"id": event_id, **fields})
+                if agent_id is None or event.get("agent") == agent_id:
+                    out.append(event)
                     if len(out) >= count:
                         break
-            last = batch[-1][0]
+            last = batch[-1]["id"]
             if len(batch) < max(count, 100):
                 break
         return list(reversed(out))
 
     def follow_events(self, after: str, block_ms: int = 1000) -> list[dict[str, str]]:
         """Events newer than id `after` ("$": from now), waiting up to `block_ms`."""
-        got = self.r.xread({keys.events(self.town): after}, block=block_ms, count=100)
-        return [{"id": event_id, **fields} for _stream, entries in got or []
-                for event_id, fields in entries]
+        got: Any = self.r.xread({keys.events(self.town): after}, block=block_ms, count=100)
+        return [event for _stream, entries in got or [] for event in _entries(entries)]
+
+
+def _entries(entries: Any) -> list[dict[str, str]]:
+    """Stream entries as events: the entry id as `id`, then its fields."""
+    return [{"id": str(text(entry_id)), **text_map(fields)} for entry_id, fields in entries]

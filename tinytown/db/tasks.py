@@ -46,7 +46,7 @@ def finish_task(
         agent = None
         agent_key = keys.agent(store.town, task.assigned_to) if task.assigned_to else None
         if agent_key and state == TaskState.COMPLETED:
-            pipe.watch(agent_key)
+            pipe.watch(agent_key)  # type: ignore[no-untyped-call]
             agent = _agent_or_none(pipe, agent_key)
         now = mark_finished(task, state, text)
         pipe.multi()
@@ -103,11 +103,13 @@ def queue_assignment(
     message: bool = True,
     wake: bool = True,
     event: bool = True,
-    **event_fields: str | None,
+    name: str | None = None,
+    queue: str | None = None,
 ) -> None:
     """Queue on `pipe`: the task `assigned` to the agent, a `task_assign` message in its
-    inbox (unless `message` is False: one is there already), an `assigned` event and a
-    round job (unless `wake` is False: the caller runs the round itself)."""
+    inbox (unless `message` is False: one is there already), an `assigned` event (with
+    the agent's `name` and the `queue` it came from) and a round job (unless `wake` is
+    False: the caller runs the round itself)."""
     task.state = TaskState.ASSIGNED
     task.assigned_to = agent_id
     task.updated_at = utcnow()
@@ -116,17 +118,18 @@ def queue_assignment(
         store.push_message(Message(sender=keys.SUPERVISOR_ID, to=agent_id, priority=priority,
                                    body=MessageType.task_assign(task.id)), pipe)
     if event:
-        store.add_event("assigned", agent_id, pipe=pipe, task=task.id, **event_fields)
+        store.add_event("assigned", agent_id, pipe=pipe, task=task.id, name=name, queue=queue)
     if wake:
         enqueue_round(pipe, store.town, agent_id)
 
 
 def assign(store: Store, task: Task, agent: Agent, priority: Priority = Priority.NORMAL, *,
-           wake: bool = True, **event_fields: str | None) -> None:
-    """Record the task as the agent's and wake it, in one MULTI."""
+           wake: bool = True, queue: str | None = None) -> None:
+    """Record the task as the agent's and wake it, in one MULTI (`queue`: the role or
+    agent queue the task came from, for the event)."""
     pipe = store.r.pipeline()
     queue_assignment(store, pipe, task, agent.id, priority=priority, wake=wake,
-                     name=agent.name, **event_fields)
+                     name=agent.name, queue=queue)
     pipe.execute()
 
 
@@ -137,7 +140,7 @@ def claim(
     *,
     from_backlog: bool = False,
     wake: bool = True,
-    **event_fields: str | None,
+    queue: str | None = None,
 ) -> Task | None:
     """Assign a `pending` task to the agent in one transaction; None when the task is
     no longer pending (taken meanwhile, or a duplicate job).
@@ -162,8 +165,7 @@ def claim(
         pipe.multi()
         if from_backlog:
             pipe.lrem(backlog_key, 1, task_id)
-        queue_assignment(store, pipe, task, agent.id, wake=wake, name=agent.name,
-                         **event_fields)
+        queue_assignment(store, pipe, task, agent.id, wake=wake, name=agent.name, queue=queue)
         return task
 
     return store.transaction(body, *watch)
@@ -209,8 +211,10 @@ def move_to_backlog(store: Store, task_id: str) -> Task:
 
 def remove_from_backlog(store: Store, task_id: str) -> Task:
     """Take a task out of the backlog; it is kept, as `cancelled` (one transaction)."""
-    return finish_task(store, task_id, TaskState.CANCELLED, None,
-                       also=lambda pipe, task: pipe.lrem(keys.backlog(store.town), 1, task.id))
+    def leave_backlog(pipe: Pipeline, task: Task) -> None:
+        pipe.lrem(keys.backlog(store.town), 1, task.id)
+
+    return finish_task(store, task_id, TaskState.CANCELLED, None, also=leave_backlog)
 
 
 def queue_for_role(store: Store, task: Task, role: str) -> Task:

@@ -45,7 +45,7 @@ def celery_message(
             "lang": "py", "task": task_name, "id": task_id, "shadow": None, "eta": None,
             "expires": None, "group": None, "group_index": None, "retries": 0,
             "timelimit": [None, None], "root_id": task_id, "parent_id": None,
-            "argsrepr": repr(args), "kwargsrepr": repr(kwargs),
+            "argsrepr": repr(args or ()), "kwargsrepr": repr(kwargs),
             "origin": f"tt-{os.getpid()}@{socket.gethostname()}",
             "ignore_result": True, "replaced_task_nesting": 0,
             "stamped_headers": None, "stamps": {},

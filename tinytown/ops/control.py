@@ -189,9 +189,9 @@ def down(town: Town) -> dict[str, Any]:
     workers = len(running)
     supervisors = 0
     for owner in leader.running(town.store):
-        pid, _, owner_host = owner.partition("@")
-        if owner_host == host and pid.isdigit() and pid_alive(int(pid)):
-            os.kill(int(pid), signal.SIGTERM)
+        owner_pid, _, owner_host = owner.partition("@")
+        if owner_host == host and owner_pid.isdigit() and pid_alive(int(owner_pid)):
+            os.kill(int(owner_pid), signal.SIGTERM)
             supervisors += 1
     _wait_gone_supervisors(town, 10)
     stopped_redis = False

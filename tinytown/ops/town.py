@@ -463,6 +463,13 @@ class AgentHandle:
             return Agent.supervisor()
         return self.town.store.get_agent(self._id)
 
+    def record(self) -> Agent:
+        """The agent's current record; AgentNotFound once it has been pruned."""
+        agent = self.state()
+        if agent is None:
+            raise AgentNotFound(f"agent {self._id} no longer exists")
+        return agent
+
     def inbox_len(self) -> int:
         return self.town.store.inbox_len(self._id)
 

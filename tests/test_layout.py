@@ -1,0 +1,136 @@
+"""The architecture, checked: layers and processes as folders, and who may import what.
+
+    cli -> ops -> db -> pure modules;   worker/, supervisor/ -> db -> pure modules
+
+Only `tinytown/db/` imports redis; only the processes (`worker/`, `supervisor/`) and the
+control plane (`celery_app`, `ops/control`) import Celery. No module imports another
+that imports it back, function-local imports included (imports under TYPE_CHECKING are
+for type checkers only and do not count). ruff's TID251 enforces the third-party part
+while editing; this test enforces all of it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "tinytown"
+CONTROL_PLANE = {"tinytown.celery_app", "tinytown.ops.control"}
+
+# what each layer may import from the package, besides itself and the pure modules
+ALLOWED = {
+    "pure": set(),
+    "db": set(),
+    "ops": {"db", "control"},
+    "worker": {"db", "control"},
+    "supervisor": {"db", "control"},
+    # the CLI runs a worker or supervisor in the foreground (`tt worker`): their entry
+    "cli": {"ops", "entry"},
+}
+ENTRY_POINTS = {"tinytown.worker.app", "tinytown.supervisor.service"}
+EXEMPT = {"tinytown.__main__"}  # the `tt` entry point: imports the CLI
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) > 2 and parts[1] in ("db", "ops", "worker", "supervisor", "cli"):
+        return parts[1]
+    return "pure"
+
+
+def _type_checking_block(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def imports(module: str) -> set[str]:
+    """Every module this one imports at run time (top level or inside functions)."""
+    tree = ast.parse(MODULES[module].read_text())
+    found: set[str] = set()
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        for child in ast.iter_child_nodes(node):
+            if _type_checking_block(child):
+                todo.extend(getattr(child, "orelse", []))
+                continue
+            todo.append(child)
+            if isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
+                found.add(child.module)
+                found.update(f"{child.module}.{alias.name}" for alias in child.names
+                             if f"{child.module}.{alias.name}" in MODULES)
+    return found
+
+
+def own_imports(module: str) -> set[str]:
+    """The package's modules among its imports (packages' __init__ left out)."""
+    return {m for m in imports(module) if m in MODULES and m != "tinytown"
+            and not MODULES[m].name == "__init__.py"}
+
+
+def test_the_layout_is_read_as_it_should_be() -> None:
+    assert layer("tinytown.db.store") == "db" and layer("tinytown.models") == "pure"
+    assert "tinytown.db.store" in own_imports("tinytown.ops.town")
+    assert "tinytown.ops.control" in own_imports("tinytown.ops.town")  # function-local
+    assert "tinytown.ops.town" not in own_imports("tinytown.ops.control")  # TYPE_CHECKING
+
+
+@pytest.mark.parametrize("module", sorted(set(MODULES) - EXEMPT))
+def test_each_module_imports_only_what_its_layer_may(module: str) -> None:
+    mine = layer(module)
+    for target in sorted(own_imports(module)):
+        theirs = layer(target)
+        if theirs in ("pure", mine) and not (theirs == "pure" and target in CONTROL_PLANE):
+            continue
+        kind = ("control" if target in CONTROL_PLANE else
+                "entry" if target in ENTRY_POINTS else theirs)
+        assert kind in ALLOWED[mine], f"{module} ({mine}) must not import {target} ({theirs})"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_only_the_data_layer_imports_redis(module: str) -> None:
+    if layer(module) == "db":
+        return
+    third_party = {m.split(".")[0] for m in imports(module)}
+    assert "redis" not in third_party, f"{module} imports redis: go through tinytown.db"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_only_the_processes_and_the_control_plane_import_celery(module: str) -> None:
+    if layer(module) in ("worker", "supervisor") or module in CONTROL_PLANE:
+        return
+    third_party = {m.split(".")[0] for m in imports(module)}
+    assert not third_party & {"celery", "kombu"}, f"{module} imports Celery"
+
+
+def test_no_import_cycles() -> None:
+    graph = {m: own_imports(m) for m in MODULES}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        path.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                cycle = path[path.index(target):] + [target]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target)
+        path.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
