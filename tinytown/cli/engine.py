@@ -118,13 +118,11 @@ def supervisor(obj: Context, foreground: bool) -> None:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         sys.exit(run_supervisor(town.settings))
-    from tinytown.ops.launcher import start_supervisor
-
     status = town.supervisor_status()
     if status != "not running":
         click.echo(f"supervisor already running ({status})")
         return
-    pid = start_supervisor(town.settings)
+    pid = town.start_supervisor()
     click.echo(f"supervisor started (pid {pid}); log: {town.settings.logs_dir}/supervisor.log")
 
 

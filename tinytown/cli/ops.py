@@ -27,9 +27,7 @@ from tinytown.errors import UsageError
 @pass_ctx
 def flower(obj: Context, port: int | None, address: str | None, basic_auth: str | None) -> None:
     """Run Flower on the town's broker (agents are workers named NAME@HOST)."""
-    from tinytown.ops.flower import run_flower
-
-    run_flower(obj.town().settings, port, address, basic_auth)
+    obj.town().run_flower(port, address, basic_auth)
 
 
 def _event_line(event: dict[str, str], names: dict[str, str]) -> str:

@@ -428,6 +428,19 @@ class Town:
 
         return supervisor_status(self)
 
+    def start_supervisor(self) -> int:
+        """Start the town's supervisor service in the background; returns its pid."""
+        from tinytown.ops.launcher import start_supervisor
+
+        return start_supervisor(self.settings)
+
+    def run_flower(self, port: int | None = None, address: str | None = None,
+                   basic_auth: str | None = None) -> None:
+        """Replace this process with Flower on the town's broker (see ops.flower)."""
+        from tinytown.ops.flower import run_flower
+
+        run_flower(self.settings, port, address, basic_auth)
+
     def worker_status(self, agent: Agent) -> tuple[bool, str]:
         """Whether the agent's worker runs (its pid on this host, else a heartbeat
         within the limit), and its Celery hostname."""
