@@ -6,16 +6,19 @@ nobody's child but init's, so a long-lived caller (a Python program using the AP
 collects no zombies. Standard library only: it must start fast.
 """
 
+import os
 import subprocess
 import sys
 
 
 def main() -> None:
     log_path, argv = sys.argv[1], sys.argv[2:]
-    with open(log_path, "ab") as log:
+    # umask 077: the process and what it writes (logs, prompts) are its user's alone
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(fd, "ab") as log:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True,
+            start_new_session=True, close_fds=True, umask=0o077,
         )
     print(proc.pid)
     proc.returncode = 0  # not ours to wait for: init reaps it once we exit

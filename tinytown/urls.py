@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from tinytown.settings import Settings
 
+SOCKET_FALLBACK = "/tmp/tinytown-{uid}"  # when .tt/redis.sock is too long for AF_UNIX
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 
 
@@ -50,7 +51,7 @@ def socket_path_for(runtime_dir: Path) -> Path:
     if len(str(path)) <= _MAX_SOCKET_PATH:
         return path
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:16]
-    return Path(f"/tmp/tinytown-{os.getuid()}") / f"{digest}.sock"
+    return Path(SOCKET_FALLBACK.format(uid=os.getuid())) / f"{digest}.sock"
 
 
 def redis_url(settings: Settings) -> str:

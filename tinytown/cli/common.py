@@ -43,6 +43,33 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+if TYPE_CHECKING:
+    _FloatParam = click.ParamType[float]
+else:  # generic only in newer click releases
+    _FloatParam = click.ParamType
+
+
+class Seconds(_FloatParam):
+    """A finite number of seconds, 0 or more: `nan`, `inf` and `1e309` are refused
+    before anything is written (a wait with no end would block forever)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        from tinytown.validate import validate_timeout
+
+        try:
+            seconds = float(value)
+            validate_timeout(seconds)
+        except (ValueError, UsageError):
+            self.fail(f"{value!r} is not a finite number of seconds, 0 or more", param, ctx)
+        return seconds
+
+
+SECONDS = Seconds()
+
+
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON documents.")(f)
 

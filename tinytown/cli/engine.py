@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, progress_line
+from tinytown.cli.common import (
+    SECONDS,
+    Context,
+    emit_json,
+    json_option,
+    pass_ctx,
+    progress_line,
+)
 from tinytown.errors import WorkerError
 
 
@@ -41,7 +48,7 @@ restart = _control_command("restart", "restarting",
 
 @click.command()
 @click.argument("agent")
-@click.option("--timeout", type=click.FloatRange(min=0), help="Seconds; exit 124 after.")
+@click.option("--timeout", type=SECONDS, help="Seconds; exit 124 after.")
 @json_option
 @pass_ctx
 def wait(obj: Context, agent: str, timeout: float | None, as_json: bool) -> None:

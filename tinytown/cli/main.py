@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from tinytown.cli.common import (
+    SECONDS,
     Context,
     age,
     emit_json,
@@ -321,7 +322,7 @@ def inbox(obj: Context, agent: str | None, all_: bool, as_json: bool) -> None:
 @click.option("--urgent", is_flag=True, help="Put the assignment at the head of the inbox.")
 @click.option("--wait", "wait_", is_flag=True,
               help="Block until the task ends: exit 0 completed, 1 failed/cancelled, 124 timeout.")
-@click.option("--timeout", type=click.FloatRange(min=0), help="With --wait: seconds.")
+@click.option("--timeout", type=SECONDS, help="With --wait: seconds.")
 @json_option
 @pass_ctx
 def assign(
@@ -537,7 +538,10 @@ def main(argv: list[str] | None = None) -> None:
     _setup_logging()
     try:
         code = cli.main(args=argv, prog_name="tt", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # click's word for Ctrl-C (and end of input)
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo("tt: interrupted", err=True)
+            sys.exit(130)
         click.echo("tt: aborted", err=True)
         sys.exit(1)
     except click.UsageError as exc:  # one line, like every other error

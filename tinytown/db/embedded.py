@@ -18,6 +18,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from tinytown.errors import RedisUnreachable
+from tinytown.private import UMASK, owned_dir, private_dir
 from tinytown.processes import pid_alive
 from tinytown.urls import socket_path_for
 
@@ -85,7 +86,7 @@ class EmbeddedRedis:
     def ensure_running(self, timeout: float = 10.0) -> None:
         if self.is_running():
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         with open(self.dir / "redis.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.is_running():  # another process started it while we waited
@@ -102,8 +103,9 @@ class EmbeddedRedis:
         self.socket.unlink(missing_ok=True)
 
     def _start(self, timeout: float) -> None:
-        self.socket.parent.mkdir(parents=True, exist_ok=True)
-        (self.dir / "logs").mkdir(exist_ok=True)
+        if self.socket.parent != self.dir:
+            owned_dir(self.socket.parent)
+        private_dir(self.dir / "logs")
         argv = [
             find_redis_server(),
             "--port", "0",
@@ -117,7 +119,9 @@ class EmbeddedRedis:
             "--dbfilename", "dump.rdb",
             "--logfile", str(self.dir / "logs" / "redis.log"),
         ]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        # umask: the AOF, the RDB and the log are the town's data, readable by its user only
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                                umask=UMASK)
         if result.returncode != 0:
             raise RedisUnreachable(
                 f"could not start redis-server for the town: {result.stderr.strip()[:200]}"

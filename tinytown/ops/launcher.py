@@ -13,11 +13,12 @@ from pathlib import Path
 
 from tinytown.errors import WorkerError
 from tinytown.models import Agent
+from tinytown.private import private_dir
 from tinytown.settings import Settings
 
 
 def _detached(argv: list[str], log_path: Path, settings: Settings) -> int:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(log_path.parent)
     env = dict(os.environ)
     env["TINYTOWN_TOWN_ROOT"] = str(settings.root)
     for name in ("TINYTOWN_AGENT_ID", "TINYTOWN_AGENT_NAME", "TINYTOWN_TASK_ID"):

@@ -9,6 +9,7 @@ work, and a restored town starts its workers afresh.
 from __future__ import annotations
 
 import json
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,11 +17,13 @@ from typing import TYPE_CHECKING
 from tinytown import keys
 from tinytown.db import raw
 from tinytown.errors import UsageError
+from tinytown.private import private_dir, private_file
 
 if TYPE_CHECKING:
     from tinytown.ops.town import Town
 
 FORMAT = "tinytown-snapshot/1"
+MAX_SNAPSHOT_BYTES = 2**30  # a town's data lives in Redis's memory: more is a mistake
 _SKIP = ("celery:", "wake:", "runtime:", "supervisor", "stop:")
 
 
@@ -33,11 +36,11 @@ def save(town: Town, path: Path | None = None) -> tuple[Path, int]:
     """Write the snapshot (default: .tt/snapshots/<UTC time>.jsonl); returns path, keys."""
     if path is None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = town.settings.runtime_dir / "snapshots" / f"{town.name}-{stamp}.jsonl"
+        path = private_dir(town.settings.runtime_dir / "snapshots") / f"{town.name}-{stamp}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     tmp = path.with_suffix(path.suffix + ".part")
-    with tmp.open("w") as f:
+    with open(private_file(tmp), "w") as f:  # the town's data: 0600
         f.write(json.dumps({"format": FORMAT, "town": town.name}) + "\n")
         for key in town.store.scan_keys(f"{keys.prefix(town.name)}*"):
             if not _kept(town.name, key):
@@ -59,6 +62,12 @@ def restore(town: Town, path: Path, force: bool = False) -> int:
     whole load is one MULTI: it happens entirely or not at all.
     """
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{path} is not a regular file: give a snapshot made by `tt save`")
+        if info.st_size > MAX_SNAPSHOT_BYTES:
+            raise UsageError(f"{path} is {info.st_size} bytes: too large for a snapshot"
+                             f" (the limit is {MAX_SNAPSHOT_BYTES // 2**30} GiB)")
         lines = path.read_text().splitlines()
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read snapshot {path}: {exc}") from None

@@ -43,6 +43,7 @@ from tinytown.models import (
     Task,
     TaskState,
 )
+from tinytown.private import private_dir
 from tinytown.settings import (
     CONFIG_FILE,
     Settings,
@@ -51,24 +52,17 @@ from tinytown.settings import (
     validate_town_name,
 )
 from tinytown.settings import find_root as _find_root
+from tinytown.validate import (
+    RESERVED_NAMES,
+    validate_agent_name,
+    validate_nickname,
+    validate_timeout,
+)
 
 if TYPE_CHECKING:
     from tinytown.db.connection import TownPipeline
 
-RESERVED_NAMES = ("supervisor", "conductor")
-_AGENT_NAME = re.compile(r"^(?!-)[A-Za-z0-9._-]{1,64}$")
 _HEX_PREFIX = re.compile(r"^[0-9a-fA-F-]{4,36}$")
-
-
-def validate_agent_name(name: str) -> str:
-    if not _AGENT_NAME.match(name):
-        raise UsageError(
-            f"invalid agent name {name!r}: use 1-64 letters, digits, '.', '_' or '-',"
-            " not starting with '-'"
-        )
-    if name.lower() in RESERVED_NAMES:
-        raise UsageError(f"{name!r} is reserved for the supervisor mailbox; pick another name")
-    return name
 
 
 def _is_uuid(ref: str) -> bool:
@@ -103,7 +97,7 @@ class Town:
 
         settings = Settings.from_mapping(root, tomllib.loads(text), dict(os.environ))
         created_runtime = not settings.runtime_dir.exists()
-        settings.runtime_dir.mkdir(exist_ok=True)
+        private_dir(settings.runtime_dir)
         try:
             client = connect(settings)
             client.ping()
@@ -203,10 +197,8 @@ class Town:
         from tinytown.presets import resolve_cli
 
         resolve_cli(self.settings, cli)  # refuse an empty or unparsable command now
-        if nickname is not None and not nickname.strip():
-            raise UsageError("a nickname cannot be empty")
-        if nickname is not None and nickname.strip().lower() in RESERVED_NAMES:
-            raise UsageError(f"nickname {nickname!r} is reserved for the supervisor mailbox")
+        if nickname is not None:
+            nickname = validate_nickname(nickname)
         if fork and parent is None:
             raise UsageError("--fork needs --parent: a forked agent inherits its parent's context")
         if max_rounds is not None and max_rounds < 1:
@@ -299,6 +291,7 @@ class Town:
         on_poll: Callable[[Task, float], None] | None = None,
     ) -> Task:
         """Block until the task is completed, failed or cancelled; returns it."""
+        validate_timeout(timeout)
         task_id = self.task(ref).id
         start = time.monotonic()
         delay = 0.02
@@ -546,6 +539,7 @@ def wait_for(
     on_poll: Callable[[Agent, float], None] | None,
     what: str,
 ) -> Agent:
+    validate_timeout(timeout)
     start = time.monotonic()
     delay = 0.02
     while True:

@@ -28,6 +28,7 @@ from tinytown.db.recovery import recover_agent
 from tinytown.db.store import Store
 from tinytown.errors import RedisUnreachable, TinytownError
 from tinytown.models import Agent, utcnow
+from tinytown.private import UMASK
 from tinytown.processes import pid_alive
 from tinytown.settings import Settings
 
@@ -184,6 +185,7 @@ def _beat(agent: Agent, when: datetime) -> None:
 
 
 def run_supervisor(settings: Settings) -> int:
+    os.umask(UMASK)
     supervisor = Supervisor(settings)
 
     def stop(signum: int, frame: Any) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tinytown.db.connection import connect
 from tinytown.db.store import Store
 from tinytown.db.wakeup import ROUND_TASK, TASK_TASK
+from tinytown.private import UMASK
 from tinytown.settings import Settings
 from tinytown.worker.runtime import WorkerRuntime
 
@@ -76,6 +77,8 @@ def _warm_shutdown() -> None:
 def run_worker(settings: Settings, agent_id: str) -> int:
     """Run the agent's Celery worker in this process until it shuts down."""
     from celery import signals
+
+    os.umask(UMASK)  # logs and prompts hold task text: the user's alone
 
     from tinytown.celery_app import make_app
 

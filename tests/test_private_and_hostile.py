@@ -1,0 +1,159 @@
+"""Town data is private to its user, and hostile input gets a one-line error that
+writes nothing: private folders and files, a safe socket folder in /tmp, agent names
+that are folders, nicknames, timeouts that never end, snapshots that are not files,
+Ctrl-C during a wait."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TT, TownFixture, wait_until
+from tests.helpers import key_snapshot, one_line_error
+from tinytown import urls
+from tinytown.db.embedded import EmbeddedRedis
+from tinytown.errors import ConfigError
+from tinytown.ops.town import Town
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_what_a_round_writes_is_private(town: TownFixture) -> None:
+    assert town.tt("spawn", "alice").code == 0
+    task_id = town.tt("assign", "alice", "write it down").out.strip()
+    wait_until(lambda: town.town.task(task_id).state.is_terminal, 30, "the task to end")
+    tt_dir = town.root / ".tt"
+    logs = tt_dir / "logs" / "alice"
+    for folder in (tt_dir, tt_dir / "logs", logs):
+        assert mode(folder) == 0o700, folder
+    for name in ("worker.log", "round-1.log", "round-1.prompt"):
+        assert mode(logs / name) == 0o600, name
+    saved = town.tt("save")
+    assert saved.code == 0, saved
+    snapshot = Path(saved.out.split(" to ")[-1].strip())
+    assert mode(snapshot) == 0o600 and mode(snapshot.parent) == 0o700
+
+
+def test_an_embedded_town_keeps_its_redis_files_private(tmp_path: Path) -> None:
+    town = Town.init(tmp_path, name="private")
+    try:
+        town.store.set_stop("x")  # something for the AOF
+        runtime = tmp_path / ".tt"
+        assert mode(runtime) == 0o700
+        written = [p for p in runtime.rglob("*") if p.is_file() and p.name != "redis.lock"]
+        assert any("appendonly" in p.name for p in written), written
+        for path in written:
+            assert mode(path) & 0o077 == 0, path
+    finally:
+        town.down()
+
+
+def _long_runtime_dir(tmp_path: Path) -> Path:
+    """A .tt folder whose socket path is too long for AF_UNIX: the socket goes to the
+    fallback folder."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / ".tt"
+    deep.mkdir(parents=True)
+    return deep
+
+
+@pytest.fixture
+def fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "sockets"
+    monkeypatch.setattr(urls, "SOCKET_FALLBACK", str(folder))
+    return folder
+
+
+def test_the_socket_folder_in_tmp_is_created_ours_alone(tmp_path: Path, fallback: Path) -> None:
+    server = EmbeddedRedis(_long_runtime_dir(tmp_path))
+    assert server.socket.parent == fallback
+    try:
+        server.ensure_running()
+        assert mode(fallback) == 0o700 and fallback.stat().st_uid == os.getuid()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("case", ["symlink", "open to others", "someone else's"])
+def test_a_socket_folder_not_ours_alone_is_refused(
+    tmp_path: Path, fallback: Path, case: str
+) -> None:
+    if case == "symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        fallback.symlink_to(tmp_path / "elsewhere")
+    elif case == "open to others":
+        fallback.mkdir()
+        fallback.chmod(0o777)
+    else:
+        if os.getuid() != 0:
+            pytest.skip("making a folder someone else's needs root")
+        fallback.mkdir(mode=0o700)
+        os.chown(fallback, 65534, 65534)
+    server = EmbeddedRedis(_long_runtime_dir(tmp_path))
+    with pytest.raises(ConfigError, match="refusing to put the town's Redis socket there"):
+        server.ensure_running()
+    assert not server.is_running()
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_agent_names_that_are_folders_are_refused(town: TownFixture, name: str) -> None:
+    before = key_snapshot(town)
+    assert "names a folder" in one_line_error(town.tt("spawn", name, "--no-start"), 2)
+    assert key_snapshot(town) == before
+
+
+def test_nicknames_are_trimmed_and_addressable(town: TownFixture) -> None:
+    assert town.tt("spawn", "nn", "--nickname", "  Ray  ", "--no-start").code == 0
+    assert town.town.resolve("nn").nickname == "Ray"
+    assert town.tt("send", "ray", "hello").code == 0
+    before = key_snapshot(town)
+    one_line_error(town.tt("spawn", "long", "--nickname", "x" * 65, "--no-start"), 2)
+    assert key_snapshot(town) == before
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e309", "-1"])
+def test_a_timeout_that_never_ends_is_refused(town: TownFixture, value: str) -> None:
+    town.tt("spawn", "w", "--no-start")
+    before = key_snapshot(town)
+    for args in (("wait", "w", "--timeout", value),
+                 ("assign", "w", "a task", "--wait", "--timeout", value)):
+        r = town.tt(*args, timeout=20)
+        assert "finite number of seconds" in one_line_error(r, 2)
+    assert key_snapshot(town) == before
+
+
+def test_restore_refuses_what_is_not_a_snapshot_file(town: TownFixture, tmp_path: Path) -> None:
+    assert "not a regular file" in one_line_error(town.tt("restore", "/dev/zero", timeout=20), 2)
+    huge = tmp_path / "huge.jsonl"
+    with huge.open("wb") as f:
+        f.truncate(2**30 + 1)  # sparse: takes no room
+    assert "too large" in one_line_error(town.tt("restore", str(huge), timeout=20), 2)
+
+
+def _connected(pid: int) -> bool:
+    """The process holds a socket: it reached the town's Redis (imports are done)."""
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+                   for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+def test_ctrl_c_during_a_wait_exits_130(town: TownFixture) -> None:
+    town.tt("spawn", "sleepy", "--no-start")  # never terminal: the wait goes on
+    proc = subprocess.Popen([TT, "wait", "sleepy"], cwd=town.root, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: _connected(proc.pid), 15, "tt wait to reach Redis")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip() == "tt: interrupted"

@@ -1,0 +1,44 @@
+"""What a user may name, nickname and wait for: checked in one place for the CLI and
+the Python API alike (pure: the CLI checks before it opens a town)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from tinytown.errors import UsageError
+
+RESERVED_NAMES = ("supervisor", "conductor")
+_AGENT_NAME = re.compile(r"^(?!-)[A-Za-z0-9._-]{1,64}$")
+
+
+def validate_agent_name(name: str) -> str:
+    if not _AGENT_NAME.match(name):
+        raise UsageError(
+            f"invalid agent name {name!r}: use 1-64 letters, digits, '.', '_' or '-',"
+            " not starting with '-'"
+        )
+    if name in (".", ".."):
+        raise UsageError(f"invalid agent name {name!r}: it names a folder, not an agent")
+    if name.lower() in RESERVED_NAMES:
+        raise UsageError(f"{name!r} is reserved for the supervisor mailbox; pick another name")
+    return name
+
+
+def validate_nickname(nickname: str) -> str:
+    """The nickname as stored: trimmed, 1-64 characters, not the supervisor's."""
+    trimmed = nickname.strip()
+    if not trimmed:
+        raise UsageError("a nickname cannot be empty")
+    if len(trimmed) > 64:
+        raise UsageError(f"a nickname has at most 64 characters (this one has {len(trimmed)})")
+    if trimmed.lower() in RESERVED_NAMES:
+        raise UsageError(f"nickname {trimmed!r} is reserved for the supervisor mailbox")
+    return trimmed
+
+
+def validate_timeout(timeout: float | None) -> float | None:
+    """A wait's limit in seconds: None (no limit) or a finite number, 0 or more."""
+    if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
+        raise UsageError(f"a timeout is a finite number of seconds, 0 or more (not {timeout})")
+    return timeout
