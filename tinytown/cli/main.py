@@ -144,7 +144,7 @@ def spawn(
     if foreground:
         from tinytown.worker.app import run_worker
 
-        sys.exit(run_worker(town.settings, agent.id))
+        sys.exit(run_worker(town.settings, agent.id, revive=True))
 
 
 @cli.command(name="list")

@@ -1,14 +1,17 @@
 """A worker's runtime hash `tt:<town>:runtime:<agent-id>`: the one home of its writes.
 
-Fields: `pid`, `host`, `hostname` (Celery's name@host), `started_at`, and while a
-round runs the CLI, `cli_pgid` and `round`. The worker writes it; recovery, restart
-and `tt down` read it to find (and end) the processes on their own host.
+Fields: `pid`, `host`, `hostname` (Celery's name@host), `started_at`, `launch` (the
+token of the newest worker start: a worker started for an older one does not serve
+the agent), and while a round runs the CLI, `cli_pgid` and `round`. The worker writes
+it; recovery, restart and `tt down` read it to find (and end) the processes on their
+own host.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import uuid
 from typing import Any
 
 from tinytown import keys
@@ -33,13 +36,26 @@ def read_many(store: Store, agent_ids: list[str], *fields: str) -> list[list[str
     return [[text(value) for value in values] for values in got]
 
 
-def started(store: Store, agent_id: str, hostname: str) -> None:
+def launching(store: Store, agent_id: str) -> str:
+    """A worker is about to be started for the agent: its launch token, which makes any
+    worker started before it stand down."""
+    token = uuid.uuid4().hex
+    store.r.hset(keys.runtime(store.town, agent_id), "launch", token)
+    return token
+
+
+def current_launch(store: Store, agent_id: str) -> str | None:
+    return text(store.r.hget(keys.runtime(store.town, agent_id), "launch"))
+
+
+def started(store: Store, agent_id: str, hostname: str, launch: str) -> None:
     """A new worker process serves the agent: the hash describes it alone."""
     key = keys.runtime(store.town, agent_id)
     pipe = store.r.pipeline()
     pipe.delete(key)
     pipe.hset(key, mapping={"pid": os.getpid(), "host": socket.gethostname(),
-                            "hostname": hostname, "started_at": utcnow().isoformat()})
+                            "hostname": hostname, "started_at": utcnow().isoformat(),
+                            "launch": launch})
     pipe.execute()
 
 

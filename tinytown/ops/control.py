@@ -118,7 +118,7 @@ def restart(town: Town, agent_id: str) -> Agent:
                               change=resumed)
     from tinytown.ops.launcher import start_worker
 
-    start_worker(town.settings, agent)
+    start_worker(town.store, town.settings, agent)
     return agent
 
 

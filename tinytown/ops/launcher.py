@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tinytown.db import runtime
+from tinytown.db.store import Store
 from tinytown.errors import WorkerError
 from tinytown.models import Agent
 from tinytown.private import private_dir
@@ -34,11 +36,14 @@ def _detached(argv: list[str], log_path: Path, settings: Settings) -> int:
     return int(done.stdout.strip())
 
 
-def start_worker(settings: Settings, agent: Agent) -> int:
-    """Start the agent's worker in the background; returns its pid."""
+def start_worker(store: Store, settings: Settings, agent: Agent) -> int:
+    """Start the agent's worker in the background; returns its pid. It carries a new
+    launch token: a worker started earlier for the agent (still starting) stands down."""
     ensure_supervisor(settings)
+    launch = runtime.launching(store, agent.id)
     return _detached(
-        [sys.executable, "-m", "tinytown.worker", "--town", str(settings.root), agent.id],
+        [sys.executable, "-m", "tinytown.worker", "--town", str(settings.root),
+         "--launch", launch, agent.id],
         settings.logs_dir / agent.name / "worker.log",
         settings,
     )

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tinytown.db import recovery, states
+from tinytown.db import recovery, runtime, states
 from tinytown.db.tasks import move_to_backlog
 from tinytown.errors import UsageError
-from tinytown.models import Agent, Task
+from tinytown.models import Agent, AgentState, Task
 
 if TYPE_CHECKING:
     from tinytown.ops.town import Town
@@ -26,6 +26,8 @@ def recover_town(town: Town) -> list[Agent]:
     for agent in town.list_agents():
         if agent.state not in states.ALLOWED_LIVE:
             continue
+        if agent.state == AgentState.STARTING and not runtime.read(town.store, agent.id).get("pid"):
+            continue  # its worker has not started yet (`--no-start`): not a crash
         alive, _ = town.worker_status(agent)
         if not alive:
             after = recovery.recover_agent(town.store, agent, "tt recover: its worker is gone")

@@ -221,7 +221,7 @@ class Town:
         if start:
             from tinytown.ops.launcher import start_worker
 
-            start_worker(self.settings, agent)
+            start_worker(self.store, self.settings, agent)
         return handle
 
     # --- tasks --------------------------------------------------------------------

@@ -27,7 +27,7 @@ from tinytown.db.connection import connect
 from tinytown.db.recovery import recover_agent
 from tinytown.db.store import Store
 from tinytown.errors import RedisUnreachable, TinytownError
-from tinytown.models import Agent, utcnow
+from tinytown.models import Agent, AgentState, utcnow
 from tinytown.private import UMASK
 from tinytown.processes import pid_alive
 from tinytown.settings import Settings
@@ -158,6 +158,8 @@ class Supervisor:
             if went is not None and time.monotonic() - went > 2.0:
                 self._offline.pop(agent.id, None)
                 recover_agent(self.store, agent, "worker went offline without a final state")
+            elif agent.state == AgentState.STARTING and not pid:
+                continue  # its worker has not started yet (`--no-start`): not a crash
             elif pid and host == self.host and not pid_alive(int(pid)):
                 log.warning("agent %s: worker process %s is gone: error", agent.name, pid)
                 recover_agent(self.store, agent, f"worker process {pid} exited")

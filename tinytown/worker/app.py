@@ -9,6 +9,7 @@ The round tasks are registered here, on the app this process runs, bound to the 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -20,10 +21,12 @@ from tinytown.db.store import Store
 from tinytown.db.wakeup import ROUND_TASK, TASK_TASK
 from tinytown.private import UMASK
 from tinytown.settings import Settings
-from tinytown.worker.runtime import WorkerRuntime
+from tinytown.worker.runtime import StandDown, WorkerRuntime
 
 if TYPE_CHECKING:
     from celery import Celery
+
+log = logging.getLogger("tinytown.worker")
 
 
 def worker_flags(queues: list[str], hostname: str, heartbeat: int, logfile: Path) -> list[str]:
@@ -74,8 +77,14 @@ def _warm_shutdown() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def run_worker(settings: Settings, agent_id: str) -> int:
-    """Run the agent's Celery worker in this process until it shuts down."""
+def run_worker(settings: Settings, agent_id: str, launch: str | None = None,
+               revive: bool = False) -> int:
+    """Run the agent's Celery worker in this process until it shuts down.
+
+    `launch`: the token `tt spawn` / `tt restart` gave this start (a newer start, a
+    kill or a close since then makes it stand down). `revive`: started by hand (`tt
+    worker`), which brings a stopped, cold or errored agent back.
+    """
     from celery import signals
 
     os.umask(UMASK)  # logs and prompts hold task text: the user's alone
@@ -84,7 +93,12 @@ def run_worker(settings: Settings, agent_id: str) -> int:
 
     redis_client = connect(settings)
     agent = Store(redis_client, settings.town).require_agent(agent_id)
-    runtime = WorkerRuntime(settings, agent, shutdown=_warm_shutdown)
+    runtime = WorkerRuntime(settings, agent, shutdown=_warm_shutdown, launch=launch,
+                            revive=revive)
+    reason = runtime.unwanted(agent)
+    if reason is not None:
+        log.warning("not starting the worker of %s: %s", agent.name, reason)
+        return 0
     app = make_app(settings)
     register_tasks(app, runtime)
     signals.worker_init.connect(lambda **_: runtime.on_init(), weak=False)
@@ -98,13 +112,16 @@ def run_worker(settings: Settings, agent_id: str) -> int:
         app.worker_main(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except StandDown as exc:  # from on_init: killed, closed or superseded meanwhile
+        log.warning("the worker of %s stands down: %s", agent.name, exc)
     return 0
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tinytown.worker")
     parser.add_argument("--town", required=True, help="the town's root folder")
+    parser.add_argument("--launch", help="the launch token `tt spawn` or `tt restart` gave")
     parser.add_argument("agent_id")
     args = parser.parse_args(argv)
     settings = Settings.load(Path(args.town))
-    sys.exit(run_worker(settings, args.agent_id))
+    sys.exit(run_worker(settings, args.agent_id, launch=args.launch))

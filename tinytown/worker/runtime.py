@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +57,8 @@ class WorkerRuntime:
     process passes Celery's warm shutdown, a test passes whatever it wants to see.
     """
 
-    def __init__(self, settings: Settings, agent: Agent, shutdown: Callable[[], None]) -> None:
+    def __init__(self, settings: Settings, agent: Agent, shutdown: Callable[[], None],
+                 launch: str | None = None, revive: bool = False) -> None:
         self.settings = settings
         self.agent_id = agent.id
         self.name = agent.name
@@ -73,14 +75,32 @@ class WorkerRuntime:
         self._env = {k: v for k, v in os.environ.items() if k != "TINYTOWN_TASK_ID"}
         self._env.update({"TINYTOWN_TOWN": self.town, "TINYTOWN_TOWN_ROOT": str(settings.root)})
         self._shutdown = shutdown
+        self.launch = launch or uuid.uuid4().hex  # by hand: a start of its own
+        self.revive = revive
         self._closing = threading.Event()
+        self._serving = False  # on_init recorded this process as the agent's worker
         self._ready = False
 
     # --- lifecycle (Celery signals) -------------------------------------------------
 
+    def unwanted(self, agent: Agent) -> str | None:
+        """Why this worker must not serve the agent, if it must not: the agent was
+        killed or closed while the worker started (a start by hand revives it), or a
+        newer start superseded this one."""
+        if agent.state.is_terminal and not self.revive:
+            return f"the agent is {agent.state.value}"
+        launch = runtime.current_launch(self.store, self.agent_id)
+        if not self.revive and launch is not None and launch != self.launch:
+            return "a newer worker start superseded this one"
+        return None
+
     def on_init(self) -> None:
-        """worker_init: back to `starting`, recover what a dead predecessor left."""
+        """worker_init: back to `starting`, recover what a dead predecessor left; stand
+        down (StandDown) without touching the agent when it is no longer ours."""
         agent = self.store.require_agent(self.agent_id)
+        reason = self.unwanted(agent)
+        if reason is not None:
+            raise StandDown(reason)
         if agent.state.is_terminal:
             self.store.clear_stop(self.agent_id)
             states.transition(self.store, self.agent_id, S.STARTING, reason="worker started",
@@ -89,7 +109,8 @@ class WorkerRuntime:
         rt = runtime.read(self.store, self.agent_id)
         if rt.get("cli_pgid") and rt.get("host") == self.host:
             kill_group(int(rt["cli_pgid"]))  # a CLI orphaned by a crashed predecessor
-        runtime.started(self.store, self.agent_id, self.hostname)
+        runtime.started(self.store, self.agent_id, self.hostname, self.launch)
+        self._serving = True
         self.store.update_agent(self.agent_id, _beat)
 
     def on_ready(self, consumer: Any) -> None:
@@ -101,13 +122,20 @@ class WorkerRuntime:
                 consumer.cancel_task_queue(queue)
         elif agent.state == S.STARTING:
             states.transition(self.store, self.agent_id, S.IDLE, reason="worker ready")
+        elif agent.state == S.DRAINING or agent.state.is_terminal:
+            self.request_shutdown()  # closed while starting (its remote shutdown came early)
+            return
         enqueue_round(self.redis, self.town, self.agent_id, force=True)
         if self.settings.agent.idle_timeout_secs > 0:
             threading.Thread(target=self._idle_watch, daemon=True).start()
 
     def on_shutdown(self) -> None:
         """worker_shutdown: cold after a drain, stopped otherwise."""
+        if not self._serving:
+            return  # stood down at start-up: the agent is not ours to touch
         agent = self.store.get_agent(self.agent_id)
+        if runtime.current_launch(self.store, self.agent_id) != self.launch:
+            return  # a newer worker serves the agent now: its records are not ours
         runtime.forget_processes(self.store, self.agent_id)
         if agent is None or agent.state.is_terminal:
             return
@@ -363,6 +391,14 @@ class WorkerRuntime:
         max_rounds = after.extra.get("max_rounds")  # set by `tt spawn --max-rounds`
         if max_rounds and after.rounds_completed >= int(max_rounds):
             self.drain(f"max rounds ({max_rounds}) reached")
+
+
+class StandDown(BaseException):
+    """Raised in worker_init when the agent is no longer this worker's to serve.
+
+    A BaseException, so Celery's signal dispatch (which logs an Exception and goes on)
+    lets it end the start-up; the process then exits without touching the agent.
+    """
 
 
 def _clear_task(agent: Agent) -> None:
