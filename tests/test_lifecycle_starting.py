@@ -128,3 +128,18 @@ def test_an_agent_whose_worker_never_started_waits_for_it(
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_close_lets_the_running_round_finish_with_a_supervisor_watching(
+    town: TownFixture, supervisor: subprocess.Popen[bytes]
+) -> None:
+    # the town's heartbeat limit is 3 s: the round outlasts it twice over after close
+    assert town.tt("spawn", "c1").code == 0
+    task_id = town.tt("assign", "c1", "@sleep 8 a long job").out.strip()
+    town.wait_state("c1", "working", timeout=30)
+    assert town.tt("close", "c1").code == 0
+    assert town.tt("wait", "c1", "--timeout", "60").code == 0
+    assert town.town.task(task_id).state.value == "completed"
+    assert town.agent_state("c1") == "cold"
+    assert not [e for e in town.town.events(100, town.town.resolve("c1").id)
+                if e["kind"] == "recovered"]

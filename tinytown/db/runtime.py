@@ -1,6 +1,8 @@
 """A worker's runtime hash `tt:<town>:runtime:<agent-id>`: the one home of its writes.
 
-Fields: `pid`, `host`, `hostname` (Celery's name@host), `started_at`, `launch` (the
+Fields: `pid`, `host`, `hostname` (Celery's name@host), `started_at`, `beat` (the
+worker's own heartbeat, Unix seconds: it goes on through a warm shutdown, when Celery's
+heartbeats have stopped), `launch` (the
 token of the newest worker start: a worker started for an older one does not serve
 the agent), and while a round runs the CLI, `cli_pgid` and `round`. The worker writes
 it; recovery, restart and `tt down` read it to find (and end) the processes on their
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from tinytown import keys
@@ -57,6 +61,19 @@ def started(store: Store, agent_id: str, hostname: str, launch: str) -> None:
                             "hostname": hostname, "started_at": utcnow().isoformat(),
                             "launch": launch})
     pipe.execute()
+
+
+def beat(store: Store, agent_id: str) -> None:
+    """The worker is alive (written every heartbeat interval by the worker itself)."""
+    store.r.hset(keys.runtime(store.town, agent_id), "beat", f"{time.time():.3f}")
+
+
+def beat_time(value: str | None) -> datetime | None:
+    """A `beat` field as read, as a time (None when absent or not a number)."""
+    try:
+        return datetime.fromtimestamp(float(value), UTC) if value else None
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def cli_started(store: Store, agent_id: str, pgid: int, round_number: int) -> None:

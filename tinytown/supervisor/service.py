@@ -43,7 +43,6 @@ class Supervisor:
         self.lock_ttl = max(3.0, settings.supervisor.heartbeat_timeout_secs)
         self.stopping = threading.Event()
         self.leading_since: float | None = None
-        self._offline: dict[str, float] = {}
         self._seen: dict[str, datetime] = {}  # agent id -> newest heartbeat event
         self._ids: dict[str, str] = {}  # agent name -> id, refreshed every check
         self.host = socket.gethostname()
@@ -130,11 +129,11 @@ class Supervisor:
         agent_id = self._agent_for(event.get("hostname"))
         if agent_id is None:
             return
+        # worker-offline is not a death: Celery sends it as a warm shutdown begins, and
+        # the round it waits for may run for minutes. The worker's own beat (runtime
+        # hash) and, on this host, its pid tell a death.
         if kind in ("worker-heartbeat", "worker-online"):
-            self._offline.pop(agent_id, None)
             self._seen[agent_id] = utcnow()  # written to the record by check_agents
-        elif kind == "worker-offline":
-            self._offline[agent_id] = time.monotonic()
 
     # --- crash detection ----------------------------------------------------------
 
@@ -142,29 +141,25 @@ class Supervisor:
         """One pass: refresh heartbeats, then recover agents whose worker is gone.
 
         A worker on this host whose process has exited is recovered at once; any
-        other is recovered when its heartbeat is older than the limit.
+        other is recovered when its newest heartbeat (Celery's, or its own beat in the
+        runtime hash) is older than the limit.
         """
         limit = self.settings.supervisor.heartbeat_timeout_secs
         grace = self.leading_since is not None and time.monotonic() - self.leading_since < limit
         agents = self.store.list_agents()
         self._ids = {a.name: a.id for a in agents}
         live = [a for a in agents if a.state in states.ALLOWED_LIVE]
-        for gone in set(self._offline) - {a.id for a in live}:
-            self._offline.pop(gone, None)
-        runtimes = runtime.read_many(self.store, [a.id for a in live], "pid", "host")
+        runtimes = runtime.read_many(self.store, [a.id for a in live], "pid", "host", "beat")
         self._refresh_heartbeats(live)
-        for agent, (pid, host) in zip(live, runtimes, strict=True):
-            went = self._offline.get(agent.id)
-            if went is not None and time.monotonic() - went > 2.0:
-                self._offline.pop(agent.id, None)
-                recover_agent(self.store, agent, "worker went offline without a final state")
-            elif agent.state == AgentState.STARTING and not pid:
+        for agent, (pid, host, beat) in zip(live, runtimes, strict=True):
+            if agent.state == AgentState.STARTING and not pid:
                 continue  # its worker has not started yet (`--no-start`): not a crash
             elif pid and host == self.host and not pid_alive(int(pid)):
                 log.warning("agent %s: worker process %s is gone: error", agent.name, pid)
                 recover_agent(self.store, agent, f"worker process {pid} exited")
             else:
-                last = max(agent.last_heartbeat, self._seen.get(agent.id, agent.last_heartbeat))
+                last = max(agent.last_heartbeat, self._seen.get(agent.id, agent.last_heartbeat),
+                           runtime.beat_time(beat) or agent.last_heartbeat)
                 silent = (utcnow() - last).total_seconds()
                 if silent > limit and not grace:
                     log.warning("agent %s: no heartbeat for %.1fs: error", agent.name, silent)

@@ -79,6 +79,7 @@ class WorkerRuntime:
         self.revive = revive
         self._closing = threading.Event()
         self._serving = False  # on_init recorded this process as the agent's worker
+        self._stopped = threading.Event()  # worker_shutdown: no more beats
         self._ready = False
 
     # --- lifecycle (Celery signals) -------------------------------------------------
@@ -111,6 +112,7 @@ class WorkerRuntime:
             kill_group(int(rt["cli_pgid"]))  # a CLI orphaned by a crashed predecessor
         runtime.started(self.store, self.agent_id, self.hostname, self.launch)
         self._serving = True
+        threading.Thread(target=self._beat, name="tinytown-beat", daemon=True).start()
         self.store.update_agent(self.agent_id, _beat)
 
     def on_ready(self, consumer: Any) -> None:
@@ -133,6 +135,7 @@ class WorkerRuntime:
         """worker_shutdown: cold after a drain, stopped otherwise."""
         if not self._serving:
             return  # stood down at start-up: the agent is not ours to touch
+        self._stopped.set()
         agent = self.store.get_agent(self.agent_id)
         if runtime.current_launch(self.store, self.agent_id) != self.launch:
             return  # a newer worker serves the agent now: its records are not ours
@@ -160,6 +163,18 @@ class WorkerRuntime:
         if agent.state in (S.IDLE, S.WORKING, S.PAUSED, S.STARTING):
             states.transition(self.store, self.agent_id, S.DRAINING, reason=reason)
         self.request_shutdown()
+
+    def _beat(self) -> None:
+        """The worker's own heartbeat in Redis, every heartbeat interval, for as long as
+        the process serves the agent: through a warm shutdown that waits for a round
+        (Celery's heartbeats stop when it begins), so the supervisor does not mistake a
+        closing worker for a dead one. A frozen worker stops beating."""
+        every = self.settings.supervisor.heartbeat_interval_secs
+        while not self._stopped.wait(every):
+            try:
+                runtime.beat(self.store, self.agent_id)
+            except TinytownError as exc:  # an outage: the next beat tries again
+                log.warning("could not write the heartbeat: %s", exc)
 
     def _idle_watch(self) -> None:
         limit = self.settings.agent.idle_timeout_secs
