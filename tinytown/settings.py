@@ -56,6 +56,8 @@ class AgentSettings(_Section):
     round_timeout_secs: Annotated[float, msgspec.Meta(gt=0)] = 3600
     idle_timeout_secs: Annotated[float, msgspec.Meta(ge=0)] = 0
     context_rounds: Annotated[int, msgspec.Meta(ge=0)] = 3
+    # a worker that cannot reach its town's Redis this long (the town is down) exits
+    redis_lost_secs: Annotated[float, msgspec.Meta(gt=0)] = 300
 
 
 class SupervisorSettings(_Section):

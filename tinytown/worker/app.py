@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tinytown.db.connection import connect
 from tinytown.db.store import Store
 from tinytown.db.wakeup import ROUND_TASK, TASK_TASK
+from tinytown.errors import EXIT_REDIS_UNREACHABLE, RedisUnreachable
 from tinytown.private import UMASK
 from tinytown.settings import Settings
 from tinytown.worker.runtime import StandDown, WorkerRuntime
@@ -91,8 +92,11 @@ def run_worker(settings: Settings, agent_id: str, launch: str | None = None,
 
     from tinytown.celery_app import make_app
 
-    redis_client = connect(settings)
-    agent = Store(redis_client, settings.town).require_agent(agent_id)
+    try:  # never start the town's Redis from here: after `tt down` it stays down
+        agent = Store(connect(settings, start=False), settings.town).require_agent(agent_id)
+    except RedisUnreachable as exc:
+        log.error("not starting the worker: %s", exc)
+        return EXIT_REDIS_UNREACHABLE
     runtime = WorkerRuntime(settings, agent, shutdown=_warm_shutdown, launch=launch,
                             revive=revive)
     reason = runtime.unwanted(agent)

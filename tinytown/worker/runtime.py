@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,7 @@ from tinytown.db.store import Store
 from tinytown.db.tasks import RESULT_LIMIT, claim
 from tinytown.db.tasks import assign as assign_task
 from tinytown.db.wakeup import enqueue_round, enqueue_task_job
-from tinytown.errors import RedisUnreachable, TinytownError
+from tinytown.errors import EXIT_REDIS_UNREACHABLE, RedisUnreachable, TinytownError
 from tinytown.models import (
     Agent,
     AgentState,
@@ -98,7 +99,10 @@ class WorkerRuntime:
     def on_init(self) -> None:
         """worker_init: back to `starting`, recover what a dead predecessor left; stand
         down (StandDown) without touching the agent when it is no longer ours."""
-        agent = self.store.require_agent(self.agent_id)
+        try:
+            agent = self.store.require_agent(self.agent_id)
+        except RedisUnreachable as exc:  # Celery would log it and start anyway
+            raise StandDown(str(exc)) from None
         reason = self.unwanted(agent)
         if reason is not None:
             raise StandDown(reason)
@@ -170,11 +174,25 @@ class WorkerRuntime:
         (Celery's heartbeats stop when it begins), so the supervisor does not mistake a
         closing worker for a dead one. A frozen worker stops beating."""
         every = self.settings.supervisor.heartbeat_interval_secs
-        while not self._stopped.wait(every):
+        lost_since: float | None = None
+        while not self._stopped.wait(min(every, self.settings.agent.redis_lost_secs / 3)):
             try:
                 runtime.beat(self.store, self.agent_id)
+                lost_since = None
             except TinytownError as exc:  # an outage: the next beat tries again
                 log.warning("could not write the heartbeat: %s", exc)
+                lost_since = lost_since or time.monotonic()
+                if time.monotonic() - lost_since >= self.settings.agent.redis_lost_secs:
+                    self._give_up()
+
+    def _give_up(self) -> None:
+        """Redis has been out of reach for `redis_lost_secs`: the town is down. Exit at
+        once (a warm shutdown would wait on the dead broker); the in-flight messages
+        stay in Redis, and the next start or the supervisor hands them back."""
+        log.error("the town's Redis has been unreachable for %gs: exiting",
+                  self.settings.agent.redis_lost_secs)
+        logging.shutdown()
+        os._exit(EXIT_REDIS_UNREACHABLE)
 
     def _idle_watch(self) -> None:
         limit = self.settings.agent.idle_timeout_secs
@@ -252,12 +270,15 @@ class WorkerRuntime:
     def _after_outage(self) -> None:
         """Once Redis answers again, hand the round's messages back and carry on: the
         next round takes them (a task that already finished is not run again)."""
+        lost_since = time.monotonic()
         while not self._closing.is_set():
             try:
                 round_steps.after_outage(self.store, self.agent_id)
                 return
             except RedisUnreachable:
-                self._closing.wait(2.0)
+                if time.monotonic() - lost_since >= self.settings.agent.redis_lost_secs:
+                    self._give_up()
+                self._closing.wait(min(2.0, self.settings.agent.redis_lost_secs / 3))
 
     def _round(self) -> None:
         """Rounds until the inbox holds nothing actionable: one Celery job drains a

@@ -1,0 +1,47 @@
+"""A town that goes down takes its workers with it: `tt down` right after a spawn
+leaves no worker behind (and does not get its Redis started again), and a worker whose
+Redis is gone for good exits after `[agent] redis_lost_secs` instead of retrying
+forever."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import RedisServer, TownFixture, start_redis, stop_redis, tt, wait_until
+from tests.test_lifecycle_starting import worker_pids
+from tinytown.db.embedded import EmbeddedRedis
+
+
+def test_down_right_after_spawn_leaves_no_worker(tmp_path: Path,
+                                                 redis_server: RedisServer) -> None:
+    env = {"REDIS_URL": ""}
+    assert tt("init", "--name", "quick", cwd=tmp_path, env=env).code == 0
+    r = tt("spawn", "quick", "--cli", "demo", "--json", cwd=tmp_path, env=env)
+    assert r.code == 0, r
+    agent_id = r.out.split('"id": "')[1].split('"')[0]
+    assert tt("down", cwd=tmp_path, env=env).code == 0
+    try:
+        wait_until(lambda: not worker_pids(agent_id), 40, "no worker left after tt down")
+        assert not EmbeddedRedis(tmp_path / ".tt").is_running()  # nobody started it again
+    finally:
+        EmbeddedRedis(tmp_path / ".tt").stop()
+
+
+def test_a_worker_whose_redis_is_gone_for_good_exits(
+    town_factory: Callable[..., TownFixture],
+) -> None:
+    server = start_redis()
+    try:
+        town = town_factory(url=server.url)
+        config = town.root / "tinytown.toml"
+        config.write_text(config.read_text().replace("[agent]\n", "[agent]\nredis_lost_secs = 3\n"))
+        town.reconnect()
+        assert town.tt("spawn", "left").code == 0
+        town.wait_state("left", "idle", timeout=30)
+        agent_id = town.town.resolve("left").id
+        assert worker_pids(agent_id)
+        town.town.close()
+    finally:
+        stop_redis(server)
+    wait_until(lambda: not worker_pids(agent_id), 30, "the worker to give up on its Redis")
