@@ -45,3 +45,16 @@ def test_a_worker_whose_redis_is_gone_for_good_exits(
     finally:
         stop_redis(server)
     wait_until(lambda: not worker_pids(agent_id), 30, "the worker to give up on its Redis")
+
+
+def test_a_spawn_starts_a_supervisor_on_an_external_redis(
+    town_factory: Callable[..., TownFixture],
+) -> None:
+    town = town_factory()  # the tests' own redis-server: an external Redis to the town
+    config = town.root / "tinytown.toml"
+    config.write_text(config.read_text().replace("autostart = false", "autostart = true"))
+    town.reconnect()
+    assert town.tt("spawn", "watched").code == 0
+    wait_until(lambda: town.town.supervisor_status().startswith("leader"), 30,
+               "a supervisor to lead")
+    town.wait_state("watched", "idle", timeout=30)

@@ -108,6 +108,7 @@ def worker(obj: Context, agent: str) -> None:
     alive, hostname = town.worker_status(record)
     if alive and not record.state.is_terminal:
         raise WorkerError(f"agent {record.name!r} already has a running worker ({hostname})")
+    town.ensure_supervisor()  # a worker nobody watches would crash unnoticed
     sys.exit(run_worker(town.settings, record.id, revive=True))
 
 

@@ -50,8 +50,10 @@ def start_worker(store: Store, settings: Settings, agent: Agent) -> int:
 
 
 def ensure_supervisor(settings: Settings) -> int | None:
-    """Start the supervisor for an embedded town unless one is leading already."""
-    if not (settings.embedded and settings.supervisor.autostart):
+    """Start the town's supervisor unless one is leading already, whatever the Redis
+    (an external one too: without it nobody notices a crashed agent), unless
+    `[supervisor] autostart = false`."""
+    if not settings.supervisor.autostart:
         return None
     from tinytown.db import leader
     from tinytown.db.connection import connect

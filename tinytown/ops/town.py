@@ -421,6 +421,12 @@ class Town:
 
         return supervisor_status(self)
 
+    def ensure_supervisor(self) -> int | None:
+        """Start the town's supervisor unless one leads (or `autostart` is off); its pid."""
+        from tinytown.ops.launcher import ensure_supervisor
+
+        return ensure_supervisor(self.settings)
+
     def start_supervisor(self) -> int:
         """Start the town's supervisor service in the background; returns its pid."""
         from tinytown.ops.launcher import start_supervisor
