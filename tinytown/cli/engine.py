@@ -126,12 +126,11 @@ def supervisor(obj: Context, foreground: bool) -> None:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         sys.exit(run_supervisor(town.settings))
-    status = town.supervisor_status()
-    if status != "not running":
-        click.echo(f"supervisor already running ({status})")
-        return
+    status = town.supervisor_status()  # one leads already: this one stands by
     pid = town.start_supervisor()
-    click.echo(f"supervisor started (pid {pid}); log: {town.settings.logs_dir}/supervisor.log")
+    role = f" as a standby ({status})" if status != "not running" else ""
+    click.echo(f"supervisor started{role} (pid {pid}); log: {town.settings.logs_dir}"
+               "/supervisor.log")
 
 
 COMMANDS = [interrupt, resume, close, kill, restart, wait, prune, stop, worker, supervisor]

@@ -9,13 +9,28 @@ from tinytown import keys
 from tinytown.db import scripts
 from tinytown.db.connection import text, texts
 from tinytown.db.store import Store
+from tinytown.errors import InvalidRecord
 from tinytown.models import utcnow
+from tinytown.processes import pid_alive
 
 LAUNCH_FLAG_SECS = 15
+LOCK_TTL_SECS = 4.0  # a standby takes over within this (plus its poll) of a leader's death
 
 
 def register(store: Store, me: str) -> None:
+    """`me` ("pid@host") runs; entries of this host's supervisors that died without
+    unregistering (SIGKILL) are dropped on the way."""
+    prune_dead(store, me.partition("@")[2])
     store.r.hset(keys.supervisors(store.town), me, utcnow().isoformat())
+
+
+def prune_dead(store: Store, host: str) -> None:
+    """Drop the entries of supervisors on `host` (this machine) whose process is gone."""
+    dead = [owner for owner in running(store)
+            if owner.partition("@")[2] == host
+            and not (owner.partition("@")[0].isdigit() and pid_alive(int(owner.partition("@")[0])))]
+    if dead:
+        store.r.hdel(keys.supervisors(store.town), *dead)
 
 
 def unregister(store: Store, me: str) -> None:
@@ -28,9 +43,15 @@ def running(store: Store) -> list[str]:
 
 
 def try_to_lead(store: Store, me: str, ttl_secs: float) -> bool:
-    """Take the leader lock if nobody holds it (a launch under way is then over)."""
-    if not store.r.set(keys.supervisor_leader(store.town), me, nx=True,
-                       px=int(ttl_secs * 1000)):
+    """Take the leader lock if nobody holds it, or keep it if `me` holds it already (a
+    launch under way is then over). A lock key of another Redis type is reported and
+    left alone: nobody leads until it is removed."""
+    got = scripts.run(store.r, scripts.ACQUIRE_LOCK, [keys.supervisor_leader(store.town)],
+                      [me, int(ttl_secs * 1000)])
+    if got == -1:
+        raise InvalidRecord(f"{keys.supervisor_leader(store.town)} is not a string:"
+                            " remove it so that a supervisor can lead")
+    if got != 1:
         return False
     store.r.delete(keys.supervisor_starting(store.town))
     return True

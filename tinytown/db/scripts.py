@@ -18,6 +18,7 @@ BEGIN_ROUND = "begin_round"
 RETURN_INFLIGHT = "return_inflight"
 START_ROUND = "start_round"
 ENQUEUE_ROUND = "enqueue_round"
+ACQUIRE_LOCK = "acquire_lock"
 RENEW_LOCK = "renew_lock"
 RELEASE_LOCK = "release_lock"
 

@@ -187,13 +187,15 @@ def down(town: Town) -> dict[str, Any]:
             lingering.append(pid)
     _wait_pids(lingering, 15)
     workers = len(running)
-    supervisors = 0
+    stopping = []
     for owner in leader.running(town.store):
         owner_pid, _, owner_host = owner.partition("@")
         if owner_host == host and owner_pid.isdigit() and pid_alive(int(owner_pid)):
             os.kill(int(owner_pid), signal.SIGTERM)
-            supervisors += 1
-    _wait_gone_supervisors(town, 10)
+            stopping.append(int(owner_pid))
+    _wait_pids(stopping, 10)
+    leader.prune_dead(town.store, host)  # killed ones never unregistered
+    supervisors = len(stopping)
     stopped_redis = False
     if town.settings.embedded:
         from tinytown.db.embedded import EmbeddedRedis
@@ -211,12 +213,6 @@ def _wait_pids(pids: list[int], timeout: float) -> None:
     for pid in pids:
         if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
-
-
-def _wait_gone_supervisors(town: Town, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and leader.running(town.store):
-        time.sleep(0.05)
 
 
 def supervisor_status(town: Town) -> str:

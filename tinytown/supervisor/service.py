@@ -26,7 +26,7 @@ from tinytown.db import leader, runtime, states
 from tinytown.db.connection import connect
 from tinytown.db.recovery import recover_agent
 from tinytown.db.store import Store
-from tinytown.errors import RedisUnreachable, TinytownError
+from tinytown.errors import InvalidRecord, RedisUnreachable, TinytownError
 from tinytown.models import Agent, AgentState, utcnow
 from tinytown.private import UMASK
 from tinytown.processes import pid_alive
@@ -40,13 +40,14 @@ class Supervisor:
         self.redis = connect(settings, start=False)
         self.store = Store(self.redis, settings.town)
         self.me = f"{os.getpid()}@{socket.gethostname()}"
-        self.lock_ttl = max(3.0, settings.supervisor.heartbeat_timeout_secs)
+        self.lock_ttl = leader.LOCK_TTL_SECS
         self.stopping = threading.Event()
         self.leading_since: float | None = None
         self._seen: dict[str, datetime] = {}  # agent id -> newest heartbeat event
         self._ids: dict[str, str] = {}  # agent name -> id, refreshed every check
         self.host = socket.gethostname()
         self._receiver: Any = None
+        self._warned: dict[str, float] = {}  # warning -> when it was last logged
 
     # --- leadership -------------------------------------------------------------
 
@@ -66,10 +67,13 @@ class Supervisor:
                 self.leading_since = None
                 log.warning("%s; retrying", exc)
                 self.stopping.wait(1.0)
+            except InvalidRecord as exc:  # a foreign leader key: said once a minute
+                self._warn_once(str(exc))
+                self.stopping.wait(1.0)
 
     def _try_to_lead(self) -> None:
         if not leader.try_to_lead(self.store, self.me, self.lock_ttl):
-            self.stopping.wait(1.0)  # standby
+            self.stopping.wait(0.5)  # standby
             return
         log.info("leading")
         try:
@@ -85,7 +89,7 @@ class Supervisor:
         tick = min(1.0, self.settings.supervisor.heartbeat_timeout_secs / 4)
         last_renew = time.monotonic()
         while not self.stopping.wait(tick):
-            if time.monotonic() - last_renew >= self.lock_ttl / 3:
+            if time.monotonic() - last_renew >= self.lock_ttl / 4:
                 if not leader.renew(self.store, self.me, self.lock_ttl):
                     log.warning("lost the leader lock; standing by")
                     break
@@ -96,6 +100,13 @@ class Supervisor:
                 log.warning("check failed: %s", exc)
         if self._receiver is not None:
             self._receiver.should_stop = True
+
+    def _warn_once(self, message: str) -> None:
+        """A warning about one bad key, not repeated every second (once a minute)."""
+        now = time.monotonic()
+        if now - self._warned.get(message, -3600.0) >= 60:
+            self._warned[message] = now
+            log.warning("%s", message)
 
     # --- events -----------------------------------------------------------------
 
