@@ -16,6 +16,7 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
     tt:<town>:supervisors          hash    running supervisor processes ("pid@host" -> since)
     tt:<town>:supervisor:starting  string  a supervisor is being launched (short expiry)
     tt:<town>:deadletter           list    messages that did not parse, kept for a human
+    tt:<town>:deadletter:<key>:<t> any     a key of the wrong type, moved out of the way
     tt:<town>:backlog              list    ids of unassigned tasks waiting to be claimed
     tt:<town>:celery:*             ...     Celery/kombu keys (queues, bindings,
                                            pidbox, results) via kombu's global_keyprefix
@@ -99,6 +100,12 @@ def deadletter(town: str) -> str:
 
 def backlog(town: str) -> str:
     return f"tt:{town}:backlog"
+
+
+def set_aside(town: str, key: str, stamp: str) -> str:
+    """Where a key of the wrong Redis type is moved (kept for a human, out of the way):
+    tt:<town>:deadletter:<the key's own part>:<stamp>."""
+    return f"tt:{town}:deadletter:{key.removeprefix(prefix(town))}:{stamp}"
 
 
 def celery_prefix(town: str) -> str:

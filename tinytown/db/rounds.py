@@ -31,7 +31,7 @@ from tinytown.db import runtime, scripts, states
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
 from tinytown.db.tasks import back_to_assigned, mark_finished
 from tinytown.db.wakeup import enqueue_round
-from tinytown.errors import AgentNotFound, InvalidTransition
+from tinytown.errors import AgentNotFound, InvalidRecord, InvalidTransition
 from tinytown.models import (
     NEEDS_CLI,
     Agent,
@@ -59,11 +59,18 @@ def begin(store: Store, agent_id: str, max_batch: int) -> Begun:
     """Clear the wake flag; unless stopped or not ready, move the inbox head (up to the
     first message that needs the agent CLI) to the in-flight list."""
     town = store.town
-    got = scripts.run(
-        store.r, scripts.BEGIN_ROUND,
-        [keys.wake(town, agent_id), keys.stop_flag(town, agent_id), keys.agent(town, agent_id),
-         keys.inbox(town, agent_id), keys.inflight(town, agent_id)],
-        [max_batch, keys.task(town, ""), *sorted(NEEDS_CLI)])
+    for _ in range(3):
+        got = scripts.run(
+            store.r, scripts.BEGIN_ROUND,
+            [keys.wake(town, agent_id), keys.stop_flag(town, agent_id),
+             keys.agent(town, agent_id), keys.inbox(town, agent_id),
+             keys.inflight(town, agent_id)],
+            [max_batch, keys.task(town, ""), *sorted(NEEDS_CLI)])
+        if got[0] != "badkey":
+            break
+        store.set_aside(got[1])  # nothing was changed: set the key aside, begin again
+    else:
+        raise InvalidRecord(f"{got[1]} keeps being of the wrong Redis type")
     if got[0] == "stop":
         return Begun("stop")
     agent = store.parse_agent(agent_id, got[1] if len(got) > 1 else None)

@@ -256,6 +256,16 @@ class Store:
         lens = pipe.execute() if agent_ids else []
         return {agent_id: int(n) for agent_id, n in zip(agent_ids, lens, strict=True)}
 
+    def set_aside(self, key: str) -> str:
+        """Move a key of the wrong Redis type out of the way (kept, renamed): what was
+        there is not lost, and the town's own use of the key can go on."""
+        target = keys.set_aside(self.town, key, f"{time.time():.6f}")
+        kind = self.r.type(key)
+        if self.r.renamenx(key, target):
+            log.warning("%s is a %s, not what Tinytown keeps there: moved to %s",
+                        key, text(kind), target)
+        return target
+
     def dead_letter(self, raw: str, pipe: Pipeline | None = None) -> None:
         """Keep an inbox element that is not a valid message for a human to look at."""
         log.warning("moving a message that does not parse to %s", keys.deadletter(self.town))

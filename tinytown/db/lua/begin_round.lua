@@ -2,11 +2,17 @@
 -- KEYS: wake flag, stop flag, agent, inbox, in-flight list.
 -- ARGV: max batch, the task key prefix, then the message types that need the agent
 -- CLI (models.NEEDS_CLI).
--- Returns {'stop'}, {'gone'}, {'wait', agent} or {'take', agent, task, message...}:
+-- Returns {'stop'}, {'badkey', key}, {'gone'}, {'wait', agent} or
+-- {'take', agent, task, message...}:
 -- the inbox head up to and including the first message that needs the agent CLI,
 -- and the task a `task_assign` names (false if none or not found).
 redis.call('DEL', KEYS[1])
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'stop'} end
+-- a key of another type would fail halfway, after the inbox was popped: change nothing
+for i = 4, 5 do
+  local kind = redis.call('TYPE', KEYS[i]).ok
+  if kind ~= 'list' and kind ~= 'none' then return {'badkey', KEYS[i]} end
+end
 local raw = redis.pcall('GET', KEYS[3])
 if type(raw) ~= 'string' then return {'gone'} end
 local ok, doc = pcall(cjson.decode, raw)
