@@ -58,3 +58,17 @@ def test_a_spawn_starts_a_supervisor_on_an_external_redis(
     wait_until(lambda: town.town.supervisor_status().startswith("leader"), 30,
                "a supervisor to lead")
     town.wait_state("watched", "idle", timeout=30)
+
+
+def test_down_in_the_middle_of_a_round_hands_the_task_back(town: TownFixture) -> None:
+    assert town.tt("spawn", "busy").code == 0
+    task_id = town.tt("assign", "busy", "@sleep 12 a long job").out.strip()
+    town.wait_state("busy", "working", timeout=30)
+    assert town.tt("down", timeout=60).code == 0
+    task = town.town.task(task_id)
+    assert task.state.value == "assigned", task
+    assert town.agent_state("busy") == "stopped"
+    assert not [e for e in town.town.events(100) if e["kind"].startswith("task_")]
+    assert town.tt("restart", "busy").code == 0  # the task runs again, to its end
+    wait_until(lambda: town.town.task(task_id).state.is_terminal, 40, "the task to end")
+    assert town.town.task(task_id).state.value == "completed"

@@ -294,3 +294,30 @@ def after_outage(store: Store, agent_id: str) -> None:
         if task.assigned_to == agent_id and task.state == TaskState.RUNNING:
             store.update_task(task.id, back_to_assigned)
     enqueue_round(store.r, store.town, agent_id, force=True)
+
+
+def cut_short(store: Store, agent_id: str, task_id: str | None) -> None:
+    """A round Tinytown itself stopped (`tt down`, a stopping worker) has no outcome:
+    in one transaction its messages go back to the inbox head, its task back to
+    `assigned` (a task finished meanwhile keeps its outcome), the agent back to `idle`
+    with no current task; the worker's shutdown then records its final state."""
+    agent_key = keys.agent(store.town, agent_id)
+    watch = [agent_key] + ([keys.task(store.town, task_id)] if task_id else [])
+
+    def body(pipe: Pipeline) -> None:
+        agent, task = _read_pair(pipe, store, agent_id, task_id)
+        old = agent.state
+        agent.current_task = None
+        if old == AgentState.WORKING:
+            states.step(agent, AgentState.IDLE)
+        pipe.multi()
+        if task is not None and task.state == TaskState.RUNNING:
+            back_to_assigned(task)
+            task.updated_at = utcnow()
+            store.put_task(task, pipe)
+        pipe.set(agent_key, agent.to_json())
+        states.record(store, pipe, agent, old, "round cut short: the worker is stopping")
+        return_inflight(pipe, store.town, agent_id)
+        runtime.queue_cli_done(store, pipe, agent_id)
+
+    store.transaction(body, *watch)

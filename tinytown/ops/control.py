@@ -177,15 +177,17 @@ def down(town: Town) -> dict[str, Any]:
     """Stop workers, supervisors and (for the embedded default) the town's Redis."""
     running = [a.id for a in town.list_agents() if town.worker_status(a)[0]]
     killed = stop_all(town)
-    _wait_terminal(town, [a.id for a in killed], 15)
     host = socket.gethostname()
     lingering = []
     for agent in town.list_agents():
         pid = runtime.local_pid(town.store, agent.id)
         if pid is not None and pid_alive(pid):
-            os.kill(pid, signal.SIGTERM)  # warm shutdown; it records its state
+            # warm shutdown: a running round is cut short and its task handed back
+            # (it runs again after a restart); the worker records its final state
+            os.kill(pid, signal.SIGTERM)
             lingering.append(pid)
     _wait_pids(lingering, 15)
+    _wait_terminal(town, [a.id for a in killed], 15)  # workers on other hosts
     workers = len(running)
     stopping = []
     for owner in leader.running(town.store):

@@ -107,6 +107,7 @@ def run_worker(settings: Settings, agent_id: str, launch: str | None = None,
     register_tasks(app, runtime)
     signals.worker_init.connect(lambda **_: runtime.on_init(), weak=False)
     signals.worker_ready.connect(lambda sender, **_: runtime.on_ready(sender), weak=False)
+    signals.worker_shutting_down.connect(lambda **_: runtime.on_shutting_down(), weak=False)
     signals.worker_shutdown.connect(lambda **_: runtime.on_shutdown(), weak=False)
     runtime.logs.mkdir(parents=True, exist_ok=True)
     argv = worker_flags(runtime.queues, runtime.hostname,

@@ -81,6 +81,8 @@ class WorkerRuntime:
         self._closing = threading.Event()
         self._serving = False  # on_init recorded this process as the agent's worker
         self._stopped = threading.Event()  # worker_shutdown: no more beats
+        self._cli_group: int | None = None  # the running CLI's process group
+        self._cut_short = False  # the process is being stopped: the running round is cut
         self._ready = False
 
     # --- lifecycle (Celery signals) -------------------------------------------------
@@ -156,6 +158,20 @@ class WorkerRuntime:
             states.transition(self.store, self.agent_id, new, reason=reason)
         except Exception:  # lost a race with the supervisor: its verdict stands
             log.exception("could not record the final state")
+
+    def on_shutting_down(self) -> None:
+        """worker_shutting_down (a warm shutdown begins): after `tt close` the running
+        round finishes; after anything else (`tt down`, `tt kill` of a paused agent, a
+        SIGTERM from systemd) it is cut short: its CLI is stopped and its work handed
+        back, to run again when the agent is restarted, whatever the CLI."""
+        self._closing.set()
+        agent = self.store.get_agent(self.agent_id)
+        if agent is not None and agent.state == S.DRAINING:
+            return
+        self._cut_short = True
+        group = self._cli_group
+        if group is not None:
+            threading.Thread(target=kill_group, args=(group,), daemon=True).start()
 
     def request_shutdown(self) -> None:
         """Warm shutdown of this worker: the running round (if any) finishes first."""
@@ -348,6 +364,9 @@ class WorkerRuntime:
         number = agent.rounds_completed + 1
         prompt = build_prompt(self._round_input(agent, m, task, notes))
         result = self._run_cli(agent, prompt, number, task)
+        if self._cut_short:  # stopped by Tinytown: no outcome, the work waits
+            round_steps.cut_short(self.store, self.agent_id, task.id if task else None)
+            return True
         self._record(agent, m, task, prompt, result, number)
         return True
 
@@ -384,6 +403,9 @@ class WorkerRuntime:
 
         def started(pid: int) -> None:
             self.watchdog.guard(pid)  # its process group dies with this worker
+            self._cli_group = pid
+            if self._cut_short:  # the shutdown began just before the CLI did
+                threading.Thread(target=kill_group, args=(pid,), daemon=True).start()
             runtime.cli_started(self.store, self.agent_id, pid, number)
             # written once the CLI runs: not on the way from a message to its CLI
             prompt_log.write_text(prompt)
@@ -396,6 +418,7 @@ class WorkerRuntime:
                 timeout=self.settings.agent.round_timeout_secs, on_start=started,
             )
         finally:
+            self._cli_group = None
             self.watchdog.release()
         if result.error:  # it never started
             prompt_log.write_text(prompt)
