@@ -154,7 +154,11 @@ class WireModel(_Normalized, dict=True):
         return out
 
     def to_json(self) -> str:
-        return msgspec.json.encode(self.to_wire()).decode()
+        try:
+            return msgspec.json.encode(self.to_wire()).decode()
+        except UnicodeEncodeError:  # text that came in as bytes that are not UTF-8
+            raise UsageError("text that is not valid UTF-8 cannot be stored;"
+                             " give it as UTF-8") from None
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Self:

@@ -18,7 +18,11 @@ _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 
 def redact(url: str) -> str:
     """The URL with any password replaced by ***."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:  # cannot tell where a password is: show none of it
+        return f"{url.split('://', 1)[0]}://<unparsable>"
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
@@ -38,7 +42,10 @@ def _join(scheme: str, netloc: str, path: str, query: str) -> str:
 
 def redact_text(text: str, url: str) -> str:
     """Remove the URL's password from any text (error messages, logs)."""
-    password = urlsplit(url).password
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
     for k, v in parse_qsl(urlsplit(url).query):
         if k.lower() == "password":
             password = v

@@ -37,6 +37,16 @@ def validate_nickname(nickname: str) -> str:
     return trimmed
 
 
+def utf8_size(text: str) -> int:
+    """The text's size in bytes as stored; UsageError for text that is not UTF-8 (bytes
+    that came in through an argument or standard input undecoded)."""
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        raise UsageError("text that is not valid UTF-8 cannot be stored;"
+                         " give it as UTF-8") from None
+
+
 def validate_timeout(timeout: float | None) -> float | None:
     """A wait's limit in seconds: None (no limit) or a finite number, 0 or more."""
     if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):

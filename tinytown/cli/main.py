@@ -559,6 +559,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    except Exception as exc:  # a bug: still one line (TT_DEBUG=1 shows the traceback)
+        if os.environ.get("TT_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        click.echo(f"tt: unexpected {type(exc).__name__}: {first} (set TT_DEBUG=1 for the"
+                   " traceback, and please report it)", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -30,6 +30,9 @@ def flower(obj: Context, port: int | None, address: str | None, basic_auth: str 
     obj.town().run_flower(port, address, basic_auth)
 
 
+MAX_EVENTS = 10_000  # the stream keeps about this many
+
+
 def _event_line(event: dict[str, str], names: dict[str, str]) -> str:
     who = names.get(event.get("agent", ""), event.get("name", ""))
     extra = " ".join(f"{k}={v}" for k, v in event.items()
@@ -40,7 +43,8 @@ def _event_line(event: dict[str, str], names: dict[str, str]) -> str:
 
 @click.command()
 @click.option("--agent", help="Only this agent's events.")
-@click.option("--count", "-n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--count", "-n", type=click.IntRange(min=1, max=MAX_EVENTS), default=20,
+              show_default=True)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come.")
 @json_option
 @pass_ctx
@@ -73,7 +77,8 @@ HISTORY_KINDS = ("sent", "assigned", "queued", "task_completed", "task_failed",
 
 
 @click.command()
-@click.option("-n", "count", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("-n", "count", type=click.IntRange(min=1, max=MAX_EVENTS), default=20,
+              show_default=True)
 @click.option("--agent", help="Only what this agent sent, received or finished.")
 @json_option
 @pass_ctx

@@ -19,7 +19,9 @@ from tinytown.errors import RedisUnreachable
 from tinytown.settings import Settings
 from tinytown.urls import redact, redact_text, redis_url
 
-_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError)
+# InvalidResponse: what answered is not a Redis server
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError,
+                redis.exceptions.InvalidResponse)
 
 
 @contextmanager
@@ -29,6 +31,10 @@ def map_redis_errors(url: str) -> Iterator[None]:
     except _UNREACHABLE as exc:
         reason = redact_text(str(exc), url).splitlines()[0] if str(exc) else type(exc).__name__
         raise RedisUnreachable(f"cannot reach Redis at {redact(url)}: {reason}") from None
+    except redis.ResponseError as exc:
+        if "DB index" not in str(exc):  # a command's own error: the caller's to handle
+            raise
+        raise RedisUnreachable(f"cannot use Redis at {redact(url)}: {exc}") from None
 
 
 class TownPipeline(Pipeline):
@@ -70,10 +76,13 @@ def connect(settings: Settings, start: bool = True) -> TownRedis:
         from tinytown.errors import ConfigError
 
         raise ConfigError(f"unsupported Redis URL {redact(url)}: use redis://, rediss:// or unix://")
-    client = TownRedis.from_url(
-        url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30,
-        encoding_errors="replace",  # a foreign non-UTF-8 value is skipped, not a crash
-    )
+    try:
+        client = TownRedis.from_url(
+            url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30,
+            encoding_errors="replace",  # a foreign non-UTF-8 value is skipped, not a crash
+        )
+    except ValueError as exc:  # a port out of range, a bad IPv6 literal, a bad db index
+        raise RedisUnreachable(f"invalid Redis URL {redact(url)}: {exc}") from None
     assert isinstance(client, TownRedis)  # from_url builds the class it is called on
     client.tt_url = url
     return client

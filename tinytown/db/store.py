@@ -145,6 +145,7 @@ class Store:
 
     def create_agent(self, agent: Agent, pipe: Pipeline | None = None) -> None:
         """Record a new agent; its name is claimed atomically (HSETNX on the names hash)."""
+        record = agent.to_json()  # first: a record that cannot be written claims no name
         names_key = keys.names(self.town)
         if not self.r.hsetnx(names_key, agent.name, agent.id):
             owner = text(self.r.hget(names_key, agent.name))
@@ -153,7 +154,7 @@ class Store:
             # the name's previous owner is gone (pruned by an older tool): take it over
             self.r.hset(names_key, agent.name, agent.id)
         target = pipe if pipe is not None else self.r.pipeline()
-        target.set(keys.agent(self.town, agent.id), agent.to_json())
+        target.set(keys.agent(self.town, agent.id), record)
         self.add_event("spawned", agent.id, pipe=target, name=agent.name)
         if pipe is None:
             target.execute()

@@ -54,6 +54,7 @@ from tinytown.settings import (
 from tinytown.settings import find_root as _find_root
 from tinytown.validate import (
     RESERVED_NAMES,
+    utf8_size,
     validate_agent_name,
     validate_nickname,
     validate_timeout,
@@ -233,9 +234,10 @@ class Town:
             raise UsageError("tasks are assigned to worker agents, not to the supervisor")
         if isinstance(task, str):
             task = Task(task)
-        if len(task.description.encode()) > MAX_MESSAGE_BYTES:
+        size = utf8_size(task.description)
+        if size > MAX_MESSAGE_BYTES:
             raise MessageTooLarge(
-                f"the description is {len(task.description.encode())} bytes;"
+                f"the description is {size} bytes;"
                 f" the limit is {MAX_MESSAGE_BYTES} (1 MiB)"
             )
         if task.parent_id and self.store.get_task(task.parent_id) is None:
