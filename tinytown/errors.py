@@ -63,6 +63,10 @@ class InvalidRecord(TinytownError, ValueError):
     """Raised when a stored document is not JSON, or not a valid record of its kind."""
 
 
+class WrongType(InvalidRecord):
+    """Raised when a key holds another Redis type than Tinytown keeps there."""
+
+
 class InvalidTransition(TinytownError):
     """Raised when a state change is not allowed from the current state."""
 

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from tinytown.errors import RedisUnreachable
+from tinytown.errors import RedisUnreachable, WrongType
 from tinytown.settings import Settings
 from tinytown.urls import redact, redact_text, redis_url
 
@@ -32,6 +32,8 @@ def map_redis_errors(url: str) -> Iterator[None]:
         reason = redact_text(str(exc), url).splitlines()[0] if str(exc) else type(exc).__name__
         raise RedisUnreachable(f"cannot reach Redis at {redact(url)}: {reason}") from None
     except redis.ResponseError as exc:
+        if "WRONGTYPE" in str(exc):  # a foreign key where Tinytown keeps one of its own
+            raise WrongType(str(exc).splitlines()[0]) from None
         if "DB index" not in str(exc):  # a command's own error: the caller's to handle
             raise
         raise RedisUnreachable(f"cannot use Redis at {redact(url)}: {exc}") from None

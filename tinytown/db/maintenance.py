@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from redis.exceptions import ResponseError
-
 from tinytown import keys
 from tinytown.db.connection import text
 from tinytown.db.store import Store, log
@@ -26,7 +24,7 @@ def _valid(store: Store, kind: str, key: str) -> bool:
         else:
             record = text(store.r.get(key))
             (Agent if kind == "agent" else Task).from_json(record or "")
-    except (InvalidRecord, ResponseError):  # ResponseError: another Redis type
+    except InvalidRecord:  # WrongType (an InvalidRecord): another Redis type
         return False
     return True
 
@@ -61,7 +59,7 @@ def _taken_name(store: Store, key: str) -> str | None:
     """The legacy agent's name when another agent of the town already has it."""
     try:
         agent = Agent.from_json(store.r.get(key) or "")
-    except (InvalidRecord, ResponseError):
+    except InvalidRecord:
         return None
     owner = store.r.hget(keys.names(store.town), agent.name)
     return agent.name if owner and owner != agent.id else None
@@ -71,7 +69,7 @@ def _move(store: Store, kind: str, key: str, target: str) -> str:
     if kind == "agent":
         try:
             agent = Agent.from_json(store.r.get(key) or "")
-        except (InvalidRecord, ResponseError):  # --force: moved as it is
+        except InvalidRecord:  # --force: moved as it is
             agent = None
         if agent is not None and not store.r.hsetnx(keys.names(store.town), agent.name, agent.id):
             log.warning("not moving %s: the town already has an agent named %r", key, agent.name)

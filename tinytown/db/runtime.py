@@ -21,6 +21,7 @@ from typing import Any
 from tinytown import keys
 from tinytown.db.connection import text, text_map
 from tinytown.db.store import Store
+from tinytown.errors import WrongType
 from tinytown.models import Agent, utcnow
 from tinytown.processes import pid_alive
 
@@ -28,7 +29,12 @@ PROCESS_FIELDS = ("pid", "cli_pgid")  # what describes a live process, not a pas
 
 
 def read(store: Store, agent_id: str) -> dict[str, str]:
-    return text_map(store.r.hgetall(keys.runtime(store.town, agent_id)))
+    """The hash as read ({} when missing; one of another type is set aside)."""
+    try:
+        return text_map(store.r.hgetall(keys.runtime(store.town, agent_id)))
+    except WrongType:
+        store.set_aside(keys.runtime(store.town, agent_id))
+        return {}
 
 
 def read_many(store: Store, agent_ids: list[str], *fields: str) -> list[list[str | None]]:
@@ -36,8 +42,15 @@ def read_many(store: Store, agent_ids: list[str], *fields: str) -> list[list[str
     pipe = store.r.pipeline(transaction=False)
     for agent_id in agent_ids:
         pipe.hmget(keys.runtime(store.town, agent_id), *fields)
-    got = pipe.execute() if agent_ids else []
-    return [[text(value) for value in values] for values in got]
+    got = pipe.execute(raise_on_error=False) if agent_ids else []
+    out: list[list[str | None]] = []
+    for agent_id, values in zip(agent_ids, got, strict=True):
+        if isinstance(values, Exception):  # another Redis type: set aside, read as empty
+            store.set_aside(keys.runtime(store.town, agent_id))
+            out.append([None] * len(fields))
+        else:
+            out.append([text(value) for value in values])
+    return out
 
 
 def launching(store: Store, agent_id: str) -> str:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
 from redis.client import Pipeline
-from redis.exceptions import ResponseError
 
 from tinytown import keys
 from tinytown.db.connection import TownRedis, text, text_map, texts
@@ -25,6 +24,7 @@ from tinytown.errors import (
     MessageTooLarge,
     NameTaken,
     TaskNotFound,
+    WrongType,
 )
 from tinytown.models import (
     MAX_MESSAGE_BYTES,
@@ -65,6 +65,7 @@ class Store:
     def __init__(self, r: TownRedis, town: str) -> None:
         self.r = r
         self.town = town
+        self._events_checked = False  # the events key's type, checked before a write
 
     # --- generic ----------------------------------------------------------------
 
@@ -116,9 +117,7 @@ class Store:
         """GET that treats a value of another Redis type (a foreign key) as no record."""
         try:
             raw = text(self.r.get(key))
-        except ResponseError as exc:
-            if not str(exc).startswith("WRONGTYPE"):
-                raise
+        except WrongType:
             log.warning("skipping %s: not a string value", key)
             return None
         return raw
@@ -147,6 +146,7 @@ class Store:
         """Record a new agent; its name is claimed atomically (HSETNX on the names hash)."""
         record = agent.to_json()  # first: a record that cannot be written claims no name
         names_key = keys.names(self.town)
+        self.name_owner(agent.name)  # sets a names key of another type aside
         if not self.r.hsetnx(names_key, agent.name, agent.id):
             owner = text(self.r.hget(names_key, agent.name))
             if owner and self.r.exists(keys.agent(self.town, owner)):
@@ -200,8 +200,21 @@ class Store:
             self.transaction(body, *names)
 
     def name_owner(self, name: str) -> str | None:
-        """The id the names hash gives for `name` (one lookup; the record may be gone)."""
-        return text(self.r.hget(keys.names(self.town), name))
+        """The id the names hash gives for `name` (one lookup; the record may be gone).
+        A names key of another type is set aside and the hash rebuilt from the records."""
+        try:
+            return text(self.r.hget(keys.names(self.town), name))
+        except WrongType:
+            self.rebuild_names()
+            return text(self.r.hget(keys.names(self.town), name))
+
+    def rebuild_names(self) -> None:
+        """Set a names key of another type aside and write the hash anew from the
+        agents' records (it only guards name uniqueness: the records are the truth)."""
+        names_key = keys.names(self.town)
+        self.set_aside(names_key)
+        for agent in self.list_agents():
+            self.r.hsetnx(names_key, agent.name, agent.id)
 
     def set_stop(self, agent_id: str) -> None:
         """The stop flag `tt kill` sets; the agent's next round sees it and stops."""
@@ -243,8 +256,19 @@ class Store:
 
     def peek_inbox(self, agent_id: str, limit: int = -1) -> list[Message]:
         key = keys.inbox(self.town, agent_id)
-        return self._parse_messages(
-            key, texts(self.r.lrange(key, 0, limit - 1 if limit > 0 else -1)))
+        try:
+            raws = texts(self.r.lrange(key, 0, limit - 1 if limit > 0 else -1))
+        except WrongType:
+            log.warning("skipping %s: not a list", key)
+            return []
+        return self._parse_messages(key, raws)
+
+    def ensure_list(self, key: str) -> None:
+        """Before writing into a list Tinytown keeps (an inbox): a key of another type
+        is set aside first, so the write does not fail halfway through its MULTI."""
+        kind = text(self.r.type(key))
+        if kind not in ("list", "none"):
+            self.set_aside(key)
 
     def inbox_len(self, agent_id: str) -> int:
         return int(self.r.llen(keys.inbox(self.town, agent_id)))
@@ -254,8 +278,13 @@ class Store:
         pipe = self.r.pipeline(transaction=False)
         for agent_id in agent_ids:
             pipe.llen(keys.inbox(self.town, agent_id))
-        lens = pipe.execute() if agent_ids else []
-        return {agent_id: int(n) for agent_id, n in zip(agent_ids, lens, strict=True)}
+        lens = pipe.execute(raise_on_error=False) if agent_ids else []
+        out = {}
+        for agent_id, n in zip(agent_ids, lens, strict=True):
+            if isinstance(n, Exception):  # another Redis type: counted as empty
+                log.warning("skipping %s: not a list", keys.inbox(self.town, agent_id))
+            out[agent_id] = n if isinstance(n, int) else 0
+        return out
 
     def set_aside(self, key: str) -> str:
         """Move a key of the wrong Redis type out of the way (kept, renamed): what was
@@ -288,7 +317,11 @@ class Store:
         dead letters on the way); None when the inbox holds none."""
         key = keys.inbox(self.town, agent_id)
         while True:
-            popped = self.r.lpop(key)
+            try:
+                popped = self.r.lpop(key)
+            except WrongType:
+                log.warning("skipping %s: not a list", key)
+                return None
             raw = None if isinstance(popped, list) else text(popped)
             if raw is None:
                 return None
@@ -303,10 +336,14 @@ class Store:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            if timeout <= 0:
-                got = self.r.blpop([key], timeout=0)
-            else:
-                got = self.r.blpop([key], timeout=left) if left > 0 else None
+            try:
+                if timeout <= 0:
+                    got = self.r.blpop([key], timeout=0)
+                else:
+                    got = self.r.blpop([key], timeout=left) if left > 0 else None
+            except WrongType:
+                log.warning("skipping %s: not a list", key)
+                return None
             if not got:
                 return None
             message = self._valid_message(str(text(got[1])))
@@ -380,6 +417,10 @@ class Store:
     def add_event(
         self, kind: str, agent_id: str | None = None, pipe: Pipeline | None = None, **fields: Any
     ) -> None:
+        if not self._events_checked:  # once a process: a failed XADD would fail its MULTI
+            self._events_checked = True
+            if text(self.r.type(keys.events(self.town))) not in ("stream", "none"):
+                self.set_aside(keys.events(self.town))
         target: Any = pipe if pipe is not None else self.r
         target.xadd(keys.events(self.town), event_entry(kind, agent_id, **fields),
                     maxlen=EVENTS_MAXLEN, approximate=True)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from redis.client import Pipeline
-from redis.exceptions import ResponseError
 
 from tinytown import keys
 from tinytown.db.store import Store, log
@@ -79,7 +78,7 @@ def _agent_or_none(pipe: Pipeline, key: str) -> Agent | None:
     try:
         raw = pipe.get(key)
         return Agent.from_json(raw) if raw else None
-    except (InvalidRecord, ResponseError):
+    except InvalidRecord:
         log.warning("not counting the task for %s: not a valid Agent record", key)
         return None
 
@@ -127,6 +126,7 @@ def assign(store: Store, task: Task, agent: Agent, priority: Priority = Priority
            wake: bool = True, queue: str | None = None) -> None:
     """Record the task as the agent's and wake it, in one MULTI (`queue`: the role or
     agent queue the task came from, for the event)."""
+    store.ensure_list(keys.inbox(store.town, agent.id))
     pipe = store.r.pipeline()
     queue_assignment(store, pipe, task, agent.id, priority=priority, wake=wake,
                      name=agent.name, queue=queue)
@@ -151,6 +151,7 @@ def claim(
     task_key = keys.task(store.town, task_id)
     backlog_key = keys.backlog(store.town)
     watch = [task_key, backlog_key] if from_backlog else [task_key]
+    store.ensure_list(keys.inbox(store.town, agent.id))
 
     def body(pipe: Pipeline) -> Task | None:
         raw = pipe.get(task_key)

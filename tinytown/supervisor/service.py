@@ -96,8 +96,8 @@ class Supervisor:
                 last_renew = time.monotonic()
             try:
                 self.check_agents()
-            except TinytownError as exc:
-                log.warning("check failed: %s", exc)
+            except TinytownError as exc:  # a bad key is set aside; said once a minute
+                self._warn_once(f"check failed: {exc}")
         if self._receiver is not None:
             self._receiver.should_stop = True
 
