@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -41,6 +42,20 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+# C0 and C1 control characters but newline and tab: ESC starts terminal sequences
+# (clipboard writes, title changes, screen clears) that text from agents must not run
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """Text for a terminal: control characters shown as \\xNN, never executed."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def say(text: str = "", err: bool = False, nl: bool = True) -> None:
+    """click.echo for human-readable output: control characters made visible."""
+    click.echo(visible(text), err=err, nl=nl)
 
 
 if TYPE_CHECKING:
@@ -103,6 +118,7 @@ def age(when: datetime | None) -> str:
 def print_table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
     """A table: drawn by rich on a terminal; for a pipe or a file the same columns as
     plain lines, one per row, without rich's import (~20 ms of a `tt status`)."""
+    rows = [[visible(cell) for cell in row] for row in rows]
     if not sys.stdout.isatty():
         rows = [[" ".join(cell.splitlines()) for cell in row] for row in rows]  # a line a row
         widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]

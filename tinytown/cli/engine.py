@@ -14,6 +14,7 @@ from tinytown.cli.common import (
     json_option,
     pass_ctx,
     progress_line,
+    say,
 )
 from tinytown.errors import WorkerError
 
@@ -22,7 +23,7 @@ def _report(agent: Any, as_json: bool, verb: str) -> None:
     if as_json:
         emit_json(agent)
     else:
-        click.echo(f"{agent.name}: {verb} ({agent.state.value})")
+        say(f"{agent.name}: {verb} ({agent.state.value})")
 
 
 def _control_command(name: str, verb: str, doc: str) -> click.Command:
@@ -62,7 +63,7 @@ def wait(obj: Context, agent: str, timeout: float | None, as_json: bool) -> None
         )
     finally:
         if live:
-            click.echo()
+            say()
     _report(final, as_json, "done")
 
 
@@ -77,11 +78,11 @@ def prune(obj: Context, all_agents: bool, force: bool, as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
-    click.echo(f"pruned {len(result['pruned'])}: {', '.join(result['pruned']) or '-'}")
+    say(f"pruned {len(result['pruned'])}: {', '.join(result['pruned']) or '-'}")
     for kept in result["kept"]:
-        click.echo(f"kept {kept['name']}: {kept['reason']}")
+        say(f"kept {kept['name']}: {kept['reason']}")
     if result["unfinished_tasks"]:
-        click.echo("unfinished tasks of pruned agents: " + ", ".join(result["unfinished_tasks"]))
+        say("unfinished tasks of pruned agents: " + ", ".join(result["unfinished_tasks"]))
 
 
 @click.command()
@@ -93,7 +94,7 @@ def stop(obj: Context, as_json: bool) -> None:
     if as_json:
         emit_json(killed)
     else:
-        click.echo(f"stopping {len(killed)} agent(s)")
+        say(f"stopping {len(killed)} agent(s)")
 
 
 @click.command()
@@ -129,7 +130,7 @@ def supervisor(obj: Context, foreground: bool) -> None:
     status = town.supervisor_status()  # one leads already: this one stands by
     pid = town.start_supervisor()
     role = f" as a standby ({status})" if status != "not running" else ""
-    click.echo(f"supervisor started{role} (pid {pid}); log: {town.settings.logs_dir}"
+    say(f"supervisor started{role} (pid {pid}); log: {town.settings.logs_dir}"
                "/supervisor.log")
 
 

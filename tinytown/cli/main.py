@@ -25,6 +25,7 @@ from tinytown.cli.common import (
     pass_ctx,
     print_table,
     progress_line,
+    say,
     tags_option_value,
 )
 from tinytown.errors import TinytownError, UsageError
@@ -88,8 +89,8 @@ def init(obj: Context, name: str | None) -> None:
     from tinytown.urls import redact, redis_url
 
     town = Town.init(obj.town_path or ".", name=name)
-    click.echo(f"town {town.name!r} ready in {town.settings.root}")
-    click.echo(f"redis: {redact(redis_url(town.settings))}")
+    say(f"town {town.name!r} ready in {town.settings.root}")
+    say(f"redis: {redact(redis_url(town.settings))}")
 
 
 @cli.command()
@@ -101,7 +102,7 @@ def down(obj: Context) -> None:
         "stopped" if report["redis"]
         else "not running" if report["embedded"] else "left running (external)"
     )
-    click.echo(
+    say(
         f"stopped {report['workers']} worker(s); supervisor "
         f"{'stopped' if report['supervisor'] else 'not running'}; redis {redis_state}"
     )
@@ -140,7 +141,7 @@ def spawn(
     if as_json:
         emit_json(agent)
     else:
-        click.echo(f"spawned {agent.name} ({agent.display_nickname}) {agent.id}")
+        say(f"spawned {agent.name} ({agent.display_nickname}) {agent.id}")
     if foreground:
         from tinytown.worker.app import run_worker
 
@@ -171,24 +172,24 @@ def status(obj: Context, deep: bool, as_json: bool) -> None:
     if as_json:
         emit_json(report)
         return
-    click.echo(f"town {report['town']}  redis {report['redis']}  supervisor {report['supervisor']}")
+    say(f"town {report['town']}  redis {report['redis']}  supervisor {report['supervisor']}")
     _agents_table(town, town.list_agents(), None, inbox=report["inbox"])
     if deep:
         for entry in report.get("deep", []):
-            click.echo(f"\n{entry['name']}: rounds {entry['rounds']}, uptime {entry['uptime']}")
+            say(f"\n{entry['name']}: rounds {entry['rounds']}, uptime {entry['uptime']}")
             for event in entry["events"]:
-                click.echo(f"  {event}")
+                say(f"  {event}")
             if entry.get("log_tail"):
-                click.echo("  last round log:")
+                say("  last round log:")
                 for line in entry["log_tail"]:
-                    click.echo(f"    {line}")
+                    say(f"    {line}")
 
 
 def _agents_table(
     town: Town, agents: list[Agent], title: str | None, inbox: dict[str, int] | None = None
 ) -> None:
     if not agents:
-        click.echo("no agents (spawn one with `tt spawn NAME`)")
+        say("no agents (spawn one with `tt spawn NAME`)")
         return
     if inbox is None:
         inbox = town.inbox_lens(agents)
@@ -262,7 +263,7 @@ def send(
     if as_json:
         emit_json(sent)
     else:
-        click.echo(f"sent {sent.type} {sent.id} ({prio.value})")
+        say(f"sent {sent.type} {sent.id} ({prio.value})")
 
 
 def _describe(m: Message) -> str:
@@ -301,7 +302,7 @@ def inbox(obj: Context, agent: str | None, all_: bool, as_json: bool) -> None:
         return
     names = {a.id: a.name for a in [AgentModel.supervisor(), *town.list_agents()]}
     if not messages:
-        click.echo("no pending messages")
+        say("no pending messages")
         return
     rows = [
         [names.get(m.to, m.to[:8]), m.id[:8], m.type, m.priority.value,
@@ -344,7 +345,7 @@ def assign(
         task, live = town.assign_to_role(role, task)
         task_id = task.id
         if not live:
-            click.echo(f"tt: warning: no live agent has role {role!r}; the task waits in its"
+            say(f"tt: warning: no live agent has role {role!r}; the task waits in its"
                        " queue until one starts", err=True)
     else:
         task_id = town.assign(args[0], task, Priority.URGENT if urgent else Priority.NORMAL)
@@ -352,7 +353,7 @@ def assign(
         if as_json:
             emit_json(town.task(task_id))
         else:
-            click.echo(task_id)
+            say(task_id)
         return
     show_progress = sys.stdout.isatty() and not as_json
     try:
@@ -360,13 +361,13 @@ def assign(
             f"task {task_id[:8]}: {t.state.value}", elapsed) if show_progress else None)
     finally:
         if show_progress:
-            click.echo()
+            say()
     if as_json:
         emit_json(final)
     else:
-        click.echo(f"{final.id} {final.state.value}")
+        say(f"{final.id} {final.state.value}")
         if final.result:
-            click.echo(final.result)
+            say(final.result)
     if final.state != TaskState.COMPLETED:
         sys.exit(1)
 
@@ -383,7 +384,7 @@ def _print_task(t: Task, as_json: bool) -> None:
     for key, value in t.to_wire().items():
         if isinstance(value, list):
             value = ", ".join(map(str, value)) or None
-        click.echo(f"{key:13} {value if value is not None else '-'}")
+        say(f"{key:13} {value if value is not None else '-'}")
 
 
 @task.command(name="show")
@@ -408,7 +409,7 @@ def task_list(obj: Context, state: str | None, agent: str | None, as_json: bool)
         emit_json(tasks)
         return
     if not tasks:
-        click.echo("no tasks")
+        say("no tasks")
         return
     names = {a.id: a.name for a in town.list_agents()}
     rows = [
@@ -431,7 +432,7 @@ def _finish(kind: str) -> Callable[..., None]:
         if as_json:
             emit_json(t)
         else:
-            click.echo(f"task {t.id} {t.state.value}")
+            say(f"task {t.id} {t.state.value}")
 
     return command
 
@@ -465,7 +466,7 @@ def task_current(obj: Context, agent: str | None, as_json: bool) -> None:
         if as_json:
             emit_json(None)
         else:
-            click.echo("no current task")
+            say("no current task")
         return
     _print_task(current, as_json)
 
@@ -485,9 +486,9 @@ def migrate(obj: Context, dry_run: bool, force: bool, as_json: bool) -> None:
         emit_json(report)
         return
     if not report:
-        click.echo("nothing to migrate")
+        say("nothing to migrate")
     for entry in report:
-        click.echo(f"{entry['action']}: {entry['from']} -> {entry['to']}")
+        say(f"{entry['action']}: {entry['from']} -> {entry['to']}")
 
 
 @cli.command()
@@ -502,9 +503,9 @@ def reset(obj: Context, force: bool, agents_only: bool, as_json: bool) -> None:
         emit_json({"deleted" if force else "would_delete": deleted})
         return
     verb = "deleted" if force else "would delete"
-    click.echo(f"{verb} {len(deleted)} key(s)" + ("" if force else " (add --force to delete)"))
+    say(f"{verb} {len(deleted)} key(s)" + ("" if force else " (add --force to delete)"))
     for key in deleted:
-        click.echo(f"  {key}")
+        say(f"  {key}")
 
 
 
@@ -540,22 +541,22 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=argv, prog_name="tt", standalone_mode=False)
     except click.exceptions.Abort as exc:  # click's word for Ctrl-C (and end of input)
         if isinstance(exc.__cause__, KeyboardInterrupt):
-            click.echo("tt: interrupted", err=True)
+            say("tt: interrupted", err=True)
             sys.exit(130)
-        click.echo("tt: aborted", err=True)
+        say("tt: aborted", err=True)
         sys.exit(1)
     except click.UsageError as exc:  # one line, like every other error
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
-        click.echo(f"tt: {exc.format_message()}{hint}", err=True)
+        say(f"tt: {exc.format_message()}{hint}", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        click.echo(f"tt: {exc.format_message()}", err=True)
+        say(f"tt: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except TinytownError as exc:
-        click.echo(f"tt: {exc}", err=True)
+        say(f"tt: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("tt: interrupted", err=True)
+        say("tt: interrupted", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
@@ -563,7 +564,7 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("TT_DEBUG"):
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""
-        click.echo(f"tt: unexpected {type(exc).__name__}: {first} (set TT_DEBUG=1 for the"
+        say(f"tt: unexpected {type(exc).__name__}: {first} (set TT_DEBUG=1 for the"
                    " traceback, and please report it)", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

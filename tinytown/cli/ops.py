@@ -15,7 +15,9 @@ from tinytown.cli.common import (
     json_option,
     pass_ctx,
     print_table,
+    say,
     tags_option_value,
+    visible,
 )
 from tinytown.errors import UsageError
 
@@ -58,7 +60,7 @@ def events(obj: Context, agent: str | None, count: int, follow: bool, as_json: b
         emit_json(recent)
         return
     for event in recent:
-        click.echo(json.dumps(event) if as_json else _event_line(event, names))
+        say(json.dumps(event) if as_json else _event_line(event, names))
     if not follow:
         return
     last = recent[-1]["id"] if recent else "$"
@@ -68,7 +70,7 @@ def events(obj: Context, agent: str | None, count: int, follow: bool, as_json: b
             if agent_id is not None and event.get("agent") != agent_id:
                 continue
             names.setdefault(event.get("agent", ""), event.get("name", ""))
-            click.echo(json.dumps(event) if as_json else _event_line(event, names))
+            say(json.dumps(event) if as_json else _event_line(event, names))
             sys.stdout.flush()
 
 
@@ -98,10 +100,10 @@ def history(obj: Context, count: int, agent: str | None, as_json: bool) -> None:
     names[keys.SUPERVISOR_ID] = "supervisor"
     for e in found:
         if e["kind"] == "sent":
-            click.echo(f"{e['time']} {names.get(e.get('agent', ''), '?')} -> "
+            say(f"{e['time']} {names.get(e.get('agent', ''), '?')} -> "
                        f"{names.get(e.get('to', ''), '?')}: {e.get('type')}")
         else:
-            click.echo(_event_line(e, names))
+            say(_event_line(e, names))
 
 
 @click.command()
@@ -109,8 +111,11 @@ def history(obj: Context, count: int, agent: str | None, as_json: bool) -> None:
 @click.option("--round", "round_no", type=click.IntRange(min=1), help="Default: the newest.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing what the round writes.")
 @click.option("--worker", is_flag=True, help="The worker's own log instead of a round's.")
+@click.option("--raw", is_flag=True,
+              help="Bytes as written, control sequences included (default: made visible).")
 @pass_ctx
-def logs(obj: Context, agent: str, round_no: int | None, follow: bool, worker: bool) -> None:
+def logs(obj: Context, agent: str, round_no: int | None, follow: bool, worker: bool,
+         raw: bool) -> None:
     """Print an agent's round log (the agent CLI's output)."""
     town = obj.town()
     record = town.resolve(agent)
@@ -133,12 +138,18 @@ def logs(obj: Context, agent: str, round_no: int | None, follow: bool, worker: b
         while True:
             chunk = f.read(65536)
             if chunk:
-                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.write(chunk if raw else _shown(chunk))
                 sys.stdout.flush()
             elif not follow:
                 return
             else:
                 time.sleep(0.2)
+
+
+def _shown(chunk: bytes) -> bytes:
+    """A log's bytes for a terminal: escape sequences visible (a UTF-8 character cut
+    at a chunk's edge shows as a replacement mark)."""
+    return visible(chunk.decode("utf-8", "replace")).encode()
 
 
 @click.command()
@@ -150,7 +161,7 @@ def recover(obj: Context, as_json: bool) -> None:
     if as_json:
         emit_json(recovered)
     else:
-        click.echo(f"recovered {len(recovered)} agent(s)"
+        say(f"recovered {len(recovered)} agent(s)"
                    + (": " + ", ".join(a.name for a in recovered) if recovered else ""))
 
 
@@ -174,9 +185,9 @@ def reclaim(obj: Context, to_agent: str | None, to_backlog: bool, source: str | 
             emit_json(tasks)
             return
         verb = "cancelled" if cancel else "moved to the backlog" if to_backlog else "found"
-        click.echo(f"{len(tasks)} orphan task(s) {verb}")
+        say(f"{len(tasks)} orphan task(s) {verb}")
         for t in tasks:
-            click.echo(f"  {t.id} {t.state.value} {t.description[:60]}")
+            say(f"  {t.id} {t.state.value} {t.description[:60]}")
         return
     if cancel:
         raise UsageError("--cancel goes with --orphan-tasks")
@@ -185,9 +196,9 @@ def reclaim(obj: Context, to_agent: str | None, to_backlog: bool, source: str | 
         emit_json(report)
         return
     if not report:
-        click.echo("nothing to reclaim")
+        say("nothing to reclaim")
     for entry in report:
-        click.echo(f"{entry['agent']}: {entry['messages']} message(s),"
+        say(f"{entry['agent']}: {entry['messages']} message(s),"
                    f" {len(entry['tasks'])} unfinished task(s): {entry['action']}")
 
 
@@ -197,7 +208,7 @@ def reclaim(obj: Context, to_agent: str | None, to_backlog: bool, source: str | 
 def save(obj: Context, path: Path | None) -> None:
     """Snapshot the town's data to a file (default: .tt/snapshots/)."""
     written, count = obj.town().save(path)
-    click.echo(f"saved {count} key(s) to {written}")
+    say(f"saved {count} key(s) to {written}")
 
 
 @click.command()
@@ -207,7 +218,7 @@ def save(obj: Context, path: Path | None) -> None:
 def restore(obj: Context, path: Path, force: bool) -> None:
     """Load a snapshot made by `tt save` into this town."""
     count = obj.town().restore(path, force=force)
-    click.echo(f"restored {count} key(s) from {path}")
+    say(f"restored {count} key(s) from {path}")
 
 
 # --- backlog ------------------------------------------------------------------------
@@ -230,7 +241,7 @@ def backlog_add(obj: Context, description: str, tags: str | None, role: str | No
     from tinytown.models import Task
 
     task = obj.town().backlog_add(Task(description, tags=tags_option_value(tags)), role=role)
-    emit_json(task) if as_json else click.echo(task.id)
+    emit_json(task) if as_json else say(task.id)
 
 
 @backlog.command(name="list")
@@ -242,7 +253,7 @@ def backlog_list(obj: Context, as_json: bool) -> None:
     if as_json:
         emit_json(tasks)
     elif not tasks:
-        click.echo("the backlog is empty")
+        say("the backlog is empty")
     else:
         print_table(None, ["ID", "ROLE", "TAGS", "DESCRIPTION"], [
             [t.id[:8], t.extra.get("role") or "-", ",".join(t.tags),
@@ -257,7 +268,7 @@ def backlog_list(obj: Context, as_json: bool) -> None:
 def backlog_claim(obj: Context, task_id: str, agent: str, as_json: bool) -> None:
     """Assign a backlog task to an agent."""
     task = obj.town().backlog_claim(task_id, agent)
-    emit_json(task) if as_json else click.echo(f"task {task.id} assigned")
+    emit_json(task) if as_json else say(f"task {task.id} assigned")
 
 
 @backlog.command(name="assign-all")
@@ -267,7 +278,7 @@ def backlog_claim(obj: Context, task_id: str, agent: str, as_json: bool) -> None
 def backlog_assign_all(obj: Context, agent: str, as_json: bool) -> None:
     """Assign every backlog task the agent may take."""
     tasks = obj.town().backlog_assign_all(agent)
-    emit_json(tasks) if as_json else click.echo(f"assigned {len(tasks)} task(s)")
+    emit_json(tasks) if as_json else say(f"assigned {len(tasks)} task(s)")
 
 
 @backlog.command(name="remove")
@@ -277,7 +288,7 @@ def backlog_assign_all(obj: Context, agent: str, as_json: bool) -> None:
 def backlog_remove(obj: Context, task_id: str, as_json: bool) -> None:
     """Take a task out of the backlog (it is kept as cancelled)."""
     task = obj.town().backlog_remove(task_id)
-    emit_json(task) if as_json else click.echo(f"task {task.id} removed from the backlog")
+    emit_json(task) if as_json else say(f"task {task.id} removed from the backlog")
 
 
 COMMANDS = [flower, events, history, logs, recover, reclaim, save, restore, backlog]
