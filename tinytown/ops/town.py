@@ -8,8 +8,10 @@ need them, so scripts that only read and write records start fast.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -63,6 +65,7 @@ from tinytown.validate import (
 if TYPE_CHECKING:
     from tinytown.db.connection import TownPipeline
 
+log = logging.getLogger("tinytown")
 _HEX_PREFIX = re.compile(r"^[0-9a-fA-F-]{4,36}$")
 
 
@@ -197,7 +200,10 @@ class Town:
             cli = (role_config.cli if role_config else None) or self.settings.agent.default_cli
         from tinytown.presets import resolve_cli
 
-        resolve_cli(self.settings, cli)  # refuse an empty or unparsable command now
+        command = resolve_cli(self.settings, cli)  # refuse an empty or unparsable one now
+        if start and shutil.which(command.argv[0]) is None:  # warn: it may run elsewhere
+            log.warning("%r is not installed here (no %s on PATH): agent %s's rounds will"
+                        " fail on this machine", cli, command.argv[0], name)
         if nickname is not None:
             nickname = validate_nickname(nickname)
         if fork and parent is None:
@@ -243,6 +249,7 @@ class Town:
         if task.parent_id and self.store.get_task(task.parent_id) is None:
             raise TaskNotFound(f"parent task {task.parent_id} does not exist")
         task_writes.assign(self.store, task, agent, priority)
+        _warn_if_waiting(agent, "the task")
         return task.id
 
     def task(self, ref: str) -> Task:
@@ -295,6 +302,11 @@ class Town:
         """Block until the task is completed, failed or cancelled; returns it."""
         validate_timeout(timeout)
         task_id = self.task(ref).id
+        assignee = self._assignee(task_id)
+        if timeout is None and assignee is not None and assignee.state.is_terminal:
+            raise WaitTimeout(
+                f"task {task_id} waits for {assignee.name}, which is {assignee.state.value}:"
+                f" it runs after `tt restart {assignee.name}` (or wait with a timeout)")
         start = time.monotonic()
         delay = 0.02
         while True:
@@ -310,6 +322,10 @@ class Town:
                 raise WaitTimeout(f"task {task_id} is still {task.state.value} after {timeout:g}s")
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
+
+    def _assignee(self, task_id: str) -> Agent | None:
+        task = self.store.get_task(task_id)
+        return self.store.get_agent(task.assigned_to) if task and task.assigned_to else None
 
     def assign_to_role(self, role: str, task: Task | str) -> tuple[Task, list[Agent]]:
         """Queue a task for whichever agent of the role is free; returns the task and
@@ -603,6 +619,8 @@ class Channel:
             correlation_id=correlation_id,
         )
         self.deliver(message)
+        if recipient.agent_type == AgentType.WORKER:
+            _warn_if_waiting(recipient, "the message")
         return message
 
     def deliver(self, message: Message, pipe: TownPipeline | None = None) -> None:
@@ -639,6 +657,13 @@ class Channel:
 
     def peek(self, agent_ref: str) -> list[Message]:
         return self.town.store.peek_inbox(self.town.resolve(agent_ref).id)
+
+
+def _warn_if_waiting(agent: Agent, what: str) -> None:
+    """Work for a stopped, cold or errored agent is kept, but nobody runs it yet."""
+    if agent.state.is_terminal:
+        log.warning("%s is %s: %s waits in its inbox until `tt restart %s`",
+                    agent.name, agent.state.value, what, agent.name)
 
 
 def _ignore_runtime_dir(root: Path) -> None:
