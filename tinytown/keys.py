@@ -18,6 +18,8 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
     tt:<town>:deadletter           list    messages that did not parse, kept for a human
     tt:<town>:deadletter:<key>:<t> any     a key of the wrong type, moved out of the way
     tt:<town>:backlog              list    ids of unassigned tasks waiting to be claimed
+    tt:<town>:rolepending          zset    ids of tasks queued for a role, not yet taken
+                                           (score: when last offered; re-offered)
     tt:<town>:celery:*             ...     Celery/kombu keys (queues, bindings,
                                            pidbox, results) via kombu's global_keyprefix
 
@@ -100,6 +102,11 @@ def deadletter(town: str) -> str:
 
 def backlog(town: str) -> str:
     return f"tt:{town}:backlog"
+
+
+def role_pending(town: str) -> str:
+    """Tasks queued for a role and not yet taken, by when they were last offered."""
+    return f"tt:{town}:rolepending"
 
 
 def set_aside(town: str, key: str, stamp: str) -> str:

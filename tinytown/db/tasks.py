@@ -7,14 +7,17 @@ its own MULTI when it has one); the others are whole transactions.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from redis.client import Pipeline
 
 from tinytown import keys
+from tinytown.db.connection import texts
 from tinytown.db.store import Store, log
-from tinytown.db.wakeup import enqueue_round, enqueue_task_job
+from tinytown.db.wakeup import enqueue_round, enqueue_task_job, queue_key
 from tinytown.errors import InvalidRecord, InvalidTransition, TaskNotFound
 from tinytown.models import Agent, Message, MessageType, Priority, Task, TaskState, utcnow
 
@@ -50,6 +53,7 @@ def finish_task(
         now = mark_finished(task, state, text)
         pipe.multi()
         pipe.set(task_key, task.to_json())
+        pipe.zrem(keys.role_pending(store.town), task.id)
         if agent is not None and agent_key:
             agent.tasks_completed += 1
             agent.last_active_at = now
@@ -164,6 +168,7 @@ def claim(
         if task.state != TaskState.PENDING:
             return None
         pipe.multi()
+        pipe.zrem(keys.role_pending(store.town), task_id)  # taken: no more offers
         if from_backlog:
             pipe.lrem(backlog_key, 1, task_id)
         queue_assignment(store, pipe, task, agent.id, wake=wake, name=agent.name, queue=queue)
@@ -227,6 +232,36 @@ def queue_for_role(store: Store, task: Task, role: str) -> Task:
     pipe = store.r.pipeline()
     store.put_task(task, pipe)
     enqueue_task_job(pipe, store.town, keys.role_queue(store.town, role), task.id)
+    pipe.zadd(keys.role_pending(store.town), {task.id: time.time()})
     store.add_event("queued", None, pipe=pipe, task=task.id, role=role)
     pipe.execute()
     return task
+
+
+def reoffer_role_tasks(store: Store, older_than: float) -> list[str]:
+    """Offer again the role tasks offered more than `older_than` seconds ago and still
+    not taken whose job is in neither the role's queue nor a worker's unacked set: a
+    job a frozen or cut-off worker took off the queue is gone, but its task is not.
+    Tasks no longer pending leave the set. Returns the ids offered again."""
+    pending_key = keys.role_pending(store.town)
+    found: Any = store.r.zrangebyscore(pending_key, "-inf", time.time() - older_than)
+    due = texts(found)
+    if not due:
+        return []
+    unacked = " ".join(texts(store.r.hvals(queue_key(store.town, "unacked"))))
+    queued: dict[str, str] = {}
+    offered = []
+    for task_id in due:
+        task = store.get_task(task_id)
+        role = task.extra.get("role") if task is not None else None
+        if task is None or task.state != TaskState.PENDING or not isinstance(role, str):
+            store.r.zrem(pending_key, task_id)
+            continue
+        queue = keys.role_queue(store.town, role)
+        if queue not in queued:
+            queued[queue] = " ".join(texts(store.r.lrange(queue_key(store.town, queue), 0, -1)))
+        if task_id not in queued[queue] and task_id not in unacked:
+            enqueue_task_job(store.r, store.town, queue, task_id)
+            offered.append(task_id)
+        store.r.zadd(pending_key, {task_id: time.time()})
+    return offered

@@ -26,6 +26,7 @@ from tinytown.db import leader, runtime, states
 from tinytown.db.connection import connect
 from tinytown.db.recovery import recover_agent
 from tinytown.db.store import Store
+from tinytown.db.tasks import reoffer_role_tasks
 from tinytown.errors import InvalidRecord, RedisUnreachable, TinytownError
 from tinytown.models import Agent, AgentState, utcnow
 from tinytown.private import UMASK
@@ -48,6 +49,7 @@ class Supervisor:
         self.host = socket.gethostname()
         self._receiver: Any = None
         self._warned: dict[str, float] = {}  # warning -> when it was last logged
+        self._last_offer = time.monotonic()  # when role tasks were last re-offered
 
     # --- leadership -------------------------------------------------------------
 
@@ -96,10 +98,21 @@ class Supervisor:
                 last_renew = time.monotonic()
             try:
                 self.check_agents()
+                self._reoffer()
             except TinytownError as exc:  # a bad key is set aside; said once a minute
                 self._warn_once(f"check failed: {exc}")
         if self._receiver is not None:
             self._receiver.should_stop = True
+
+    def _reoffer(self) -> None:
+        """Role tasks whose job was lost (taken by a worker that froze or was cut off)
+        are offered again, once a heartbeat limit after their last offer."""
+        limit = self.settings.supervisor.heartbeat_timeout_secs
+        if time.monotonic() - self._last_offer < limit:
+            return
+        self._last_offer = time.monotonic()
+        for task_id in reoffer_role_tasks(self.store, limit):
+            log.warning("task %s: its role job was lost; offered again", task_id)
 
     def _warn_once(self, message: str) -> None:
         """A warning about one bad key, not repeated every second (once a minute)."""
