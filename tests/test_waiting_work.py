@@ -4,7 +4,11 @@ stderr for `tt assign` and `tt send` to a stopped, cold or errored agent, no end
 
 from __future__ import annotations
 
-from tests.conftest import TownFixture
+import uuid
+from pathlib import Path
+
+from tests.conftest import RedisServer, TownFixture, tt
+from tests.helpers import one_line_error
 
 
 def _stopped(town: TownFixture) -> None:
@@ -32,3 +36,22 @@ def test_spawn_warns_when_the_cli_is_not_installed_here(town: TownFixture) -> No
     r = town.tt("spawn", "nocli", "--cli", "surely-not-installed-cli --flag")
     assert r.code == 0, r
     assert "not installed here" in r.err and "surely-not-installed-cli" in r.err
+
+
+def test_init_of_a_name_with_data_from_elsewhere_needs_join(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+    env = {"REDIS_URL": redis_server.url}
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    assert tt("init", "--name", name, cwd=first, env=env).code == 0
+    assert tt("spawn", "x", "--no-start", cwd=first, env=env).code == 0
+    refused = tt("init", "--name", name, cwd=second, env=env)
+    assert "--join" in one_line_error(refused)
+    assert not (second / "tinytown.toml").exists() and not (second / ".tt").exists()
+    assert tt("init", "--name", name, "--join", cwd=second, env=env).code == 0
+    assert "x" in tt("list", cwd=second, env=env).out
+    (first / "tinytown.toml").unlink()  # the same folder may make its town again
+    assert tt("init", "--name", name, cwd=first, env=env).code == 0

@@ -6,6 +6,7 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
     tt:<town>:inbox:<agent-id>     list    pending Messages, head first   (wire format)
     tt:<town>:task:<task-id>       string  one Task as JSON               (wire format)
     tt:<town>:names                hash    agent name -> agent id (uniqueness guard)
+    tt:<town>:root                 string  host:folder where `tt init` made the town
     tt:<town>:inflight:<agent-id>  list    messages taken by a running round
     tt:<town>:stop:<agent-id>      string  stop flag set by `tt kill`
     tt:<town>:wake:<agent-id>      string  a round job is already queued (coalescing)
@@ -54,6 +55,12 @@ def task(town: str, task_id: str) -> str:
 
 def task_pattern(town: str) -> str:
     return f"tt:{town}:task:*"
+
+
+def root(town: str) -> str:
+    """The folder (host:path) `tt init` made the town in: another init of the same name
+    elsewhere must say --join."""
+    return f"tt:{town}:root"
 
 
 def names(town: str) -> str:

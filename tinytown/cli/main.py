@@ -82,13 +82,15 @@ def cli(ctx: click.Context, town_path: str | None) -> None:
 
 @cli.command()
 @click.option("--name", help="Town name (default: <repo>-<branch>, else the folder's name).")
+@click.option("--join", is_flag=True,
+              help="Share a town of this name that already has data in the Redis.")
 @click.pass_obj
-def init(obj: Context, name: str | None) -> None:
+def init(obj: Context, name: str | None, join: bool) -> None:
     """Create tinytown.toml and .tt/ here, and start the town's Redis."""
     from tinytown.ops.town import Town
     from tinytown.urls import redact, redis_url
 
-    town = Town.init(obj.town_path or ".", name=name)
+    town = Town.init(obj.town_path or ".", name=name, join=join)
     say(f"town {town.name!r} ready in {town.settings.root}")
     say(f"redis: {redact(redis_url(town.settings))}")
 

@@ -24,6 +24,7 @@ from tinytown.errors import (
     MessageTooLarge,
     NameTaken,
     TaskNotFound,
+    TownExists,
     WrongType,
 )
 from tinytown.models import (
@@ -198,6 +199,24 @@ class Store:
 
         if names:
             self.transaction(body, *names)
+
+    def claim_root(self, where: str, join: bool) -> None:
+        """Record that the town was made at `where` (host:folder). A town of this name
+        with data made elsewhere is refused (TownExists) unless `join`."""
+        owner = text(self.r.get(keys.root(self.town)))
+        if owner != where and not join and self._has_data():
+            raise TownExists(
+                f"a town named {self.town!r} already has data in this Redis"
+                f" (made in {owner or 'another folder'}): pick another --name, or add"
+                " --join to share it")
+        if owner is None or not join:
+            self.r.set(keys.root(self.town), where)
+
+    def _has_data(self) -> bool:
+        """Whether the town has keys besides its root marker."""
+        root = keys.root(self.town)
+        return any(key != root for key in
+                   texts(self.r.scan_iter(match=f"{keys.prefix(self.town)}*", count=100)))
 
     def name_owner(self, name: str) -> str | None:
         """The id the names hash gives for `name` (one lookup; the record may be gone).

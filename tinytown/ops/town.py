@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -88,8 +89,12 @@ class Town:
     # --- opening a town -----------------------------------------------------------
 
     @classmethod
-    def init(cls, path: str | Path = ".", name: str | None = None) -> Town:
-        """Create tinytown.toml and .tt/ in `path`, and start (or reach) the town's Redis."""
+    def init(cls, path: str | Path = ".", name: str | None = None, join: bool = False
+             ) -> Town:
+        """Create tinytown.toml and .tt/ in `path`, and start (or reach) the town's Redis.
+
+        A town of the same name with data in that Redis, made in another folder, is
+        refused unless `join` (two folders would share one town's agents and tasks)."""
         root = Path(path).resolve()
         if (root / CONFIG_FILE).exists():
             raise TownExists(f"{root / CONFIG_FILE} already exists: this folder is a town")
@@ -105,6 +110,7 @@ class Town:
         try:
             client = connect(settings)
             client.ping()
+            Store(client, town_name).claim_root(f"{socket.gethostname()}:{root}", join)
         except BaseException:
             if created_runtime:  # leave nothing half-made behind
                 import shutil
