@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 FORMAT = "tinytown-snapshot/1"
 MAX_SNAPSHOT_BYTES = 2**30  # a town's data lives in Redis's memory: more is a mistake
-_SKIP = ("celery:", "wake:", "runtime:", "supervisor", "stop:")
+_SKIP = ("celery:", "wake:", "runtime:", "supervisor", "stop:", "root")
 
 
 def _kept(town: str, key: str) -> bool:
