@@ -408,6 +408,13 @@ class Store:
         tasks = self._load_many(Task, self.scan_keys(keys.task_pattern(self.town)))
         return sorted(tasks, key=lambda t: t.created_at)
 
+    def watched_task(self, pipe: Pipeline, task_id: str) -> Task:
+        """The task as read in a transaction's watching phase; TaskNotFound if none."""
+        raw = text(pipe.get(keys.task(self.town, task_id)))
+        if raw is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        return Task.from_json(raw)
+
     def update_task(
         self,
         task_id: str,
@@ -417,10 +424,7 @@ class Store:
         key = keys.task(self.town, task_id)
 
         def body(pipe: Pipeline) -> Task:
-            raw = pipe.get(key)
-            if raw is None:
-                raise TaskNotFound(f"no task with id {task_id}")
-            task = Task.from_json(raw)
+            task = self.watched_task(pipe, task_id)
             change(task)
             task.updated_at = utcnow()
             pipe.multi()

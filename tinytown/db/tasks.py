@@ -18,7 +18,7 @@ from tinytown import keys
 from tinytown.db.connection import texts
 from tinytown.db.store import Store, log
 from tinytown.db.wakeup import enqueue_round, enqueue_task_job, queue_key
-from tinytown.errors import InvalidRecord, InvalidTransition, TaskNotFound
+from tinytown.errors import InvalidRecord, InvalidTransition
 from tinytown.models import Agent, Message, MessageType, Priority, Task, TaskState, utcnow
 
 RESULT_LIMIT = 4000  # characters of output kept as a task's result
@@ -39,10 +39,7 @@ def finish_task(
     task_key = keys.task(store.town, task_id)
 
     def body(pipe: Pipeline) -> Task:
-        raw = pipe.get(task_key)
-        if raw is None:
-            raise TaskNotFound(f"no task with id {task_id}")
-        task = Task.from_json(raw)
+        task = store.watched_task(pipe, task_id)
         if task.state.is_terminal:
             raise InvalidTransition(f"task {task.id} is already {task.state.value}")
         agent = None
@@ -158,10 +155,7 @@ def claim(
     store.ensure_list(keys.inbox(store.town, agent.id))
 
     def body(pipe: Pipeline) -> Task | None:
-        raw = pipe.get(task_key)
-        if raw is None:
-            raise TaskNotFound(f"no task with id {task_id}")
-        task = Task.from_json(raw)
+        task = store.watched_task(pipe, task_id)
         if from_backlog and (task.state != TaskState.PENDING
                              or pipe.lpos(backlog_key, task_id) is None):
             raise InvalidTransition(f"task {task_id} is no longer in the backlog")
@@ -182,8 +176,7 @@ def claim(
 
 def queue_in_backlog(store: Store, pipe: Pipeline, task: Task) -> None:
     """Queue on `pipe`: the task `pending`, assigned to nobody, at the backlog's end."""
-    task.state = TaskState.PENDING
-    task.assigned_to = None
+    _unassigned(task)
     task.updated_at = utcnow()
     store.put_task(task, pipe)
     pipe.rpush(keys.backlog(store.town), task.id)
@@ -201,18 +194,15 @@ def add_to_backlog(store: Store, task: Task, role: str | None = None) -> Task:
 
 def move_to_backlog(store: Store, task_id: str) -> Task:
     """An existing task back to the backlog (its agent is gone), in one transaction."""
-    task_key = keys.task(store.town, task_id)
+    def join_backlog(pipe: Pipeline, task: Task) -> None:
+        pipe.rpush(keys.backlog(store.town), task.id)
 
-    def body(pipe: Pipeline) -> Task:
-        raw = pipe.get(task_key)
-        if raw is None:
-            raise TaskNotFound(f"no task with id {task_id}")
-        task = Task.from_json(raw)
-        pipe.multi()
-        queue_in_backlog(store, pipe, task)
-        return task
+    return store.update_task(task_id, _unassigned, also=join_backlog)
 
-    return store.transaction(body, task_key)
+
+def _unassigned(task: Task) -> None:
+    task.state = TaskState.PENDING
+    task.assigned_to = None
 
 
 def remove_from_backlog(store: Store, task_id: str) -> Task:
