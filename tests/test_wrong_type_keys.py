@@ -3,6 +3,8 @@ they change anything, and the key is moved aside (kept) so the work goes on."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 
 from tests.conftest import TownFixture, wait_until
@@ -62,9 +64,13 @@ def test_the_supervisor_survives_wrong_typed_keys(
     town.tt("spawn", "w")
     town.wait_state("w", "idle", timeout=30)
     agent_id = town.town.resolve("w").id
-    town.town.redis.delete(keys.runtime(town.name, agent_id))
-    town.town.redis.set(keys.runtime(town.name, agent_id), "oops")
-    wait_until(lambda: town.town.redis.type(keys.runtime(town.name, agent_id)) != "string",
-               15, "the supervisor to set the key aside")
-    assert supervisor.poll() is None
-    assert [k for k in town.town_keys() if ":deadletter:runtime:" in k]
+    pid = int(town.town.redis.hget(keys.runtime(town.name, agent_id), "pid") or 0)
+    try:
+        town.town.redis.delete(keys.runtime(town.name, agent_id))
+        town.town.redis.set(keys.runtime(town.name, agent_id), "oops")
+        wait_until(lambda: town.town.redis.type(keys.runtime(town.name, agent_id)) != "string",
+                   15, "the supervisor to set the key aside")
+        assert supervisor.poll() is None
+        assert [k for k in town.town_keys() if ":deadletter:runtime:" in k]
+    finally:  # its runtime hash was set aside: the teardown would not find the worker
+        os.kill(pid, signal.SIGKILL)
