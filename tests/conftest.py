@@ -1,7 +1,14 @@
-"""Fixtures: a real redis-server for the session, towns on it, the real `tt` CLI.
+"""Fixtures: a real redis-server for the session, towns on it, the real `tt` CLI, and an
+agent's worker runtime driven in-process.
 
 Every town gets a unique name, so tests share one Redis the way real towns do, and
-each test's teardown stops the processes it started and deletes its town's keys.
+each test's teardown stops the processes it started and deletes its town's keys. Under
+pytest-xdist each xdist worker has a redis-server of its own (the session fixture).
+
+Two tiers for what a worker does: a test about what a round does with an inbox drives
+the rounds in this process (`worker_in_process`: the real `WorkerRuntime` against the
+real Redis, running the real agent CLI); a test about processes (crashes, kills,
+signals, Celery remote control, outages, the CLI process) starts real workers.
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +33,12 @@ import pytest
 import redis
 
 from tinytown import keys
+from tinytown.db.connection import TownRedis
 from tinytown.db.embedded import find_redis_server
 from tinytown.errors import TinytownError
+from tinytown.models import TaskState
 from tinytown.ops.town import Town
+from tinytown.worker.runtime import WorkerRuntime
 
 BIN = Path(sys.executable).parent
 TT = str(BIN / "tt")
@@ -35,6 +47,10 @@ FAKE_CLI = f"{sys.executable} {FAKE_AGENT}"
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 for _name in ("REDIS_URL", "TINYTOWN_AGENT_ID", "TINYTOWN_AGENT_NAME", "TINYTOWN_TOWN_ROOT"):
     os.environ.pop(_name, None)
+# Started as a background job (`... &` in a script), pytest ignores SIGINT, and so would
+# every process a test starts: a test that presses Ctrl-C needs a terminal's default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def wait_until(
@@ -178,6 +194,13 @@ class TownFixture:
             timeout, f"{ref} to be {'/'.join(wanted)} (is {self.agent_state(agent_id)})",
         )
 
+    def task_state(self, task_id: str) -> TaskState:
+        return self.town.store.require_task(task_id).state
+
+    def wait_task(self, task_id: str, *wanted: TaskState, timeout: float = 20) -> None:
+        wait_until(lambda: self.task_state(task_id) in wanted, timeout,
+                   f"task {task_id[:8]} to be {'/'.join(wanted)}")
+
     def town_keys(self) -> set[str]:
         return set(self.town.redis.scan_iter(match=f"tt:{self.name}:*", count=1000))
 
@@ -188,7 +211,7 @@ class TownFixture:
 
 def stop_town_processes(town: Town) -> None:
     host = socket.gethostname()
-    pids = []
+    pids: list[int] = []
     try:
         for agent_id in [k.rsplit(":", 1)[1] for k in
                          town.redis.scan_iter(match=f"tt:{town.name}:runtime:*")]:
@@ -202,10 +225,33 @@ def stop_town_processes(town: Town) -> None:
     except (redis.RedisError, TinytownError):
         pass
     for pid in pids:
+        if pid == os.getpid():  # a runtime driven in-process records this process
+            continue
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+@pytest.fixture(autouse=True)
+def close_town_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every TownRedis the test (and its town fixtures) opened, after their teardown.
+
+    Nothing else closes the fixtures' clients; left to the garbage collector, a socket
+    can be finalized before its connection and pytest reports a ResourceWarning at the
+    end of the session. As an autouse fixture this is set up first, so it runs last.
+    """
+    made: weakref.WeakSet[TownRedis] = weakref.WeakSet()
+    original = TownRedis.__init__
+
+    def tracking_init(self: TownRedis, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.add(self)
+
+    monkeypatch.setattr(TownRedis, "__init__", tracking_init)
+    yield
+    for client in list(made):
+        client.close()
 
 
 @pytest.fixture
@@ -269,3 +315,106 @@ def supervisor(town: TownFixture) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+# --- an agent's worker runtime, driven in-process ------------------------------------
+
+
+class PausingConsumer:
+    """What `on_ready` needs of Celery's consumer: it cancels the queues of a paused
+    agent (so a paused worker takes no job); this one records which."""
+
+    def __init__(self) -> None:
+        self.cancelled: list[str] = []
+
+    def cancel_task_queue(self, queue: str) -> None:
+        self.cancelled.append(queue)
+
+
+@dataclass
+class InProcessWorker:
+    """The real `WorkerRuntime` of one agent, in the test's process: a round runs when
+    the test says so, against the real Redis and with the real agent CLI. `shutdowns`
+    counts the warm shutdowns the runtime asked for (a worker process would exit)."""
+
+    town: TownFixture
+    runtime: WorkerRuntime
+    consumer: PausingConsumer
+    shutdowns: list[float]
+    threads: list[threading.Thread] = field(default_factory=list)  # its heartbeat, ...
+
+    @property
+    def agent_id(self) -> str:
+        return self.runtime.agent_id
+
+    def start(self) -> InProcessWorker:
+        """What the worker process does as it starts: Celery's worker_init and
+        worker_ready (`starting` -> `idle`, or stay paused)."""
+        before = set(threading.enumerate())
+        self.runtime.on_init()
+        self.runtime.on_ready(self.consumer)
+        self.threads += [t for t in threading.enumerate() if t not in before]
+        return self
+
+    def run_round(self) -> None:
+        """One `tinytown.round` job: rounds until the inbox holds nothing actionable."""
+        self.runtime.run_round(self.agent_id)
+
+    def take_task(self, queue: str | None = None, task_id: str | None = None,
+                  description: str | None = None, tags: list[str] | None = None) -> str | None:
+        """One `tinytown.task` job from `queue` (the agent's own queue by default)."""
+        return self.runtime.take_task(queue or self.runtime.queue, task_id=task_id,
+                                      description=description, tags=tags)
+
+    def shut_down(self) -> None:
+        """Celery's worker_shutdown: `cold` after a drain, `stopped` otherwise."""
+        self.runtime.on_shutdown()
+
+    def close(self) -> None:
+        """End it as its process would end: worker_shutdown (no more heartbeats, the
+        pid recorded in the runtime hash, this process's, forgotten), then what the
+        process takes with it when it exits: the watchdog `sh` (its pipe at end-of-file,
+        no CLI running: it exits killing nothing) and the Redis client."""
+        try:
+            self.runtime.on_shutdown()
+        except (redis.RedisError, TinytownError):
+            pass  # the test stopped its Redis: nothing to record
+        for thread in self.threads:  # they end with the agent's worker_shutdown
+            thread.join(10)
+            assert not thread.is_alive(), f"{thread.name} outlived its worker_shutdown"
+        watchdog = self.runtime.watchdog
+        proc = watchdog._proc  # no public close: a worker's watchdog ends with its process
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            watchdog._proc = watchdog._pipe = None
+        self.runtime.redis.close()
+
+
+@pytest.fixture
+def worker_in_process(
+    town_factory: Callable[..., TownFixture],
+) -> Iterator[Callable[..., InProcessWorker]]:
+    """A factory: `worker_in_process(town, ref, start=True)` gives the in-process worker
+    runtime of an agent already recorded (e.g. `town.town.spawn_agent(name,
+    start=False)`: `starting`, no worker); started unless `start=False`."""
+    made: list[InProcessWorker] = []
+
+    def make(town: TownFixture, ref: str, start: bool = True) -> InProcessWorker:
+        agent = town.town.store.require_agent(town.town.resolve(ref).id)
+        shutdowns: list[float] = []
+        runtime = WorkerRuntime(town.town.settings, agent,
+                                shutdown=lambda: shutdowns.append(time.monotonic()))
+        runtime.logs.mkdir(parents=True, exist_ok=True)  # as the worker process does
+        worker = InProcessWorker(town, runtime, PausingConsumer(), shutdowns)
+        made.append(worker)
+        return worker.start() if start else worker
+
+    yield make
+    for worker in made:  # before town_factory's teardown, which this fixture requested
+        worker.close()

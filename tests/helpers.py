@@ -1,42 +1,18 @@
-"""Helpers for the record-level tests: a town on a redis-server of its own, and closing
-the Redis clients a test made."""
+"""Plain helpers for the record-level tests: a town on a redis-server of its own, one-line
+CLI errors, a snapshot of a town's keys. (Fixtures live in conftest.py.)"""
 
 from __future__ import annotations
 
 import uuid
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 
 from tests.conftest import Result, TownFixture, start_redis, stop_redis
-from tinytown.db.connection import TownRedis
 from tinytown.ops.town import Town
-
-
-@pytest.fixture(autouse=True)
-def close_town_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Close every TownRedis the test (and its town fixtures) opened, after their teardown.
-
-    Nothing else closes the fixtures' clients; left to the garbage collector, a socket
-    can be finalized before its connection and pytest reports a ResourceWarning at the
-    end of the session. As an autouse fixture this is set up first, so it runs last.
-    """
-    made: weakref.WeakSet[TownRedis] = weakref.WeakSet()
-    original = TownRedis.__init__
-
-    def tracking_init(self: TownRedis, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        made.add(self)
-
-    monkeypatch.setattr(TownRedis, "__init__", tracking_init)
-    yield
-    for client in list(made):
-        client.close()
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import Result, TownFixture
-from tests.helpers import close_town_clients, key_snapshot, one_line_error  # noqa: F401
+from tests.helpers import key_snapshot, one_line_error
 from tinytown import keys
 from tinytown.models import Agent
 from tinytown.nicknames import default_nickname

@@ -14,12 +14,7 @@ import pytest
 import redis
 
 from tests.conftest import RedisServer, TownFixture, wait_until
-from tests.helpers import (  # noqa: F401
-    close_town_clients,
-    key_snapshot,
-    one_line_error,
-    private_town,
-)
+from tests.helpers import key_snapshot, one_line_error, private_town
 from tinytown import (
     Agent,
     AgentHandle,

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.conftest import RedisServer, TownFixture, stop_redis, tt, wait_until
-from tests.helpers import close_town_clients, key_snapshot, one_line_error  # noqa: F401
+from tests.helpers import one_line_error
 from tinytown.db.embedded import find_redis_server
 from tinytown.errors import EXIT_REDIS_UNREACHABLE
 

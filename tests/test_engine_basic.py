@@ -1,21 +1,28 @@
-"""Agents as real Celery workers: spawn, rounds, task lifecycle."""
+"""An agent's round from `tt spawn` and `tt assign` to a recorded task: the round runs
+in-process (the real WorkerRuntime, Redis and agent CLI; real worker processes run
+in test_engine_control, test_engine_supervisor and test_pipelines)."""
 
 from __future__ import annotations
 
-from tests.conftest import TownFixture, wait_until
+from collections.abc import Callable
+
+from tests.conftest import InProcessWorker, TownFixture
 from tinytown import keys
 from tinytown.models import TaskState
 
 
-def test_spawned_agent_runs_an_assigned_task(town: TownFixture) -> None:
-    r = town.tt("spawn", "alice")
+def test_spawned_agent_runs_an_assigned_task(
+    town: TownFixture, worker_in_process: Callable[..., InProcessWorker]
+) -> None:
+    r = town.tt("spawn", "alice", "--no-start")
     assert r.code == 0, r.err
-    town.wait_state("alice", "idle")
+    worker = worker_in_process(town, "alice")
+    assert town.agent_state("alice") == "idle"
     task_id = town.tt("assign", "alice", "write the README").out.strip()
-    wait_until(lambda: town.town.store.get_task(task_id).state == TaskState.COMPLETED,
-               20, "the task to complete")
-    wait_until(lambda: town.town.resolve("alice").rounds_completed == 1, 10, "the round's end")
-    task = town.town.store.get_task(task_id)
+    worker.run_round()
+    assert town.task_state(task_id) == TaskState.COMPLETED
+    assert town.town.resolve("alice").rounds_completed == 1  # the round's end
+    task = town.town.store.require_task(task_id)
     assert "fake agent alice round 1 did" in (task.result or "")
     assert task.started_at is not None and task.completed_at is not None
     agent = town.town.resolve("alice")

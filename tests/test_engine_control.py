@@ -1,5 +1,6 @@
 """The control plane on real worker processes: interrupt, resume, close, kill, wait,
-restart, prune, stop, max rounds, idle timeout, fork."""
+restart, prune, stop, idle timeout, `tt worker` and `spawn --foreground`. (Max rounds,
+fork and `status --deep` are what a round does: test_engine_rounds, in-process.)"""
 
 from __future__ import annotations
 
@@ -15,14 +16,8 @@ from tests.conftest import TownFixture, pid_gone, wait_until
 from tinytown import keys
 from tinytown.errors import InvalidTransition, WaitTimeout
 from tinytown.models import MessageType, TaskState
-from tinytown.worker.prompt import CONTEXT_END
 
 TownFactory = Callable[..., TownFixture]
-
-
-def _wait_task(town: TownFixture, task_id: str, *states: TaskState, timeout: float = 20) -> None:
-    wait_until(lambda: town.town.store.require_task(task_id).state in states, timeout,
-               f"task to be {'/'.join(states)}")
 
 
 def _worker_pid(town: TownFixture, ref: str) -> int:
@@ -52,7 +47,7 @@ def test_interrupt_holds_messages_and_resume_releases_them(town: TownFixture) ->
     assert town.town.channel.inbox_len("alice") == 2
     r = town.tt("resume", "alice")
     assert r.code == 0, r.err
-    _wait_task(town, task_id, TaskState.COMPLETED)
+    town.wait_task(task_id, TaskState.COMPLETED)
     town.wait_state("alice", "idle")
 
 
@@ -70,7 +65,7 @@ def test_interrupt_during_a_round_lets_it_finish(town: TownFixture) -> None:
     task_id = town.tt("assign", "alice", "@sleep 2").out.strip()
     town.wait_state("alice", "working")
     assert town.tt("interrupt", "alice").code == 0
-    _wait_task(town, task_id, TaskState.COMPLETED)
+    town.wait_task(task_id, TaskState.COMPLETED)
     assert town.agent_state("alice") == "paused"  # the round's end did not overwrite it
 
 
@@ -91,7 +86,7 @@ def test_close_drains_to_cold_and_keeps_the_inbox(town: TownFixture) -> None:
     wait_until(lambda: pid_gone(pid), 10, "the worker to exit")
     # a later restart picks the work up, as `resumed`
     assert town.tt("restart", "alice").code == 0
-    _wait_task(town, second, TaskState.COMPLETED)
+    town.wait_task(second, TaskState.COMPLETED)
     assert town.town.resolve("alice").spawn_mode.value == "resumed"
 
 
@@ -135,22 +130,7 @@ def test_kill_paused_agent_and_restart_with_pending_work(town: TownFixture) -> N
     town.wait_state("alice", "stopped")
     assert town.town.channel.inbox_len("alice") == 1  # nothing queued was deleted
     assert town.tt("restart", "alice").code == 0
-    _wait_task(town, task_id, TaskState.COMPLETED)
-
-
-def test_max_rounds_counts_only_cli_runs(town: TownFixture) -> None:
-    r = town.tt("spawn", "alice", "--max-rounds", "2")
-    assert r.code == 0, r.err
-    town.wait_state("alice", "idle")
-    town.town.channel.send("alice", MessageType.ping())
-    wait_until(lambda: town.town.store.inbox_len(keys.SUPERVISOR_ID) == 1, 10, "pong")
-    ids = [town.tt("assign", "alice", f"job {i}").out.strip() for i in range(3)]
-    r = town.tt("wait", "alice", "--timeout", "30")
-    assert r.code == 0
-    assert town.agent_state("alice") == "cold"
-    states = [town.town.store.require_task(i).state for i in ids]
-    assert states == [TaskState.COMPLETED, TaskState.COMPLETED, TaskState.ASSIGNED]
-    assert town.town.resolve("alice").rounds_completed == 2
+    town.wait_task(task_id, TaskState.COMPLETED)
 
 
 def test_idle_timeout_goes_cold(town_factory: TownFactory) -> None:
@@ -158,26 +138,6 @@ def test_idle_timeout_goes_cold(town_factory: TownFactory) -> None:
     town.tt("spawn", "alice")
     town.wait_state("alice", "idle")
     town.wait_state("alice", "cold", timeout=15)
-
-
-def test_fork_inherits_parent_context_between_markers(town: TownFixture) -> None:
-    town.tt("spawn", "parent")
-    task_id = town.tt("assign", "parent", "design the schema SECRET-PLAN").out.strip()
-    _wait_task(town, task_id, TaskState.COMPLETED)
-    r = town.tt("spawn", "child", "--parent", "parent", "--fork", "--json")
-    assert r.code == 0, r.err
-    child_task = town.tt("assign", "child", "implement it").out.strip()
-    _wait_task(town, child_task, TaskState.COMPLETED)
-    prompt = (town.records / "child-1.prompt").read_text()
-    begin = prompt.index("===== BEGIN INHERITED CONTEXT from parent")
-    end = prompt.index(CONTEXT_END)
-    assert begin < prompt.index("SECRET-PLAN") < end < prompt.index("implement it")
-    child = town.town.resolve("child")
-    assert child.spawn_mode.value == "forkedcontext"
-    assert child.parent_agent_id == town.town.resolve("parent").id
-    second = town.tt("assign", "child", "more").out.strip()
-    _wait_task(town, second, TaskState.COMPLETED)
-    assert "INHERITED CONTEXT" not in (town.records / "child-2.prompt").read_text()
 
 
 def test_fork_without_parent_is_refused(town: TownFixture) -> None:
@@ -254,7 +214,7 @@ def test_tt_worker_runs_in_the_foreground(town: TownFixture) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_task(town, task_id, TaskState.COMPLETED)  # checked its inbox at start
+        town.wait_task(task_id, TaskState.COMPLETED)  # checked its inbox at start
         town.wait_state("remote", "idle")
         r = town.tt("worker", "remote")
         assert r.code == 1 and "already has a running worker" in r.err
@@ -274,7 +234,7 @@ def test_spawn_foreground_runs_attached(town: TownFixture) -> None:
         wait_until(lambda: town.town.list_agents(), 10, "the record")
         town.wait_state("fg", "idle")
         task_id = town.tt("assign", "fg", "attached").out.strip()
-        _wait_task(town, task_id, TaskState.COMPLETED)
+        town.wait_task(task_id, TaskState.COMPLETED)
         proc.send_signal(signal.SIGINT)  # Ctrl-C in the terminal: warm shutdown
         assert proc.wait(20) == 0
         assert town.agent_state("fg") == "stopped"
@@ -282,19 +242,3 @@ def test_spawn_foreground_runs_attached(town: TownFixture) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def test_status_deep_shows_rounds_events_and_log_tail(town: TownFixture) -> None:
-    town.tt("spawn", "alice")
-    task_id = town.tt("assign", "alice", "deep look").out.strip()
-    _wait_task(town, task_id, TaskState.COMPLETED)
-    town.wait_state("alice", "idle")
-    r = town.tt("status", "--deep")
-    assert r.code == 0, r.err
-    assert "alice: rounds 1, uptime" in r.out
-    assert "fake agent alice round 1 did" in r.out  # the newest round log's tail
-    assert "idle -> working" in r.out
-    import json
-
-    deep = json.loads(town.tt("status", "--deep", "--json").out)["deep"][0]
-    assert deep["name"] == "alice" and deep["rounds"] == 1

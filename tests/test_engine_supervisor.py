@@ -47,8 +47,7 @@ def test_sigkill_mid_round_recovers_and_completes_exactly_once(
     (town.records / "runs.log").write_text("")  # count runs after the restart only
     town.town.store.update_task(task_id, lambda t: setattr(t, "description", "short job"))
     assert town.tt("restart", "alice").code == 0
-    wait_until(lambda: town.town.store.require_task(task_id).state == TaskState.COMPLETED, 20,
-               "the task to complete after restart")
+    town.wait_task(task_id, TaskState.COMPLETED)  # after the restart
     town.wait_state("alice", "idle")
     assert [r[2] for r in town.runs()] == [task_id]
     assert town.town.resolve("alice").tasks_completed == 1
@@ -106,6 +105,26 @@ def test_clean_shutdown_is_not_a_crash(
     assert "recovered" not in kinds
 
 
+def _celery_inspect(root: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """`celery -A tinytown.celery_app inspect COMMAND -t 2` in the town at `root`, asked
+    again while no worker replied within the 2 s (on a loaded machine, e.g. under
+    pytest-xdist, a reply can miss that window); fails after 30 s without a reply."""
+    celery = str(Path(sys.executable).parent / "celery")
+    tries: list[subprocess.CompletedProcess[str]] = []
+
+    def ask() -> bool:
+        tries.append(subprocess.run([celery, "-A", "tinytown.celery_app", "inspect", command,
+                                     "-t", "2"], cwd=root, capture_output=True, text=True,
+                                    timeout=60))
+        return tries[-1].returncode == 0
+
+    try:
+        wait_until(ask, 30, f"a reply to `celery inspect {command}`")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {tries[-1].stderr}") from None
+    return tries[-1]
+
+
 def test_two_towns_share_one_redis_without_seeing_each_other(
     town_factory: TownFactory, tmp_path: Path
 ) -> None:
@@ -116,20 +135,13 @@ def test_two_towns_share_one_redis_without_seeing_each_other(
         t.wait_state("alice", "idle")
     assert a.tt("interrupt", "alice").code == 0  # must not pause b's alice
     task_b = b.tt("assign", "alice", "only in b").out.strip()
-    wait_until(lambda: b.town.store.require_task(task_b).state == TaskState.COMPLETED, 20,
-               "b's task")
+    b.wait_task(task_b, TaskState.COMPLETED)
     assert a.agent_state("alice") == "paused" and b.agent_state("alice") == "idle"
     assert "only in b" not in " ".join(p.read_text() for p in a.records.glob("*.prompt"))
     # `celery -A tinytown.celery_app inspect ping` inside a town sees only its worker
-    celery = str(Path(sys.executable).parent / "celery")
-    out = subprocess.run([celery, "-A", "tinytown.celery_app", "inspect", "ping", "-t", "2"],
-                         cwd=a.root, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    out = _celery_inspect(a.root, "ping")
     assert out.stdout.count("pong") == 1
-    active = subprocess.run(
-        [celery, "-A", "tinytown.celery_app", "inspect", "active_queues", "-t", "2"],
-        cwd=b.root, capture_output=True, text=True, timeout=60,
-    )
+    active = _celery_inspect(b.root, "active_queues")
     assert f"tt.{b.name}.agent." in active.stdout and a.name not in active.stdout
     # every key each town wrote is under its own prefix
     for t in (a, b):

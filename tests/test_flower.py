@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TT, TownFixture, wait_until
+from tinytown.models import TaskState
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -82,8 +83,7 @@ def test_flower_shows_agents_and_rounds(
     wait_until(lambda: json.loads(get(f"{base}/api/workers?status=1")[1] or "{}")
                .get(f"alice@{host}") is True, 30, "Flower to see alice")
     task_id = town.tt("assign", "alice", "seen by flower").out.strip()
-    wait_until(lambda: town.town.store.require_task(task_id).state.value == "completed", 20,
-               "the task")
+    town.wait_task(task_id, TaskState.COMPLETED)
 
     def round_seen() -> dict[str, object] | None:
         tasks = json.loads(get(f"{base}/api/tasks")[1] or "{}")

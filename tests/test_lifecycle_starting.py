@@ -88,6 +88,8 @@ def test_a_restart_while_the_first_start_is_under_way_runs_one_worker(
     assert town.tt("spawn", "dup").code == 0
     agent_id = town.town.resolve("dup").id
     assert town.tt("close", "dup").code == 0  # no worker yet: cold at once
+    # (on a loaded machine the worker may have started first: then it drains to cold)
+    town.wait_state("dup", "cold", timeout=30)
     assert town.tt("restart", "dup").code == 0
     town.wait_state("dup", "idle", timeout=30)
     wait_until(lambda: len(worker_pids(agent_id)) == 1, 30, "one worker for the agent")

@@ -17,14 +17,6 @@ from tinytown.models import Task, TaskState
 TownFactory = Callable[..., TownFixture]
 
 
-def _state(town: TownFixture, task_id: str) -> TaskState:
-    return town.town.store.require_task(task_id).state
-
-
-def _wait_task(town: TownFixture, task_id: str, *states: TaskState, timeout: float = 20) -> None:
-    wait_until(lambda: _state(town, task_id) in states, timeout, f"task to be {states}")
-
-
 def test_role_queue_goes_to_whichever_member_is_free(town: TownFixture) -> None:
     for name in ("rev-a", "rev-b"):
         assert town.tt("spawn", name, "--role", "reviewer").code == 0
@@ -37,12 +29,12 @@ def test_role_queue_goes_to_whichever_member_is_free(town: TownFixture) -> None:
     busy = wait_until(lambda: town.town.store.require_task(slow_task["id"]).assigned_to, 10,
                       "a reviewer to take it")
     quick = json.loads(town.tt("assign", "--role", "reviewer", "quick look", "--json").out)
-    _wait_task(town, quick["id"], TaskState.COMPLETED)
+    town.wait_task(quick["id"], TaskState.COMPLETED)
     quick_owner = town.town.store.require_task(quick["id"]).assigned_to
     assert quick_owner != busy  # the free reviewer took it
     reviewers = {town.town.resolve(n).id for n in ("rev-a", "rev-b")}
     assert {busy, quick_owner} == reviewers
-    _wait_task(town, slow_task["id"], TaskState.COMPLETED)
+    town.wait_task(slow_task["id"], TaskState.COMPLETED)
     assert town.town.store.require_task(slow_task["id"]).extra["role"] == "reviewer"
 
 
@@ -51,16 +43,16 @@ def test_role_without_live_agent_waits_and_is_reported(town: TownFixture) -> Non
     assert r.code == 0, r.err
     assert "no live agent has role 'tester'" in r.err
     task_id = r.out.strip()
-    assert _state(town, task_id) == TaskState.PENDING
+    assert town.task_state(task_id) == TaskState.PENDING
     assert town.tt("spawn", "qa", "--role", "tester").code == 0
-    _wait_task(town, task_id, TaskState.COMPLETED)
+    town.wait_task(task_id, TaskState.COMPLETED)
     assert town.town.store.require_task(task_id).assigned_to == town.town.resolve("qa").id
 
 
 def test_name_matching_when_no_role_is_set(town: TownFixture) -> None:
     assert town.tt("spawn", "reviewer-1").code == 0  # no --role: its name says reviewer
     task_id = town.tt("assign", "--role", "reviewer", "check it").out.strip()
-    _wait_task(town, task_id, TaskState.COMPLETED)
+    town.wait_task(task_id, TaskState.COMPLETED)
 
 
 def test_plain_celery_client_enqueues_for_an_agent_and_a_role(town: TownFixture) -> None:
@@ -94,11 +86,11 @@ def test_backlog_add_list_claim_assign_all_remove(town_factory: TownFactory) -> 
     r = town.tt("backlog", "claim", ids[0], "nobody")
     assert r.code != 0 and len(json.loads(town.tt("backlog", "list", "--json").out)) == 4
     assert town.tt("backlog", "claim", ids[0][:8], "alice").code == 0
-    assert _state(town, ids[0]) == TaskState.ASSIGNED
+    assert town.task_state(ids[0]) == TaskState.ASSIGNED
     r = town.tt("backlog", "assign-all", "alice", "--json")
     assert {t["id"] for t in json.loads(r.out)} == set(ids[1:])  # not the reviewer's one
     assert town.tt("backlog", "remove", review).code == 0
-    assert _state(town, review) == TaskState.CANCELLED
+    assert town.task_state(review) == TaskState.CANCELLED
     assert json.loads(town.tt("backlog", "list", "--json").out) == []
     assert town.town.channel.inbox_len("alice") == 3
 
@@ -115,7 +107,7 @@ def test_recover_marks_dead_workers_and_returns_work(town: TownFixture) -> None:
     assert r.code == 0, r.err
     assert [a["name"] for a in json.loads(r.out)] == ["alice"]
     assert town.agent_state("alice") == "error"
-    assert _state(town, task_id) == TaskState.ASSIGNED
+    assert town.task_state(task_id) == TaskState.ASSIGNED
     assert town.town.channel.inbox_len("alice") == 1
 
 
@@ -145,7 +137,7 @@ def test_reclaim_to_backlog_keeps_other_messages(town: TownFixture) -> None:
     r = town.tt("reclaim", "--to-backlog")
     assert r.code == 0 and "1 other message(s) stay in the inbox" in r.out
     assert [m.type for m in town.town.store.peek_inbox(town.town.resolve("old").id)] == ["query"]
-    assert _state(town, task_id) == TaskState.PENDING
+    assert town.task_state(task_id) == TaskState.PENDING
     assert town.town.redis.lrange(keys.backlog(town.name), 0, -1) == [task_id]
 
 
@@ -156,9 +148,9 @@ def test_orphan_tasks(town: TownFixture) -> None:
     assert town.tt("prune", "--force").code == 0
     r = town.tt("reclaim", "--orphan-tasks", "--json")
     assert [t["id"] for t in json.loads(r.out)] == [task_id]
-    assert _state(town, task_id) == TaskState.ASSIGNED
+    assert town.task_state(task_id) == TaskState.ASSIGNED
     assert town.tt("reclaim", "--orphan-tasks", "--to-backlog").code == 0
-    assert _state(town, task_id) == TaskState.PENDING
+    assert town.task_state(task_id) == TaskState.PENDING
 
 
 def test_save_and_restore_move_a_town(town_factory: TownFactory) -> None:
@@ -183,7 +175,7 @@ def test_save_and_restore_move_a_town(town_factory: TownFactory) -> None:
 def test_events_history_and_logs(town: TownFixture) -> None:
     town.tt("spawn", "alice")
     task_id = town.tt("assign", "alice", "log me").out.strip()
-    _wait_task(town, task_id, TaskState.COMPLETED)
+    town.wait_task(task_id, TaskState.COMPLETED)
     town.wait_state("alice", "idle")
     events = json.loads(town.tt("events", "--agent", "alice", "--json").out)
     kinds = [e["kind"] for e in events]

@@ -54,8 +54,7 @@ def test_redis_restart_mid_round(town_factory: Callable[..., TownFixture]) -> No
         server = _redis(folder)  # back, on the same socket
         wait_until(lambda: _ready(probe), 20, "redis to load its AOF")
         town.reconnect()
-        wait_until(lambda: town.town.store.require_task(task_id).state == TaskState.COMPLETED,
-                   60, "the task to complete after the outage")
+        town.wait_task(task_id, TaskState.COMPLETED, timeout=60)  # after the outage
         town.wait_state("alice", "idle", timeout=30)
         assert town.town.redis.llen(keys.inflight(town.name, town.town.resolve("alice").id)) == 0
         assert town.town.resolve("alice").tasks_completed == 1

@@ -1,5 +1,6 @@
 """What cron jobs and CI pipelines run: `tt assign --wait`, exit codes, JSON, and the
-live status line that appears only on a terminal."""
+live status line that appears only on a terminal. The CLI is the real process; where
+only the task's outcome matters, the agent's round runs in-process."""
 
 from __future__ import annotations
 
@@ -9,22 +10,45 @@ import pty
 import select
 import subprocess
 import time
+from collections.abc import Callable
 
-from tests.conftest import TT, TownFixture, wait_until
+from tests.conftest import TT, InProcessWorker, Result, TownFixture, wait_until
 
 
-def test_assign_wait_completed_prints_result(town: TownFixture) -> None:
-    town.tt("spawn", "ci")
-    r = town.tt("assign", "ci", "build it", "--wait", "--timeout", "30")
+def _assign_wait(town: TownFixture, worker: InProcessWorker, *args: str) -> Result:
+    """`tt assign ... --wait` (the real CLI process) while the agent's round runs
+    in-process, once the CLI has recorded the task."""
+    proc = subprocess.Popen([TT, "assign", *args], cwd=town.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: town.town.list_tasks(), 10, "the task to be recorded")
+        worker.run_round()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return Result(proc.returncode, out, err)
+
+
+def test_assign_wait_completed_prints_result(
+    town: TownFixture, worker_in_process: Callable[..., InProcessWorker]
+) -> None:
+    town.tt("spawn", "ci", "--no-start")
+    worker = worker_in_process(town, "ci")
+    r = _assign_wait(town, worker, "ci", "build it", "--wait", "--timeout", "30")
     assert r.code == 0, r.err
     task_id, state = r.out.splitlines()[0].split()
     assert state == "completed" and "fake agent ci round 1 did" in r.out
     assert "\r" not in r.out  # no progress line when stdout is not a terminal
 
 
-def test_assign_wait_failed_exits_1_with_json(town: TownFixture) -> None:
-    town.tt("spawn", "ci")
-    r = town.tt("assign", "ci", "break it @exit 4", "--wait", "--json")
+def test_assign_wait_failed_exits_1_with_json(
+    town: TownFixture, worker_in_process: Callable[..., InProcessWorker]
+) -> None:
+    town.tt("spawn", "ci", "--no-start")
+    worker = worker_in_process(town, "ci")
+    r = _assign_wait(town, worker, "ci", "break it @exit 4", "--wait", "--json")
     assert r.code == 1
     doc = json.loads(r.out)
     assert doc["state"] == "failed" and "exited with code 4" in doc["result"]

@@ -18,7 +18,7 @@ import redis
 
 import tinytown
 from tests.conftest import TownFixture, wait_until
-from tests.helpers import close_town_clients, private_town  # noqa: F401
+from tests.helpers import private_town
 from tinytown import keys
 from tinytown.db.wakeup import queue_key
 from tinytown.errors import MessageTooLarge
