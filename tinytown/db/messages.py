@@ -13,8 +13,8 @@ def deliver(store: Store, messages: list[Message], pipe: TownPipeline | None = N
     """Each message at its priority's end of its inbox, a `sent` event and a round job
     for its recipient (the supervisor mailbox has no worker), in one MULTI; queued on
     `pipe` instead when given."""
-    for inbox in {keys.inbox(store.town, m.to) for m in messages}:
-        store.ensure_list(inbox)  # before the MULTI: a foreign key would fail it halfway
+    # before the MULTI: a foreign key would fail it halfway
+    store.ensure_lists(*{keys.inbox(store.town, m.to) for m in messages})
     target = pipe if pipe is not None else store.r.pipeline()
     for message in messages:
         store.push_message(message, target)

@@ -147,8 +147,12 @@ class Store:
         """Record a new agent; its name is claimed atomically (HSETNX on the names hash)."""
         record = agent.to_json()  # first: a record that cannot be written claims no name
         names_key = keys.names(self.town)
-        self.name_owner(agent.name)  # sets a names key of another type aside
-        if not self.r.hsetnx(names_key, agent.name, agent.id):
+        try:
+            claimed = self.r.hsetnx(names_key, agent.name, agent.id)
+        except WrongType:  # set aside and rebuilt from the records, then claimed
+            self.rebuild_names()
+            claimed = self.r.hsetnx(names_key, agent.name, agent.id)
+        if not claimed:
             owner = text(self.r.hget(names_key, agent.name))
             if owner and self.r.exists(keys.agent(self.town, owner)):
                 raise NameTaken(f"an agent named {agent.name!r} already exists in this town")
@@ -282,12 +286,20 @@ class Store:
             return []
         return self._parse_messages(key, raws)
 
-    def ensure_list(self, key: str) -> None:
-        """Before writing into a list Tinytown keeps (an inbox): a key of another type
-        is set aside first, so the write does not fail halfway through its MULTI."""
-        kind = text(self.r.type(key))
-        if kind not in ("list", "none"):
-            self.set_aside(key)
+    def ensure_lists(self, *names: str) -> None:
+        """Before a MULTI that writes into lists Tinytown keeps (inboxes) and the event
+        stream: a key of another type is set aside first, so the MULTI does not fail
+        halfway. One round trip for all of them."""
+        wanted = {name: "list" for name in names}
+        if not self._events_checked:
+            wanted[keys.events(self.town)] = "stream"
+            self._events_checked = True
+        pipe = self.r.pipeline(transaction=False)
+        for name in wanted:
+            pipe.type(name)
+        for (name, kind), found in zip(wanted.items(), pipe.execute(), strict=True):
+            if text(found) not in (kind, "none"):
+                self.set_aside(name)
 
     def inbox_len(self, agent_id: str) -> int:
         return int(self.r.llen(keys.inbox(self.town, agent_id)))
@@ -441,9 +453,7 @@ class Store:
         self, kind: str, agent_id: str | None = None, pipe: Pipeline | None = None, **fields: Any
     ) -> None:
         if not self._events_checked:  # once a process: a failed XADD would fail its MULTI
-            self._events_checked = True
-            if text(self.r.type(keys.events(self.town))) not in ("stream", "none"):
-                self.set_aside(keys.events(self.town))
+            self.ensure_lists()
         target: Any = pipe if pipe is not None else self.r
         target.xadd(keys.events(self.town), event_entry(kind, agent_id, **fields),
                     maxlen=EVENTS_MAXLEN, approximate=True)

@@ -127,7 +127,7 @@ def assign(store: Store, task: Task, agent: Agent, priority: Priority = Priority
            wake: bool = True, queue: str | None = None) -> None:
     """Record the task as the agent's and wake it, in one MULTI (`queue`: the role or
     agent queue the task came from, for the event)."""
-    store.ensure_list(keys.inbox(store.town, agent.id))
+    store.ensure_lists(keys.inbox(store.town, agent.id))
     pipe = store.r.pipeline()
     queue_assignment(store, pipe, task, agent.id, priority=priority, wake=wake,
                      name=agent.name, queue=queue)
@@ -152,7 +152,7 @@ def claim(
     task_key = keys.task(store.town, task_id)
     backlog_key = keys.backlog(store.town)
     watch = [task_key, backlog_key] if from_backlog else [task_key]
-    store.ensure_list(keys.inbox(store.town, agent.id))
+    store.ensure_lists(keys.inbox(store.town, agent.id))
 
     def body(pipe: Pipeline) -> Task | None:
         task = store.watched_task(pipe, task_id)
