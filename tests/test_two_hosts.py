@@ -30,10 +30,12 @@ def _netns_usable() -> str | None:
         return "needs root to create network namespaces"
     if shutil.which("ip") is None:
         return "needs iproute2 (`ip`)"
-    probe = subprocess.run(["ip", "netns", "add", "tt-probe"], capture_output=True, text=True)
+    # a name of this process's: every xdist worker probes as it collects, all at once
+    name = f"tt-probe-{os.getpid()}"
+    probe = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
     if probe.returncode != 0:
         return f"cannot create network namespaces here: {probe.stderr.strip()}"
-    subprocess.run(["ip", "netns", "delete", "tt-probe"], capture_output=True)
+    subprocess.run(["ip", "netns", "delete", name], capture_output=True)
     return None
 
 
