@@ -8,6 +8,9 @@ records it, and follows directives found in the prompt:
     @complete <text>     run `tt task complete $TINYTOWN_TASK_ID --result <text>` first
     @spawn-child         start a background child that sleeps (to test process groups)
 
+$FAKE_AGENT_SLEEP, when set, replaces the seconds of `@sleep` (one worker's runs can
+then last longer than another's).
+
 Records go to $FAKE_AGENT_DIR: <agent>-<round>.prompt, and one line per run in
 runs.log ("<agent> <round> <task-id> <pid>").
 """
@@ -48,7 +51,7 @@ def main() -> None:
     match = re.search(r"@sleep ([0-9.]+)", prompt)
     if match:
         (out / f"{agent}-{rnd}.sleeping").write_text(str(os.getpid()))
-        time.sleep(float(match.group(1)))
+        time.sleep(float(os.environ.get("FAKE_AGENT_SLEEP") or match.group(1)))
     match = re.search(r"@complete (\S+)", prompt)
     if match and task != "-":
         subprocess.run(["tt", "task", "complete", task, "--result", match.group(1)], check=True)

@@ -83,3 +83,11 @@ class WaitTimeout(TinytownError):
 
 class WorkerError(TinytownError):
     """Raised when an agent worker or the supervisor cannot be started."""
+
+
+class LeaseHeld(WorkerError):
+    """Raised when a worker would start for an agent that a live worker serves."""
+
+
+class Fenced(TinytownError):
+    """Raised when a worker writes with a stale fencing token: a newer start serves the agent."""

@@ -11,6 +11,7 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
     tt:<town>:stop:<agent-id>      string  stop flag set by `tt kill`
     tt:<town>:wake:<agent-id>      string  a round job is already queued (coalescing)
     tt:<town>:runtime:<agent-id>   hash    worker pid, host, CLI process group, round
+    tt:<town>:epoch:<agent-id>     string  fencing token of the worker start serving it
     tt:<town>:context:<agent-id>   list    recent rounds' prompt/output (for --fork)
     tt:<town>:events               stream  state changes and other town events
     tt:<town>:supervisor:leader    string  leader lock of the supervisor service ("pid@host")
@@ -83,6 +84,11 @@ def runtime(town: str, agent_id: str) -> str:
     return f"tt:{town}:runtime:{agent_id}"
 
 
+def epoch(town: str, agent_id: str) -> str:
+    """The agent's fencing token: incremented by each worker start that takes it over."""
+    return f"tt:{town}:epoch:{agent_id}"
+
+
 def context(town: str, agent_id: str) -> str:
     return f"tt:{town}:context:{agent_id}"
 
@@ -146,6 +152,7 @@ def per_agent_keys(town: str, agent_id: str) -> list[str]:
         stop_flag(town, agent_id),
         wake(town, agent_id),
         runtime(town, agent_id),
+        epoch(town, agent_id),
         context(town, agent_id),
     ]
 

@@ -15,6 +15,9 @@ task). Here it makes five:
 Around them: the replies a round gives itself, the notes it puts back, and the
 hand-back after a Redis outage.
 
+Each step takes the worker's `Fence` and is refused (`Fenced`, nothing written) when a
+newer worker start holds the agent; callers other than a worker pass None.
+
 The records are still parsed and written by the models in Python (Lua's cjson would
 reorder their fields); the Lua step only reads the agent's `state`.
 """
@@ -28,10 +31,12 @@ from redis.client import Pipeline
 
 from tinytown import keys
 from tinytown.db import runtime, scripts, states
+from tinytown.db.connection import text
+from tinytown.db.fence import Fence, check, token, watching
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
 from tinytown.db.tasks import back_to_assigned, mark_finished
 from tinytown.db.wakeup import enqueue_round
-from tinytown.errors import AgentNotFound, InvalidRecord, InvalidTransition
+from tinytown.errors import AgentNotFound, Fenced, InvalidRecord, InvalidTransition
 from tinytown.models import (
     NEEDS_CLI,
     Agent,
@@ -55,7 +60,7 @@ class Begun:
     messages: list[str] = field(default_factory=list)
 
 
-def begin(store: Store, agent_id: str, max_batch: int) -> Begun:
+def begin(store: Store, agent_id: str, max_batch: int, fence: Fence | None = None) -> Begun:
     """Clear the wake flag; unless stopped or not ready, move the inbox head (up to the
     first message that needs the agent CLI) to the in-flight list."""
     town = store.town
@@ -64,48 +69,61 @@ def begin(store: Store, agent_id: str, max_batch: int) -> Begun:
             store.r, scripts.BEGIN_ROUND,
             [keys.wake(town, agent_id), keys.stop_flag(town, agent_id),
              keys.agent(town, agent_id), keys.inbox(town, agent_id),
-             keys.inflight(town, agent_id)],
-            [max_batch, keys.task(town, ""), *sorted(NEEDS_CLI)])
+             keys.inflight(town, agent_id), keys.epoch(town, agent_id)],
+            [max_batch, keys.task(town, ""), token(fence), *sorted(NEEDS_CLI)])
         if got[0] != "badkey":
             break
         store.set_aside(got[1])  # nothing was changed: set the key aside, begin again
     else:
         raise InvalidRecord(f"{got[1]} keeps being of the wrong Redis type")
+    if got[0] == "fenced":
+        raise Fenced("a newer worker serves the agent: the round does not begin")
     if got[0] == "stop":
         return Begun("stop")
     agent = store.parse_agent(agent_id, got[1] if len(got) > 1 else None)
     if agent is None:  # pruned, or a record that does not parse (taken messages go back)
-        return_inflight(store.r, town, agent_id)
+        return_inflight(store.r, town, agent_id, fence)
         return Begun("gone")
     if got[0] != "take":
         return Begun(got[0], got[1], agent)
     return Begun("take", got[1], agent, got[2], list(got[3:]))
 
 
-def return_inflight(target: Any, town: str, agent_id: str) -> None:
-    """Put a round's messages back at the inbox head (`target`: client or pipeline)."""
-    scripts.run(target, scripts.RETURN_INFLIGHT,
-                [keys.inflight(town, agent_id), keys.inbox(town, agent_id)], [])
+def return_inflight(target: Any, town: str, agent_id: str, fence: Fence | None = None
+                    ) -> None:
+    """Put a round's messages back at the inbox head (`target`: client or pipeline);
+    with a fence, only while the worker holds the agent (Fenced otherwise)."""
+    lists = [keys.inflight(town, agent_id), keys.inbox(town, agent_id)]
+    if fence is None:
+        scripts.run(target, scripts.RETURN_INFLIGHT, lists, [])
+    elif scripts.run(target, scripts.RETURN_INFLIGHT, [*lists, fence.key], [fence.token]) == -2:
+        raise Fenced("a newer worker serves the agent: its in-flight list is not ours")
 
 
 class CannotStart(Exception):
     """Raised when the agent left idle/starting (paused, closed) before its round began."""
 
 
-def _read_pair(pipe: Pipeline, store: Store, agent_id: str, task_id: str | None
-               ) -> tuple[Agent, Task | None]:
-    agent_key = keys.agent(store.town, agent_id)
-    if task_id is None:
-        raw_agent, raw_task = pipe.get(agent_key), None
-    else:
-        raw_agent, raw_task = pipe.mget(agent_key, keys.task(store.town, task_id))
+def _read_pair(pipe: Pipeline, store: Store, agent_id: str, task_id: str | None,
+               fence: Fence | None = None) -> tuple[Agent, Task | None]:
+    """The agent and its task as read under WATCH (one MGET), checking the fence."""
+    names = [keys.agent(store.town, agent_id)]
+    if task_id is not None:
+        names.append(keys.task(store.town, task_id))
+    if fence is not None:
+        names.append(fence.key)
+    raws = pipe.mget(names)
+    if fence is not None:
+        fence.verify(text(raws.pop()))  # a wrong-typed epoch key reads as None: refused
+    raw_agent, raw_task = raws[0], raws[1] if task_id is not None else None
     if raw_agent is None:
         raise AgentNotFound(f"no agent with id {agent_id}")
     return Agent.from_json(raw_agent), Task.from_json(raw_task) if raw_task else None
 
 
 def start(store: Store, agent_id: str, task_id: str | None, reason: str,
-          seen: Begun | None = None) -> tuple[Agent, Task | None] | None:
+          seen: Begun | None = None, fence: Fence | None = None
+          ) -> tuple[Agent, Task | None] | None:
     """`working` with the task `running`; None when the task is gone or already finished.
 
     With `seen` (what `begin` read), one compare-and-set script writes both records if
@@ -126,13 +144,15 @@ def start(store: Store, agent_id: str, task_id: str | None, reason: str,
                 store.r, scripts.START_ROUND,
                 [keys.agent(store.town, agent_id),
                  keys.task(store.town, task.id) if task else keys.agent(store.town, agent_id),
-                 keys.events(store.town)],
+                 keys.events(store.town), keys.epoch(store.town, agent_id)],
                 [seen.agent_json, agent.to_json(), seen.task_json or "",
-                 task.to_json() if task else "", EVENTS_MAXLEN,
+                 task.to_json() if task else "", EVENTS_MAXLEN, token(fence),
                  *(x for pair in entry.items() for x in pair)])
             if written == 1:
                 return agent, task
-    return _start_watched(store, agent_id, task_id, reason)
+            if written == -1:
+                raise Fenced("a newer worker serves the agent: the round does not start")
+    return _start_watched(store, agent_id, task_id, reason, fence)
 
 
 def _begin_work(agent: Agent, task: Task | None) -> AgentState | None:
@@ -154,15 +174,15 @@ def _begin_work(agent: Agent, task: Task | None) -> AgentState | None:
     return old
 
 
-def _start_watched(store: Store, agent_id: str, task_id: str | None, reason: str
-                   ) -> tuple[Agent, Task | None] | None:
+def _start_watched(store: Store, agent_id: str, task_id: str | None, reason: str,
+                   fence: Fence | None) -> tuple[Agent, Task | None] | None:
     watch = [keys.agent(store.town, agent_id)]
     if task_id is not None:
         watch.append(keys.task(store.town, task_id))
 
     def body(pipe: Pipeline) -> tuple[Agent, Task | None] | None:
         try:
-            agent, task = _read_pair(pipe, store, agent_id, task_id)
+            agent, task = _read_pair(pipe, store, agent_id, task_id, fence)
         except AgentNotFound:
             raise CannotStart("the agent's record is gone") from None
         if task_id is not None and task is None:
@@ -177,7 +197,7 @@ def _start_watched(store: Store, agent_id: str, task_id: str | None, reason: str
         states.record(store, pipe, agent, old, reason)
         return agent, task
 
-    return store.transaction(body, *watch)
+    return store.transaction(body, *watching(fence, *watch))
 
 
 @dataclass
@@ -193,7 +213,8 @@ class Outcome:
     reply: Message | None = None  # the answer to a query
 
 
-def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome) -> Agent:
+def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
+           fence: Fence | None = None) -> Agent:
     """Record the round's outcome in one transaction; returns the agent as written.
 
     A task the CLI already finished itself (`tt task complete`) keeps its outcome; the
@@ -205,7 +226,7 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome) -
     watch = [agent_key] + ([keys.task(town, task_id)] if task_id else [])
 
     def body(pipe: Pipeline) -> Agent:
-        agent, task = _read_pair(pipe, store, agent_id, task_id)
+        agent, task = _read_pair(pipe, store, agent_id, task_id, fence)
         if task is not None and task.assigned_to not in (None, agent_id):
             task = None
         finished = task is not None and not task.state.is_terminal
@@ -239,7 +260,7 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome) -
         runtime.queue_cli_done(store, pipe, agent_id)
         return agent
 
-    return store.transaction(body, *watch)
+    return store.transaction(body, *watching(fence, *watch))
 
 
 def _report(store: Store, pipe: Pipeline, agent_id: str, task: Task, error: str) -> None:
@@ -261,42 +282,60 @@ def queue_reply(store: Store, pipe: Pipeline, reply: Message) -> None:
         enqueue_round(pipe, store.town, reply.to)
 
 
-def answer(store: Store, replies: list[Message]) -> None:
+def answer(store: Store, replies: list[Message], fence: Fence | None = None) -> None:
     """Replies a round gives by itself (pong, status_response), in one MULTI."""
     if replies:
+        def body(pipe: Pipeline) -> None:
+            check(fence, pipe)
+            pipe.multi()
+            for reply in replies:
+                queue_reply(store, pipe, reply)
+
+        _fenced_multi(store, fence, body)
+
+
+def put_back_notes(store: Store, agent_id: str, notes: list[Message],
+                   fence: Fence | None = None) -> None:
+    """A round that ran no CLI: its notes go back to the inbox head, in order, for the
+    next CLI run, and the in-flight list is dropped, in one MULTI."""
+    def body(pipe: Pipeline) -> None:
+        check(fence, pipe)
+        pipe.multi()
+        for m in reversed(notes):
+            pipe.lpush(keys.inbox(store.town, agent_id), m.to_json())
+        pipe.delete(keys.inflight(store.town, agent_id))
+
+    _fenced_multi(store, fence, body)
+
+
+def _fenced_multi(store: Store, fence: Fence | None, body: Any) -> None:
+    """One MULTI of `body`'s writes; under WATCH of the epoch when fenced."""
+    if fence is not None:
+        store.transaction(body, fence.key)
+    else:
         pipe = store.r.pipeline()
-        for reply in replies:
-            queue_reply(store, pipe, reply)
+        body(pipe)
         pipe.execute()
 
 
-def put_back_notes(store: Store, agent_id: str, notes: list[Message]) -> None:
-    """A round that ran no CLI: its notes go back to the inbox head, in order, for the
-    next CLI run, and the in-flight list is dropped, in one MULTI."""
-    pipe = store.r.pipeline()
-    for m in reversed(notes):
-        pipe.lpush(keys.inbox(store.town, agent_id), m.to_json())
-    pipe.delete(keys.inflight(store.town, agent_id))
-    pipe.execute()
-
-
-def after_outage(store: Store, agent_id: str) -> None:
+def after_outage(store: Store, agent_id: str, fence: Fence | None = None) -> None:
     """Redis came back after a round lost it: the round's messages go back to the
     inbox, the agent back to `idle`, its running tasks to `assigned`, and a round job
     is queued (a task that already finished is not run again)."""
-    return_inflight(store.r, store.town, agent_id)
+    return_inflight(store.r, store.town, agent_id, fence)
     agent = store.require_agent(agent_id)
     if agent.state == AgentState.WORKING:
         states.transition(store, agent_id, AgentState.IDLE,
                           reason="Redis outage during a round",
-                          change=lambda a: setattr(a, "current_task", None))
+                          change=lambda a: setattr(a, "current_task", None), fence=fence)
     for task in store.list_tasks():
         if task.assigned_to == agent_id and task.state == TaskState.RUNNING:
             store.update_task(task.id, back_to_assigned)
     enqueue_round(store.r, store.town, agent_id, force=True)
 
 
-def cut_short(store: Store, agent_id: str, task_id: str | None) -> None:
+def cut_short(store: Store, agent_id: str, task_id: str | None, fence: Fence | None = None
+              ) -> None:
     """A round Tinytown itself stopped (`tt down`, a stopping worker) has no outcome:
     in one transaction its messages go back to the inbox head, its task back to
     `assigned` (a task finished meanwhile keeps its outcome), the agent back to `idle`
@@ -305,7 +344,7 @@ def cut_short(store: Store, agent_id: str, task_id: str | None) -> None:
     watch = [agent_key] + ([keys.task(store.town, task_id)] if task_id else [])
 
     def body(pipe: Pipeline) -> None:
-        agent, task = _read_pair(pipe, store, agent_id, task_id)
+        agent, task = _read_pair(pipe, store, agent_id, task_id, fence)
         old = agent.state
         agent.current_task = None
         if old == AgentState.WORKING:
@@ -320,4 +359,4 @@ def cut_short(store: Store, agent_id: str, task_id: str | None) -> None:
         return_inflight(pipe, store.town, agent_id)
         runtime.queue_cli_done(store, pipe, agent_id)
 
-    store.transaction(body, *watch)
+    store.transaction(body, *watching(fence, *watch))

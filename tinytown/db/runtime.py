@@ -1,12 +1,13 @@
 """A worker's runtime hash `tt:<town>:runtime:<agent-id>`: the one home of its writes.
 
-Fields: `pid`, `host`, `hostname` (Celery's name@host), `started_at`, `beat` (the
-worker's own heartbeat, Unix seconds: it goes on through a warm shutdown, when Celery's
-heartbeats have stopped), `launch` (the
-token of the newest worker start: a worker started for an older one does not serve
-the agent), and while a round runs the CLI, `cli_pgid` and `round`. The worker writes
-it; recovery, restart and `tt down` read it to find (and end) the processes on their
-own host.
+Fields: `pid`, `host`, `hostname` (Celery's name@host), `started_at`, `epoch` (the
+fencing token of the worker that holds the agent, see `tinytown.db.fence`), `beat`
+(the worker's own heartbeat, Unix seconds: it goes on through a warm shutdown, when
+Celery's heartbeats have stopped), `launch` (the token of the newest worker start: a
+worker started for an older one does not serve the agent), and while a round runs
+the CLI, `cli_pgid` and `round`. The worker writes it, each write checked against its
+epoch; recovery, restart and `tt down` read it to find (and end) the processes on
+their own host.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tinytown import keys
+from tinytown.db import scripts
 from tinytown.db.connection import text, text_map
+from tinytown.db.fence import Fence
 from tinytown.db.store import Store
-from tinytown.errors import WrongType
+from tinytown.errors import LeaseHeld, WrongType
 from tinytown.models import Agent, utcnow
 from tinytown.processes import pid_alive
 
@@ -65,20 +68,80 @@ def current_launch(store: Store, agent_id: str) -> str | None:
     return text(store.r.hget(keys.runtime(store.town, agent_id), "launch"))
 
 
-def started(store: Store, agent_id: str, hostname: str, launch: str) -> None:
-    """A new worker process serves the agent: the hash describes it alone."""
+def holder(rt: dict[str, str], lease_secs: float) -> str | None:
+    """Who serves the agent, as the hash `rt` says, if that worker still lives: its pid
+    answers on this host; elsewhere its beat within `lease_secs` does."""
+    pid, host = rt.get("pid", ""), rt.get("host", "")
+    if not pid.isdigit():
+        return None
+    if host == socket.gethostname():
+        alive = int(pid) != os.getpid() and pid_alive(int(pid))
+    else:
+        last = beat_time(rt.get("beat")) or beat_time(_started_ts(rt.get("started_at")))
+        alive = last is not None and (utcnow() - last).total_seconds() <= lease_secs
+    return f"worker pid {pid} on {host or 'an unknown host'}" if alive else None
+
+
+def refusal(serving: str) -> str:
+    """Why a second worker does not start, and what to do."""
+    return (f"{serving} serves this agent: stop it first (`tt kill`), or wait until it is"
+            " declared dead")
+
+
+def _started_ts(value: str | None) -> str | None:
+    try:
+        return f"{datetime.fromisoformat(value).timestamp():.3f}" if value else None
+    except ValueError:
+        return None
+
+
+def acquire(store: Store, agent_id: str, hostname: str, launch: str, lease_secs: float
+            ) -> Fence:
+    """This process takes the agent over: a new epoch, and the hash describes it alone.
+
+    Raises LeaseHeld while another worker serves the agent (see `holder`).
+    """
+    key, epoch_key = keys.runtime(store.town, agent_id), keys.epoch(store.town, agent_id)
+    for _ in range(5):
+        rt = read(store, agent_id)
+        try:
+            current = text(store.r.get(epoch_key)) or ""
+        except WrongType:
+            current = "?"  # the script refuses it too, and it is set aside below
+        serving = holder(rt, lease_secs)
+        if serving is not None:
+            raise LeaseHeld(refusal(serving))
+        fields = {"pid": os.getpid(), "host": socket.gethostname(), "hostname": hostname,
+                  "started_at": utcnow().isoformat(), "launch": launch,
+                  "beat": f"{time.time():.3f}"}
+        got = int(scripts.run(store.r, scripts.ACQUIRE_LEASE, [epoch_key, key],
+                              [current, *(x for kv in fields.items() for x in kv)]))
+        if got > 0:
+            return Fence(epoch_key, got)
+        if got == -1:
+            store.set_aside(epoch_key)
+        elif got == -2:
+            store.set_aside(key)
+    raise LeaseHeld("other worker starts keep taking this agent over: try again")
+
+
+def beat(store: Store, fence: Fence, agent_id: str) -> bool:
+    """The worker is alive (written every heartbeat interval by the worker itself);
+    False when its epoch is stale (nothing written)."""
+    return _fenced(store, fence, agent_id, "set", "beat", f"{time.time():.3f}")
+
+
+def _fenced(store: Store, fence: Fence, agent_id: str, op: str, *args: Any) -> bool:
+    """A write to the hash, checked against the writer's epoch (a wrong-typed hash is
+    set aside and the write made again); False when the epoch is stale."""
     key = keys.runtime(store.town, agent_id)
-    pipe = store.r.pipeline()
-    pipe.delete(key)
-    pipe.hset(key, mapping={"pid": os.getpid(), "host": socket.gethostname(),
-                            "hostname": hostname, "started_at": utcnow().isoformat(),
-                            "launch": launch})
-    pipe.execute()
-
-
-def beat(store: Store, agent_id: str) -> None:
-    """The worker is alive (written every heartbeat interval by the worker itself)."""
-    store.r.hset(keys.runtime(store.town, agent_id), "beat", f"{time.time():.3f}")
+    for _ in range(2):
+        got = int(scripts.run(store.r, scripts.FENCED_HASH, [fence.key, key],
+                              [fence.token, op, *args]))
+        if got != -1:
+            return got == 1
+        store.set_aside(key)
+    return False
 
 
 def beat_time(value: str | None) -> datetime | None:
@@ -89,9 +152,16 @@ def beat_time(value: str | None) -> datetime | None:
         return None
 
 
-def cli_started(store: Store, agent_id: str, pgid: int, round_number: int) -> None:
-    store.r.hset(keys.runtime(store.town, agent_id),
-                 mapping={"cli_pgid": pgid, "round": round_number})
+def cli_started(store: Store, fence: Fence, agent_id: str, pgid: int, round_number: int
+                ) -> bool:
+    """The round's CLI runs as group `pgid`; False when the epoch is stale."""
+    return _fenced(store, fence, agent_id, "set", "cli_pgid", pgid, "round", round_number)
+
+
+def forget_mine(store: Store, fence: Fence, agent_id: str) -> bool:
+    """The worker exits: its processes are gone, unless a newer worker holds the agent
+    (False: nothing written)."""
+    return _fenced(store, fence, agent_id, "del", *PROCESS_FIELDS)
 
 
 def queue_cli_done(store: Store, pipe: Any, agent_id: str) -> None:

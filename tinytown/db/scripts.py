@@ -21,6 +21,8 @@ ENQUEUE_ROUND = "enqueue_round"
 ACQUIRE_LOCK = "acquire_lock"
 RENEW_LOCK = "renew_lock"
 RELEASE_LOCK = "release_lock"
+ACQUIRE_LEASE = "acquire_lease"
+FENCED_HASH = "fenced_hash"
 
 
 @cache

@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.client import Pipeline
 
+from tinytown.db.fence import Fence
 from tinytown.db.store import Store
 from tinytown.errors import InvalidTransition
 from tinytown.models import Agent, AgentState, utcnow
@@ -87,11 +88,13 @@ def transition(
     change: Callable[[Agent], None] | None = None,
     also: Callable[[Pipeline, Agent], None] | None = None,
     quiet_if_same: bool = False,
+    fence: Fence | None = None,
 ) -> Agent:
     """Move an agent to `new` if the table (and `expect`, when given) allows it.
 
     The read, the check and the write happen under WATCH, so two processes racing on
-    one agent cannot both win. Raises InvalidTransition naming both states.
+    one agent cannot both win. Raises InvalidTransition naming both states, and
+    Fenced when `fence` (a worker's) is stale.
     """
     old_state: list[AgentState] = []
 
@@ -105,4 +108,4 @@ def transition(
         if also is not None:
             also(pipe, agent)
 
-    return store.update_agent(agent_id, apply, also=queue_event)
+    return store.update_agent(agent_id, apply, also=queue_event, fence=fence)

@@ -18,6 +18,7 @@ from redis.client import Pipeline
 
 from tinytown import keys
 from tinytown.db.connection import TownRedis, text, text_map, texts
+from tinytown.db.fence import Fence, watching
 from tinytown.errors import (
     AgentNotFound,
     InvalidRecord,
@@ -169,12 +170,18 @@ class Store:
         agent_id: str,
         change: Callable[[Agent], None],
         also: Callable[[Pipeline, Agent], None] | None = None,
+        fence: Fence | None = None,
     ) -> Agent:
-        """Apply `change` to the stored agent atomically; `also` queues more writes."""
+        """Apply `change` to the stored agent atomically; `also` queues more writes.
+        With a worker's `fence`, only while its epoch is current (Fenced otherwise)."""
         key = keys.agent(self.town, agent_id)
 
         def body(pipe: Pipeline) -> Agent:
-            raw = pipe.get(key)
+            if fence is None:
+                raw = pipe.get(key)
+            else:
+                raw, epoch = pipe.mget(key, fence.key)
+                fence.verify(text(epoch))
             if raw is None:
                 raise AgentNotFound(f"no agent with id {agent_id}")
             agent = Agent.from_json(raw)
@@ -185,7 +192,7 @@ class Store:
                 also(pipe, agent)
             return agent
 
-        return self.transaction(body, key)
+        return self.transaction(body, *watching(fence, key))
 
     def update_agents(self, agent_ids: list[str], change: Callable[[Agent], None]) -> None:
         """Apply `change` to several agents in one transaction (three round trips in

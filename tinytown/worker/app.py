@@ -103,6 +103,10 @@ def run_worker(settings: Settings, agent_id: str, launch: str | None = None,
     if reason is not None:
         log.warning("not starting the worker of %s: %s", agent.name, reason)
         return 0
+    held = runtime.held_elsewhere()
+    if held is not None:
+        log.error("not starting the worker of %s: %s", agent.name, held)
+        return 1
     app = make_app(settings)
     register_tasks(app, runtime)
     signals.worker_init.connect(lambda **_: runtime.on_init(), weak=False)
@@ -117,8 +121,9 @@ def run_worker(settings: Settings, agent_id: str, launch: str | None = None,
         app.worker_main(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    except StandDown as exc:  # from on_init: killed, closed or superseded meanwhile
+    except StandDown as exc:  # from on_init: killed, closed, superseded or held meanwhile
         log.warning("the worker of %s stands down: %s", agent.name, exc)
+        return exc.code
     return 0
 
 

@@ -25,11 +25,18 @@ from tinytown import keys
 from tinytown.db import rounds as round_steps
 from tinytown.db import runtime, states
 from tinytown.db.connection import connect
+from tinytown.db.fence import Fence
 from tinytown.db.store import Store
 from tinytown.db.tasks import RESULT_LIMIT, claim
 from tinytown.db.tasks import assign as assign_task
 from tinytown.db.wakeup import enqueue_round, enqueue_task_job
-from tinytown.errors import EXIT_REDIS_UNREACHABLE, RedisUnreachable, TinytownError
+from tinytown.errors import (
+    EXIT_REDIS_UNREACHABLE,
+    Fenced,
+    LeaseHeld,
+    RedisUnreachable,
+    TinytownError,
+)
 from tinytown.models import (
     Agent,
     AgentState,
@@ -76,6 +83,7 @@ class WorkerRuntime:
         self._env = {k: v for k, v in os.environ.items() if k != "TINYTOWN_TASK_ID"}
         self._env.update({"TINYTOWN_TOWN": self.town, "TINYTOWN_TOWN_ROOT": str(settings.root)})
         self._shutdown = shutdown
+        self.launched = launch is not None  # by `tt spawn` / `tt restart`, not by hand
         self.launch = launch or uuid.uuid4().hex  # by hand: a start of its own
         self.revive = revive
         self._closing = threading.Event()
@@ -84,6 +92,8 @@ class WorkerRuntime:
         self._cli_group: int | None = None  # the running CLI's process group
         self._cut_short = False  # the process is being stopped: the running round is cut
         self._ready = False
+        self.fence: Fence | None = None  # taken in on_init: this start's fencing token
+        self._stale = threading.Event()  # a newer worker holds the agent: hands off
 
     # --- lifecycle (Celery signals) -------------------------------------------------
 
@@ -94,32 +104,46 @@ class WorkerRuntime:
         if agent.state.is_terminal and not self.revive:
             return f"the agent is {agent.state.value}"
         launch = runtime.current_launch(self.store, self.agent_id)
-        if not self.revive and launch is not None and launch != self.launch:
+        if self.launched and launch is not None and launch != self.launch:
             return "a newer worker start superseded this one"
         return None
 
+    def held_elsewhere(self) -> str | None:
+        """Which live worker serves the agent, if another one does (a second is refused)."""
+        serving = runtime.holder(runtime.read(self.store, self.agent_id),
+                                 self.settings.supervisor.heartbeat_timeout_secs)
+        return None if serving is None else runtime.refusal(serving)
+
+    def take_over(self) -> None:
+        """Hold the agent: a new epoch, refused (LeaseHeld) while another worker lives."""
+        self.fence = runtime.acquire(self.store, self.agent_id, self.hostname, self.launch,
+                                     self.settings.supervisor.heartbeat_timeout_secs)
+
     def on_init(self) -> None:
-        """worker_init: back to `starting`, recover what a dead predecessor left; stand
-        down (StandDown) without touching the agent when it is no longer ours."""
+        """worker_init: take the agent over, back to `starting`, recover what a dead
+        predecessor left; stand down (StandDown) without touching the agent when it is
+        no longer ours or another worker serves it."""
         try:
             agent = self.store.require_agent(self.agent_id)
+            reason = self.unwanted(agent)
+            if reason is not None:
+                raise StandDown(reason)
+            rt = runtime.read(self.store, self.agent_id)
+            self.take_over()
         except RedisUnreachable as exc:  # Celery would log it and start anyway
             raise StandDown(str(exc)) from None
-        reason = self.unwanted(agent)
-        if reason is not None:
-            raise StandDown(reason)
+        except LeaseHeld as exc:
+            raise StandDown(str(exc), code=1) from None
+        if rt.get("cli_pgid") and rt.get("host") == self.host:
+            kill_group(int(rt["cli_pgid"]))  # a CLI orphaned by a crashed predecessor
+        self._serving = True
         if agent.state.is_terminal:
             self.store.clear_stop(self.agent_id)
             states.transition(self.store, self.agent_id, S.STARTING, reason="worker started",
-                              change=_clear_task)
+                              change=_clear_task, fence=self.fence)
         self.return_inflight()
-        rt = runtime.read(self.store, self.agent_id)
-        if rt.get("cli_pgid") and rt.get("host") == self.host:
-            kill_group(int(rt["cli_pgid"]))  # a CLI orphaned by a crashed predecessor
-        runtime.started(self.store, self.agent_id, self.hostname, self.launch)
-        self._serving = True
         threading.Thread(target=self._beat, name="tinytown-beat", daemon=True).start()
-        self.store.update_agent(self.agent_id, _beat)
+        self.store.update_agent(self.agent_id, _beat, fence=self.fence)
 
     def on_ready(self, consumer: Any) -> None:
         """worker_ready: `idle` (or stay paused), and look at the inbox at once."""
@@ -129,7 +153,12 @@ class WorkerRuntime:
             for queue in self.queues:
                 consumer.cancel_task_queue(queue)
         elif agent.state == S.STARTING:
-            states.transition(self.store, self.agent_id, S.IDLE, reason="worker ready")
+            try:
+                states.transition(self.store, self.agent_id, S.IDLE, reason="worker ready",
+                                  fence=self.fence)
+            except Fenced as exc:
+                self.hand_off(exc)
+                return
         elif agent.state == S.DRAINING or agent.state.is_terminal:
             self.request_shutdown()  # closed while starting (its remote shutdown came early)
             return
@@ -139,13 +168,13 @@ class WorkerRuntime:
 
     def on_shutdown(self) -> None:
         """worker_shutdown: cold after a drain, stopped otherwise."""
-        if not self._serving:
-            return  # stood down at start-up: the agent is not ours to touch
         self._stopped.set()
+        if not self._serving or self._stale.is_set():
+            return  # stood down, or handed off: the agent is not ours to touch
         agent = self.store.get_agent(self.agent_id)
-        if runtime.current_launch(self.store, self.agent_id) != self.launch:
+        assert self.fence is not None  # taken before _serving was set
+        if not runtime.forget_mine(self.store, self.fence, self.agent_id):
             return  # a newer worker serves the agent now: its records are not ours
-        runtime.forget_processes(self.store, self.agent_id)
         if agent is None or agent.state.is_terminal:
             return
         new = S.COLD if agent.state == S.DRAINING else S.STOPPED
@@ -155,8 +184,8 @@ class WorkerRuntime:
         elif not self._ready and new == S.STOPPED:
             new, reason = S.ERROR, "worker failed to start (see its worker.log)"
         try:
-            states.transition(self.store, self.agent_id, new, reason=reason)
-        except Exception:  # lost a race with the supervisor: its verdict stands
+            states.transition(self.store, self.agent_id, new, reason=reason, fence=self.fence)
+        except Exception:  # lost a race with the supervisor (or a newer worker): it stands
             log.exception("could not record the final state")
 
     def on_shutting_down(self) -> None:
@@ -181,8 +210,34 @@ class WorkerRuntime:
     def drain(self, reason: str) -> None:
         agent = self.store.require_agent(self.agent_id)
         if agent.state in (S.IDLE, S.WORKING, S.PAUSED, S.STARTING):
-            states.transition(self.store, self.agent_id, S.DRAINING, reason=reason)
+            try:
+                states.transition(self.store, self.agent_id, S.DRAINING, reason=reason,
+                                  fence=self.fence)
+            except Fenced as exc:
+                self.hand_off(exc)
+                return
         self.request_shutdown()
+
+    def hand_off(self, why: Exception) -> None:
+        """A newer worker start holds the agent (this one froze, or lost its link, and
+        was replaced): stop the CLI, write nothing more for the agent, and exit."""
+        if self._stale.is_set():
+            return
+        self._stale.set()
+        self._cut_short = True  # the running round, if any, records nothing
+        log.warning("standing down: %s", why)
+        group = self._cli_group
+        if group is not None:
+            threading.Thread(target=kill_group, args=(group,), daemon=True).start()
+        self.request_shutdown()
+
+    def _pass_on_wake(self) -> None:
+        """A round job this stale worker took was meant for the agent's new worker (its
+        wake flag stays set): queue another."""
+        try:
+            enqueue_round(self.redis, self.town, self.agent_id, force=True)
+        except TinytownError:
+            pass  # Redis is gone: the new worker's own start looks at the inbox
 
     def _beat(self) -> None:
         """The worker's own heartbeat in Redis, every heartbeat interval, for as long as
@@ -191,9 +246,13 @@ class WorkerRuntime:
         closing worker for a dead one. A frozen worker stops beating."""
         every = self.settings.supervisor.heartbeat_interval_secs
         lost_since: float | None = None
+        fence = self.fence
+        assert fence is not None  # the beat starts once the agent is taken over
         while not self._stopped.wait(min(every, self.settings.agent.redis_lost_secs / 3)):
             try:
-                runtime.beat(self.store, self.agent_id)
+                if not runtime.beat(self.store, fence, self.agent_id):
+                    self.hand_off(Fenced("a newer worker start holds the agent"))
+                    return
                 lost_since = None
             except TinytownError as exc:  # an outage: the next beat tries again
                 log.warning("could not write the heartbeat: %s", exc)
@@ -222,7 +281,7 @@ class WorkerRuntime:
                 return
 
     def return_inflight(self) -> None:
-        round_steps.return_inflight(self.redis, self.town, self.agent_id)
+        round_steps.return_inflight(self.redis, self.town, self.agent_id, self.fence)
 
     # --- tasks from role queues and plain Celery clients ------------------------------
 
@@ -271,15 +330,21 @@ class WorkerRuntime:
             return
         try:
             self._round()
+        except Fenced as exc:
+            self.hand_off(exc)
+            self._pass_on_wake()
         except RedisUnreachable as exc:
             log.warning("Redis went away during a round (%s); waiting for it", exc)
             self._after_outage()
         except Exception as exc:
             log.exception("round failed")
-            self.return_inflight()
             try:
+                self.return_inflight()
                 states.transition(self.store, self.agent_id, S.ERROR,
-                                  reason=f"round failed: {type(exc).__name__}: {exc}"[:300])
+                                  reason=f"round failed: {type(exc).__name__}: {exc}"[:300],
+                                  fence=self.fence)
+            except Fenced as stale:
+                self.hand_off(stale)
             finally:
                 self.request_shutdown()
 
@@ -289,7 +354,10 @@ class WorkerRuntime:
         lost_since = time.monotonic()
         while not self._closing.is_set():
             try:
-                round_steps.after_outage(self.store, self.agent_id)
+                round_steps.after_outage(self.store, self.agent_id, self.fence)
+                return
+            except Fenced as exc:
+                self.hand_off(exc)
                 return
             except RedisUnreachable:
                 if time.monotonic() - lost_since >= self.settings.agent.redis_lost_secs:
@@ -300,11 +368,12 @@ class WorkerRuntime:
         """Rounds until the inbox holds nothing actionable: one Celery job drains a
         backlog without a Celery hop (and its task events) per message."""
         while not self._closing.is_set():
-            begun = round_steps.begin(self.store, self.agent_id, MAX_BATCH)
+            begun = round_steps.begin(self.store, self.agent_id, MAX_BATCH, self.fence)
             if begun.verdict == "stop":
                 agent = self.store.get_agent(self.agent_id)
                 if agent is not None and not agent.state.is_terminal:
-                    states.transition(self.store, self.agent_id, S.STOPPED, reason="killed")
+                    states.transition(self.store, self.agent_id, S.STOPPED, reason="killed",
+                                      fence=self.fence)
                 self.request_shutdown()
                 return
             agent = begun.agent
@@ -338,9 +407,9 @@ class WorkerRuntime:
                 for_cli = m
             else:
                 notes.append(m)
-        round_steps.answer(self.store, replies)
+        round_steps.answer(self.store, replies, self.fence)
         if for_cli is None or not self._run(agent, for_cli, notes, begun):
-            round_steps.put_back_notes(self.store, self.agent_id, notes)  # for the next run
+            round_steps.put_back_notes(self.store, self.agent_id, notes, self.fence)
         if shutdown:
             self.drain("shutdown message")
         return len(notes) < len(messages)
@@ -354,7 +423,7 @@ class WorkerRuntime:
         try:
             started = round_steps.start(self.store, self.agent_id, task_id,
                                         reason=f"round {agent.rounds_completed + 1}",
-                                        seen=begun)
+                                        seen=begun, fence=self.fence)
         except round_steps.CannotStart:  # paused or closed between our check and now
             self.return_inflight()
             return True
@@ -364,8 +433,11 @@ class WorkerRuntime:
         number = agent.rounds_completed + 1
         prompt = build_prompt(self._round_input(agent, m, task, notes))
         result = self._run_cli(agent, prompt, number, task)
+        if self._stale.is_set():
+            raise Fenced("a newer worker start holds the agent: this round records nothing")
         if self._cut_short:  # stopped by Tinytown: no outcome, the work waits
-            round_steps.cut_short(self.store, self.agent_id, task.id if task else None)
+            round_steps.cut_short(self.store, self.agent_id, task.id if task else None,
+                                  self.fence)
             return True
         self._record(agent, m, task, prompt, result, number)
         return True
@@ -406,7 +478,9 @@ class WorkerRuntime:
             self._cli_group = pid
             if self._cut_short:  # the shutdown began just before the CLI did
                 threading.Thread(target=kill_group, args=(pid,), daemon=True).start()
-            runtime.cli_started(self.store, self.agent_id, pid, number)
+            assert self.fence is not None
+            if not runtime.cli_started(self.store, self.fence, self.agent_id, pid, number):
+                self.hand_off(Fenced("a newer worker start holds the agent"))
             # written once the CLI runs: not on the way from a message to its CLI
             prompt_log.write_text(prompt)
 
@@ -446,7 +520,8 @@ class WorkerRuntime:
                                 "output": output[-2000:]}),
             context_rounds=self.settings.agent.context_rounds,
         )
-        after = round_steps.finish(self.store, self.agent_id, task.id if task else None, outcome)
+        after = round_steps.finish(self.store, self.agent_id, task.id if task else None, outcome,
+                                   self.fence)
         max_rounds = after.extra.get("max_rounds")  # set by `tt spawn --max-rounds`
         if max_rounds and after.rounds_completed >= int(max_rounds):
             self.drain(f"max rounds ({max_rounds}) reached")
@@ -456,8 +531,13 @@ class StandDown(BaseException):
     """Raised in worker_init when the agent is no longer this worker's to serve.
 
     A BaseException, so Celery's signal dispatch (which logs an Exception and goes on)
-    lets it end the start-up; the process then exits without touching the agent.
+    lets it end the start-up; the process then exits without touching the agent, with
+    `code` (0: killed, closed or superseded meanwhile; 1: another worker serves it).
     """
+
+    def __init__(self, reason: str, code: int = 0) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 def _clear_task(agent: Agent) -> None:

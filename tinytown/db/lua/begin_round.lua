@@ -1,11 +1,12 @@
 -- A round's first step (tinytown.db.rounds.begin), one call.
--- KEYS: wake flag, stop flag, agent, inbox, in-flight list.
--- ARGV: max batch, the task key prefix, then the message types that need the agent
--- CLI (models.NEEDS_CLI).
--- Returns {'stop'}, {'badkey', key}, {'gone'}, {'wait', agent} or
--- {'take', agent, task, message...}:
+-- KEYS: wake flag, stop flag, agent, inbox, in-flight list, the agent's epoch key.
+-- ARGV: max batch, the task key prefix, the worker's epoch ('' unfenced), then the
+-- message types that need the agent CLI (models.NEEDS_CLI).
+-- Returns {'fenced'} (the epoch is not the worker's: nothing changed), {'stop'},
+-- {'badkey', key}, {'gone'}, {'wait', agent} or {'take', agent, task, message...}:
 -- the inbox head up to and including the first message that needs the agent CLI,
 -- and the task a `task_assign` names (false if none or not found).
+if ARGV[3] ~= '' and redis.pcall('GET', KEYS[6]) ~= ARGV[3] then return {'fenced'} end
 redis.call('DEL', KEYS[1])
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'stop'} end
 -- a key of another type would fail halfway, after the inbox was popped: change nothing
@@ -19,7 +20,7 @@ local ok, doc = pcall(cjson.decode, raw)
 local state = ok and type(doc) == 'table' and doc['state'] or nil
 if state ~= 'idle' and state ~= 'starting' then return {'wait', raw} end
 local needs_cli = {}
-for i = 3, #ARGV do needs_cli[ARGV[i]] = true end
+for i = 4, #ARGV do needs_cli[ARGV[i]] = true end
 local out = {'take', raw, false}
 for i = 1, tonumber(ARGV[1]) do
   local m = redis.call('LPOP', KEYS[4])
