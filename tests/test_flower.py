@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TT, TownFixture, wait_until
+from tests.helpers import one_line_error
 from tinytown.models import TaskState
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -126,6 +127,17 @@ def test_flower_refuses_open_address_without_auth(town: TownFixture) -> None:
     r = town.tt("flower", "--address", "0.0.0.0")
     assert r.code == 2
     assert "refusing to serve Flower on 0.0.0.0 without authentication" in r.err
+
+
+def test_flower_on_a_busy_port_says_so_in_one_line(town: TownFixture) -> None:
+    with socket.socket() as taken:  # something else listens there already
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = town.tt("flower", "--port", str(port), timeout=60)
+        line = one_line_error(r, 1)
+        assert f"port {port} on 127.0.0.1 is in use" in line and "--port" in line
+        assert _listening_addresses(port) == {"0100007F"}  # still only the test's socket
 
 
 def test_flower_basic_auth_is_enforced_and_never_on_the_command_line(town: TownFixture) -> None:
