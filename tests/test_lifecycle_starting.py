@@ -15,18 +15,22 @@ from tests.conftest import TownFixture, wait_until
 from tinytown.models import AgentState
 
 
-def worker_pids(agent_id: str) -> list[int]:
-    """The processes running this agent's worker (`python -m tinytown.worker ... ID`)."""
+def worker_pids(agent_id: str, keepers: bool = True) -> list[int]:
+    """The processes running this agent's worker (`python -m tinytown.worker ... ID`),
+    with their keepers (same command line, named `tt-keeper`) unless `keepers=False`."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        if state != "Z" and b"tinytown.worker" in argv and agent_id.encode() in argv:
+        if stat.rsplit(")", 1)[1].split()[0] == "Z" or (
+                not keepers and "(tt-keeper)" in stat):
+            continue
+        if b"tinytown.worker" in argv and agent_id.encode() in argv:
             found.append(int(entry))
     return found
 
@@ -92,7 +96,8 @@ def test_a_restart_while_the_first_start_is_under_way_runs_one_worker(
     town.wait_state("dup", "cold", timeout=30)
     assert town.tt("restart", "dup").code == 0
     town.wait_state("dup", "idle", timeout=30)
-    wait_until(lambda: len(worker_pids(agent_id)) == 1, 30, "one worker for the agent")
+    wait_until(lambda: len(worker_pids(agent_id, keepers=False)) == 1, 30,
+               "one worker for the agent")
     assert town.tt("kill", "dup").code == 0
     town.wait_state("dup", "stopped", timeout=30)
     wait_until(lambda: not worker_pids(agent_id), 30, "no worker left")

@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 
@@ -29,14 +29,17 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def kill_group(pgid: int) -> None:
-    """SIGTERM the group, then SIGKILL what is left a moment later."""
+def kill_group(pgid: int, reap: Callable[[], object] | None = None) -> None:
+    """SIGTERM the group, then SIGKILL what is left a moment later. `reap`: called as it
+    waits, to collect a child of ours in the group (an unreaped one keeps it alive)."""
     try:
         os.killpg(pgid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         return
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
+        if reap is not None:
+            reap()
         try:
             os.killpg(pgid, 0)
         except (ProcessLookupError, PermissionError):

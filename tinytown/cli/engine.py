@@ -102,6 +102,7 @@ def stop(obj: Context, as_json: bool) -> None:
 @pass_ctx
 def worker(obj: Context, agent: str) -> None:
     """Run an existing agent's worker in the foreground (systemd, containers, other hosts)."""
+    from tinytown.keeper import keep
     from tinytown.worker.app import run_worker
 
     town = obj.town()
@@ -110,6 +111,8 @@ def worker(obj: Context, agent: str) -> None:
     if alive and not record.state.is_terminal:
         raise WorkerError(f"agent {record.name!r} already has a running worker ({hostname})")
     town.ensure_supervisor()  # a worker nobody watches would crash unnoticed
+    town.close()
+    keep()  # this process becomes the worker's keeper; the worker goes on below
     sys.exit(run_worker(town.settings, record.id, revive=True))
 
 

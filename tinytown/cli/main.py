@@ -145,8 +145,11 @@ def spawn(
     else:
         say(f"spawned {agent.name} ({agent.display_nickname}) {agent.id}")
     if foreground:
+        from tinytown.keeper import keep
         from tinytown.worker.app import run_worker
 
+        town.close()
+        keep()  # this process becomes the worker's keeper; the worker goes on below
         sys.exit(run_worker(town.settings, agent.id, revive=True))
 
 

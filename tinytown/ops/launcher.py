@@ -37,8 +37,11 @@ def _detached(argv: list[str], log_path: Path, settings: Settings) -> int:
 
 
 def start_worker(store: Store, settings: Settings, agent: Agent) -> int:
-    """Start the agent's worker in the background; returns its pid. It carries a new
-    launch token: a worker started earlier for the agent (still starting) stands down."""
+    """Start the agent's worker in the background; returns the pid of the process
+    started, on Linux the worker's keeper (`tinytown.keeper`), whose child the worker
+    is: the worker's own pid is the one it records in its runtime hash. It carries a
+    new launch token: a worker started earlier for the agent (still starting) stands
+    down."""
     ensure_supervisor(settings)
     launch = runtime.launching(store, agent.id)
     return _detached(

@@ -1,5 +1,13 @@
-"""`python -m tinytown.worker --town ROOT AGENT_ID`: run one agent's worker."""
+"""`python -m tinytown.worker --town ROOT AGENT_ID`: run one agent's worker.
 
-from tinytown.worker.app import main
+The process splits into the worker's keeper and the worker (`tinytown.keeper`) first,
+before anything is imported or connected: the keeper stays small and holds nothing.
+"""
+
+from tinytown.keeper import keep
+
+keep()
+
+from tinytown.worker.app import main  # noqa: E402  (in the worker only)
 
 main()

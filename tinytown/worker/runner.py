@@ -1,11 +1,16 @@
 """Running an agent CLI for one round: argv (never a shell), the prompt as data, its
 own process group, a time limit, and output to the round's log file.
 
-The CLI dies with its worker. Its whole process group is killed when the round ends,
-and a `Watchdog` kills it the moment the worker dies, by SIGKILL too: a tiny `sh`
-that reads the running group's id from a pipe and acts on end-of-file, which the
-kernel delivers when the worker is gone. (It replaced PR_SET_PDEATHSIG through
-util-linux `setpriv`, whose extra exec cost every round ~0.9 ms before the CLI
+Nothing the CLI starts outlives its round. When the round ends (the CLI exited, timed
+out or was cut short) its whole process group is killed, and then every process it
+left behind in another session or group (a tool started with setsid, a daemon that
+double-forked), which the worker's keeper adopted (`tinytown.keeper`, Linux). If the
+worker dies, by SIGKILL too, the keeper ends them all. A `Watchdog` also kills the
+CLI's group the moment the worker dies: a tiny `sh` that reads the running group's id
+from a pipe and acts on end-of-file, which the kernel delivers when the worker is gone.
+It covers a worker with no keeper (a round run in a test's own process, a system
+without child subreapers) and the keeper's own death. (It replaced PR_SET_PDEATHSIG
+through util-linux `setpriv`, whose extra exec cost every round ~0.9 ms before the CLI
 started, and which reached only the CLI itself, not its children.)
 """
 
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tinytown.keeper import end_strays
 from tinytown.logs import tail
 from tinytown.presets import CliCommand, PromptVia
 from tinytown.processes import kill_group
@@ -121,21 +127,24 @@ def run_cli(
                 reason = f"cannot run {argv[0]!r}: {exc.strerror or exc}"
                 log.write(f"tinytown: {reason}\n".encode())
                 return RunResult(None, "", error=reason)
-            if on_start is not None:
-                on_start(proc.pid)
-            if proc.stdin is not None:
-                if len(prompt) <= _STDIN_INLINE:
-                    _feed(proc.stdin, prompt)
-                else:  # a CLI that reads late must not block the round's timer
-                    threading.Thread(target=_feed, args=(proc.stdin, prompt), daemon=True).start()
             timed_out = False
             try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                kill_group(proc.pid)
+                if on_start is not None:
+                    on_start(proc.pid)
+                if proc.stdin is not None:
+                    if len(prompt) <= _STDIN_INLINE:
+                        _feed(proc.stdin, prompt)
+                    else:  # a CLI that reads late must not block the round's timer
+                        threading.Thread(target=_feed, args=(proc.stdin, prompt),
+                                         daemon=True).start()
+                try:
+                    proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+            finally:  # nothing the CLI started outlives its round, however it ends:
+                kill_group(proc.pid, reap=proc.poll)  # its process group,
                 proc.wait()
-            kill_group(proc.pid)  # nothing the CLI started outlives its round
+                end_strays()  # and what left it (a new session, a double fork)
     finally:
         if prompt_file:
             os.unlink(prompt_file)
