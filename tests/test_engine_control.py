@@ -154,7 +154,7 @@ def test_python_api_control_plane(town: TownFixture) -> None:
         handle.interrupt()
     assert handle.resume().state.value == "idle"
     handle.send(MessageType.status_request())
-    wait_until(lambda: town.town.store.inbox_len(keys.SUPERVISOR_ID), 10, "status_response")
+    wait_until(lambda: town.town.store.inbox_len(keys.SUPERVISOR_ID), 20, "status_response")
     assert town.town.store.peek_inbox(keys.SUPERVISOR_ID)[0].type == "status_response"
     with pytest.raises(WaitTimeout):
         handle.wait(timeout=0.2)

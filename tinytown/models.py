@@ -74,6 +74,14 @@ class SpawnMode(StrEnum):
     RESUMED = "resumed"
 
 
+class SessionPolicy(StrEnum):
+    """Whether an agent's CLI goes on with its session from one task to the next
+    (`continue`: it remembers its earlier work) or starts each one afresh."""
+
+    CONTINUE = "continue"
+    FRESH = "fresh"
+
+
 class TaskState(StrEnum):
     PENDING = "pending"
     ASSIGNED = "assigned"
@@ -205,14 +213,27 @@ class Agent(WireModel):
     rounds_completed: Count = 0
     last_active_at: datetime = msgspec.field(default_factory=utcnow)
     current_scope: str | None = None
+    # Tinytown's own fields, after the wire format's (readers ignore what they don't know)
+    session: SessionPolicy = SessionPolicy.CONTINUE  # continue the CLI's session, or not
+    session_id: str | None = None  # the agent CLI's session to continue next round
 
     _uuids = ("id", "parent_agent_id", "current_task")
     _timestamps = ("created_at", "last_heartbeat", "last_active_at")
     _wire_fields = (
         "id", "name", "nickname", "role_id", "parent_agent_id", "spawn_mode", "agent_type",
         "state", "cli", "current_task", "created_at", "last_heartbeat", "tasks_completed",
-        "rounds_completed", "last_active_at", "current_scope",
+        "rounds_completed", "last_active_at", "current_scope", "session", "session_id",
     )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The wire fields; Tinytown's own session fields only when they say something
+        (an agent that never ran a CLI with sessions is written as before)."""
+        doc = super().to_wire()
+        if doc.get("session") == SessionPolicy.CONTINUE:
+            del doc["session"]
+        if doc.get("session_id", "") is None:
+            del doc["session_id"]
+        return doc
 
     def __post_init__(self) -> None:
         super().__post_init__()

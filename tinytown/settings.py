@@ -12,7 +12,7 @@ import subprocess
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -46,7 +46,20 @@ class RoleConfig(_Section):
 
 
 class AgentCliConfig(_Section):
-    command: str
+    """[agent_clis.<name>]: a CLI of the user's own (command required), or, named like
+    a preset, the keys that change it. The args keys are command-line pieces with
+    `{session}` / `{state}` filled in per run (see tinytown.presets)."""
+
+    command: str | None = None
+    prompt: Literal["stdin", "file", "arg"] | None = None
+    prompt_flag: str | None = None  # before the prompt file's path (or the prompt)
+    output: Literal["text", "claude-json", "codex-jsonl", "gemini-json"] | None = None
+    output_args: str | None = None
+    resume_args: str | None = None
+    fork_args: str | None = None
+    session_args: str | None = None
+    fresh_args: str | None = None
+    new_session_args: str | None = None
     workdir: str | None = None
     env: dict[str, str] = msgspec.field(default_factory=dict)
 

@@ -18,6 +18,7 @@ from tinytown.models import WireModel, utcnow
 
 if TYPE_CHECKING:
     from tinytown.ops.town import Town
+    from tinytown.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,13 +33,18 @@ class Context:
     def town(self) -> Town:
         if self._town is None:
             from tinytown.ops.town import Town
-            from tinytown.settings import Settings, find_root
 
-            start = Path(self.town_path) if self.town_path else Path.cwd()
-            if self.town_path and not start.exists():
-                raise UsageError(f"--town {self.town_path}: no such folder")
-            self._town = Town.from_settings(Settings.load(find_root(start)))
+            self._town = Town.from_settings(self.settings())
         return self._town
+
+    def settings(self) -> Settings:
+        """The town's settings, without connecting to its Redis."""
+        from tinytown.settings import Settings, find_root
+
+        start = Path(self.town_path) if self.town_path else Path.cwd()
+        if self.town_path and not start.exists():
+            raise UsageError(f"--town {self.town_path}: no such folder")
+        return Settings.load(find_root(start))
 
 
 pass_ctx = click.make_pass_decorator(Context)

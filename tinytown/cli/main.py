@@ -50,6 +50,7 @@ LAZY_COMMANDS = {
                      "stop", "worker", "supervisor"), "tinytown.cli.engine"),
     **dict.fromkeys(("flower", "events", "history", "logs", "recover", "reclaim", "save",
                      "restore", "backlog"), "tinytown.cli.ops"),
+    "doctor": "tinytown.cli.doctor",
 }
 
 
@@ -126,18 +127,24 @@ def down(obj: Context) -> None:
 @click.option("--scope", help="Free-text description of the agent's assigned scope.")
 @click.option("--foreground", is_flag=True, help="Run the worker attached to this terminal.")
 @click.option("--no-start", is_flag=True, help="Only record the agent; start it with `tt worker`.")
+@click.option("--session", type=click.Choice(["continue", "fresh"]),
+              help="continue (default): each task goes on with the CLI's session; fresh:"
+                   " each starts anew.")
+@click.option("--resume", metavar="AGENT|SESSION",
+              help="Continue another agent's CLI session (or a session id): resumed.")
 @json_option
 @pass_ctx
 def spawn(
     obj: Context, name: str, cli_name: str | None, role: str | None, nickname: str | None,
     parent: str | None, fork: bool, max_rounds: int | None, scope: str | None,
-    foreground: bool, no_start: bool, as_json: bool,
+    foreground: bool, no_start: bool, session: str | None, resume: str | None, as_json: bool,
 ) -> None:
     """Record an agent and start its worker."""
     town = obj.town()
     handle = town.spawn_agent(
         name, cli=cli_name, role=role, nickname=nickname, parent=parent, fork=fork,
         max_rounds=max_rounds, scope=scope, start=not (foreground or no_start),
+        session=session, resume=resume,
     )
     agent = handle.record()
     if as_json:
@@ -181,7 +188,8 @@ def status(obj: Context, deep: bool, as_json: bool) -> None:
     _agents_table(town, town.list_agents(), None, inbox=report["inbox"])
     if deep:
         for entry in report.get("deep", []):
-            say(f"\n{entry['name']}: rounds {entry['rounds']}, uptime {entry['uptime']}")
+            say(f"\n{entry['name']}: rounds {entry['rounds']}, uptime {entry['uptime']},"
+                f" session {entry['session_id'] or 'none yet'} ({entry['session']})")
             for event in entry["events"]:
                 say(f"  {event}")
             if entry.get("log_tail"):

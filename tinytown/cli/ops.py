@@ -134,16 +134,32 @@ def logs(obj: Context, agent: str, round_no: int | None, follow: bool, worker: b
     if not path.exists():
         what = f"round {round_no}" if round_no else "worker"
         raise UsageError(f"{record.name} has no {what} log ({path})")
+    newest = follow and not worker and round_no is None  # go on to the rounds that follow
+    shown: Path | None = path
+    while shown is not None:
+        shown = _print_log(shown, raw, follow, folder if newest else None)
+
+
+def _print_log(path: Path, raw: bool, follow: bool, rounds: Path | None) -> Path | None:
+    """Print `path`; with `follow`, keep printing what is written to it, and (with
+    `rounds`, the agent's log folder) move on to a newer round's log once one starts."""
+    from tinytown.logs import round_logs
+
     with path.open("rb") as f:
         while True:
             chunk = f.read(65536)
             if chunk:
                 sys.stdout.buffer.write(chunk if raw else _shown(chunk))
                 sys.stdout.flush()
-            elif not follow:
-                return
-            else:
-                time.sleep(0.2)
+                continue
+            if not follow:
+                return None
+            if rounds is not None:
+                found = round_logs(rounds)
+                if found and found[-1] != path:
+                    say(f"\n--- {found[-1].name} ---")
+                    return found[-1]
+            time.sleep(0.2)
 
 
 def _shown(chunk: bytes) -> bytes:

@@ -211,6 +211,7 @@ class Outcome:
     context: str  # the round's entry in the agent's context list (JSON)
     context_rounds: int
     reply: Message | None = None  # the answer to a query
+    session_id: str | None = None  # the CLI session the next round continues
 
 
 def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
@@ -238,6 +239,8 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
         now = utcnow()
         agent.rounds_completed += 1
         agent.current_task = None
+        if outcome.session_id:
+            agent.session_id = outcome.session_id
         agent.last_active_at = now
         agent.last_heartbeat = now
         old = agent.state

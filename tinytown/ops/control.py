@@ -254,5 +254,6 @@ def _deep(town: Town, agent: Agent) -> dict[str, Any]:
     logs = round_logs(town.settings.logs_dir / agent.name)
     log_tail = tail(logs[-1], 2000).splitlines()[-10:] if logs else []
     return {"name": agent.name, "rounds": agent.rounds_completed, "uptime": uptime,
+            "session": agent.session.value, "session_id": agent.session_id,
             "events": events, "log_tail": log_tail}
 

@@ -42,6 +42,7 @@ from tinytown.models import (
     Message,
     MessageBody,
     Priority,
+    SessionPolicy,
     SpawnMode,
     Task,
     TaskState,
@@ -65,6 +66,7 @@ from tinytown.validate import (
 
 if TYPE_CHECKING:
     from tinytown.db.connection import TownPipeline
+    from tinytown.presets import CliCommand
 
 log = logging.getLogger("tinytown")
 _HEX_PREFIX = re.compile(r"^[0-9a-fA-F-]{4,36}$")
@@ -193,9 +195,24 @@ class Town:
         max_rounds: int | None = None,
         scope: str | None = None,
         start: bool = True,
+        session: str | None = None,
+        resume: str | None = None,
     ) -> AgentHandle:
-        """Record a new agent (state `starting`) and start its worker unless start=False."""
+        """Record a new agent (state `starting`) and start its worker unless start=False.
+
+        `session`: "continue" (the default: each task goes on with the CLI's session)
+        or "fresh". `resume`: an agent whose session this one continues (or a session
+        id of the CLI's): spawn mode `resumed`.
+        """
         validate_agent_name(name)
+        policy = SessionPolicy(session) if session else SessionPolicy.CONTINUE
+        resumed_from: Agent | None = None
+        if resume is not None:
+            if fork:
+                raise UsageError("--resume and --fork do not go together: pick one")
+            resumed_from, session_id = self._session_to_resume(resume)
+            if cli is None and resumed_from is not None:
+                cli = resumed_from.cli
         role_config = None
         if role is not None:
             known = self.settings.known_roles()
@@ -207,9 +224,8 @@ class Town:
         from tinytown.presets import resolve_cli
 
         command = resolve_cli(self.settings, cli)  # refuse an empty or unparsable one now
-        if start and shutil.which(command.argv[0]) is None:  # warn: it may run elsewhere
-            log.warning("%r is not installed here (no %s on PATH): agent %s's rounds will"
-                        " fail on this machine", cli, command.argv[0], name)
+        if start:  # warn, don't refuse: the worker may run on another machine
+            _warn_about(command, name)
         if nickname is not None:
             nickname = validate_nickname(nickname)
         if fork and parent is None:
@@ -224,8 +240,11 @@ class Town:
             role_id=role,
             nickname=nickname,
             parent_agent_id=parent_agent.id if parent_agent else None,
-            spawn_mode=SpawnMode.FORKED_CONTEXT if fork else SpawnMode.FRESH,
+            spawn_mode=SpawnMode.FORKED_CONTEXT if fork else
+            SpawnMode.RESUMED if resume is not None else SpawnMode.FRESH,
             current_scope=scope,
+            session=policy,
+            session_id=session_id if resume is not None else None,
         )
         if max_rounds:
             agent.extra["max_rounds"] = max_rounds
@@ -236,6 +255,20 @@ class Town:
 
             start_worker(self.store, self.settings, agent)
         return handle
+
+    def _session_to_resume(self, ref: str) -> tuple[Agent | None, str]:
+        """The agent `ref` names and its CLI session, or `ref` itself as a session id."""
+        try:
+            source = self.resolve(ref)
+        except AgentNotFound:
+            if not ref.strip() or any(c.isspace() for c in ref):
+                raise UsageError(f"--resume {ref!r}: no such agent, and not a session id"
+                                 ) from None
+            return None, ref.strip()
+        if not source.session_id:
+            raise UsageError(f"agent {source.name!r} has no CLI session to resume yet"
+                             " (its CLI reports none, or it has not run a round)")
+        return source, source.session_id
 
     # --- tasks --------------------------------------------------------------------
 
@@ -480,6 +513,17 @@ class Town:
     def follow_events(self, after: str, block_ms: int = 1000) -> list[dict[str, str]]:
         """Events newer than id `after` ("$": from now), waiting up to `block_ms`."""
         return self.store.follow_events(after, block_ms)
+
+
+def _warn_about(command: CliCommand, name: str) -> None:
+    """Warn when the agent's CLI is missing here, or is known not to run as set up."""
+    from tinytown.cli_health import known_problems
+
+    if shutil.which(command.argv[0]) is None:
+        log.warning("%r is not installed here (no %s on PATH): agent %s's rounds will"
+                    " fail on this machine", command.name, command.argv[0], name)
+    for problem in known_problems(command, {**os.environ, **command.env}, os.geteuid()):
+        log.warning("agent %s: %s", name, problem)
 
 
 class AgentHandle:

@@ -31,6 +31,7 @@ from tinytown.logs import tail
 from tinytown.presets import CliCommand, PromptVia
 from tinytown.processes import kill_group
 
+STDOUT_KEPT = 8 * 1024 * 1024  # of a CLI's stdout: its structured report comes last
 _STDIN_INLINE = 32 * 1024  # smaller prompts fit the pipe: written without a thread
 # Reads process group ids, one per line (0: none running); at end-of-file kills the last.
 _WATCH_SH = 'pg=0; while read -r line; do pg=$line; done; [ "$pg" -gt 0 ] && kill -9 "-$pg"'
@@ -75,6 +76,7 @@ class RunResult:
     output_tail: str
     timed_out: bool = False
     error: str | None = None  # why it could not start
+    stdout: str = ""  # what the CLI wrote on stdout (its answer, or its report)
 
     @property
     def ok(self) -> bool:
@@ -116,8 +118,8 @@ def run_cli(
                 proc = subprocess.Popen(
                     [executable, *argv[1:]],
                     stdin=stdin,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+                    stdout=subprocess.PIPE,  # copied to the log, and kept: the answer
+                    stderr=log,
                     cwd=workdir,
                     env=env,
                     start_new_session=True,
@@ -128,6 +130,7 @@ def run_cli(
                 log.write(f"tinytown: {reason}\n".encode())
                 return RunResult(None, "", error=reason)
             timed_out = False
+            stdout = _Tee(proc.stdout, log.fileno())
             try:
                 if on_start is not None:
                     on_start(proc.pid)
@@ -145,12 +148,48 @@ def run_cli(
                 kill_group(proc.pid, reap=proc.poll)  # its process group,
                 proc.wait()
                 end_strays()  # and what left it (a new session, a double fork)
+                stdout.finish()
     finally:
         if prompt_file:
             os.unlink(prompt_file)
     return RunResult(
-        None if timed_out else proc.returncode, tail(log_path, output_limit), timed_out
+        None if timed_out else proc.returncode, tail(log_path, output_limit), timed_out,
+        stdout=stdout.text(),
     )
+
+
+class _Tee:
+    """Copies the CLI's stdout to the round log as it comes (`tt logs --follow` shows
+    it live) and keeps it (the last STDOUT_KEPT bytes): the CLI's answer, or the
+    report its structured output gives; stderr goes to the log alone."""
+
+    def __init__(self, pipe: Any, log_fd: int) -> None:
+        self._pipe = pipe
+        self._log_fd = log_fd
+        self._kept = bytearray()
+        self._thread = threading.Thread(target=self._copy, name="tinytown-stdout", daemon=True)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        fd = self._pipe.fileno()
+        try:
+            while chunk := os.read(fd, 65536):
+                os.write(self._log_fd, chunk)
+                self._kept += chunk
+                if len(self._kept) > 2 * STDOUT_KEPT:
+                    del self._kept[:-STDOUT_KEPT]
+        except OSError:
+            pass  # the pipe was closed under us (see finish)
+
+    def finish(self) -> None:
+        """The CLI and all it started are gone: wait for the pipe's end (a process that
+        escaped with the pipe, if any, does not hold the round up for long)."""
+        self._thread.join(5)
+        self._pipe.close()
+        self._thread.join(1)
+
+    def text(self) -> str:
+        return bytes(self._kept[-STDOUT_KEPT:]).decode("utf-8", "replace")
 
 
 def _find_executable(name: str, workdir: Path, path: str | None) -> str | None:

@@ -19,6 +19,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from tinytown import keys
@@ -46,10 +48,13 @@ from tinytown.models import (
     Task,
     utcnow,
 )
-from tinytown.presets import CliCommand, resolve_cli
+from tinytown.outcomes import RunFacts, judge, read_report
+from tinytown.presets import CliCommand, resolve_cli, with_prompt_limit
+from tinytown.private import private_dir
 from tinytown.processes import kill_group
 from tinytown.roles import queues_of
 from tinytown.settings import Settings
+from tinytown.worker import sessions
 from tinytown.worker.prompt import RoundInput, build_prompt
 from tinytown.worker.runner import RunResult, Watchdog, run_cli
 
@@ -431,24 +436,44 @@ class WorkerRuntime:
             return False
         agent, task = started
         number = agent.rounds_completed + 1
-        prompt = build_prompt(self._round_input(agent, m, task, notes))
-        result = self._run_cli(agent, prompt, number, task)
+        command = self._command(agent.cli)
+        planned = sessions.plan(command, agent, self._parent(agent), self._state_dir(agent))
+        prompt = build_prompt(self._round_input(agent, m, task, notes, planned.forked))
+        result = self._run_cli(agent, command, planned, prompt, number, task)
         if self._stale.is_set():
             raise Fenced("a newer worker start holds the agent: this round records nothing")
         if self._cut_short:  # stopped by Tinytown: no outcome, the work waits
             round_steps.cut_short(self.store, self.agent_id, task.id if task else None,
                                   self.fence)
             return True
-        self._record(agent, m, task, prompt, result, number)
+        self._record(m, task, prompt, result, number, command, planned)
         return True
 
+    def _command(self, cli: str) -> CliCommand:
+        command = self._commands.get(cli)
+        if command is None:
+            command = self._commands[cli] = resolve_cli(self.settings, cli)
+        return command
+
+    def _parent(self, agent: Agent) -> Agent | None:
+        if agent.spawn_mode != "forkedcontext" or not agent.parent_agent_id or \
+                agent.rounds_completed:
+            return None
+        return self.store.get_agent(agent.parent_agent_id)
+
+    def _state_dir(self, agent: Agent) -> Path:
+        """A folder of the agent's own that lasts across rounds (aider's chat history)."""
+        return private_dir(self.settings.runtime_dir / "sessions" / agent.id)
+
     def _round_input(
-        self, agent: Agent, m: Message, task: Task | None, notes: list[Message]
+        self, agent: Agent, m: Message, task: Task | None, notes: list[Message],
+        forked: bool = False,
     ) -> RoundInput:
+        """What the prompt is built from; a fork the CLI made itself needs no transcript."""
         inherited: list[dict[str, str]] = []
         parent_name = ""
         if agent.spawn_mode == "forkedcontext" and agent.parent_agent_id and \
-                agent.rounds_completed == 0:
+                agent.rounds_completed == 0 and not forked:
             raw = self.store.recent_context(agent.parent_agent_id,
                                             self.settings.agent.context_rounds)
             inherited = [json.loads(x) for x in raw]
@@ -461,10 +486,8 @@ class WorkerRuntime:
         return RoundInput(agent=agent, town=self.town, actionable=m, task=task, notes=notes,
                           inherited=inherited, parent_name=parent_name, sender_names=names)
 
-    def _run_cli(self, agent: Agent, prompt: str, number: int, task: Task | None) -> RunResult:
-        command = self._commands.get(agent.cli)
-        if command is None:
-            command = self._commands[agent.cli] = resolve_cli(self.settings, agent.cli)
+    def _run_cli(self, agent: Agent, command: CliCommand, planned: sessions.SessionPlan,
+                 prompt: str, number: int, task: Task | None) -> RunResult:
         env = dict(self._env)
         env.update({
             "TINYTOWN_AGENT_ID": agent.id, "TINYTOWN_AGENT_NAME": agent.name,
@@ -485,10 +508,17 @@ class WorkerRuntime:
             prompt_log.write_text(prompt)
 
         prompt_log = self.logs / f"round-{number}.prompt"
+        log_path = self.logs / f"round-{number}.log"
+        too_large = with_prompt_limit(command, prompt)
+        if too_large is not None:
+            prompt_log.write_text(prompt)
+            return RunResult(None, "", error=too_large)
+        with log_path.open("a") as log:  # the round log says which session it works in
+            log.write(f"tinytown: round {number} of {agent.name}; {planned.describe()}\n")
         try:
             result = run_cli(
-                command, prompt, cwd=self.settings.root, env=env,
-                log_path=self.logs / f"round-{number}.log",
+                replace(command, argv=planned.argv), prompt, cwd=self.settings.root, env=env,
+                log_path=log_path,
                 timeout=self.settings.agent.round_timeout_secs, on_start=started,
             )
         finally:
@@ -499,26 +529,26 @@ class WorkerRuntime:
         return result
 
     def _record(
-        self, agent: Agent, m: Message, task: Task | None, prompt: str, result: RunResult,
-        number: int,
+        self, m: Message, task: Task | None, prompt: str, result: RunResult, number: int,
+        command: CliCommand, planned: sessions.SessionPlan,
     ) -> None:
-        output = result.output_tail
-        if result.error:
-            error = result.error
-        elif result.timed_out:
-            error = (f"round timed out after {self.settings.agent.round_timeout_secs:g}s"
-                     f" (round_timeout_secs); output tail:\n{output}")
-        else:
-            error = f"agent CLI exited with code {result.exit_code}; output tail:\n{output}"
+        report = read_report(command.output, result.stdout)
+        facts = RunFacts(result.exit_code, result.timed_out, result.error, result.stdout,
+                         result.output_tail)
+        ok, output, error = judge(facts, report, self.settings.agent.round_timeout_secs)
+        session = sessions.left(command, planned, report)
+        if session:
+            with (self.logs / f"round-{number}.log").open("a") as log:
+                log.write(f"\ntinytown: the CLI's session is {session}\n")
         reply = None
         if task is None and m.type == "query":
-            answer = MessageType.informational((output if result.ok else error)[-RESULT_LIMIT:])
+            answer = MessageType.informational((output if ok else error)[-RESULT_LIMIT:])
             reply = Message(sender=self.agent_id, to=m.sender, body=answer, correlation_id=m.id)
         outcome = round_steps.Outcome(
-            number=number, ok=result.ok, output=output, error=error, reply=reply,
+            number=number, ok=ok, output=output, error=error, reply=reply,
             context=json.dumps({"round": number, "prompt": prompt[-2000:],
                                 "output": output[-2000:]}),
-            context_rounds=self.settings.agent.context_rounds,
+            context_rounds=self.settings.agent.context_rounds, session_id=session,
         )
         after = round_steps.finish(self.store, self.agent_id, task.id if task else None, outcome,
                                    self.fence)

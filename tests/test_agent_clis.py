@@ -1,0 +1,209 @@
+"""How Tinytown describes agent CLIs, reads their outcomes and carries their sessions,
+driven in-process with a stand-in CLI in Claude Code's output format
+(tests/fake_structured.py). The real CLIs against stubs of their model APIs are in
+the real-CLI tier (tests/realcli/)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import InProcessWorker, TownFixture
+from tinytown.errors import UsageError
+from tinytown.models import SpawnMode, TaskState
+from tinytown.outcomes import read_report
+from tinytown.presets import ARG_LIMIT, OutputFormat, PromptVia, resolve_cli, with_prompt_limit
+from tinytown.settings import Settings
+from tinytown.worker.prompt import CONTEXT_BEGIN
+
+FAKE = f"{sys.executable} {Path(__file__).parent / 'fake_structured.py'}"
+STRUCTURED = f"""
+[agent_clis.structured]
+command = "{FAKE}"
+output = "claude-json"
+resume_args = "--resume {{session}}"
+fork_args = "--resume {{session}} --fork-session"
+"""
+
+Factory = Callable[..., TownFixture]
+Workers = Callable[..., InProcessWorker]
+
+
+def _runs(town: TownFixture) -> list[dict[str, object]]:
+    path = town.records / "structured.log"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def _task(town: TownFixture, worker: InProcessWorker, ref: str, text: str) -> str:
+    task_id = town.town.assign(ref, text)
+    worker.run_round()
+    return task_id
+
+
+@pytest.fixture
+def town_s(town_factory: Factory, monkeypatch: pytest.MonkeyPatch) -> TownFixture:
+    town = town_factory(extra=STRUCTURED)
+    monkeypatch.setenv("FAKE_AGENT_DIR", str(town.records))  # the in-process CLI's records
+    return town
+
+
+def test_the_result_is_the_agents_answer_and_its_session_goes_on(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    town_s.town.spawn_agent("a", cli="structured", start=False)
+    worker = worker_in_process(town_s, "a")
+    first = _task(town_s, worker, "a", "first job")
+    task = town_s.town.store.require_task(first)
+    assert task.state == TaskState.COMPLETED
+    assert task.result == "the answer"  # the answer, not the JSON report
+    session = town_s.town.resolve("a").session_id
+    assert session
+    _task(town_s, worker, "a", "second job")
+    runs = _runs(town_s)
+    assert "--resume" not in runs[0]["argv"]  # type: ignore[operator]
+    assert runs[1]["argv"][-2:] == ["--resume", session]  # type: ignore[index]
+    assert town_s.town.resolve("a").session_id == session
+    log = (town_s.town.settings.logs_dir / "a" / "round-2.log").read_text()
+    assert f"continues session {session}" in log
+
+
+def test_a_fresh_agent_starts_each_task_anew(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    town_s.town.spawn_agent("f", cli="structured", start=False, session="fresh")
+    worker = worker_in_process(town_s, "f")
+    _task(town_s, worker, "f", "one")
+    _task(town_s, worker, "f", "two")
+    assert all("--resume" not in r["argv"] for r in _runs(town_s))  # type: ignore[operator]
+    assert town_s.town.resolve("f").session_id  # kept, for --resume f
+
+
+def test_an_error_the_cli_reports_fails_the_task_in_one_line(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    town_s.town.spawn_agent("e", cli="structured", start=False)
+    worker = worker_in_process(town_s, "e")
+    task_id = _task(town_s, worker, "e", "do it @fail 400 invalid_request_error: bad model")
+    task = town_s.town.store.require_task(task_id)
+    assert task.state == TaskState.FAILED
+    assert task.result == "API Error: 400 invalid_request_error: bad model"
+
+
+def test_a_fork_starts_from_the_parents_session(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    town_s.town.spawn_agent("p", cli="structured", start=False)
+    _task(town_s, worker_in_process(town_s, "p"), "p", "the parent's job")
+    parent_session = town_s.town.resolve("p").session_id
+    town_s.town.spawn_agent("c", cli="structured", parent="p", fork=True, start=False)
+    _task(town_s, worker_in_process(town_s, "c"), "c", "the child's job")
+    child_run = _runs(town_s)[-1]
+    assert child_run["argv"][-3:] == ["--resume", parent_session, "--fork-session"]  # type: ignore[index]
+    # the CLI forked the conversation itself: no transcript in the prompt
+    assert CONTEXT_BEGIN.split("{")[0] not in str(child_run["prompt"])
+    child = town_s.town.resolve("c")
+    assert child.session_id and child.session_id != parent_session
+
+
+def test_spawn_resume_continues_another_agents_session(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    town_s.town.spawn_agent("old", cli="structured", start=False)
+    _task(town_s, worker_in_process(town_s, "old"), "old", "remember this")
+    session = town_s.town.resolve("old").session_id
+    handle = town_s.town.spawn_agent("new", resume="old", start=False)
+    record = handle.record()
+    assert record.cli == "structured" and record.spawn_mode == SpawnMode.RESUMED
+    assert record.session_id == session
+    _task(town_s, worker_in_process(town_s, "new"), "new", "what was it?")
+    assert _runs(town_s)[-1]["argv"][-2:] == ["--resume", session]  # type: ignore[index]
+    with pytest.raises(UsageError, match="no CLI session"):
+        town_s.town.spawn_agent("x", cli="structured", start=False)
+        town_s.town.spawn_agent("y", resume="x", start=False)
+
+
+def test_a_cli_without_a_report_succeeds_on_exit_zero_with_its_stdout(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    town_s.town.spawn_agent("t", cli="structured", start=False)
+    task_id = _task(town_s, worker_in_process(town_s, "t"), "t", "talk @nojson")
+    task = town_s.town.store.require_task(task_id)
+    assert task.state == TaskState.COMPLETED and task.result == "plain text, no report"
+
+
+def _settings(tmp_path: Path, extra: str) -> Settings:
+    return Settings.from_mapping(tmp_path, {"town": {"name": "t"}, **_toml(extra)}, {})
+
+
+def _toml(text: str) -> dict[str, object]:
+    import tomllib
+
+    return tomllib.loads(text)
+
+
+def test_an_entry_named_like_a_preset_extends_it(tmp_path: Path) -> None:
+    plain = resolve_cli(_settings(tmp_path, ""), "claude")
+    extended = resolve_cli(_settings(tmp_path, '[agent_clis.claude]\nenv = {X = "1"}\n'),
+                           "claude")
+    assert extended.argv == plain.argv and extended.output == OutputFormat.CLAUDE
+    assert extended.resume_args == plain.resume_args and extended.env == {"X": "1"}
+    other = resolve_cli(_settings(tmp_path, '[agent_clis.claude]\n'
+                                            'command = "claude --print --model opus"\n'),
+                        "claude")
+    assert other.argv == ["claude", "--print", "--model", "opus"]
+    assert other.output == OutputFormat.CLAUDE and other.output_args == plain.output_args
+
+
+def test_a_cli_of_ones_own_is_described_fully(tmp_path: Path) -> None:
+    mine = resolve_cli(_settings(tmp_path, """
+[agent_clis.mine]
+command = "mybot run"
+prompt = "file"
+prompt_flag = "--task-file"
+output = "codex-jsonl"
+resume_args = "resume {session}"
+workdir = "src"
+env = { MODE = "x" }
+"""), "mine")
+    assert mine.argv == ["mybot", "run"] and mine.prompt_via == PromptVia.FILE
+    assert mine.prompt_flag == "--task-file" and mine.output == OutputFormat.CODEX
+    assert mine.round_argv("S1") == ["mybot", "run", "resume", "S1"]
+    assert mine.workdir == "src" and mine.env == {"MODE": "x"}
+    with pytest.raises(UsageError, match="needs a command"):
+        resolve_cli(_settings(tmp_path, "[agent_clis.nothing]\nprompt = 'file'\n"), "nothing")
+
+
+def test_a_large_prompt_is_never_an_argument(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, "")
+    for name in ("claude", "codex", "gemini", "copilot", "aider", "auggie"):
+        assert resolve_cli(settings, name).prompt_via != PromptVia.ARG, name
+    cursor = resolve_cli(settings, "cursor")
+    assert with_prompt_limit(cursor, "x" * 1000) is None
+    refusal = with_prompt_limit(cursor, "x" * ARG_LIMIT)
+    assert refusal is not None and "stdin" in refusal
+
+
+def test_reports_of_each_format() -> None:
+    claude = read_report(OutputFormat.CLAUDE, '{"type":"result","subtype":"success",'
+                         '"is_error":true,"result":"API Error: 529 overloaded\\nmore",'
+                         '"session_id":"s1","total_cost_usd":0.5,"usage":{"input_tokens":3}}')
+    assert claude.error == "API Error: 529 overloaded" and claude.session_id == "s1"
+    assert claude.usage == {"input_tokens": 3, "cost_usd": 0.5}
+    codex = read_report(OutputFormat.CODEX, "\n".join(json.dumps(e) for e in [
+        {"type": "thread.started", "thread_id": "th1"},
+        {"type": "item.completed", "item": {"type": "agent_message", "text": "done it"}},
+        {"type": "turn.completed", "usage": {"input_tokens": 7, "output_tokens": 2}},
+    ]))
+    assert (codex.result, codex.error, codex.session_id) == ("done it", None, "th1")
+    failed = read_report(OutputFormat.CODEX, json.dumps(
+        {"type": "turn.failed", "error": {"message": "exceeded retry limit, last status: 429"}}))
+    assert failed.error == "exceeded retry limit, last status: 429"
+    gemini = read_report(OutputFormat.GEMINI, json.dumps(
+        {"response": "ok", "stats": {"models": {"m": {"tokens": {"prompt": 4}}}}}))
+    assert (gemini.result, gemini.error, gemini.usage) == ("ok", None, {"prompt": 4})
+    garbage = read_report(OutputFormat.CLAUDE, "Segmentation fault")
+    assert not garbage.found

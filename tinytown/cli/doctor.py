@@ -1,0 +1,54 @@
+"""`tt doctor`: whether this machine is ready for the town's agents."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, print_table, say
+
+
+@click.command()
+@json_option
+@pass_ctx
+def doctor(obj: Context, as_json: bool) -> None:
+    """Check the agent CLIs (installed, version, credentials, known problems) and the
+    town (Redis, supervisor, workers per host). Exit 0 when the town's agents can run."""
+    from tinytown.ops.doctor import diagnose
+
+    report = diagnose(obj.settings())
+    if as_json:
+        emit_json(report)
+    else:
+        _show(report)
+    sys.exit(0 if report["ready"] else 1)
+
+
+def _show(report: dict[str, Any]) -> None:
+    redis = report["redis"]
+    say(f"town {report['town']} at {report['root']}")
+    say(f"redis {redis['url']}: " + ("reachable" if redis["reachable"] else
+                                     f"NOT reachable ({redis['error']})"))
+    if redis["reachable"]:
+        hosts = ", ".join(f"{h}: {n}" for h, n in sorted(report["workers_by_host"].items()))
+        say(f"supervisor: {report['supervisor']}")
+        say(f"live agents: {report['live_agents']}; running workers by host: {hosts or 'none'}")
+    rows = []
+    for c in report["clis"]:
+        if c["ready"]:
+            state = "ready"
+        elif not c["installed"]:
+            state = "not installed" + (f" ({c['install']})" if c["install"] else "")
+        else:
+            state = "; ".join([*c["problems"], *([c["credentials_needed"]]
+                                                 if c["credentials_needed"] else [])])
+        rows.append([c["name"] + (" *" if c["used"] else ""), c["version"] or "-",
+                     ", ".join(c["credentials_set"]) or "-", state])
+    print_table("agent CLIs (* used by this town's agents)", ["cli", "version", "credentials",
+                                                            "status"], rows)
+    say("ready" if report["ready"] else "not ready: see above")
+
+
+COMMANDS = [doctor]

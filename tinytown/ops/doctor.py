@@ -1,0 +1,75 @@
+"""`tt doctor`: is this machine ready for the town's agents?
+
+For every preset and configured CLI: installed, version, credentials (names only),
+known problems. For the town: Redis reachable, a supervisor leading, workers per
+host. Ready when Redis answers and every CLI the town's agents use (and the default
+CLI) is ready here.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from tinytown.cli_health import CliHealth, check
+from tinytown.errors import TinytownError
+from tinytown.presets import PRESETS, resolve_cli
+from tinytown.settings import Settings
+from tinytown.urls import redact, redis_url
+
+if TYPE_CHECKING:
+    from tinytown.ops.town import Town
+
+
+def cli_report(settings: Settings, used: set[str]) -> list[dict[str, Any]]:
+    """Every preset, every [agent_clis] entry and every CLI in `used`, checked here."""
+    names = list(dict.fromkeys([*PRESETS, *settings.agent_clis, *sorted(used)]))
+    out = []
+    for name in names:
+        try:
+            health = check(resolve_cli(settings, name))
+        except TinytownError as exc:  # an entry that does not parse
+            health = CliHealth(name, "?", problems=[str(exc)])
+        out.append({**health.to_dict(), "used": name in used})
+    return out
+
+
+def town_report(town: Town | None, settings: Settings, error: str | None) -> dict[str, Any]:
+    """The town's side: Redis, the supervisor, the live workers by host, the CLIs used."""
+    report: dict[str, Any] = {"town": settings.town, "root": str(settings.root),
+                              "redis": {"url": redact(redis_url(settings)),
+                                        "reachable": town is not None, "error": error}}
+    used = {settings.agent.default_cli}
+    if town is not None:
+        agents = [a for a in town.list_agents() if a.agent_type.value == "worker"]
+        live = [a for a in agents if not a.state.is_terminal]
+        used |= {a.cli for a in live}
+        hosts: Counter[str] = Counter()
+        for agent in live:
+            alive, hostname = town.worker_status(agent)
+            if alive:
+                hosts[hostname.partition("@")[2] or socket.gethostname()] += 1
+        report["supervisor"] = town.supervisor_status()
+        report["workers_by_host"] = dict(hosts)
+        report["live_agents"] = len(live)
+    clis = cli_report(settings, used)
+    report["clis"] = clis
+    report["ready"] = town is not None and all(c["ready"] for c in clis if c["used"])
+    return report
+
+
+def diagnose(settings: Settings) -> dict[str, Any]:
+    """The whole report; Redis out of reach is part of it, not an exception."""
+    from tinytown.errors import RedisUnreachable
+    from tinytown.ops.town import Town
+
+    try:
+        town = Town.from_settings(settings)
+        town.redis.ping()
+    except RedisUnreachable as exc:
+        return town_report(None, settings, str(exc))
+    try:
+        return town_report(town, settings, None)
+    finally:
+        town.close()

@@ -1,0 +1,189 @@
+"""What an agent CLI's run came to, read from its own structured output.
+
+Exit code 0 does not mean the work was done (denied tools, read-only modes and API
+failures have all been seen ending in 0), and stdout mixed with stderr is not an
+answer. Where a CLI reports its outcome in a structured form, this reads it: the
+agent's final answer, the error it reports (in one line), its session id and its
+token usage. Pure: no processes, no Redis.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tinytown.presets import OutputFormat
+
+
+@dataclass
+class CliReport:
+    """What the CLI said of its run; `found` is False when its output held no report
+    (it crashed first, or printed something else): the exit code decides then."""
+
+    found: bool
+    result: str = ""
+    error: str | None = None  # the error the CLI reports, one line
+    session_id: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+def read_report(fmt: OutputFormat, stdout: str) -> CliReport:
+    """The report in a CLI's stdout (TEXT: the stdout itself, as the answer)."""
+    if fmt == OutputFormat.CLAUDE:
+        return _claude(stdout)
+    if fmt == OutputFormat.CODEX:
+        return _codex(stdout)
+    if fmt == OutputFormat.GEMINI:
+        return _gemini(stdout)
+    return CliReport(found=False, result=stdout)
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """An error as one line (its first non-empty line, shortened)."""
+    for line in text.splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return ""
+
+
+def _objects(stdout: str) -> list[dict[str, Any]]:
+    """The JSON objects in stdout: the whole of it, or one per line (JSONL)."""
+    text = stdout.strip()
+    if not text:
+        return []
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, dict):
+        return [whole]
+    if isinstance(whole, list):
+        return [x for x in whole if isinstance(x, dict)]
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                found.append(value)
+    return found
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else json.dumps(value)
+
+
+def _claude(stdout: str) -> CliReport:
+    """`--output-format json` (one result object) or `stream-json` (its last line is
+    the result): `result`, `is_error`, `session_id`, `usage`, `total_cost_usd`."""
+    objects = _objects(stdout)
+    results = [o for o in objects if o.get("type") == "result"]
+    if not results:
+        return CliReport(found=False, result=stdout)
+    last = results[-1]
+    usage = dict(last.get("usage") or {}) if isinstance(last.get("usage"), dict) else {}
+    if isinstance(last.get("total_cost_usd"), int | float):
+        usage["cost_usd"] = last["total_cost_usd"]
+    result = _text(last.get("result"))
+    failed = bool(last.get("is_error")) or last.get("subtype", "success") != "success"
+    error = None
+    if failed:
+        error = one_line(result) or one_line(_text(last.get("errors"))) or \
+            f"claude reported {last.get('subtype', 'an error')}"
+    session = last.get("session_id") or next(
+        (o.get("session_id") for o in objects if o.get("session_id")), None)
+    return CliReport(True, result, error, _text(session) or None, usage)
+
+
+def _codex(stdout: str) -> CliReport:
+    """`codex exec --json` events: `thread.started` (thread_id), `item.completed` with an
+    `agent_message` (the answer is the last one), `turn.completed` (usage),
+    `turn.failed` / `error` (the error)."""
+    objects = _objects(stdout)
+    if not any(isinstance(o.get("type"), str) for o in objects):
+        return CliReport(found=False, result=stdout)
+    session = None
+    answer = ""
+    error: str | None = None
+    usage: dict[str, Any] = {}
+    for event in objects:
+        kind = event.get("type")
+        raw_item = event.get("item")
+        item: dict[str, Any] = raw_item if isinstance(raw_item, dict) else {}
+        if kind == "thread.started":
+            session = _text(event.get("thread_id")) or session
+        elif kind == "item.completed" and item.get("type") == "agent_message":
+            answer = _text(item.get("text"))
+        elif kind == "turn.completed" and isinstance(event.get("usage"), dict):
+            for key, value in event["usage"].items():
+                if isinstance(value, int | float):
+                    usage[key] = usage.get(key, 0) + value
+        elif kind == "turn.failed":
+            err = event.get("error")
+            error = one_line(_text(err.get("message") if isinstance(err, dict) else err))
+        elif kind == "error":
+            error = one_line(_text(event.get("message")))
+    completed = any(o.get("type") == "turn.completed" for o in objects)
+    if error is None and not completed and not answer:
+        error = "codex ended without finishing its turn"
+    return CliReport(True, answer, error or None, session, usage)
+
+
+def _gemini(stdout: str) -> CliReport:
+    """`gemini --output-format json`: `response` (the answer), `error` ({type,
+    message}), `session_id`, `stats` (per-model token counts)."""
+    objects = [o for o in _objects(stdout) if {"response", "error", "stats"} & o.keys()]
+    if not objects:
+        return CliReport(found=False, result=stdout)
+    last = objects[-1]
+    err = last.get("error")
+    error = None
+    if err:
+        error = one_line(_text(err.get("message") if isinstance(err, dict) else err)) or \
+            "gemini reported an error"
+    usage: dict[str, Any] = {}
+    stats = last.get("stats")
+    models = stats.get("models") if isinstance(stats, dict) else None
+    if isinstance(models, dict):
+        for model in models.values():
+            tokens = model.get("tokens") if isinstance(model, dict) else None
+            if isinstance(tokens, dict):
+                for key, value in tokens.items():
+                    if isinstance(value, int | float):
+                        usage[key] = usage.get(key, 0) + value
+    session = last.get("session_id") or last.get("sessionId")
+    return CliReport(True, _text(last.get("response")), error, _text(session) or None, usage)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the process did, as the runner saw it."""
+
+    exit_code: int | None
+    timed_out: bool
+    start_error: str | None  # it never started
+    stdout: str
+    log_tail: str  # stdout and stderr together, for the reader of a failure
+
+
+def judge(run: RunFacts, report: CliReport, timeout: float, limit: int = 4000
+          ) -> tuple[bool, str, str]:
+    """(ok, the answer, the error): the CLI's own report decides where it gives one; a
+    CLI without one succeeds on exit code 0, its answer the tail of its stdout."""
+    if run.start_error:
+        return False, "", run.start_error
+    if run.timed_out:
+        return False, "", (f"round timed out after {timeout:g}s (round_timeout_secs);"
+                           f" output tail:\n{run.log_tail}")
+    answer = (report.result if report.found else run.stdout.strip())[-limit:]
+    if report.found and report.error is not None:
+        return False, answer, report.error
+    if run.exit_code != 0:
+        return False, answer, (f"agent CLI exited with code {run.exit_code}; output tail:\n"
+                               f"{run.log_tail}")
+    return True, answer, ""

@@ -1,0 +1,67 @@
+"""Which CLI session a round continues, forks or starts, and which one it leaves.
+
+An agent is one persistent worker: with `session = continue` (the default) each
+round goes on with the session the CLI reported last time, so the agent remembers its
+earlier tasks. A `forkedcontext` agent's first round forks its parent's session where
+the CLI can (otherwise the prompt carries the parent's transcript); a `resumed` one
+(`tt restart`, `tt spawn --resume`) continues the session it was given. A CLI that
+keeps its conversation in a file (aider) gets a file of the agent's own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinytown.models import Agent, SessionPolicy, SpawnMode
+from tinytown.outcomes import CliReport
+from tinytown.presets import CliCommand
+
+FILE_SESSION = "history-file"  # what an agent whose CLI keeps a history file records
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    argv: list[str]
+    session: str | None = None  # the session continued (or forked)
+    forked: bool = False
+    named: str | None = None  # a new session's id, chosen by Tinytown (copilot)
+    kept: bool = True  # whether the CLI keeps sessions Tinytown can continue
+
+    def describe(self) -> str:
+        if not self.kept:
+            return "no session kept (the CLI has none Tinytown can continue)"
+        if self.forked:
+            return f"forks session {self.session}"
+        if self.session:
+            return f"continues session {self.session}"
+        return f"starts session {self.named}" if self.named else "starts a new session"
+
+
+def plan(command: CliCommand, agent: Agent, parent: Agent | None, state: Path) -> SessionPlan:
+    """The argv of the agent's next run and the session it works in."""
+    if agent.spawn_mode == SpawnMode.FORKED_CONTEXT and agent.rounds_completed == 0 and \
+            parent is not None and parent.session_id and parent.cli == agent.cli and \
+            command.fork_args:
+        return SessionPlan(command.round_argv(parent.session_id, fork=True, state=str(state)),
+                           parent.session_id, forked=True)
+    resuming = agent.spawn_mode == SpawnMode.RESUMED and agent.rounds_completed == 0
+    session = agent.session_id if (agent.session == SessionPolicy.CONTINUE or resuming) \
+        else None
+    if session and command.sessions:
+        return SessionPlan(command.round_argv(session, state=str(state)), session)
+    named = str(uuid.uuid4()) if command.new_session_args else None
+    return SessionPlan(command.round_argv(None, state=str(state), new_session=named),
+                       named=named, kept=command.sessions or bool(command.fork_args))
+
+
+def left(command: CliCommand, planned: SessionPlan, report: CliReport) -> str | None:
+    """The session the run leaves for the next one (None: the CLI keeps none)."""
+    if report.session_id:
+        return report.session_id
+    if command.session_args:
+        return FILE_SESSION
+    if planned.named or (planned.session and not planned.forked):
+        return planned.named or planned.session
+    return None
