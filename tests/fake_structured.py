@@ -4,6 +4,7 @@ Tinytown reads outcomes and carries sessions. The real CLIs are tested against s
 of their model APIs in the real-CLI tier.
 
 It records its argv and prompt in $FAKE_AGENT_DIR/structured.log (one JSON per run).
+A session it did not start is unknown to it (as Claude Code says, on stderr, exit 1).
 Directives in the prompt: `@fail <text>` reports an API error (is_error, exit 1);
 `@noisy` writes warnings on stderr first; `@nojson` prints plain text.
 """
@@ -30,9 +31,16 @@ def main() -> None:
     if "@nojson" in prompt:
         print("plain text, no report")
         return
+    known = out / "structured.sessions"
     session = argv[argv.index("--resume") + 1] if "--resume" in argv else None
+    if session is not None and session not in (known.read_text().split() if known.exists()
+                                               else []):
+        print(f"No conversation found with session ID: {session}", file=sys.stderr)
+        sys.exit(1)
     if session is None or "--fork-session" in argv:
         session = str(uuid.uuid4())
+        with known.open("a") as f:
+            f.write(session + "\n")
     failed = re.search(r"@fail (.+)", prompt)
     report = {
         "type": "result", "subtype": "success", "is_error": bool(failed),

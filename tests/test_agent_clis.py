@@ -27,6 +27,7 @@ command = "{FAKE}"
 output = "claude-json"
 resume_args = "--resume {{session}}"
 fork_args = "--resume {{session}} --fork-session"
+session_lost = "No conversation found with session ID"
 """
 
 Factory = Callable[..., TownFixture]
@@ -126,6 +127,19 @@ def test_spawn_resume_continues_another_agents_session(
         town_s.town.spawn_agent("y", resume="x", start=False)
 
 
+def test_a_session_that_is_gone_gives_way_to_a_new_one(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    town_s.town.spawn_agent("g", cli="structured", resume="no-such-session", start=False)
+    task_id = _task(town_s, worker_in_process(town_s, "g"), "g", "carry on")
+    assert town_s.town.store.require_task(task_id).state == TaskState.COMPLETED
+    runs = _runs(town_s)
+    assert runs[0]["argv"][-2:] == ["--resume", "no-such-session"]  # type: ignore[index]
+    assert "--resume" not in runs[1]["argv"]  # type: ignore[operator]
+    session = town_s.town.resolve("g").session_id
+    assert session and session != "no-such-session"
+
+
 def test_a_cli_without_a_report_succeeds_on_exit_zero_with_its_stdout(
     town_s: TownFixture, worker_in_process: Workers,
 ) -> None:
@@ -207,3 +221,21 @@ def test_reports_of_each_format() -> None:
     assert (gemini.result, gemini.error, gemini.usage) == ("ok", None, {"prompt": 4})
     garbage = read_report(OutputFormat.CLAUDE, "Segmentation fault")
     assert not garbage.found
+
+
+SAMPLES = Path(__file__).parent / "stubs" / "samples"
+
+
+def test_reports_of_the_real_clis_as_they_printed_them() -> None:
+    """Samples the real Claude Code and Gemini CLI printed against the stubs."""
+    ok = read_report(OutputFormat.CLAUDE, (SAMPLES / "claude-success.json").read_text())
+    assert (ok.found, ok.error, ok.result) == (True, None, "Wrote out.txt.")
+    assert ok.session_id and ok.usage["output_tokens"] == 52 and ok.usage["cost_usd"] > 0
+    limited = read_report(OutputFormat.CLAUDE, (SAMPLES / "claude-error-429.json").read_text())
+    assert limited.error is not None and limited.error.startswith("API Error: Request rejected")
+    gemini = read_report(OutputFormat.GEMINI, (SAMPLES / "gemini-success.json").read_text())
+    assert (gemini.error, gemini.result) == (None, "Wrote out.txt.") and gemini.session_id
+    # a failed Gemini run: nothing on stdout, a stack trace and the report on stderr
+    stderr = "Error: boom\n    at x (file.js:1:2)\n" + (SAMPLES / "gemini-error-400.json").read_text()
+    failed = read_report(OutputFormat.GEMINI, "", stderr)
+    assert failed.error == "400 INVALID_ARGUMENT: Request contains an invalid argument."

@@ -28,15 +28,36 @@ class CliReport:
     usage: dict[str, Any] = field(default_factory=dict)
 
 
-def read_report(fmt: OutputFormat, stdout: str) -> CliReport:
-    """The report in a CLI's stdout (TEXT: the stdout itself, as the answer)."""
+def read_report(fmt: OutputFormat, stdout: str, stderr: str = "") -> CliReport:
+    """The report in a CLI's stdout (TEXT: the stdout itself, as the answer); Gemini
+    CLI writes the report of a failed run on stderr, after its stack trace."""
     if fmt == OutputFormat.CLAUDE:
         return _claude(stdout)
     if fmt == OutputFormat.CODEX:
         return _codex(stdout)
     if fmt == OutputFormat.GEMINI:
-        return _gemini(stdout)
+        report = _gemini(stdout)
+        if not report.found and stderr:
+            last = _last_object(stderr)
+            if last is not None and "error" in last:
+                report = _gemini(json.dumps(last))
+        return report
     return CliReport(found=False, result=stdout)
+
+
+def _last_object(text: str) -> dict[str, Any] | None:
+    """The last JSON object in `text` that starts a line (pretty-printed or not)."""
+    decoder = json.JSONDecoder()
+    start = len(text)
+    while (start := text.rfind("{", 0, start)) >= 0:
+        if start == 0 or text[start - 1] == "\n":
+            try:
+                value, _ = decoder.raw_decode(text, start)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
 
 
 def one_line(text: str, limit: int = 500) -> str:
@@ -134,6 +155,21 @@ def _codex(stdout: str) -> CliReport:
     return CliReport(True, answer, error or None, session, usage)
 
 
+def _api_error(message: Any) -> str:
+    """An error message in one line; one that is itself an API's JSON error body (Gemini
+    passes the body on) as `<code> <status>: <message>`."""
+    text = _text(message)
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return one_line(text)
+    inner = body.get("error") if isinstance(body, dict) else None
+    if isinstance(inner, dict) and inner.get("message"):
+        head = " ".join(str(inner[k]) for k in ("code", "status") if inner.get(k))
+        return one_line(f"{head}: {inner['message']}" if head else _text(inner["message"]))
+    return one_line(text)
+
+
 def _gemini(stdout: str) -> CliReport:
     """`gemini --output-format json`: `response` (the answer), `error` ({type,
     message}), `session_id`, `stats` (per-model token counts)."""
@@ -144,7 +180,7 @@ def _gemini(stdout: str) -> CliReport:
     err = last.get("error")
     error = None
     if err:
-        error = one_line(_text(err.get("message") if isinstance(err, dict) else err)) or \
+        error = _api_error(err.get("message") if isinstance(err, dict) else err) or \
             "gemini reported an error"
     usage: dict[str, Any] = {}
     stats = last.get("stats")

@@ -55,6 +55,7 @@ class CliCommand:
     session_args: tuple[str, ...] = ()  # every run, for CLIs that keep a session in a file
     fresh_args: tuple[str, ...] = ()  # instead of session_args when starting afresh
     new_session_args: tuple[str, ...] = ()  # names the session a first run starts
+    session_lost: str = ""  # a regex of what the CLI says when a session is gone
     description: str = ""
 
     @property
@@ -100,6 +101,7 @@ class Preset:
     session_args: str = ""
     fresh_args: str = ""
     new_session_args: str = ""
+    session_lost: str = ""
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -109,6 +111,7 @@ PRESETS: dict[str, Preset] = {
         "claude --print --dangerously-skip-permissions", "Anthropic Claude Code",
         output=OutputFormat.CLAUDE, output_args="--output-format json",
         resume_args="--resume {session}", fork_args="--resume {session} --fork-session",
+        session_lost="No conversation found with session ID",
     ),
     "auggie": Preset("auggie --print", "Augment Code", PromptVia.FILE, "--instruction-file"),
     "codex": Preset(
@@ -122,6 +125,7 @@ PRESETS: dict[str, Preset] = {
     "gemini": Preset(
         "gemini --skip-trust --yolo", "Google Gemini CLI", output=OutputFormat.GEMINI,
         output_args="--output-format json", resume_args="--resume {session}",
+        session_lost="Error resuming session",
     ),
     "copilot": Preset(
         "copilot --yolo", "GitHub Copilot CLI",
@@ -158,7 +162,8 @@ def _from_preset(name: str, preset: Preset) -> CliCommand:
         env=dict(preset.env), output=preset.output, output_args=_args(preset.output_args),
         resume_args=_args(preset.resume_args), fork_args=_args(preset.fork_args),
         session_args=_args(preset.session_args), fresh_args=_args(preset.fresh_args),
-        new_session_args=_args(preset.new_session_args), description=preset.agent,
+        new_session_args=_args(preset.new_session_args), session_lost=preset.session_lost,
+        description=preset.agent,
     )
 
 
@@ -173,7 +178,7 @@ def _configured(name: str, config: AgentCliConfig, base: CliCommand | None) -> C
     changes: dict[str, object] = {}
     if config.command:
         changes["argv"] = _split(config.command, what)
-    for key in ("prompt_flag", "workdir"):
+    for key in ("prompt_flag", "workdir", "session_lost"):
         if getattr(config, key) is not None:
             changes[key] = getattr(config, key)
     if config.prompt is not None:

@@ -60,6 +60,7 @@ class AgentCliConfig(_Section):
     session_args: str | None = None
     fresh_args: str | None = None
     new_session_args: str | None = None
+    session_lost: str | None = None  # a regex of what the CLI says when a session is gone
     workdir: str | None = None
     env: dict[str, str] = msgspec.field(default_factory=dict)
 

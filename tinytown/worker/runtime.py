@@ -23,6 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from tinytown import keys
 from tinytown.db import rounds as round_steps
 from tinytown.db import runtime, states
@@ -45,6 +47,7 @@ from tinytown.models import (
     Message,
     MessageBody,
     MessageType,
+    SpawnMode,
     Task,
     utcnow,
 )
@@ -440,6 +443,13 @@ class WorkerRuntime:
         planned = sessions.plan(command, agent, self._parent(agent), self._state_dir(agent))
         prompt = build_prompt(self._round_input(agent, m, task, notes, planned.forked))
         result = self._run_cli(agent, command, planned, prompt, number, task)
+        if sessions.lost(command, planned, result.exit_code, result.output_tail) and \
+                not self._cut_short:  # start a new session rather than fail for good
+            log.warning("%s: session %s is gone: this round starts a new one", agent.name,
+                        planned.session)
+            planned = sessions.plan(command, _without_session(agent), None,
+                                    self._state_dir(agent))
+            result = self._run_cli(agent, command, planned, prompt, number, task)
         if self._stale.is_set():
             raise Fenced("a newer worker start holds the agent: this round records nothing")
         if self._cut_short:  # stopped by Tinytown: no outcome, the work waits
@@ -532,7 +542,7 @@ class WorkerRuntime:
         self, m: Message, task: Task | None, prompt: str, result: RunResult, number: int,
         command: CliCommand, planned: sessions.SessionPlan,
     ) -> None:
-        report = read_report(command.output, result.stdout)
+        report = read_report(command.output, result.stdout, result.output_tail)
         facts = RunFacts(result.exit_code, result.timed_out, result.error, result.stdout,
                          result.output_tail)
         ok, output, error = judge(facts, report, self.settings.agent.round_timeout_secs)
@@ -568,6 +578,11 @@ class StandDown(BaseException):
     def __init__(self, reason: str, code: int = 0) -> None:
         super().__init__(reason)
         self.code = code
+
+
+def _without_session(agent: Agent) -> Agent:
+    """The agent as if it had no session to continue (a copy, for planning the run)."""
+    return msgspec.structs.replace(agent, session_id=None, spawn_mode=SpawnMode.FRESH)
 
 
 def _clear_task(agent: Agent) -> None:

@@ -10,6 +10,7 @@ keeps its conversation in a file (aider) gets a file of the agent's own.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,14 @@ def plan(command: CliCommand, agent: Agent, parent: Agent | None, state: Path) -
     named = str(uuid.uuid4()) if command.new_session_args else None
     return SessionPlan(command.round_argv(None, state=str(state), new_session=named),
                        named=named, kept=command.sessions or bool(command.fork_args))
+
+
+def lost(command: CliCommand, planned: SessionPlan, exit_code: int | None,
+         log_tail: str) -> bool:
+    """Whether a run that continued a session failed because the session is gone (the
+    CLI's files were cleaned up, or it runs in another folder now)."""
+    return bool(planned.session and exit_code not in (0, None) and command.session_lost
+                and re.search(command.session_lost, log_tail))
 
 
 def left(command: CliCommand, planned: SessionPlan, report: CliReport) -> str | None:
