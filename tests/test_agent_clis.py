@@ -236,6 +236,7 @@ def test_reports_of_the_real_clis_as_they_printed_them() -> None:
     gemini = read_report(OutputFormat.GEMINI, (SAMPLES / "gemini-success.json").read_text())
     assert (gemini.error, gemini.result) == (None, "Wrote out.txt.") and gemini.session_id
     # a failed Gemini run: nothing on stdout, a stack trace and the report on stderr
-    stderr = "Error: boom\n    at x (file.js:1:2)\n" + (SAMPLES / "gemini-error-400.json").read_text()
+    report = (SAMPLES / "gemini-error-400.json").read_text()
+    stderr = "Error: boom\n    at x (file.js:1:2)\n" + report
     failed = read_report(OutputFormat.GEMINI, "", stderr)
     assert failed.error == "400 INVALID_ARGUMENT: Request contains an invalid argument."

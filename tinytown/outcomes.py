@@ -10,6 +10,7 @@ token usage. Pure: no processes, no Redis.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +27,32 @@ class CliReport:
     error: str | None = None  # the error the CLI reports, one line
     session_id: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
+    hint: str = ""  # without a report: the last line the CLI wrote on stderr
 
 
 def read_report(fmt: OutputFormat, stdout: str, stderr: str = "") -> CliReport:
     """The report in a CLI's stdout (TEXT: the stdout itself, as the answer); Gemini
-    CLI writes the report of a failed run on stderr, after its stack trace."""
+    CLI writes the report of a failed run on stderr, after its stack trace. A CLI that
+    gives reports but gave none (it failed before): the last line of its stderr."""
+    report = _read(fmt, stdout, stderr)
+    if not report.found and fmt != OutputFormat.TEXT:
+        report.hint = _last_line(stderr)
+    return report
+
+
+_SAYS_ERROR = re.compile(r"error|fail|denied|refus|invalid|❌", re.IGNORECASE)
+
+
+def _last_line(text: str) -> str:
+    """The last line that names an error, else the last line (Tinytown's own left out)."""
+    lines = [x for x in text.splitlines() if x.strip() and not x.startswith("tinytown: ")]
+    for line in reversed(lines):
+        if _SAYS_ERROR.search(line):
+            return one_line(line)
+    return one_line(lines[-1]) if lines else ""
+
+
+def _read(fmt: OutputFormat, stdout: str, stderr: str) -> CliReport:
     if fmt == OutputFormat.CLAUDE:
         return _claude(stdout)
     if fmt == OutputFormat.CODEX:
@@ -42,6 +64,10 @@ def read_report(fmt: OutputFormat, stdout: str, stderr: str = "") -> CliReport:
             if last is not None and "error" in last:
                 report = _gemini(json.dumps(last))
         return report
+    if fmt == OutputFormat.COPILOT:
+        return _copilot(stdout)
+    if fmt == OutputFormat.AIDER:
+        return _aider(stdout)
     return CliReport(found=False, result=stdout)
 
 
@@ -219,7 +245,44 @@ def judge(run: RunFacts, report: CliReport, timeout: float, limit: int = 4000
     answer = (report.result if report.found else run.stdout.strip())[-limit:]
     if report.found and report.error is not None:
         return False, answer, report.error
+    if run.exit_code != 0 and report.hint:
+        return False, answer, f"agent CLI exited with code {run.exit_code}: {report.hint}"
     if run.exit_code != 0:
         return False, answer, (f"agent CLI exited with code {run.exit_code}; output tail:\n"
                                f"{run.log_tail}")
     return True, answer, ""
+
+
+def _copilot(stdout: str) -> CliReport:
+    """`copilot --output-format json` events: `assistant.message` (the answer is the last
+    one with text), `session.error` (the error), `result` (sessionId, exitCode)."""
+    objects = _objects(stdout)
+    results = [o for o in objects if o.get("type") == "result"]
+    if not results:
+        return CliReport(found=False, result=stdout)
+    answer = ""
+    error: str | None = None
+    for event in objects:
+        raw = event.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if event.get("type") == "assistant.message" and _text(data.get("content")).strip():
+            answer = _text(data.get("content"))
+        elif event.get("type") == "session.error":
+            error = one_line(_text(data.get("message"))) or "copilot reported an error"
+    last = results[-1]
+    if error is None and last.get("exitCode") not in (0, None):
+        error = f"copilot ended with exit code {last.get('exitCode')}"
+    return CliReport(True, answer, error, _text(last.get("sessionId")) or None)
+
+
+_AIDER_ERROR = re.compile(r"^litellm\.(\w+Error): (?:\w+Exception - )?(.+)$", re.MULTILINE)
+
+
+def _aider(stdout: str) -> CliReport:
+    """aider prints its model API's errors as lines on stdout and still exits 0
+    (`litellm.BadRequestError: OpenAIException - <message>`): such a line is the
+    error; otherwise there is no report and the exit code decides."""
+    found = _AIDER_ERROR.search(stdout)
+    if found is None:
+        return CliReport(found=False, result=stdout)
+    return CliReport(True, stdout, one_line(f"{found.group(1)}: {found.group(2)}"))

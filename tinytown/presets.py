@@ -34,6 +34,8 @@ class OutputFormat(StrEnum):
     CLAUDE = "claude-json"  # Claude Code --output-format json or stream-json
     CODEX = "codex-jsonl"  # codex exec --json events
     GEMINI = "gemini-json"  # Gemini CLI --output-format json
+    COPILOT = "copilot-jsonl"  # Copilot CLI --output-format json events
+    AIDER = "aider-text"  # aider's text: its API errors are lines on stdout (exit 0)
 
 
 @dataclass(frozen=True)
@@ -113,14 +115,20 @@ PRESETS: dict[str, Preset] = {
         resume_args="--resume {session}", fork_args="--resume {session} --fork-session",
         session_lost="No conversation found with session ID",
     ),
-    "auggie": Preset("auggie --print", "Augment Code", PromptVia.FILE, "--instruction-file"),
+    "auggie": Preset(
+        "auggie --print", "Augment Code", PromptVia.FILE, "--instruction-file",
+        output=OutputFormat.CLAUDE, output_args="--output-format json",  # the same shape
+        resume_args="--resume {session}",
+    ),
+    # `resume ID -` / `fork ID -`: subcommands of `exec`, the prompt still on stdin
     "codex": Preset(
         _CODEX, "OpenAI Codex", output=OutputFormat.CODEX, output_args="--json",
-        resume_args="resume {session}",
+        resume_args="resume {session} -", fork_args="fork {session} -",
     ),
     "codex-mini": Preset(
         f'{_CODEX} -m gpt-5.4-mini -c model_reasoning_effort="medium"', "OpenAI Codex",
-        output=OutputFormat.CODEX, output_args="--json", resume_args="resume {session}",
+        output=OutputFormat.CODEX, output_args="--json", resume_args="resume {session} -",
+        fork_args="fork {session} -",
     ),
     "gemini": Preset(
         "gemini --skip-trust --yolo", "Google Gemini CLI", output=OutputFormat.GEMINI,
@@ -128,16 +136,19 @@ PRESETS: dict[str, Preset] = {
         session_lost="Error resuming session",
     ),
     "copilot": Preset(
-        "copilot --yolo", "GitHub Copilot CLI",
-        resume_args="--resume {session}", new_session_args="--session-id {session}",
+        "copilot --yolo", "GitHub Copilot CLI", output=OutputFormat.COPILOT,
+        output_args="--output-format json", resume_args="--resume {session}",
     ),
+    # the chat history (its session) and input history in a folder of the agent's own
     "aider": Preset(
         "aider --yes-always --no-auto-commits --no-check-update --no-analytics"
         " --no-pretty --no-stream",
-        "Aider", PromptVia.FILE, "--message-file",
+        "Aider", PromptVia.FILE, "--message-file", output=OutputFormat.AIDER,
         session_args="--chat-history-file {state}/aider.chat.history.md"
+                     " --input-history-file {state}/aider.input.history"
                      " --restore-chat-history",
-        fresh_args="--chat-history-file {state}/aider.chat.history.md",
+        fresh_args="--chat-history-file {state}/aider.chat.history.md"
+                   " --input-history-file {state}/aider.input.history",
     ),
     # not on any package registry (a curl installer): documented, not verified here
     "cursor": Preset("cursor-agent --print --force", "Cursor agent", PromptVia.ARG),

@@ -53,7 +53,8 @@ class AgentCliConfig(_Section):
     command: str | None = None
     prompt: Literal["stdin", "file", "arg"] | None = None
     prompt_flag: str | None = None  # before the prompt file's path (or the prompt)
-    output: Literal["text", "claude-json", "codex-jsonl", "gemini-json"] | None = None
+    output: Literal["text", "claude-json", "codex-jsonl", "gemini-json", "copilot-jsonl",
+                    "aider-text"] | None = None
     output_args: str | None = None
     resume_args: str | None = None
     fork_args: str | None = None

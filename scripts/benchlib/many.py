@@ -13,7 +13,7 @@ from tinytown.models import AgentState
 from tinytown.processes import pid_alive
 
 from .common import log, median, user_env, wait_until, worker_pid
-from .procs import CLK_TCK, cpu_ticks, tree, tree_mem_mib
+from .procs import CLK_TCK, cpu_ticks, tree, tree_mem_mib, with_keeper
 
 if TYPE_CHECKING:
     from .harness import Bench
@@ -56,7 +56,7 @@ def tinytown_side(b: Bench, n: int, window: float, settle: float) -> dict[str, A
     t_idle = time.monotonic() - t0
     time.sleep(settle)
     pids = [worker_pid(town, a.id) for a in town.list_agents()]
-    mem = [tree_mem_mib(pid) for pid in pids]
+    mem = [tree_mem_mib(with_keeper(pid)) for pid in pids]  # the keeper counts
     boot_cpu = median([cpu_ticks(pid) / CLK_TCK for pid in pids])  # start-up + settle
     cpu = cpu_window(b, {"workers": pids, "supervisor": sup}, window)
     cpu_all = cpu["workers"] + cpu["supervisor"]

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .common import median, worker_pid
-from .procs import tree_mem_mib
+from .procs import tree_mem_mib, with_keeper
 
 if TYPE_CHECKING:
     from .harness import Bench
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def run(b: Bench) -> None:
     time.sleep(2)
     tt_pids = [worker_pid(b.town, h.id) for h in (b.disp, b.tp)]
-    tt = [tree_mem_mib(pid) for pid in tt_pids]
+    tt = [tree_mem_mib(with_keeper(pid)) for pid in tt_pids]  # the keeper counts
     bl = [tree_mem_mib(proc.pid) for proc in (b.b_disp, b.b_tp)]
     sup = tree_mem_mib(b.supervisor_pid[b.town.name])
     b.results.raw["memory_mib_after_work"] = {"tinytown": tt, "baseline": bl,

@@ -57,6 +57,20 @@ def mem_kib(pid: int) -> dict[str, int]:
     return out
 
 
+def with_keeper(pid: int) -> int:
+    """The agent's whole footprint starts at its worker's keeper (`tt-keeper`, the parent
+    that adopts what a round leaves behind), when it has one."""
+    st = proc_stat(pid)
+    if st:
+        parent = int(st[1])
+        try:
+            if Path(f"/proc/{parent}/comm").read_text().strip() == "tt-keeper":
+                return parent
+        except OSError:
+            pass
+    return pid
+
+
 def tree_mem_mib(pid: int) -> dict[str, float]:
     """Memory of a process and all its descendants, MiB."""
     total = {"rss": 0.0, "pss": 0.0, "uss": 0.0}

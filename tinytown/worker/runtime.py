@@ -472,8 +472,11 @@ class WorkerRuntime:
         return self.store.get_agent(agent.parent_agent_id)
 
     def _state_dir(self, agent: Agent) -> Path:
+        return self._state_dir_of(agent.id)
+
+    def _state_dir_of(self, agent_id: str) -> Path:
         """A folder of the agent's own that lasts across rounds (aider's chat history)."""
-        return private_dir(self.settings.runtime_dir / "sessions" / agent.id)
+        return private_dir(self.settings.runtime_dir / "sessions" / agent_id)
 
     def _round_input(
         self, agent: Agent, m: Message, task: Task | None, notes: list[Message],
@@ -546,7 +549,7 @@ class WorkerRuntime:
         facts = RunFacts(result.exit_code, result.timed_out, result.error, result.stdout,
                          result.output_tail)
         ok, output, error = judge(facts, report, self.settings.agent.round_timeout_secs)
-        session = sessions.left(command, planned, report)
+        session = sessions.left(command, planned, report, self._state_dir_of(self.agent_id))
         if session:
             with (self.logs / f"round-{number}.log").open("a") as log:
                 log.write(f"\ntinytown: the CLI's session is {session}\n")

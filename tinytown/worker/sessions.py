@@ -19,8 +19,6 @@ from tinytown.models import Agent, SessionPolicy, SpawnMode
 from tinytown.outcomes import CliReport
 from tinytown.presets import CliCommand
 
-FILE_SESSION = "history-file"  # what an agent whose CLI keeps a history file records
-
 
 @dataclass(frozen=True)
 class SessionPlan:
@@ -65,12 +63,14 @@ def lost(command: CliCommand, planned: SessionPlan, exit_code: int | None,
                 and re.search(command.session_lost, log_tail))
 
 
-def left(command: CliCommand, planned: SessionPlan, report: CliReport) -> str | None:
-    """The session the run leaves for the next one (None: the CLI keeps none)."""
+def left(command: CliCommand, planned: SessionPlan, report: CliReport, state: Path
+         ) -> str | None:
+    """The session the run leaves for the next one (None: the CLI keeps none); for a
+    CLI that keeps its conversation in a file of the agent's own, that folder."""
     if report.session_id:
         return report.session_id
     if command.session_args:
-        return FILE_SESSION
+        return f"file:{state}"
     if planned.named or (planned.session and not planned.forked):
         return planned.named or planned.session
     return None
