@@ -6,13 +6,15 @@ the real-CLI tier (tests/realcli/)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import InProcessWorker, TownFixture
+from tests.conftest import TT, InProcessWorker, TownFixture
 from tinytown.errors import UsageError
 from tinytown.models import SpawnMode, TaskState
 from tinytown.outcomes import read_report
@@ -240,3 +242,53 @@ def test_reports_of_the_real_clis_as_they_printed_them() -> None:
     stderr = "Error: boom\n    at x (file.js:1:2)\n" + report
     failed = read_report(OutputFormat.GEMINI, "", stderr)
     assert failed.error == "400 INVALID_ARGUMENT: Request contains an invalid argument."
+
+
+def test_logs_follow_shows_a_running_rounds_output_as_it_is_written(town: TownFixture) -> None:
+    cli = "sh -c 'echo first-line; sleep 2; echo second-line'"
+    assert town.tt("spawn", "live", "--cli", cli).code == 0
+    town.wait_state("live", "idle", timeout=30)
+    task_id = town.town.assign("live", "talk slowly")
+    town.wait_task(task_id, TaskState.RUNNING)
+    follower = subprocess.Popen([TT, "logs", "live", "--follow"], cwd=town.root,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert follower.stdout is not None
+        seen = b""
+        while b"first-line" not in seen:
+            seen += follower.stdout.readline()
+        # the first line is shown while the round still runs
+        assert town.task_state(task_id) == TaskState.RUNNING
+        while b"second-line" not in seen:
+            seen += follower.stdout.readline()
+        town.wait_task(task_id, TaskState.COMPLETED)
+        # the next round's log is followed too
+        town.town.assign("live", "again")
+        while b"round-2.log" not in seen:
+            seen += follower.stdout.readline()
+    finally:
+        follower.kill()
+        follower.wait(10)
+        if follower.stdout is not None:
+            follower.stdout.close()
+
+
+def test_spawn_warns_of_claude_as_root(town: TownFixture, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the case is root's")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "claude"
+    fake.write_text("#!/bin/sh\necho '2.1.197 (Claude Code)'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("IS_SANDBOX", raising=False)
+    spawned = town.tt("spawn", "rooted", "--cli", "claude")
+    assert spawned.code == 0
+    assert "refuses --dangerously-skip-permissions as root" in spawned.err
+    assert "IS_SANDBOX=1" in spawned.err
+    monkeypatch.setenv("IS_SANDBOX", "1")
+    assert "as root" not in town.tt("spawn", "sandboxed", "--cli", "claude").err
+    for name in ("rooted", "sandboxed"):
+        town.tt("kill", name)
