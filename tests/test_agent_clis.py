@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TT, InProcessWorker, TownFixture
-from tinytown.errors import UsageError
+from tinytown.errors import ConfigError, UsageError
 from tinytown.models import SpawnMode, TaskState
 from tinytown.outcomes import read_report
 from tinytown.presets import ARG_LIMIT, OutputFormat, PromptVia, resolve_cli, with_prompt_limit
@@ -189,8 +189,8 @@ env = { MODE = "x" }
     assert mine.prompt_flag == "--task-file" and mine.output == OutputFormat.CODEX
     assert mine.round_argv("S1") == ["mybot", "run", "resume", "S1"]
     assert mine.workdir == "src" and mine.env == {"MODE": "x"}
-    with pytest.raises(UsageError, match="needs a command"):
-        resolve_cli(_settings(tmp_path, "[agent_clis.nothing]\nprompt = 'file'\n"), "nothing")
+    with pytest.raises(ConfigError, match="missing required field `command`"):
+        _settings(tmp_path, "[agent_clis.nothing]\nprompt = 'file'\n")
 
 
 def test_a_large_prompt_is_never_an_argument(tmp_path: Path) -> None:

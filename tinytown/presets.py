@@ -14,9 +14,12 @@ import shlex
 import sys
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tinytown.errors import UsageError
-from tinytown.settings import AgentCliConfig, Settings
+
+if TYPE_CHECKING:  # settings check [agent_clis] entries against the presets' names
+    from tinytown.settings import AgentCliConfig, Settings
 
 ARG_LIMIT = 128 * 1024  # Linux's limit on one argument (MAX_ARG_STRLEN), in bytes
 

@@ -144,10 +144,18 @@ class Settings(_Section):
         try:
             validate_town_name(town)
             # lax, like the pydantic models were: "10" or 2.0 still read as numbers
-            return msgspec.convert(fields, cls, strict=False)
+            settings = msgspec.convert(fields, cls, strict=False)
         except (msgspec.ValidationError, UsageError) as exc:
             detail = _detail(exc) if isinstance(exc, msgspec.ValidationError) else str(exc)
             raise ConfigError(f"{path}: {detail}") from None
+        from tinytown.presets import PRESETS
+
+        for name, entry in settings.agent_clis.items():
+            if entry.command is None and name not in PRESETS:
+                raise ConfigError(f"{path}: agent_clis.{name}: missing required field"
+                                  " `command` (only an entry named like a preset may leave"
+                                  " it out)")
+        return settings
 
 
 def _detail(exc: msgspec.ValidationError) -> str:
