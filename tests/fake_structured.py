@@ -6,6 +6,7 @@ of their model APIs in the real-CLI tier.
 It records its argv and prompt in $FAKE_AGENT_DIR/structured.log (one JSON per run).
 A session it did not start is unknown to it (as Claude Code says, on stderr, exit 1).
 Directives in the prompt: `@fail <text>` reports an API error (is_error, exit 1);
+`@limit <ISO time>` reports a usage limit resetting then, once (the next run goes on);
 `@noisy` writes warnings on stderr first; `@nojson` prints plain text.
 """
 
@@ -41,7 +42,14 @@ def main() -> None:
         session = str(uuid.uuid4())
         with known.open("a") as f:
             f.write(session + "\n")
-    failed = re.search(r"@fail (.+)", prompt)
+    limit = re.search(r"@limit (\S+)", prompt)
+    marker = out / "structured.limited"
+    if limit and not marker.exists():
+        marker.write_text(limit.group(1))
+        failed = re.match(r"(.+)", f"Request rejected (429) · usage limit reached, resets at"
+                                   f" {limit.group(1)}")
+    else:
+        failed = re.search(r"@fail (.+)", prompt)
     report = {
         "type": "result", "subtype": "success", "is_error": bool(failed),
         "result": f"API Error: {failed.group(1)}" if failed else "the answer",

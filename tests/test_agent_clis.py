@@ -208,19 +208,22 @@ def test_reports_of_each_format() -> None:
                          '"is_error":true,"result":"API Error: 529 overloaded\\nmore",'
                          '"session_id":"s1","total_cost_usd":0.5,"usage":{"input_tokens":3}}')
     assert claude.error == "API Error: 529 overloaded" and claude.session_id == "s1"
-    assert claude.usage == {"input_tokens": 3, "cost_usd": 0.5}
+    assert claude.usage == {"input_tokens": 3, "cached_input_tokens": 0, "output_tokens": 0,
+                            "cost_usd": 0.5}
     codex = read_report(OutputFormat.CODEX, "\n".join(json.dumps(e) for e in [
         {"type": "thread.started", "thread_id": "th1"},
         {"type": "item.completed", "item": {"type": "agent_message", "text": "done it"}},
         {"type": "turn.completed", "usage": {"input_tokens": 7, "output_tokens": 2}},
     ]))
     assert (codex.result, codex.error, codex.session_id) == ("done it", None, "th1")
+    assert codex.usage == {"input_tokens": 7, "cached_input_tokens": 0, "output_tokens": 2}
     failed = read_report(OutputFormat.CODEX, json.dumps(
         {"type": "turn.failed", "error": {"message": "exceeded retry limit, last status: 429"}}))
     assert failed.error == "exceeded retry limit, last status: 429"
     gemini = read_report(OutputFormat.GEMINI, json.dumps(
         {"response": "ok", "stats": {"models": {"m": {"tokens": {"prompt": 4}}}}}))
-    assert (gemini.result, gemini.error, gemini.usage) == ("ok", None, {"prompt": 4})
+    assert (gemini.result, gemini.error) == ("ok", None)
+    assert gemini.usage == {"input_tokens": 4, "cached_input_tokens": 0, "output_tokens": 0}
     garbage = read_report(OutputFormat.CLAUDE, "Segmentation fault")
     assert not garbage.found
 

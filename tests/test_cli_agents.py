@@ -221,13 +221,14 @@ def test_list_table_and_json(town: TownFixture) -> None:
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     assert lines[0].split() == ["NAME", "NICKNAME", "ROLE", "STATE", "CLI", "TASK", "INBOX",
-                                "DONE", "HEARTBEAT"]
+                                "DONE", "COST", "HEARTBEAT"]
     row_a = next(line.split() for line in lines if line.split()[:1] == ["alice"])
     row_b = next(line.split() for line in lines if line.split()[:1] == ["bob"])
     assert row_a[:8] == ["alice", alice["nickname"], "reviewer", "starting", "claude", "-",
                          "3", "0"]
     assert row_b[:8] == ["bob", "Bobby", "-", "starting", "codex", "-", "0", "5"]
-    assert re.fullmatch(r"\d+[smhd]", row_a[8])
+    assert row_a[8] == "-"  # no round has run: no cost yet
+    assert re.fullmatch(r"\d+[smhd]", row_a[9])
 
     r = town.tt("list", "--json")
     docs = json.loads(r.out)

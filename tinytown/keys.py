@@ -14,6 +14,10 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
     tt:<town>:epoch:<agent-id>     string  fencing token of the worker start serving it
     tt:<town>:context:<agent-id>   list    recent rounds' prompt/output (for --fork)
     tt:<town>:events               stream  state changes and other town events
+    tt:<town>:usage                hash    the town's tokens and cost, summed over rounds
+    tt:<town>:rounds               stream  each round's usage (agent, role, task, tokens, cost)
+    tt:<town>:budget               string  the town's budget in USD (`tt budget set town`)
+    tt:<town>:holds                zset    agents paused at a usage limit, by resume time
     tt:<town>:supervisor:leader    string  leader lock of the supervisor service ("pid@host")
     tt:<town>:supervisors          hash    running supervisor processes ("pid@host" -> since)
     tt:<town>:supervisor:starting  string  a supervisor is being launched (short expiry)
@@ -95,6 +99,23 @@ def context(town: str, agent_id: str) -> str:
 
 def events(town: str) -> str:
     return f"tt:{town}:events"
+
+
+def usage(town: str) -> str:
+    return f"tt:{town}:usage"
+
+
+def rounds(town: str) -> str:
+    return f"tt:{town}:rounds"
+
+
+def budget(town: str) -> str:
+    return f"tt:{town}:budget"
+
+
+def holds(town: str) -> str:
+    """Agents paused at a usage limit, scored by when the supervisor resumes them."""
+    return f"tt:{town}:holds"
 
 
 def supervisor_leader(town: str) -> str:

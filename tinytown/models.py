@@ -18,6 +18,7 @@ import msgspec
 
 from tinytown import keys
 from tinytown.errors import InvalidRecord, UsageError
+from tinytown.usage import Usage
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 # True while a stored document is parsed: readers accept what a writer may refuse to create
@@ -145,6 +146,8 @@ class WireModel(_Normalized, dict=True):
     """A stored record: its wire fields in order, then the fields it does not know."""
 
     _wire_fields: ClassVar[tuple[str, ...]] = ()
+    # Tinytown's own fields after the wire format's: written only when they say something
+    _own_defaults: ClassVar[dict[str, Any]] = {}
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -157,6 +160,7 @@ class WireModel(_Normalized, dict=True):
         out = {
             name: format_timestamp(doc[name]) if isinstance(doc[name], datetime) else doc[name]
             for name in self._wire_fields
+            if name not in self._own_defaults or doc[name] != self._own_defaults[name]
         }
         out.update(self.extra)
         return out
@@ -216,24 +220,22 @@ class Agent(WireModel):
     # Tinytown's own fields, after the wire format's (readers ignore what they don't know)
     session: SessionPolicy = SessionPolicy.CONTINUE  # continue the CLI's session, or not
     session_id: str | None = None  # the agent CLI's session to continue next round
+    session_usage: dict[str, Any] | None = None  # a session's totals as its CLI reported
+    usage: Usage | None = None  # tokens and cost of all its rounds
+    budget_usd: float | None = None  # it runs no round once its cost reaches this
+    hold: str | None = None  # why it is paused by Tinytown itself (budget, usage limit)
+    resume_at: datetime | None = None  # when the supervisor resumes it (a usage limit)
 
     _uuids = ("id", "parent_agent_id", "current_task")
-    _timestamps = ("created_at", "last_heartbeat", "last_active_at")
+    _timestamps = ("created_at", "last_heartbeat", "last_active_at", "resume_at")
+    _own_defaults: ClassVar[dict[str, Any]] = {
+        "session": SessionPolicy.CONTINUE, "session_id": None, "session_usage": None,
+        "usage": None, "budget_usd": None, "hold": None, "resume_at": None}
     _wire_fields = (
         "id", "name", "nickname", "role_id", "parent_agent_id", "spawn_mode", "agent_type",
         "state", "cli", "current_task", "created_at", "last_heartbeat", "tasks_completed",
-        "rounds_completed", "last_active_at", "current_scope", "session", "session_id",
+        "rounds_completed", "last_active_at", "current_scope", *_own_defaults,
     )
-
-    def to_wire(self) -> dict[str, Any]:
-        """The wire fields; Tinytown's own session fields only when they say something
-        (an agent that never ran a CLI with sessions is written as before)."""
-        doc = super().to_wire()
-        if doc.get("session") == SessionPolicy.CONTINUE:
-            del doc["session"]
-        if doc.get("session_id", "") is None:
-            del doc["session_id"]
-        return doc
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -285,12 +287,14 @@ class Task(WireModel):
     result: str | None = None
     parent_id: str | None = None
     tags: list[str] = msgspec.field(default_factory=list)
+    usage: Usage | None = None  # Tinytown's own: tokens and cost of the rounds it took
 
     _uuids = ("id", "assigned_to", "parent_id")
     _timestamps = ("created_at", "updated_at", "started_at", "completed_at")
+    _own_defaults: ClassVar[dict[str, Any]] = {"usage": None}
     _wire_fields = (
         "id", "description", "state", "assigned_to", "created_at", "updated_at", "started_at",
-        "completed_at", "result", "parent_id", "tags",
+        "completed_at", "result", "parent_id", "tags", *_own_defaults,
     )
 
     if TYPE_CHECKING:  # as before: callers may pass an unchecked `str | None`

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tinytown.presets import OutputFormat
@@ -26,6 +27,8 @@ class CliReport:
     result: str = ""
     error: str | None = None  # the error the CLI reports, one line
     session_id: str | None = None
+    # normalized: input_tokens (uncached), cached_input_tokens, output_tokens, cost_usd;
+    # empty when the CLI reported none
     usage: dict[str, Any] = field(default_factory=dict)
     hint: str = ""  # without a report: the last line the CLI wrote on stderr
 
@@ -133,7 +136,13 @@ def _claude(stdout: str) -> CliReport:
     if not results:
         return CliReport(found=False, result=stdout)
     last = results[-1]
-    usage = dict(last.get("usage") or {}) if isinstance(last.get("usage"), dict) else {}
+    raw = last.get("usage") if isinstance(last.get("usage"), dict) else {}
+    usage: dict[str, Any] = {}
+    if raw:  # Anthropic: input_tokens leaves out what was read from, or written to, cache
+        usage = {"input_tokens": _int(raw, "input_tokens") +
+                 _int(raw, "cache_creation_input_tokens"),
+                 "cached_input_tokens": _int(raw, "cache_read_input_tokens"),
+                 "output_tokens": _int(raw, "output_tokens")}
     if isinstance(last.get("total_cost_usd"), int | float):
         usage["cost_usd"] = last["total_cost_usd"]
     result = _text(last.get("result"))
@@ -167,9 +176,11 @@ def _codex(stdout: str) -> CliReport:
         elif kind == "item.completed" and item.get("type") == "agent_message":
             answer = _text(item.get("text"))
         elif kind == "turn.completed" and isinstance(event.get("usage"), dict):
-            for key, value in event["usage"].items():
-                if isinstance(value, int | float):
-                    usage[key] = usage.get(key, 0) + value
+            raw = event["usage"]  # OpenAI: cached input is part of input_tokens
+            cached = _int(raw, "cached_input_tokens")
+            usage = {"input_tokens": max(0, _int(raw, "input_tokens") - cached),
+                     "cached_input_tokens": cached,
+                     "output_tokens": _int(raw, "output_tokens")}
         elif kind == "turn.failed":
             err = event.get("error")
             error = one_line(_text(err.get("message") if isinstance(err, dict) else err))
@@ -211,13 +222,16 @@ def _gemini(stdout: str) -> CliReport:
     usage: dict[str, Any] = {}
     stats = last.get("stats")
     models = stats.get("models") if isinstance(stats, dict) else None
-    if isinstance(models, dict):
+    if isinstance(models, dict):  # per model: prompt (cached included), candidates, thoughts
         for model in models.values():
             tokens = model.get("tokens") if isinstance(model, dict) else None
             if isinstance(tokens, dict):
-                for key, value in tokens.items():
-                    if isinstance(value, int | float):
-                        usage[key] = usage.get(key, 0) + value
+                cached = _int(tokens, "cached")
+                for key, value in (("input_tokens", _int(tokens, "prompt") - cached),
+                                   ("cached_input_tokens", cached),
+                                   ("output_tokens", _int(tokens, "candidates") +
+                                    _int(tokens, "thoughts"))):
+                    usage[key] = usage.get(key, 0) + max(0, value)
     session = last.get("session_id") or last.get("sessionId")
     return CliReport(True, _text(last.get("response")), error, _text(session) or None, usage)
 
@@ -278,11 +292,68 @@ def _copilot(stdout: str) -> CliReport:
 _AIDER_ERROR = re.compile(r"^litellm\.(\w+Error): (?:\w+Exception - )?(.+)$", re.MULTILINE)
 
 
+_AIDER_TOKENS = re.compile(
+    r"^Tokens: ([\d.]+)(k?) sent(?:, ([\d.]+)(k?) cache hit)?, ([\d.]+)(k?) received\."
+    r"(?: Cost: \$([\d.]+) message)?", re.MULTILINE)
+
+
 def _aider(stdout: str) -> CliReport:
     """aider prints its model API's errors as lines on stdout and still exits 0
     (`litellm.BadRequestError: OpenAIException - <message>`): such a line is the
-    error; otherwise there is no report and the exit code decides."""
+    error; otherwise the exit code decides. Its usage is a line per model request:
+    `Tokens: 2.4k sent, 16 received. Cost: $0.0061 message, $0.0061 session.`"""
+    usage: dict[str, Any] = {}
+    for m in _AIDER_TOKENS.finditer(stdout):
+        for key, number, kilo in (("input_tokens", m.group(1), m.group(2)),
+                                  ("cached_input_tokens", m.group(3), m.group(4)),
+                                  ("output_tokens", m.group(5), m.group(6))):
+            if number:
+                usage[key] = usage.get(key, 0) + round(float(number) * (1000 if kilo else 1))
+        if m.group(7):
+            usage["cost_usd"] = usage.get("cost_usd", 0.0) + float(m.group(7))
     found = _AIDER_ERROR.search(stdout)
     if found is None:
-        return CliReport(found=False, result=stdout)
-    return CliReport(True, stdout, one_line(f"{found.group(1)}: {found.group(2)}"))
+        return CliReport(found=False, result=stdout, usage=usage)
+    return CliReport(True, stdout, one_line(f"{found.group(1)}: {found.group(2)}"), usage=usage)
+
+
+def _int(doc: dict[str, Any], key: str) -> int:
+    value = doc.get(key)
+    return int(value) if isinstance(value, int | float) and value == value else 0
+
+
+# What the CLIs say at a provider's rate or usage limit (seen against stubs; see
+# tests/stubs/limits.md): an HTTP 429, "rate limit", "usage limit", "quota", Gemini's
+# RESOURCE_EXHAUSTED
+_LIMIT = re.compile(r"usage limit|rate.?limit|\b429\b|quota|resource.?exhausted|"
+                    r"too many requests", re.IGNORECASE)
+_EPOCH = re.compile(r"limit reached\|(\d{9,11})")  # Claude's `…usage limit reached|<epoch>`
+_RESET_ISO = re.compile(
+    r"reset[s]?(?: at| on)?:?\s+(\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:?\d\d)?)",
+    re.IGNORECASE)
+_AFTER = re.compile(r"(?:retry|try again|resets?)(?: after| in)?:?\s+(\d+(?:\.\d+)?)\s*"
+                    r"(s|sec|secs|seconds|m|min|minutes|h|hours)\b", re.IGNORECASE)
+_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"')
+
+
+def usage_limit(report: CliReport, log_tail: str, now: datetime) -> tuple[bool, datetime | None]:
+    """Whether the run ended at the provider's rate or usage limit, and when it resets
+    (None: the CLI did not say)."""
+    said = " ".join(x for x in (report.error or "", report.hint) if x)
+    if not said or not _LIMIT.search(said):
+        return False, None
+    text = f"{said}\n{log_tail}"
+    if found := _EPOCH.search(text):
+        return True, datetime.fromtimestamp(int(found.group(1)), UTC)
+    if found := _RESET_ISO.search(text):
+        try:
+            when = datetime.fromisoformat(found.group(1).replace("Z", "+00:00"))
+            return True, when if when.tzinfo else when.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    for pattern in (_DELAY, _AFTER):
+        if found := pattern.search(text):
+            unit = (found.group(2) if pattern is _AFTER else "s")[0].lower()
+            seconds = float(found.group(1)) * {"s": 1, "m": 60, "h": 3600}[unit]
+            return True, now + timedelta(seconds=seconds)
+    return True, None

@@ -61,7 +61,14 @@ class CliCommand:
     fresh_args: tuple[str, ...] = ()  # instead of session_args when starting afresh
     new_session_args: tuple[str, ...] = ()  # names the session a first run starts
     session_lost: str = ""  # a regex of what the CLI says when a session is gone
+    usage_totals: bool = False  # it reports a resumed session's totals, not the run's
+    account: str = ""  # agents of one account pause together at its usage limit
     description: str = ""
+
+    @property
+    def account_key(self) -> str:
+        """The account its usage limits belong to: `account`, else the CLI's name."""
+        return self.account or self.name
 
     @property
     def sessions(self) -> bool:
@@ -107,6 +114,7 @@ class Preset:
     fresh_args: str = ""
     new_session_args: str = ""
     session_lost: str = ""
+    usage_totals: bool = False
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -126,12 +134,12 @@ PRESETS: dict[str, Preset] = {
     # `resume ID -` / `fork ID -`: subcommands of `exec`, the prompt still on stdin
     "codex": Preset(
         _CODEX, "OpenAI Codex", output=OutputFormat.CODEX, output_args="--json",
-        resume_args="resume {session} -", fork_args="fork {session} -",
+        resume_args="resume {session} -", fork_args="fork {session} -", usage_totals=True,
     ),
     "codex-mini": Preset(
         f'{_CODEX} -m gpt-5.4-mini -c model_reasoning_effort="medium"', "OpenAI Codex",
         output=OutputFormat.CODEX, output_args="--json", resume_args="resume {session} -",
-        fork_args="fork {session} -",
+        fork_args="fork {session} -", usage_totals=True,
     ),
     "gemini": Preset(
         "gemini --skip-trust --yolo", "Google Gemini CLI", output=OutputFormat.GEMINI,
@@ -177,7 +185,7 @@ def _from_preset(name: str, preset: Preset) -> CliCommand:
         resume_args=_args(preset.resume_args), fork_args=_args(preset.fork_args),
         session_args=_args(preset.session_args), fresh_args=_args(preset.fresh_args),
         new_session_args=_args(preset.new_session_args), session_lost=preset.session_lost,
-        description=preset.agent,
+        usage_totals=preset.usage_totals, description=preset.agent,
     )
 
 
@@ -192,7 +200,7 @@ def _configured(name: str, config: AgentCliConfig, base: CliCommand | None) -> C
     changes: dict[str, object] = {}
     if config.command:
         changes["argv"] = _split(config.command, what)
-    for key in ("prompt_flag", "workdir", "session_lost"):
+    for key in ("prompt_flag", "workdir", "session_lost", "account"):
         if getattr(config, key) is not None:
             changes[key] = getattr(config, key)
     if config.prompt is not None:

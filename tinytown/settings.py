@@ -62,8 +62,26 @@ class AgentCliConfig(_Section):
     fresh_args: str | None = None
     new_session_args: str | None = None
     session_lost: str | None = None  # a regex of what the CLI says when a session is gone
+    account: str | None = None  # agents of one account pause together at its usage limit
     workdir: str | None = None
     env: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class PriceConfig(_Section):
+    """[prices.<cli>]: USD per million tokens, for a CLI that reports tokens but no cost."""
+
+    input: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    cached_input: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    output: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+
+
+class BudgetSettings(_Section):
+    """[budget]: USD caps; an agent (or every agent of a town) past its cap runs no round."""
+
+    town_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    agent_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None  # each agent's default
+    # a usage limit that names no reset time: resume after this long
+    usage_limit_backoff_secs: Annotated[float, msgspec.Meta(gt=0)] = 300
 
 
 class AgentSettings(_Section):
@@ -97,6 +115,8 @@ class Settings(_Section):
     flower: FlowerSettings = msgspec.field(default_factory=FlowerSettings)
     roles: dict[str, RoleConfig] = msgspec.field(default_factory=dict)
     agent_clis: dict[str, AgentCliConfig] = msgspec.field(default_factory=dict)
+    prices: dict[str, PriceConfig] = msgspec.field(default_factory=dict)
+    budget: BudgetSettings = msgspec.field(default_factory=BudgetSettings)
 
     @property
     def runtime_dir(self) -> Path:

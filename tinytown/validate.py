@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime, timedelta
 
 from tinytown.errors import UsageError
 
@@ -52,3 +53,31 @@ def validate_timeout(timeout: float | None) -> float | None:
     if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
         raise UsageError(f"a timeout is a finite number of seconds, 0 or more (not {timeout})")
     return timeout
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """`--since`: a duration back from now (`90s`, `30m`, `12h`, `2d`, `1w`) or a time
+    (ISO 8601; UTC unless it says otherwise)."""
+    found = _DURATION.match(value)
+    if found:
+        seconds = float(found.group(1)) * _SECONDS[found.group(2)]
+        if seconds > 3650 * 86400:
+            raise UsageError(f"--since {value!r}: more than ten years")
+        return now - timedelta(seconds=seconds)
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise UsageError(f"--since {value!r}: give a duration (30m, 12h, 2d) or a time"
+                         " (2026-12-01T22:00)") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def validate_usd(value: float) -> float:
+    """A budget in USD: a finite number, 0 or more."""
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"{value!r} is not a budget: give a finite number of USD, 0 or more")
+    return value

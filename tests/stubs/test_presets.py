@@ -111,11 +111,10 @@ def _setup(name: str, sandbox: Sandbox) -> tuple[StubServer, Environment]:
     return OpenAIStub(), openai_env
 
 
-@pytest.fixture(params=["claude", "codex", "gemini", "copilot", "aider", "auggie"])
-def preset(request: pytest.FixtureRequest, town_factory: Callable[..., TownFixture],
-           worker_in_process: Callable[..., InProcessWorker],
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Preset]:
-    name = request.param
+def preset_town(name: str, town_factory: Callable[..., TownFixture],
+                worker_in_process: Callable[..., InProcessWorker],
+                monkeypatch: pytest.MonkeyPatch, extra: str = "") -> Iterator[Preset]:
+    """A town whose default CLI is preset `name`, its CLI pointed at a stub."""
     binary = _installed(name)
     sandbox = Sandbox()
     stub, environment = _setup(name, sandbox)
@@ -124,11 +123,18 @@ def preset(request: pytest.FixtureRequest, town_factory: Callable[..., TownFixtu
         for key, value in sandbox.env(env).items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("PATH", f"{Path(binary).parent}{os.pathsep}{os.environ['PATH']}")
-        town = town_factory(cli=name)
+        town = town_factory(cli=name, extra=extra)
         try:
             yield Preset(name, town, stub, sandbox, worker_in_process)
         finally:
             sandbox.cleanup()
+
+
+@pytest.fixture(params=["claude", "codex", "gemini", "copilot", "aider", "auggie"])
+def preset(request: pytest.FixtureRequest, town_factory: Callable[..., TownFixture],
+           worker_in_process: Callable[..., InProcessWorker],
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Preset]:
+    yield from preset_town(request.param, town_factory, worker_in_process, monkeypatch)
 
 
 def test_a_task_runs_a_shell_tool_and_ends_with_the_agents_answer(preset: Preset) -> None:

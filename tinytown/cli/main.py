@@ -51,6 +51,7 @@ LAZY_COMMANDS = {
     **dict.fromkeys(("flower", "events", "history", "logs", "recover", "reclaim", "save",
                      "restore", "backlog"), "tinytown.cli.ops"),
     "doctor": "tinytown.cli.doctor",
+    **dict.fromkeys(("usage", "budget"), "tinytown.cli.spend"),
 }
 
 
@@ -208,15 +209,17 @@ def _agents_table(
         inbox = town.inbox_lens(agents)
     rows = [
         [
-            a.name, a.display_nickname, a.role_id or "-", a.state.value, a.cli,
+            a.name, a.display_nickname, a.role_id or "-",
+            a.state.value + (f" ({a.hold})" if a.hold else ""), a.cli,
             (a.current_task or "-")[:8], str(inbox.get(a.id, 0)), str(a.tasks_completed),
-            age(a.last_heartbeat),
+            a.usage.cost_text() if a.usage else "-", age(a.last_heartbeat),
         ]
         for a in agents
     ]
     print_table(
         title,
-        ["NAME", "NICKNAME", "ROLE", "STATE", "CLI", "TASK", "INBOX", "DONE", "HEARTBEAT"],
+        ["NAME", "NICKNAME", "ROLE", "STATE", "CLI", "TASK", "INBOX", "DONE", "COST",
+         "HEARTBEAT"],
         rows,
     )
 
@@ -395,9 +398,15 @@ def _print_task(t: Task, as_json: bool) -> None:
         emit_json(t)
         return
     for key, value in t.to_wire().items():
+        if key == "usage":
+            continue
         if isinstance(value, list):
             value = ", ".join(map(str, value)) or None
         say(f"{key:13} {value if value is not None else '-'}")
+    if t.usage is not None:
+        u = t.usage
+        say(f"{'cost':13} {u.cost_text()} ({u.rounds} round(s): {u.input_tokens} input,"
+            f" {u.cached_input_tokens} cached, {u.output_tokens} output tokens)")
 
 
 @task.command(name="show")

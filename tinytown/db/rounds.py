@@ -31,6 +31,7 @@ from redis.client import Pipeline
 
 from tinytown import keys
 from tinytown.db import runtime, scripts, states
+from tinytown.db import usage as round_usage
 from tinytown.db.connection import text
 from tinytown.db.fence import Fence, check, token, watching
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
@@ -47,6 +48,7 @@ from tinytown.models import (
     TaskState,
     utcnow,
 )
+from tinytown.usage import Usage
 
 
 @dataclass
@@ -212,6 +214,8 @@ class Outcome:
     context_rounds: int
     reply: Message | None = None  # the answer to a query
     session_id: str | None = None  # the CLI session the next round continues
+    usage: Usage | None = None  # what the round cost (rounds=1)
+    session_usage: dict[str, Any] | None = None  # the session's totals, as reported
 
 
 def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
@@ -236,23 +240,20 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
                           outcome.output if outcome.ok else outcome.error)
             if task.state == TaskState.COMPLETED:
                 agent.tasks_completed += 1
-        now = utcnow()
-        agent.rounds_completed += 1
-        agent.current_task = None
-        if outcome.session_id:
-            agent.session_id = outcome.session_id
-        agent.last_active_at = now
-        agent.last_heartbeat = now
+        _round_done(agent, task, outcome)
         old = agent.state
         if old == AgentState.WORKING:
             states.step(agent, AgentState.IDLE)
         pipe.multi()
         if task is not None:
-            if finished:
+            if finished or outcome.usage is not None:
                 store.put_task(task, pipe)
+            if finished:
                 store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
                                 task=task.id)
             _report(store, pipe, agent_id, task, outcome.error)
+        if outcome.usage is not None:
+            round_usage.queue_round(store, pipe, agent, task, outcome.number, outcome.usage)
         pipe.set(agent_key, agent.to_json())
         states.record(store, pipe, agent, old, f"round {outcome.number} done")
         if outcome.reply is not None:
@@ -264,6 +265,23 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
         return agent
 
     return store.transaction(body, *watching(fence, *watch))
+
+
+def _round_done(agent: Agent, task: Task | None, outcome: Outcome) -> None:
+    """The agent's counters, session and usage after a round; the task's usage."""
+    now = utcnow()
+    agent.rounds_completed += 1
+    agent.current_task = None
+    agent.last_active_at = now
+    agent.last_heartbeat = now
+    if outcome.session_id:
+        agent.session_id = outcome.session_id
+    if outcome.session_usage is not None:
+        agent.session_usage = outcome.session_usage
+    if outcome.usage is not None:
+        agent.usage = (agent.usage or Usage()) + outcome.usage
+        if task is not None:
+            task.usage = (task.usage or Usage()) + outcome.usage
 
 
 def _report(store: Store, pipe: Pipeline, agent_id: str, task: Task, error: str) -> None:

@@ -13,7 +13,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from tinytown.db import leader, recovery, runtime, states
+from tinytown.db import holds, leader, recovery, runtime, states
 from tinytown.db.wakeup import enqueue_round
 from tinytown.errors import InvalidTransition
 from tinytown.logs import round_logs, tail
@@ -55,7 +55,8 @@ def interrupt(town: Town, agent_id: str) -> Agent:
 def resume(town: Town, agent_id: str) -> Agent:
     """Consume again; waiting work proceeds."""
     agent = states.transition(town.store, agent_id, S.IDLE, expect=(S.PAUSED,),
-                              reason="tt resume")
+                              reason="tt resume", change=holds.clear,
+                              also=lambda pipe, a: holds.forget(town.store, pipe, a.id))
     alive, hostname = town.worker_status(agent)
     if alive:
         control = _celery(town).control

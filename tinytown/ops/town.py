@@ -506,6 +506,29 @@ class Town:
     def inbox_lens(self, agents: list[Agent]) -> dict[str, int]:
         return self.store.inbox_lens([a.id for a in agents])
 
+    # --- spend --------------------------------------------------------------------
+
+    def usage(self, agent_ref: str | None = None, task_id: str | None = None,
+              since: str | None = None, by: str = "agent") -> dict[str, Any]:
+        """Tokens and cost of the town's rounds (of one agent or task, since a time),
+        grouped by agent, task, role or day."""
+        from tinytown.ops.usage import report
+
+        return report(self, agent_ref, task_id, since, by)
+
+    def budgets(self) -> dict[str, Any]:
+        """The town's budget and spend, and each agent's."""
+        from tinytown.ops.usage import budget_status
+
+        return budget_status(self)
+
+    def set_budget(self, target: str, usd: float | None) -> dict[str, Any]:
+        """Cap an agent's (or, with "town", the town's) spend at `usd` (None: no cap of
+        its own). An agent held by its budget carries on after `resume`."""
+        from tinytown.ops.usage import set_budget
+
+        return set_budget(self, target, usd)
+
     def events(self, count: int = 20, agent_ref: str | None = None) -> list[dict[str, str]]:
         agent_id = self.resolve(agent_ref).id if agent_ref else None
         return self.store.read_events(count, agent_id)

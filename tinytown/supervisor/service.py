@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tinytown.db import leader, runtime, states
+from tinytown.db import holds, leader, runtime, states
 from tinytown.db.connection import connect
 from tinytown.db.recovery import recover_agent
 from tinytown.db.store import Store
@@ -99,6 +99,8 @@ class Supervisor:
             try:
                 self.check_agents()
                 self._reoffer()
+                for agent_id in holds.release_due(self.store, utcnow()):
+                    log.info("agent %s: its usage limit has reset: resumed", agent_id)
             except TinytownError as exc:  # a bad key is set aside; said once a minute
                 self._warn_once(f"check failed: {exc}")
         if self._receiver is not None:

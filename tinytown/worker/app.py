@@ -53,9 +53,9 @@ def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
     """`tinytown.round` and `tinytown.task` on `app`, both run by `runtime`."""
 
     @app.task(name=ROUND_TASK, acks_late=True, reject_on_worker_lost=True)
-    def round_task(agent_id: str) -> None:
-        """One round for an agent (a wake-up: the inbox says what to do)."""
-        runtime.run_round(agent_id)
+    def round_task(agent_id: str) -> dict[str, Any] | None:
+        """One round for an agent (a wake-up: the inbox says what to do); what it cost."""
+        return runtime.run_round(agent_id)
 
     @app.task(name=TASK_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
     def task_job(

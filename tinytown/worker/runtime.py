@@ -26,8 +26,8 @@ from typing import Any
 import msgspec
 
 from tinytown import keys
+from tinytown.db import holds, runtime, states
 from tinytown.db import rounds as round_steps
-from tinytown.db import runtime, states
 from tinytown.db.connection import connect
 from tinytown.db.fence import Fence
 from tinytown.db.store import Store
@@ -51,13 +51,14 @@ from tinytown.models import (
     Task,
     utcnow,
 )
-from tinytown.outcomes import RunFacts, judge, read_report
+from tinytown.outcomes import CliReport, RunFacts, judge, read_report, usage_limit
 from tinytown.presets import CliCommand, resolve_cli, with_prompt_limit
 from tinytown.private import private_dir
 from tinytown.processes import kill_group
 from tinytown.roles import queues_of
 from tinytown.settings import Settings
-from tinytown.worker import sessions
+from tinytown.usage import Usage, of_round, since_session_start
+from tinytown.worker import sessions, spend
 from tinytown.worker.prompt import RoundInput, build_prompt
 from tinytown.worker.runner import RunResult, Watchdog, run_cli
 
@@ -100,6 +101,7 @@ class WorkerRuntime:
         self._cli_group: int | None = None  # the running CLI's process group
         self._cut_short = False  # the process is being stopped: the running round is cut
         self._ready = False
+        self._spent: Usage | None = None  # what this job's rounds cost
         self.fence: Fence | None = None  # taken in on_init: this start's fencing token
         self._stale = threading.Event()  # a newer worker holds the agent: hands off
 
@@ -331,11 +333,14 @@ class WorkerRuntime:
 
     # --- rounds ---------------------------------------------------------------------
 
-    def run_round(self, agent_id: str) -> None:
+    def run_round(self, agent_id: str) -> dict[str, Any] | None:
+        """Rounds for the agent's inbox; what they cost (the Celery task's result, which
+        Flower shows), None when no CLI ran."""
         if agent_id != self.agent_id:
             log.warning("ignoring a round for agent %s: this worker runs %s", agent_id,
                         self.agent_id)
-            return
+            return None
+        self._spent = None
         try:
             self._round()
         except Fenced as exc:
@@ -355,6 +360,7 @@ class WorkerRuntime:
                 self.hand_off(stale)
             finally:
                 self.request_shutdown()
+        return self._spent.to_dict() if self._spent is not None else None
 
     def _after_outage(self) -> None:
         """Once Redis answers again, hand the round's messages back and carry on: the
@@ -428,6 +434,11 @@ class WorkerRuntime:
         """Run the agent CLI for `m`; False when there is nothing to run (its task was
         cancelled or is gone)."""
         task_id = str(getattr(m.body, "task_id", "")) if m.type == "task_assign" else None
+        over = spend.over_budget(self.store, self.settings, agent)
+        if over is not None:  # the CLI does not run: the work waits, the agent pauses
+            if not holds.hold(self.store, self.agent_id, over, fence=self.fence):
+                self.return_inflight()
+            return True
         try:
             started = round_steps.start(self.store, self.agent_id, task_id,
                                         reason=f"round {agent.rounds_completed + 1}",
@@ -456,7 +467,13 @@ class WorkerRuntime:
             round_steps.cut_short(self.store, self.agent_id, task.id if task else None,
                                   self.fence)
             return True
-        self._record(m, task, prompt, result, number, command, planned)
+        report = read_report(command.output, result.stdout, result.output_tail)
+        limited, resets = usage_limit(report, result.output_tail, utcnow())
+        if limited and not result.timed_out:  # not a failure: the work waits for the reset
+            spend.at_usage_limit(self.store, self.settings, agent, command,
+                                 task.id if task else None, resets, self.fence)
+            return True
+        self._record(agent, m, task, prompt, result, report, number, command, planned)
         return True
 
     def _command(self, cli: str) -> CliCommand:
@@ -542,10 +559,9 @@ class WorkerRuntime:
         return result
 
     def _record(
-        self, m: Message, task: Task | None, prompt: str, result: RunResult, number: int,
-        command: CliCommand, planned: sessions.SessionPlan,
+        self, agent: Agent, m: Message, task: Task | None, prompt: str, result: RunResult,
+        report: CliReport, number: int, command: CliCommand, planned: sessions.SessionPlan,
     ) -> None:
-        report = read_report(command.output, result.stdout, result.output_tail)
         facts = RunFacts(result.exit_code, result.timed_out, result.error, result.stdout,
                          result.output_tail)
         ok, output, error = judge(facts, report, self.settings.agent.round_timeout_secs)
@@ -563,11 +579,30 @@ class WorkerRuntime:
                                 "output": output[-2000:]}),
             context_rounds=self.settings.agent.context_rounds, session_id=session,
         )
+        outcome.usage, outcome.session_usage = self._usage(agent, command, planned, result,
+                                                           report.usage)
+        self._spent = (self._spent or Usage()) + outcome.usage
         after = round_steps.finish(self.store, self.agent_id, task.id if task else None, outcome,
                                    self.fence)
         max_rounds = after.extra.get("max_rounds")  # set by `tt spawn --max-rounds`
         if max_rounds and after.rounds_completed >= int(max_rounds):
             self.drain(f"max rounds ({max_rounds}) reached")
+
+
+    def _usage(self, agent: Agent, command: CliCommand, planned: sessions.SessionPlan,
+               result: RunResult, reported: dict[str, Any]) -> tuple[Usage, dict[str, Any] |
+                                                                     None]:
+        """The round's usage (and, for a CLI that reports a session's totals, those)."""
+        if result.error:  # it never started: nothing was spent
+            return Usage(rounds=1), None
+        totals = None
+        if command.usage_totals and reported:
+            totals = reported
+            continued = planned.session is not None and not planned.forked
+            reported = since_session_start(reported, agent.session_usage if continued
+                                           else None)
+        price = self.settings.prices.get(command.name)
+        return of_round(reported, msgspec.to_builtins(price) if price else None), totals
 
 
 class StandDown(BaseException):

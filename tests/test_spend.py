@@ -1,0 +1,172 @@
+"""Spend: usage per round summed onto task, agent and town; `tt usage`; budgets that hold
+an agent before its next round; usage limits that pause an account's agents and resume
+by themselves. Driven in-process with a stand-in CLI in Claude Code's output format
+(tests/fake_structured.py: 12 input, 3 cached, 5 output tokens and $0.0012 a round);
+the real CLIs are in tests/stubs/test_presets.py."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import InProcessWorker, TownFixture
+from tests.test_agent_clis import STRUCTURED
+from tinytown.db import holds
+from tinytown.db import usage as round_usage
+from tinytown.models import TaskState, format_timestamp, utcnow
+from tinytown.usage import Usage
+
+ROUND = Usage(input_tokens=12, cached_input_tokens=3, output_tokens=5, cost_usd=0.0012,
+              rounds=1)
+Workers = Callable[..., InProcessWorker]
+
+
+@pytest.fixture
+def town_s(town_factory: Callable[..., TownFixture],
+           monkeypatch: pytest.MonkeyPatch) -> TownFixture:
+    town = town_factory(extra=STRUCTURED)
+    monkeypatch.setenv("FAKE_AGENT_DIR", str(town.records))
+    return town
+
+
+def _task(town: TownFixture, worker: InProcessWorker, ref: str, text: str) -> str:
+    task_id = town.town.assign(ref, text)
+    worker.run_round()
+    return task_id
+
+
+def _runs(town: TownFixture) -> int:
+    path = town.records / "structured.log"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_usage_is_summed_per_task_agent_and_town(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    town_s.town.spawn_agent("a", cli="structured", role="reviewer", start=False)
+    worker = worker_in_process(town_s, "a")
+    first = _task(town_s, worker, "a", "one")
+    second = _task(town_s, worker, "a", "two")
+    store = town_s.town.store
+    for task_id in (first, second):
+        assert store.require_task(task_id).usage == ROUND
+    assert town_s.town.resolve("a").usage == ROUND + ROUND
+    assert round_usage.town_totals(store) == ROUND + ROUND
+    report = json.loads(town_s.tt("usage", "--json").out)
+    assert report["total"]["cost_usd"] == pytest.approx(0.0024)
+    assert report["total"]["input_tokens"] == 24 and report["total"]["rounds"] == 2
+    by_task = json.loads(town_s.tt("usage", "--by", "task", "--json").out)
+    assert {r["key"]: r["output_tokens"] for r in by_task["rows"]} == {first: 5, second: 5}
+    by_role = json.loads(town_s.tt("usage", "--by", "role", "--since", "1h", "--json").out)
+    assert [(r["key"], r["rounds"]) for r in by_role["rows"]] == [("reviewer", 2)]
+    only = json.loads(town_s.tt("usage", "--task", first, "--json").out)
+    assert only["total"]["rounds"] == 1
+    assert "$0.0012" in town_s.tt("task", "show", first).out
+    assert "$0.0024" in town_s.tt("list").out
+    rounds = [e for e in town_s.town.events(100) if e["kind"] == "round"]
+    assert [e["output_tokens"] for e in rounds] == ["5", "5"]
+
+
+def test_a_cli_that_reports_nothing_costs_unknown_not_zero(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    town_s.town.spawn_agent("q", cli="structured", start=False)
+    task_id = _task(town_s, worker_in_process(town_s, "q"), "q", "talk @nojson")
+    usage = town_s.town.store.require_task(task_id).usage
+    assert usage is not None and usage.unknown_rounds == 1 and usage.cost_text() == "unknown"
+    assert json.loads(town_s.tt("usage", "--json").out)["total"]["cost"] == "unknown"
+
+
+def test_a_budget_holds_the_agent_before_its_next_round(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    town_s.town.spawn_agent("b", cli="structured", start=False)
+    assert town_s.tt("budget", "set", "b", "0.001").code == 0
+    worker = worker_in_process(town_s, "b")
+    first = _task(town_s, worker, "b", "one")  # crosses the budget: it finishes
+    assert town_s.task_state(first) == TaskState.COMPLETED
+    second = _task(town_s, worker, "b", "two")
+    agent = town_s.town.resolve("b")
+    assert agent.state.value == "paused" and agent.hold and "budget" in agent.hold
+    assert town_s.task_state(second) == TaskState.ASSIGNED  # its work waits
+    assert town_s.town.store.inbox_len(agent.id) == 1
+    assert _runs(town_s) == 1  # the CLI did not run for it
+    assert "budget" in town_s.tt("status").out
+    mailbox = town_s.town.store.peek_inbox("00000000-0000-0000-0000-000000000001")
+    assert any("paused" in str(m.body) for m in mailbox)
+    assert town_s.tt("budget", "set", "b", "1").code == 0
+    assert town_s.tt("resume", "b").code == 0
+    assert town_s.town.resolve("b").hold is None
+    worker.run_round()
+    assert town_s.task_state(second) == TaskState.COMPLETED and _runs(town_s) == 2
+
+
+def test_a_town_budget_holds_every_agent(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    town_s.town.spawn_agent("t", cli="structured", start=False)
+    worker = worker_in_process(town_s, "t")
+    _task(town_s, worker, "t", "one")
+    assert town_s.tt("budget", "set", "town", "0.001").code == 0
+    _task(town_s, worker, "t", "two")
+    hold = town_s.town.resolve("t").hold
+    assert hold is not None and hold.startswith("town budget")
+    assert town_s.tt("budget", "set", "town", "none").code == 0
+    report = json.loads(town_s.tt("budget", "show", "--json").out)
+    assert report["town"]["budget_usd"] is None
+
+
+def test_a_usage_limit_pauses_the_account_and_resumes_after_the_reset(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    town_s.town.spawn_agent("u", cli="structured", start=False)
+    town_s.town.spawn_agent("v", cli="structured", start=False)  # the same account
+    town_s.town.spawn_agent("w", start=False)  # another CLI: not held
+    worker = worker_in_process(town_s, "u")
+    other = worker_in_process(town_s, "v")
+    worker_in_process(town_s, "w")
+    resets = utcnow() + timedelta(seconds=5)
+    task_id = _task(town_s, worker, "u", f"go @limit {format_timestamp(resets)}")
+    u, v, w = (town_s.town.resolve(n) for n in "uvw")
+    assert town_s.task_state(task_id) == TaskState.ASSIGNED  # not failed: it waits
+    assert town_s.town.store.inbox_len(u.id) == 1
+    assert (u.state.value, v.state.value, w.state.value) == ("paused", "paused", "idle")
+    assert u.hold and "usage limit" in u.hold and u.resume_at is not None
+    assert abs((u.resume_at - resets).total_seconds()) < 1
+    assert holds.release_due(town_s.town.store, utcnow()) == []  # not yet
+    released = holds.release_due(town_s.town.store, resets + timedelta(seconds=1))
+    assert sorted(released) == sorted([u.id, v.id])
+    assert town_s.town.resolve("u").state.value == "idle"
+    worker.run_round()
+    assert town_s.task_state(task_id) == TaskState.COMPLETED
+    other.run_round()  # nothing waits for it: still idle
+    assert town_s.town.resolve("v").state.value == "idle"
+
+
+def test_concurrent_rounds_add_up_exactly(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    workers = []
+    for i in range(4):
+        town_s.town.spawn_agent(f"c{i}", cli="structured", start=False)
+        workers.append(worker_in_process(town_s, f"c{i}"))
+    for i in range(4):
+        for n in range(3):
+            town_s.town.assign(f"c{i}", f"job {n}")
+
+    def drain(w: InProcessWorker) -> None:
+        for _ in range(3):
+            w.run_round()
+
+    threads = [threading.Thread(target=drain, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    totals = round_usage.town_totals(town_s.town.store)
+    assert totals.rounds == 12 and totals.input_tokens == 12 * 12
+    assert totals.cost_usd == pytest.approx(12 * 0.0012)
