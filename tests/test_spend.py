@@ -84,8 +84,9 @@ def test_a_cli_that_reports_nothing_costs_unknown_not_zero(
 def test_a_budget_holds_the_agent_before_its_next_round(
     town_s: TownFixture, worker_in_process: Workers,
 ) -> None:
-    town_s.town.spawn_agent("b", cli="structured", start=False)
-    assert town_s.tt("budget", "set", "b", "0.001").code == 0
+    assert town_s.tt("spawn", "b", "--cli", "structured", "--budget", "0.001",
+                     "--no-start").code == 0
+    assert town_s.tt("spawn", "x", "--budget", "nan", "--no-start").code == 2
     worker = worker_in_process(town_s, "b")
     first = _task(town_s, worker, "b", "one")  # crosses the budget: it finishes
     assert town_s.task_state(first) == TaskState.COMPLETED

@@ -133,19 +133,22 @@ def down(obj: Context) -> None:
                    " each starts anew.")
 @click.option("--resume", metavar="AGENT|SESSION",
               help="Continue another agent's CLI session (or a session id): resumed.")
+@click.option("--budget", type=float, metavar="USD",
+              help="What it may spend; it is held before a round once its cost reaches it.")
 @json_option
 @pass_ctx
 def spawn(
     obj: Context, name: str, cli_name: str | None, role: str | None, nickname: str | None,
     parent: str | None, fork: bool, max_rounds: int | None, scope: str | None,
-    foreground: bool, no_start: bool, session: str | None, resume: str | None, as_json: bool,
+    foreground: bool, no_start: bool, session: str | None, resume: str | None,
+    budget: float | None, as_json: bool,
 ) -> None:
     """Record an agent and start its worker."""
     town = obj.town()
     handle = town.spawn_agent(
         name, cli=cli_name, role=role, nickname=nickname, parent=parent, fork=fork,
         max_rounds=max_rounds, scope=scope, start=not (foreground or no_start),
-        session=session, resume=resume,
+        session=session, resume=resume, budget=budget,
     )
     agent = handle.record()
     if as_json:

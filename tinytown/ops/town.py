@@ -62,6 +62,7 @@ from tinytown.validate import (
     validate_agent_name,
     validate_nickname,
     validate_timeout,
+    validate_usd,
 )
 
 if TYPE_CHECKING:
@@ -197,14 +198,17 @@ class Town:
         start: bool = True,
         session: str | None = None,
         resume: str | None = None,
+        budget: float | None = None,
     ) -> AgentHandle:
         """Record a new agent (state `starting`) and start its worker unless start=False.
 
         `session`: "continue" (the default: each task goes on with the CLI's session)
         or "fresh". `resume`: an agent whose session this one continues (or a session
-        id of the CLI's): spawn mode `resumed`.
+        id of the CLI's): spawn mode `resumed`. `budget`: USD it may spend (it is held
+        before a round once its cost reaches it).
         """
         validate_agent_name(name)
+        _check_spawn(fork, parent, max_rounds, budget)
         policy = SessionPolicy(session) if session else SessionPolicy.CONTINUE
         resumed_from: Agent | None = None
         if resume is not None:
@@ -228,10 +232,6 @@ class Town:
             _warn_about(command, name)
         if nickname is not None:
             nickname = validate_nickname(nickname)
-        if fork and parent is None:
-            raise UsageError("--fork needs --parent: a forked agent inherits its parent's context")
-        if max_rounds is not None and max_rounds < 1:
-            raise UsageError("--max-rounds must be 1 or more")
         parent_agent = self.resolve(parent) if parent else None
         agent = Agent(
             name=name,
@@ -245,6 +245,7 @@ class Town:
             current_scope=scope,
             session=policy,
             session_id=session_id if resume is not None else None,
+            budget_usd=budget,
         )
         if max_rounds:
             agent.extra["max_rounds"] = max_rounds
@@ -536,6 +537,17 @@ class Town:
     def follow_events(self, after: str, block_ms: int = 1000) -> list[dict[str, str]]:
         """Events newer than id `after` ("$": from now), waiting up to `block_ms`."""
         return self.store.follow_events(after, block_ms)
+
+
+def _check_spawn(fork: bool, parent: str | None, max_rounds: int | None,
+                 budget: float | None) -> None:
+    """Refuse spawn options that do not go together, before anything is written."""
+    if fork and parent is None:
+        raise UsageError("--fork needs --parent: a forked agent inherits its parent's context")
+    if max_rounds is not None and max_rounds < 1:
+        raise UsageError("--max-rounds must be 1 or more")
+    if budget is not None:
+        validate_usd(budget)
 
 
 def _warn_about(command: CliCommand, name: str) -> None:
