@@ -6,7 +6,8 @@ tests/stubs/limits.md). Not a test; run by hand:
 
 Each sample: the command, exit code and time, the requests the stub saw (status and
 seconds since the first, to show retries and their spacing), then stdout and stderr.
-`limit-runs.json` keeps the same per case (merged with earlier runs).
+`limit-runs.json` keeps the exit code, time, note and requests per case (merged with
+earlier runs; run one process at a time).
 """
 
 from __future__ import annotations
@@ -86,8 +87,10 @@ def save(name: str, result: dict[str, Any], stub: StubServer, note: str,
     (OUT / f"limit-{name}.txt").write_text("\n".join(lines) + "\n")
     index = OUT / "limit-runs.json"
     runs = json.loads(index.read_text()) if index.exists() else {}
-    runs[name] = {k: v for k, v in result.items() if k != "argv"} | {
-        "argv": [Path(result["argv"][0]).name, *result["argv"][1:]]}
+    runs[name] = {k: v for k, v in result.items() if k in ("exit", "seconds", "note",
+                                                           "requests")} | {
+        "sample": f"limit-{name}.txt", "argv": [Path(result["argv"][0]).name,
+                                                *result["argv"][1:]]}
     index.write_text(json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
     print(f"== {name}: exit {exit_text} after {result['seconds']}s, "
           f"{len(stub.requests)} requests", flush=True)
@@ -390,7 +393,7 @@ def aider_binary() -> str:
     return str(venv) if os.access(venv, os.X_OK) else binary("aider")
 
 
-def aider_case(name: str, note: str, replies: list[Any]) -> None:
+def aider_case(name: str, note: str, replies: list[Any], *args: str) -> None:
     box = Sandbox()
     subprocess.run(["git", "init", "-q", str(box.work)], check=True)
     with OpenAIStub() as stub:
@@ -399,7 +402,7 @@ def aider_case(name: str, note: str, replies: list[Any]) -> None:
         message.write_text("Say hi")
         env = {"OPENAI_API_BASE": stub.api_url, "OPENAI_API_KEY": "sk-stub",
                "AIDER_CHECK_UPDATE": "false", "AIDER_ANALYTICS": "false"}
-        result = run([aider_binary(), "--yes-always", "--no-auto-commits",
+        result = run([aider_binary(), "--yes-always", "--no-auto-commits", *args,
                       "--message-file", str(message)], None, env, box)
         save(f"aider-{name}", result, stub, note)
     box.cleanup()
@@ -417,6 +420,15 @@ AIDER_CASES: dict[str, Callable[[], None]] = {
     "aider-success-tokens": lambda: aider_case(
         "success-tokens", "success, for the Tokens/Cost line",
         [Text("Hi! Nothing to edit.")]),
+    "aider-429-quota-no-pretty": lambda: aider_case(
+        "429-quota-no-pretty", "429 insufficient_quota, with Tinytown's preset flags "
+        "--no-check-update --no-analytics --no-pretty --no-stream",
+        [insufficient_quota()], "--no-check-update", "--no-analytics", "--no-pretty",
+        "--no-stream"),
+    "aider-success-no-pretty": lambda: aider_case(
+        "success-no-pretty", "success with --no-pretty --no-stream, for the Tokens/Cost line",
+        [Text("Hi! Nothing to edit.")], "--no-check-update", "--no-analytics", "--no-pretty",
+        "--no-stream"),
 }
 
 
