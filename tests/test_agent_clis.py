@@ -295,3 +295,60 @@ def test_spawn_warns_of_claude_as_root(town: TownFixture, tmp_path: Path,
     assert "as root" not in town.tt("spawn", "sandboxed", "--cli", "claude").err
     for name in ("rooted", "sandboxed"):
         town.tt("kill", name)
+
+
+def _sample(name: str) -> tuple[str, str]:
+    """A limit-* sample's stdout and stderr (tests/stubs/samples, made by limit-make.py)."""
+    text = (SAMPLES / name).read_text()
+    out = text.split("--- stdout\n", 1)[1]
+    stdout, _, stderr = out.partition("--- stderr\n")
+    return stdout, stderr
+
+
+@pytest.mark.parametrize(("sample", "fmt", "resets"), [
+    ("limit-claude-429-unified-oauth.txt", OutputFormat.CLAUDE, "2030-01-01T00:00:00+00:00"),
+    ("limit-claude-429-usage-message.txt", OutputFormat.CLAUDE, "2030-01-01T00:00:00+00:00"),
+    ("limit-claude-429-retry-after-5.txt", OutputFormat.CLAUDE, None),
+    ("limit-claude-400-spend-limit.txt", OutputFormat.CLAUDE, "2030-01-01T00:00:00+00:00"),
+    ("limit-codex-429-usage-limit-reached.txt", OutputFormat.CODEX, "local 2030-01-01 00:00"),
+    ("limit-codex-429-insufficient-quota.txt", OutputFormat.CODEX, None),
+    ("limit-gemini-429-retryinfo-5s.txt", OutputFormat.GEMINI, "+5s"),
+    ("limit-gemini-429-per-day.txt", OutputFormat.GEMINI, None),
+    ("limit-copilot-429-retry-after-5.txt", OutputFormat.COPILOT, "+5s"),
+    ("limit-aider-429-quota-no-pretty.txt", OutputFormat.AIDER, None),
+])
+def test_usage_limits_as_the_real_clis_said_them(sample: str, fmt: OutputFormat,
+                                                 resets: str | None) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tinytown.outcomes import usage_limit
+
+    if not (SAMPLES / sample).exists():
+        pytest.skip(f"no sample {sample}")
+    stdout, stderr = _sample(sample)
+    now = datetime(2029, 6, 1, tzinfo=UTC)
+    report = read_report(fmt, stdout, stderr)
+    limited, when = usage_limit(report, stderr, now)
+    assert limited, (report.error, report.hint)
+    if resets is None:
+        return
+    assert when is not None
+    if resets.startswith("+"):
+        assert when == now + timedelta(seconds=int(resets[1:-1]))
+    elif resets.startswith("local "):
+        local = datetime.fromisoformat(resets[6:]).astimezone()  # this machine's zone
+        assert when == local.astimezone(UTC)
+    else:
+        assert when == datetime.fromisoformat(resets)
+
+
+def test_an_ordinary_failure_is_no_usage_limit() -> None:
+    from datetime import UTC, datetime
+
+    from tinytown.outcomes import usage_limit
+
+    stdout, stderr = _sample("limit-claude-400-credit-balance.txt") \
+        if (SAMPLES / "limit-claude-400-credit-balance.txt").exists() else ("", "")
+    for report in (read_report(OutputFormat.CLAUDE, (SAMPLES / "claude-error-400.json")
+                               .read_text()), read_report(OutputFormat.CLAUDE, stdout, stderr)):
+        assert not usage_limit(report, "", datetime.now(UTC))[0], report.error

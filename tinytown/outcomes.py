@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tinytown.presets import OutputFormat
 
@@ -289,7 +290,8 @@ def _copilot(stdout: str) -> CliReport:
     return CliReport(True, answer, error, _text(last.get("sessionId")) or None)
 
 
-_AIDER_ERROR = re.compile(r"^litellm\.(\w+Error): (?:\w+Exception - )?(.+)$", re.MULTILINE)
+_AIDER_ERROR = re.compile(r"^litellm\.(\w+Error): (?:\w+Error: )?(?:\w+Exception - )?(.+)$",
+                          re.MULTILINE)
 
 
 _AIDER_TOKENS = re.compile(
@@ -322,18 +324,31 @@ def _int(doc: dict[str, Any], key: str) -> int:
     return int(value) if isinstance(value, int | float) and value == value else 0
 
 
-# What the CLIs say at a provider's rate or usage limit (seen against stubs; see
-# tests/stubs/limits.md): an HTTP 429, "rate limit", "usage limit", "quota", Gemini's
-# RESOURCE_EXHAUSTED
-_LIMIT = re.compile(r"usage limit|rate.?limit|\b429\b|quota|resource.?exhausted|"
-                    r"too many requests", re.IGNORECASE)
-_EPOCH = re.compile(r"limit reached\|(\d{9,11})")  # Claude's `…usage limit reached|<epoch>`
+# What the CLIs say at a provider's rate or usage limit (seen against stubs; the texts
+# and their sources are in tests/stubs/limits.md)
+_LIMIT = re.compile(
+    r"usage limit|rate.?limit|\b429\b|quota|resource.?exhausted|too many requests|"
+    r"hit your .{0,40}limit|out of usage|limiting requests|rate limited you",
+    re.IGNORECASE)
+_EPOCH = re.compile(r"limit reached\|(\d{9,11})")  # the older `…usage limit reached|<epoch>`
 _RESET_ISO = re.compile(
     r"reset[s]?(?: at| on)?:?\s+(\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:?\d\d)?)",
     re.IGNORECASE)
+_REGAIN = re.compile(r"regain access on (\d{4}-\d\d-\d\d) at (\d\d:\d\d) UTC")
+# Claude Code: `resets 8:13am (Europe/Berlin)`, `resets Jan 1, 2030, 12am (UTC)`
+_CLAUDE_WHEN = re.compile(
+    r"resets (?:([A-Z][a-z]{2}) (\d{1,2})(?:, (\d{4}))?, )?(\d{1,2})(?::(\d\d))?(am|pm)"
+    r" \(([^)]+)\)")
+# Codex: `try again at Jan 1st, 2030 12:00 AM`, `try again at 8:16 AM` (local time)
+_CODEX_WHEN = re.compile(
+    r"try again at (?:([A-Z][a-z]{2}) (\d{1,2})(?:st|nd|rd|th), (\d{4}) )?(\d{1,2}):(\d\d)"
+    r" (AM|PM)")
 _AFTER = re.compile(r"(?:retry|try again|resets?)(?: after| in)?:?\s+(\d+(?:\.\d+)?)\s*"
-                    r"(s|sec|secs|seconds|m|min|minutes|h|hours)\b", re.IGNORECASE)
+                    r"(ms|s|sec|secs|seconds|m|min|minutes|h|hours)\b", re.IGNORECASE)
 _DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"')
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_UNIT = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "seconds": 1, "m": 60, "min": 60,
+         "minutes": 60, "h": 3600, "hours": 3600}
 
 
 def usage_limit(report: CliReport, log_tail: str, now: datetime) -> tuple[bool, datetime | None]:
@@ -342,18 +357,54 @@ def usage_limit(report: CliReport, log_tail: str, now: datetime) -> tuple[bool, 
     said = " ".join(x for x in (report.error or "", report.hint) if x)
     if not said or not _LIMIT.search(said):
         return False, None
-    text = f"{said}\n{log_tail}"
+    text = " ".join(f"{said}\n{log_tail}".split())  # aider wraps its lines at 80 columns
+    return True, reset_time(text, now)
+
+
+def reset_time(text: str, now: datetime) -> datetime | None:
+    """When a limit resets, as a CLI or its provider wrote it (None: not said)."""
     if found := _EPOCH.search(text):
-        return True, datetime.fromtimestamp(int(found.group(1)), UTC)
+        return datetime.fromtimestamp(int(found.group(1)), UTC)
     if found := _RESET_ISO.search(text):
         try:
             when = datetime.fromisoformat(found.group(1).replace("Z", "+00:00"))
-            return True, when if when.tzinfo else when.replace(tzinfo=UTC)
+            return when if when.tzinfo else when.replace(tzinfo=UTC)
         except ValueError:
             pass
-    for pattern in (_DELAY, _AFTER):
-        if found := pattern.search(text):
-            unit = (found.group(2) if pattern is _AFTER else "s")[0].lower()
-            seconds = float(found.group(1)) * {"s": 1, "m": 60, "h": 3600}[unit]
-            return True, now + timedelta(seconds=seconds)
-    return True, None
+    if found := _REGAIN.search(text):
+        return datetime.fromisoformat(f"{found.group(1)}T{found.group(2)}+00:00")
+    if found := _CLAUDE_WHEN.search(text):
+        mon, day, year, hour, minute, half, zone = found.groups()
+        return _clock(now, mon, day, year, int(hour), int(minute or 0), half, zone)
+    if found := _CODEX_WHEN.search(text):
+        mon, day, year, hour, minute, half = found.groups()
+        return _clock(now, mon, day, year, int(hour), int(minute), half, None)
+    if found := _DELAY.search(text):
+        return now + timedelta(seconds=float(found.group(1)))
+    if found := _AFTER.search(text):
+        return now + timedelta(seconds=float(found.group(1)) * _UNIT[found.group(2).lower()])
+    return None
+
+
+def _clock(now: datetime, mon: str | None, day: str | None, year: str | None, hour: int,
+           minute: int, half: str, zone: str | None) -> datetime | None:
+    """A wall-clock time in `zone` (None: this machine's), 12-hour; without a date, its
+    next occurrence."""
+    try:
+        tz: tzinfo = ZoneInfo(zone) if zone else datetime.now().astimezone().tzinfo or UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = UTC
+    hour = hour % 12 + (12 if half.lower() == "pm" else 0)
+    local = now.astimezone(tz)
+    try:
+        if mon and day and mon in _MONTHS:
+            when = local.replace(year=int(year) if year else local.year,
+                                 month=_MONTHS.index(mon) + 1, day=int(day), hour=hour,
+                                 minute=minute, second=0, microsecond=0)
+        else:
+            when = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+            if when <= local:
+                when += timedelta(days=1)
+    except ValueError:
+        return None
+    return when.astimezone(UTC)
