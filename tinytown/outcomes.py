@@ -268,6 +268,22 @@ def judge(run: RunFacts, report: CliReport, timeout: float, limit: int = 4000
     return True, answer, ""
 
 
+def copilot_usage(doc: Any) -> dict[str, Any]:
+    """Token counts from the file `copilot --usage-output-file` writes: per model,
+    `usage {inputTokens, outputTokens, cacheReadTokens, cacheWriteTokens}` (no cost)."""
+    models = doc.get("modelMetrics") if isinstance(doc, dict) else None
+    usage: dict[str, Any] = {}
+    for model in (models or {}).values() if isinstance(models, dict) else ():
+        raw = model.get("usage") if isinstance(model, dict) else None
+        if isinstance(raw, dict):
+            for key, value in (("input_tokens", _int(raw, "inputTokens") +
+                                _int(raw, "cacheWriteTokens")),
+                               ("cached_input_tokens", _int(raw, "cacheReadTokens")),
+                               ("output_tokens", _int(raw, "outputTokens"))):
+                usage[key] = usage.get(key, 0) + value
+    return usage
+
+
 def _copilot(stdout: str) -> CliReport:
     """`copilot --output-format json` events: `assistant.message` (the answer is the last
     one with text), `session.error` (the error), `result` (sessionId, exitCode)."""

@@ -45,7 +45,8 @@ class OutputFormat(StrEnum):
 class CliCommand:
     """One agent CLI, fully described. `resume_args`, `fork_args` and `session_args`
     are argv pieces with `{session}` (the session to continue or fork) and `{state}`
-    (a folder of the agent's own that lasts across rounds) filled in per round."""
+    (a folder of the agent's own that lasts across rounds) filled in per round;
+    `output_args` may name `{usage_file}`, where the CLI writes its token counts."""
 
     name: str
     argv: list[str]
@@ -76,10 +77,11 @@ class CliCommand:
         return bool(self.resume_args or self.session_args)
 
     def round_argv(self, session: str | None = None, fork: bool = False,
-                   state: str = ".", new_session: str | None = None) -> list[str]:
+                   state: str = ".", new_session: str | None = None,
+                   usage_file: str = "") -> list[str]:
         """The argv of one run: the command, its structured-output flags, then how
         this run continues (`session`), forks (`fork`) or starts its session."""
-        extra: tuple[str, ...] = self.output_args
+        extra = tuple(a.replace("{usage_file}", usage_file) for a in self.output_args)
         if session and fork and self.fork_args:
             extra += _fill(self.fork_args, session, state)
         elif session and self.resume_args:
@@ -146,9 +148,11 @@ PRESETS: dict[str, Preset] = {
         output_args="--output-format json", resume_args="--resume {session}",
         session_lost="Error resuming session",
     ),
+    # its token counts are in the file --usage-output-file writes, not in its events
     "copilot": Preset(
         "copilot --yolo", "GitHub Copilot CLI", output=OutputFormat.COPILOT,
-        output_args="--output-format json", resume_args="--resume {session}",
+        output_args="--output-format json --usage-output-file {usage_file}",
+        resume_args="--resume {session}", usage_totals=True,  # the session's, resumed
     ),
     # the chat history (its session) and input history in a folder of the agent's own
     "aider": Preset(

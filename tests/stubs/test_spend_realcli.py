@@ -22,10 +22,11 @@ from tinytown.db import usage as round_usage
 from tinytown.models import TaskState, format_timestamp, utcnow
 
 pytestmark = pytest.mark.realcli
-CODEX_PRICES = "[prices.codex]\ninput = 1.25\ncached_input = 0.125\noutput = 10\n"
+CODEX_PRICES = ("[prices.codex]\ninput = 1.25\ncached_input = 0.125\noutput = 10\n"
+                "[prices.copilot]\ninput = 1.25\ncached_input = 0.125\noutput = 10\n")
 
 
-@pytest.fixture(params=["claude", "codex"])  # the presets whose CLIs report tokens
+@pytest.fixture(params=["claude", "codex", "copilot"])  # the presets that report tokens
 def preset(request: pytest.FixtureRequest, town_factory: Callable[..., TownFixture],
            worker_in_process: Callable[..., InProcessWorker],
            monkeypatch: pytest.MonkeyPatch) -> Iterator[Preset]:
@@ -70,7 +71,7 @@ def test_the_tokens_of_each_task_are_the_stubs_summed(preset: Preset) -> None:
     tasks = [store.require_task(t).usage for t in (first, second)]
     assert all(u is not None and u.cost_usd > 0 for u in tasks)  # priced by Claude Code,
     assert report["cost_usd"] == pytest.approx(sum(u.cost_usd for u in tasks if u))
-    if preset.name == "codex":  # or by [prices.codex], USD per million tokens
+    if preset.name != "claude":  # or by [prices.<cli>], USD per million tokens
         expected = (everything["input_tokens"] * 1.25 + everything["output_tokens"] * 10) / 1e6
         assert report["cost_usd"] == pytest.approx(expected)
 
@@ -97,7 +98,9 @@ def test_a_usage_limit_pauses_the_account_until_it_resets(preset: Preset) -> Non
     message = f"usage limit reached, resets at {format_timestamp(resets)}"
     # Codex retries a 429 and then names no reset time: the backoff applies
     preset.town.town.settings.budget.usage_limit_backoff_secs = 5
-    preset.stub.push(ApiError(429, message, times=None))
+    # Copilot retries a 429 for ~30 s, but gives up at once on a long retry-after
+    wait = {"retry-after": "3600"} if preset.name == "copilot" else {}
+    preset.stub.push(ApiError(429, message, headers=wait, times=None))
     if preset.name == "claude":  # the environment is the fixture's (monkeypatched)
         os.environ["CLAUDE_CODE_MAX_RETRIES"] = "0"
     worker = preset.agent("u")

@@ -51,7 +51,14 @@ from tinytown.models import (
     Task,
     utcnow,
 )
-from tinytown.outcomes import CliReport, RunFacts, judge, read_report, usage_limit
+from tinytown.outcomes import (
+    CliReport,
+    RunFacts,
+    copilot_usage,
+    judge,
+    read_report,
+    usage_limit,
+)
 from tinytown.presets import CliCommand, resolve_cli, with_prompt_limit
 from tinytown.private import private_dir
 from tinytown.processes import kill_group
@@ -451,7 +458,9 @@ class WorkerRuntime:
         agent, task = started
         number = agent.rounds_completed + 1
         command = self._command(agent.cli)
-        planned = sessions.plan(command, agent, self._parent(agent), self._state_dir(agent))
+        usage_file = self.logs / f"round-{number}.usage.json"
+        planned = sessions.plan(command, agent, self._parent(agent), self._state_dir(agent),
+                                str(usage_file))
         prompt = build_prompt(self._round_input(agent, m, task, notes, planned.forked))
         result = self._run_cli(agent, command, planned, prompt, number, task)
         if sessions.lost(command, planned, result.exit_code, result.output_tail) and \
@@ -459,7 +468,7 @@ class WorkerRuntime:
             log.warning("%s: session %s is gone: this round starts a new one", agent.name,
                         planned.session)
             planned = sessions.plan(command, _without_session(agent), None,
-                                    self._state_dir(agent))
+                                    self._state_dir(agent), str(usage_file))
             result = self._run_cli(agent, command, planned, prompt, number, task)
         if self._stale.is_set():
             raise Fenced("a newer worker start holds the agent: this round records nothing")
@@ -468,6 +477,8 @@ class WorkerRuntime:
                                   self.fence)
             return True
         report = read_report(command.output, result.stdout, result.output_tail)
+        if not report.usage and usage_file.exists():  # a CLI that counts in a file
+            report.usage = copilot_usage(_json_file(usage_file))
         limited, resets = usage_limit(report, result.output_tail, utcnow())
         if limited and not result.timed_out:  # not a failure: the work waits for the reset
             spend.at_usage_limit(self.store, self.settings, agent, command,
@@ -616,6 +627,13 @@ class StandDown(BaseException):
     def __init__(self, reason: str, code: int = 0) -> None:
         super().__init__(reason)
         self.code = code
+
+
+def _json_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _without_session(agent: Agent) -> Agent:

@@ -38,20 +38,24 @@ class SessionPlan:
         return f"starts session {self.named}" if self.named else "starts a new session"
 
 
-def plan(command: CliCommand, agent: Agent, parent: Agent | None, state: Path) -> SessionPlan:
+def plan(command: CliCommand, agent: Agent, parent: Agent | None, state: Path,
+         usage_file: str = "") -> SessionPlan:
     """The argv of the agent's next run and the session it works in."""
     if agent.spawn_mode == SpawnMode.FORKED_CONTEXT and agent.rounds_completed == 0 and \
             parent is not None and parent.session_id and parent.cli == agent.cli and \
             command.fork_args:
-        return SessionPlan(command.round_argv(parent.session_id, fork=True, state=str(state)),
+        return SessionPlan(command.round_argv(parent.session_id, fork=True, state=str(state),
+                                              usage_file=usage_file),
                            parent.session_id, forked=True)
     resuming = agent.spawn_mode == SpawnMode.RESUMED and agent.rounds_completed == 0
     session = agent.session_id if (agent.session == SessionPolicy.CONTINUE or resuming) \
         else None
     if session and command.sessions:
-        return SessionPlan(command.round_argv(session, state=str(state)), session)
+        return SessionPlan(command.round_argv(session, state=str(state),
+                                              usage_file=usage_file), session)
     named = str(uuid.uuid4()) if command.new_session_args else None
-    return SessionPlan(command.round_argv(None, state=str(state), new_session=named),
+    return SessionPlan(command.round_argv(None, state=str(state), new_session=named,
+                                          usage_file=usage_file),
                        named=named, kept=command.sessions or bool(command.fork_args))
 
 
