@@ -60,6 +60,7 @@ class Begun:
     agent: Agent | None = None  # the same, parsed (`start` moves it to `working`)
     task_json: str | None = None  # the task of a taken `task_assign`, as read
     messages: list[str] = field(default_factory=list)
+    town_budget: str | None = None  # `tt budget set town`'s, as read (None: not set)
 
 
 def begin(store: Store, agent_id: str, max_batch: int, fence: Fence | None = None) -> Begun:
@@ -71,7 +72,8 @@ def begin(store: Store, agent_id: str, max_batch: int, fence: Fence | None = Non
             store.r, scripts.BEGIN_ROUND,
             [keys.wake(town, agent_id), keys.stop_flag(town, agent_id),
              keys.agent(town, agent_id), keys.inbox(town, agent_id),
-             keys.inflight(town, agent_id), keys.epoch(town, agent_id)],
+             keys.inflight(town, agent_id), keys.epoch(town, agent_id),
+             keys.budget(town)],
             [max_batch, keys.task(town, ""), token(fence), *sorted(NEEDS_CLI)])
         if got[0] != "badkey":
             break
@@ -88,7 +90,7 @@ def begin(store: Store, agent_id: str, max_batch: int, fence: Fence | None = Non
         return Begun("gone")
     if got[0] != "take":
         return Begun(got[0], got[1], agent)
-    return Begun("take", got[1], agent, got[2], list(got[3:]))
+    return Begun("take", got[1], agent, got[2], list(got[4:]), got[3] or None)
 
 
 def return_inflight(target: Any, town: str, agent_id: str, fence: Fence | None = None

@@ -441,7 +441,7 @@ class WorkerRuntime:
         """Run the agent CLI for `m`; False when there is nothing to run (its task was
         cancelled or is gone)."""
         task_id = str(getattr(m.body, "task_id", "")) if m.type == "task_assign" else None
-        over = spend.over_budget(self.store, self.settings, agent)
+        over = spend.over_budget(self.store, self.settings, agent, begun.town_budget)
         if over is not None:  # the CLI does not run: the work waits, the agent pauses
             if not holds.hold(self.store, self.agent_id, over, fence=self.fence):
                 self.return_inflight()
@@ -459,8 +459,8 @@ class WorkerRuntime:
         number = agent.rounds_completed + 1
         command = self._command(agent.cli)
         usage_file = self.logs / f"round-{number}.usage.json"
-        planned = sessions.plan(command, agent, self._parent(agent), self._state_dir(agent),
-                                str(usage_file))
+        planned = sessions.plan(command, agent, self._parent(agent),
+                                self._state_dir(agent, command), str(usage_file))
         prompt = build_prompt(self._round_input(agent, m, task, notes, planned.forked))
         result = self._run_cli(agent, command, planned, prompt, number, task)
         if sessions.lost(command, planned, result.exit_code, result.output_tail) and \
@@ -468,7 +468,7 @@ class WorkerRuntime:
             log.warning("%s: session %s is gone: this round starts a new one", agent.name,
                         planned.session)
             planned = sessions.plan(command, _without_session(agent), None,
-                                    self._state_dir(agent), str(usage_file))
+                                    self._state_dir(agent, command), str(usage_file))
             result = self._run_cli(agent, command, planned, prompt, number, task)
         if self._stale.is_set():
             raise Fenced("a newer worker start holds the agent: this round records nothing")
@@ -499,12 +499,16 @@ class WorkerRuntime:
             return None
         return self.store.get_agent(agent.parent_agent_id)
 
-    def _state_dir(self, agent: Agent) -> Path:
-        return self._state_dir_of(agent.id)
+    def _state_dir(self, agent: Agent, command: CliCommand) -> Path:
+        """A folder of the agent's own that lasts across rounds (aider's chat history),
+        made only for a CLI whose command line names it."""
+        path = self._state_dir_of(agent.id)
+        if any("{state}" in a for a in (*command.session_args, *command.fresh_args)):
+            private_dir(path)
+        return path
 
     def _state_dir_of(self, agent_id: str) -> Path:
-        """A folder of the agent's own that lasts across rounds (aider's chat history)."""
-        return private_dir(self.settings.runtime_dir / "sessions" / agent_id)
+        return self.settings.runtime_dir / "sessions" / agent_id
 
     def _round_input(
         self, agent: Agent, m: Message, task: Task | None, notes: list[Message],

@@ -23,14 +23,17 @@ from tinytown.presets import CliCommand, resolve_cli
 from tinytown.settings import Settings
 
 
-def over_budget(store: Store, settings: Settings, agent: Agent) -> str | None:
-    """Why the agent may not run a round now, if its or its town's budget is spent."""
+def over_budget(store: Store, settings: Settings, agent: Agent, recorded: str | None
+                ) -> str | None:
+    """Why the agent may not run a round now, if its or its town's budget is spent.
+    `recorded`: the town's budget as the round's first step read it (no round trip
+    of its own on the way to every CLI); the town's spend is read only under a cap."""
     cap = agent.budget_usd if agent.budget_usd is not None else settings.budget.agent_usd
     spent = agent.usage.cost_usd if agent.usage else 0.0
     if cap is not None and spent >= cap:
         return (f"budget: spent ${spent:.4f} of ${cap:.2f} (raise it with `tt budget set"
                 f" {agent.name} USD`, then `tt resume {agent.name}`)")
-    town_cap = round_usage.town_budget(store)
+    town_cap = _number(recorded)
     if town_cap is None:
         town_cap = settings.budget.town_usd
     if town_cap is not None:
@@ -39,6 +42,13 @@ def over_budget(store: Store, settings: Settings, agent: Agent) -> str | None:
             return (f"town budget: spent ${town_spent:.4f} of ${town_cap:.2f} (raise it"
                     f" with `tt budget set town USD`, then `tt resume {agent.name}`)")
     return None
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def at_usage_limit(store: Store, settings: Settings, agent: Agent, command: CliCommand,

@@ -1,11 +1,13 @@
 -- A round's first step (tinytown.db.rounds.begin), one call.
--- KEYS: wake flag, stop flag, agent, inbox, in-flight list, the agent's epoch key.
+-- KEYS: wake flag, stop flag, agent, inbox, in-flight list, the agent's epoch key, the
+-- town's budget key.
 -- ARGV: max batch, the task key prefix, the worker's epoch ('' unfenced), then the
 -- message types that need the agent CLI (models.NEEDS_CLI).
 -- Returns {'fenced'} (the epoch is not the worker's: nothing changed), {'stop'},
--- {'badkey', key}, {'gone'}, {'wait', agent} or {'take', agent, task, message...}:
--- the inbox head up to and including the first message that needs the agent CLI,
--- and the task a `task_assign` names (false if none or not found).
+-- {'badkey', key}, {'gone'}, {'wait', agent} or {'take', agent, task, budget,
+-- message...}: the inbox head up to and including the first message that needs the
+-- agent CLI, the task a `task_assign` names (false if none or not found), and the
+-- town's budget set with `tt budget set town` (false if none).
 if ARGV[3] ~= '' and redis.pcall('GET', KEYS[6]) ~= ARGV[3] then return {'fenced'} end
 redis.call('DEL', KEYS[1])
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'stop'} end
@@ -21,7 +23,9 @@ local state = ok and type(doc) == 'table' and doc['state'] or nil
 if state ~= 'idle' and state ~= 'starting' then return {'wait', raw} end
 local needs_cli = {}
 for i = 4, #ARGV do needs_cli[ARGV[i]] = true end
-local out = {'take', raw, false}
+local budget = redis.pcall('GET', KEYS[7])
+if type(budget) ~= 'string' then budget = false end
+local out = {'take', raw, false, budget}
 for i = 1, tonumber(ARGV[1]) do
   local m = redis.call('LPOP', KEYS[4])
   if not m then break end
