@@ -225,12 +225,16 @@ class Agent(WireModel):
     budget_usd: float | None = None  # it runs no round once its cost reaches this
     hold: str | None = None  # why it is paused by Tinytown itself (budget, usage limit)
     resume_at: datetime | None = None  # when the supervisor resumes it (a usage limit)
+    workspace: str | None = None  # the folder its CLI runs in (None: the town's root)
+    branch: str | None = None  # its git branch, when the workspace is a worktree
+    base: str | None = None  # the commit its branch started from
 
     _uuids = ("id", "parent_agent_id", "current_task")
     _timestamps = ("created_at", "last_heartbeat", "last_active_at", "resume_at")
     _own_defaults: ClassVar[dict[str, Any]] = {
         "session": SessionPolicy.CONTINUE, "session_id": None, "session_usage": None,
-        "usage": None, "budget_usd": None, "hold": None, "resume_at": None}
+        "usage": None, "budget_usd": None, "hold": None, "resume_at": None,
+        "workspace": None, "branch": None, "base": None}
     _wire_fields = (
         "id", "name", "nickname", "role_id", "parent_agent_id", "spawn_mode", "agent_type",
         "state", "cli", "current_task", "created_at", "last_heartbeat", "tasks_completed",
@@ -288,10 +292,12 @@ class Task(WireModel):
     parent_id: str | None = None
     tags: list[str] = msgspec.field(default_factory=list)
     usage: Usage | None = None  # Tinytown's own: tokens and cost of the rounds it took
+    branch: str | None = None  # the branch its rounds committed to
+    commits: list[str] = msgspec.field(default_factory=list)  # those commits, in order
 
     _uuids = ("id", "assigned_to", "parent_id")
     _timestamps = ("created_at", "updated_at", "started_at", "completed_at")
-    _own_defaults: ClassVar[dict[str, Any]] = {"usage": None}
+    _own_defaults: ClassVar[dict[str, Any]] = {"usage": None, "branch": None, "commits": []}
     _wire_fields = (
         "id", "description", "state", "assigned_to", "created_at", "updated_at", "started_at",
         "completed_at", "result", "parent_id", "tags", *_own_defaults,

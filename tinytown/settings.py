@@ -84,6 +84,13 @@ class BudgetSettings(_Section):
     usage_limit_backoff_secs: Annotated[float, msgspec.Meta(gt=0)] = 300
 
 
+class WorkspaceSettings(_Section):
+    """[workspace]: where agents' CLIs run, and whether their work is committed."""
+
+    mode: Literal["worktree", "shared"] = "worktree"  # worktree: in a git work tree
+    auto_commit: bool = True  # commit what each round changed on the agent's branch
+
+
 class AgentSettings(_Section):
     default_cli: str = "claude"
     round_timeout_secs: Annotated[float, msgspec.Meta(gt=0)] = 3600
@@ -117,6 +124,7 @@ class Settings(_Section):
     agent_clis: dict[str, AgentCliConfig] = msgspec.field(default_factory=dict)
     prices: dict[str, PriceConfig] = msgspec.field(default_factory=dict)
     budget: BudgetSettings = msgspec.field(default_factory=BudgetSettings)
+    workspace: WorkspaceSettings = msgspec.field(default_factory=WorkspaceSettings)
 
     @property
     def runtime_dir(self) -> Path:

@@ -69,12 +69,16 @@ def wait(obj: Context, agent: str, timeout: float | None, as_json: bool) -> None
 
 @click.command()
 @click.option("--all", "all_agents", is_flag=True, help="Stop running agents first.")
-@click.option("--force", is_flag=True, help="Also prune agents with pending messages.")
+@click.option("--force", is_flag=True,
+              help="Also prune agents with pending messages or uncommitted work.")
+@click.option("--delete-branches", is_flag=True, help="Also delete their tt/<agent> branches.")
 @json_option
 @pass_ctx
-def prune(obj: Context, all_agents: bool, force: bool, as_json: bool) -> None:
-    """Remove terminal agents (records, inboxes, runtime keys)."""
-    result = obj.town().prune(all_agents=all_agents, force=force)
+def prune(obj: Context, all_agents: bool, force: bool, delete_branches: bool,
+          as_json: bool) -> None:
+    """Remove terminal agents (records, inboxes, runtime keys, worktrees)."""
+    result = obj.town().prune(all_agents=all_agents, force=force,
+                              delete_branches=delete_branches)
     if as_json:
         emit_json(result)
         return

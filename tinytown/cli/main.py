@@ -52,6 +52,7 @@ LAZY_COMMANDS = {
                      "restore", "backlog"), "tinytown.cli.ops"),
     "doctor": "tinytown.cli.doctor",
     **dict.fromkeys(("usage", "budget"), "tinytown.cli.spend"),
+    **dict.fromkeys(("diff", "merge", "branch"), "tinytown.cli.git"),
 }
 
 
@@ -135,20 +136,23 @@ def down(obj: Context) -> None:
               help="Continue another agent's CLI session (or a session id): resumed.")
 @click.option("--budget", type=float, metavar="USD",
               help="What it may spend; it is held before a round once its cost reaches it.")
+@click.option("--workspace", metavar="worktree|shared|PATH",
+              help="Where its CLI runs (default in a git repository: its own worktree).")
+@click.option("--base", metavar="REF", help="The commit its branch starts from (default HEAD).")
 @json_option
 @pass_ctx
 def spawn(
     obj: Context, name: str, cli_name: str | None, role: str | None, nickname: str | None,
     parent: str | None, fork: bool, max_rounds: int | None, scope: str | None,
     foreground: bool, no_start: bool, session: str | None, resume: str | None,
-    budget: float | None, as_json: bool,
+    budget: float | None, workspace: str | None, base: str | None, as_json: bool,
 ) -> None:
     """Record an agent and start its worker."""
     town = obj.town()
     handle = town.spawn_agent(
         name, cli=cli_name, role=role, nickname=nickname, parent=parent, fork=fork,
         max_rounds=max_rounds, scope=scope, start=not (foreground or no_start),
-        session=session, resume=resume, budget=budget,
+        session=session, resume=resume, budget=budget, workspace=workspace, base=base,
     )
     agent = handle.record()
     if as_json:

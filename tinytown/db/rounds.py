@@ -218,6 +218,7 @@ class Outcome:
     session_id: str | None = None  # the CLI session the next round continues
     usage: Usage | None = None  # what the round cost (rounds=1)
     session_usage: dict[str, Any] | None = None  # the session's totals, as reported
+    commits: list[str] = field(default_factory=list)  # made on the agent's branch
 
 
 def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
@@ -248,7 +249,7 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
             states.step(agent, AgentState.IDLE)
         pipe.multi()
         if task is not None:
-            if finished or outcome.usage is not None:
+            if finished or outcome.usage is not None or outcome.commits:
                 store.put_task(task, pipe)
             if finished:
                 store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
@@ -284,6 +285,9 @@ def _round_done(agent: Agent, task: Task | None, outcome: Outcome) -> None:
         agent.usage = (agent.usage or Usage()) + outcome.usage
         if task is not None:
             task.usage = (task.usage or Usage()) + outcome.usage
+    if outcome.commits and task is not None:
+        task.branch = agent.branch
+        task.commits = [*task.commits, *outcome.commits]
 
 
 def _report(store: Store, pipe: Pipeline, agent_id: str, task: Task, error: str) -> None:

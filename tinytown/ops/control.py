@@ -146,12 +146,17 @@ def _wait_terminal(town: Town, agent_ids: list[str], timeout: float) -> None:
         time.sleep(0.05)
 
 
-def prune(town: Town, all_agents: bool = False, force: bool = False) -> dict[str, Any]:
-    """Remove terminal agents' records, inboxes and runtime keys.
+def prune(town: Town, all_agents: bool = False, force: bool = False,
+          delete_branches: bool = False) -> dict[str, Any]:
+    """Remove terminal agents' records, inboxes and runtime keys, and their worktrees
+    (their branches stay unless `delete_branches`).
 
-    An agent with pending messages is kept unless `force`, so nothing is dropped by
-    accident; unfinished tasks of pruned agents are reported.
+    An agent with pending messages, or with work not committed in its worktree, is kept
+    unless `force`, so nothing is dropped by accident; unfinished tasks of pruned
+    agents are reported.
     """
+    from tinytown.ops import workspaces
+
     if all_agents:
         killed = stop_all(town)
         _wait_terminal(town, [a.id for a in killed], 15)
@@ -166,6 +171,11 @@ def prune(town: Town, all_agents: bool = False, force: bool = False) -> dict[str
             report["kept"].append({"name": agent.name,
                                    "reason": f"{pending} pending message(s); --force drops them"})
             continue
+        keep = workspaces.can_remove(agent, force)
+        if keep is not None:
+            report["kept"].append({"name": agent.name, "reason": keep})
+            continue
+        workspaces.remove(town, agent, force, delete_branches)
         town.store.delete_agent(agent)
         report["pruned"].append(agent.name)
         report["unfinished_tasks"] += [

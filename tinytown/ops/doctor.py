@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tinytown.cli_health import CliHealth, check
@@ -50,6 +51,9 @@ def town_report(town: Town | None, settings: Settings, error: str | None) -> dic
             alive, hostname = town.worker_status(agent)
             if alive:
                 hosts[hostname.partition("@")[2] or socket.gethostname()] += 1
+        report["stale_worktrees"] = [
+            {"agent": a.name, "path": a.workspace, "branch": a.branch} for a in agents
+            if a.branch and a.workspace and not Path(a.workspace).is_dir()]
         report["supervisor"] = town.supervisor_status()
         report["workers_by_host"] = dict(hosts)
         report["live_agents"] = len(live)

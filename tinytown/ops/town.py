@@ -199,13 +199,17 @@ class Town:
         session: str | None = None,
         resume: str | None = None,
         budget: float | None = None,
+        workspace: str | None = None,
+        base: str | None = None,
     ) -> AgentHandle:
         """Record a new agent (state `starting`) and start its worker unless start=False.
 
         `session`: "continue" (the default: each task goes on with the CLI's session)
         or "fresh". `resume`: an agent whose session this one continues (or a session
         id of the CLI's): spawn mode `resumed`. `budget`: USD it may spend (it is held
-        before a round once its cost reaches it).
+        before a round once its cost reaches it). `workspace`: "worktree" (the default in
+        a git work tree: its own worktree on branch tt/<name>, from `base`, or from the
+        parent's branch for a fork), "shared" (the town's root) or a folder's path.
         """
         validate_agent_name(name)
         _check_spawn(fork, parent, max_rounds, budget)
@@ -249,7 +253,18 @@ class Town:
         )
         if max_rounds:
             agent.extra["max_rounds"] = max_rounds
-        self.store.create_agent(agent)
+        from tinytown.ops.workspaces import place
+
+        notice = place(self, agent, workspace, base, parent_agent if fork else None)
+        try:
+            self.store.create_agent(agent)
+        except BaseException:  # its name was taken meanwhile: no worktree left behind
+            from tinytown.ops.workspaces import remove
+
+            remove(self, agent, force=True, delete_branch=True)
+            raise
+        if notice:
+            log.warning("%s", notice)
         handle = AgentHandle(self, agent.id)
         if start:
             from tinytown.ops.launcher import start_worker
@@ -430,11 +445,35 @@ class Town:
 
         return stop_all(self)
 
-    def prune(self, all_agents: bool = False, force: bool = False) -> dict[str, Any]:
-        """Remove terminal agents (records, inboxes, runtime keys); see ops.control.prune."""
+    def prune(self, all_agents: bool = False, force: bool = False,
+              delete_branches: bool = False) -> dict[str, Any]:
+        """Remove terminal agents (records, inboxes, runtime keys, worktrees); see
+        ops.control.prune."""
         from tinytown.ops.control import prune
 
-        return prune(self, all_agents=all_agents, force=force)
+        return prune(self, all_agents=all_agents, force=force,
+                     delete_branches=delete_branches)
+
+    # --- workspaces -----------------------------------------------------------------
+
+    def diff(self, agent_ref: str, stat: bool = False) -> str:
+        """The agent's branch against the commit it started from."""
+        from tinytown.ops.workspaces import diff
+
+        return diff(self, agent_ref, stat)
+
+    def merge(self, agent_ref: str, into: str | None = None, squash: bool = False
+              ) -> dict[str, Any]:
+        """Merge the agent's branch into `into` (default: the branch checked out in the
+        town's repository); a conflict is reported and the target left clean."""
+        from tinytown.ops.workspaces import merge
+
+        return merge(self, agent_ref, into, squash)
+
+    def branch(self, agent_ref: str) -> str:
+        from tinytown.ops.workspaces import branch
+
+        return branch(self, agent_ref)
 
     def recover(self) -> list[Agent]:
         """Once, what the supervisor does continuously: live agents whose worker is gone

@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from tinytown import keys
+from tinytown import keys, workspace
 from tinytown.db import holds, runtime, states
 from tinytown.db import rounds as round_steps
 from tinytown.db.connection import connect
@@ -68,6 +68,7 @@ from tinytown.usage import Usage, of_round, since_session_start
 from tinytown.worker import sessions, spend
 from tinytown.worker.prompt import RoundInput, build_prompt
 from tinytown.worker.runner import RunResult, Watchdog, run_cli
+from tinytown.workspace import GitError
 
 log = logging.getLogger("tinytown.worker")
 S = AgentState
@@ -154,6 +155,7 @@ class WorkerRuntime:
         if rt.get("cli_pgid") and rt.get("host") == self.host:
             kill_group(int(rt["cli_pgid"]))  # a CLI orphaned by a crashed predecessor
         self._serving = True
+        self._keep_left_work(agent)
         if agent.state.is_terminal:
             self.store.clear_stop(self.agent_id)
             states.transition(self.store, self.agent_id, S.STARTING, reason="worker started",
@@ -161,6 +163,33 @@ class WorkerRuntime:
         self.return_inflight()
         threading.Thread(target=self._beat, name="tinytown-beat", daemon=True).start()
         self.store.update_agent(self.agent_id, _beat, fence=self.fence)
+
+    def _keep_left_work(self, agent: Agent) -> None:
+        """What a dead predecessor's round left in the agent's worktree is committed as
+        work in progress: the next round starts from it."""
+        if not (agent.branch and agent.workspace):
+            return
+        repo = workspace.repo_root(self.settings.root)
+        try:
+            if repo is not None and workspace.ensure(repo, Path(agent.workspace),
+                                                     agent.branch):
+                log.warning("%s: its worktree was gone: made again from %s", agent.name,
+                            agent.branch)
+        except GitError as exc:
+            log.warning("%s: its worktree is gone and could not be made again: %s",
+                        agent.name, exc)
+        if not self.settings.workspace.auto_commit:
+            return
+        try:
+            made = workspace.commit_all(
+                Path(agent.workspace), agent.name,
+                "WIP: left by a round whose worker stopped\n\nTinytown, at the next start"
+                f" of {agent.name}")
+        except GitError as exc:
+            log.warning("%s: could not commit what its last round left: %s", agent.name, exc)
+            return
+        if made:
+            log.warning("%s: committed what its last round left as %s", agent.name, made[:12])
 
     def on_ready(self, consumer: Any) -> None:
         """worker_ready: `idle` (or stay paused), and look at the inbox at once."""
@@ -462,6 +491,7 @@ class WorkerRuntime:
         planned = sessions.plan(command, agent, self._parent(agent),
                                 self._state_dir(agent, command), str(usage_file))
         prompt = build_prompt(self._round_input(agent, m, task, notes, planned.forked))
+        before = self._head(agent)
         result = self._run_cli(agent, command, planned, prompt, number, task)
         if sessions.lost(command, planned, result.exit_code, result.output_tail) and \
                 not self._cut_short:  # start a new session rather than fail for good
@@ -472,6 +502,7 @@ class WorkerRuntime:
             result = self._run_cli(agent, command, planned, prompt, number, task)
         if self._stale.is_set():
             raise Fenced("a newer worker start holds the agent: this round records nothing")
+        commits = self._commit(agent, task, number, before, wip=self._cut_short)
         if self._cut_short:  # stopped by Tinytown: no outcome, the work waits
             round_steps.cut_short(self.store, self.agent_id, task.id if task else None,
                                   self.fence)
@@ -484,8 +515,37 @@ class WorkerRuntime:
             spend.at_usage_limit(self.store, self.settings, agent, command,
                                  task.id if task else None, resets, self.fence)
             return True
-        self._record(agent, m, task, prompt, result, report, number, command, planned)
+        self._record(agent, m, task, prompt, result, report, number, command, planned,
+                     commits)
         return True
+
+    def _head(self, agent: Agent) -> str | None:
+        """The agent's branch head before its round (None: no branch of its own)."""
+        if not (agent.branch and agent.workspace):
+            return None
+        try:
+            return workspace.head(Path(agent.workspace))
+        except GitError as exc:
+            log.warning("%s: cannot read its branch: %s", agent.name, exc)
+            return None
+
+    def _commit(self, agent: Agent, task: Task | None, number: int, before: str | None,
+                wip: bool) -> list[str]:
+        """Commit what the round changed on the agent's branch (work in progress when it
+        was cut short); the commits the round made, the CLI's own included."""
+        if before is None or not agent.workspace or not self.settings.workspace.auto_commit:
+            return []
+        path = Path(agent.workspace)
+        title = f"task {task.id[:8]}: {task.description.strip().splitlines()[0][:60]}" \
+            if task else f"round {number}"
+        body = f"Tinytown round {number} of {agent.name}" + (f"\nTask: {task.id}" if task
+                                                              else "")
+        try:
+            workspace.commit_all(path, agent.name, f"{'WIP: ' if wip else ''}{title}\n\n{body}")
+            return workspace.commits_since(path, before)
+        except GitError as exc:
+            log.warning("%s: could not commit its round: %s", agent.name, exc)
+            return []
 
     def _command(self, cli: str) -> CliCommand:
         command = self._commands.get(cli)
@@ -562,7 +622,8 @@ class WorkerRuntime:
             log.write(f"tinytown: round {number} of {agent.name}; {planned.describe()}\n")
         try:
             result = run_cli(
-                replace(command, argv=planned.argv), prompt, cwd=self.settings.root, env=env,
+                replace(command, argv=planned.argv), prompt,
+                cwd=Path(agent.workspace) if agent.workspace else self.settings.root, env=env,
                 log_path=log_path,
                 timeout=self.settings.agent.round_timeout_secs, on_start=started,
             )
@@ -576,6 +637,7 @@ class WorkerRuntime:
     def _record(
         self, agent: Agent, m: Message, task: Task | None, prompt: str, result: RunResult,
         report: CliReport, number: int, command: CliCommand, planned: sessions.SessionPlan,
+        commits: list[str],
     ) -> None:
         facts = RunFacts(result.exit_code, result.timed_out, result.error, result.stdout,
                          result.output_tail)
@@ -593,6 +655,7 @@ class WorkerRuntime:
             context=json.dumps({"round": number, "prompt": prompt[-2000:],
                                 "output": output[-2000:]}),
             context_rounds=self.settings.agent.context_rounds, session_id=session,
+            commits=commits,
         )
         outcome.usage, outcome.session_usage = self._usage(agent, command, planned, result,
                                                            report.usage)
