@@ -184,3 +184,48 @@ def test_a_worktree_deleted_by_hand_is_reported_and_made_again(
     worker.run_round()
     assert town.task_state(task_id) == TaskState.COMPLETED
     assert json.loads(town.tt("doctor", "--json").out)["stale_worktrees"] == []
+
+
+def test_a_worker_on_another_host_works_in_its_own_clone_and_pushes(
+    repo_town: TownFixture, worker_in_process: Workers, tmp_path: Path,
+) -> None:
+    """"Host B": a folder with the same tinytown.toml and a clone of its own; `origin` is
+    a bare repository both know."""
+    from tinytown.ops.town import Town
+
+    town = repo_town
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(town.root, "remote", "add", "origin", str(origin))
+    git(town.root, "push", "-q", "origin", "main")
+    clone = tmp_path / "host-b" / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    for key, value in (("user.name", "B"), ("user.email", "b@example.invalid")):
+        git(clone, "config", key, value)
+    b_root = tmp_path / "host-b" / "town"
+    b_root.mkdir()
+    (b_root / "tinytown.toml").write_text(
+        (town.root / "tinytown.toml").read_text()
+        + f'\n[workspace]\nrepo = "{clone}"\npush = "origin"\n')
+    town.town.spawn_agent("r", start=False)  # recorded on host A: its worktree is A's
+    host_b = TownFixture(b_root, town.name, Town.connect(b_root), town.records)
+    worker = worker_in_process(host_b, "r")
+    assert worker.runtime.worktree == b_root / ".tt" / "worktrees" / "r"
+    task_id = town.town.assign("r", "append on host B")
+    worker.run_round()
+    assert town.task_state(task_id) == TaskState.COMPLETED
+    pushed = git(origin, "rev-parse", "tt/r")
+    assert git(origin, "show", f"{pushed}:shared.txt") == "first line\nline from r"
+    assert town.town.store.require_task(task_id).commits == [pushed]
+    assert (town.root / "shared.txt").read_text() == "first line\n"  # A's tree untouched
+
+
+def test_two_agents_never_share_a_folder_of_their_own(repo_town: TownFixture,
+                                                      tmp_path: Path) -> None:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    assert repo_town.tt("spawn", "one", "--workspace", str(folder), "--no-start").code == 0
+    second = repo_town.tt("spawn", "two", "--workspace", str(folder), "--no-start")
+    assert second.code == 2 and "never share" in second.err
+    assert repo_town.tt("spawn", "three", "--workspace", "shared", "--base", "HEAD",
+                        "--no-start").code == 2

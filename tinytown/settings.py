@@ -89,6 +89,8 @@ class WorkspaceSettings(_Section):
 
     mode: Literal["worktree", "shared"] = "worktree"  # worktree: in a git work tree
     auto_commit: bool = True  # commit what each round changed on the agent's branch
+    repo: str | None = None  # this host's clone (default: the one the town's folder is in)
+    push: str | None = None  # a remote each round's commits are pushed to (tt/<agent>)
 
 
 class AgentSettings(_Section):

@@ -106,17 +106,37 @@ def create(repo: Path, path: Path, name: str, base: str | None) -> Workspace:
     return Workspace(path, branch, commit)
 
 
-def ensure(repo: Path, path: Path, branch: str) -> bool:
-    """Make the worktree at `path` again when its folder was deleted (by hand, or a
-    clean-up of `.tt/`): git forgets the missing one, and checks the branch out there.
-    True when it was repaired."""
+def ensure(repo: Path, path: Path, branch: str, base: str | None = None,
+           remote: str | None = None) -> bool:
+    """Make the worktree at `path` (again) when it is not there: its folder was deleted
+    by hand, or this is another host's clone. The branch as this clone has it, else as
+    `remote` has it, else new from `base`. True when it was made."""
     if path.is_dir():
         return False
     with locked(repo):
         git(repo, "worktree", "prune")
         path.parent.mkdir(parents=True, exist_ok=True)
-        git(repo, "worktree", "add", str(path), branch)
+        if _has_ref(repo, f"refs/heads/{branch}"):
+            git(repo, "worktree", "add", str(path), branch)
+            return True
+        start = base or "HEAD"
+        if remote and git(repo, "fetch", "--quiet", remote, branch, check=False
+                          ).returncode == 0:
+            start = "FETCH_HEAD"
+        elif remote and base and not _has_ref(repo, f"{base}^{{commit}}"):
+            git(repo, "fetch", "--quiet", remote)
+        git(repo, "worktree", "add", "-b", branch, str(path), start)
     return True
+
+
+def _has_ref(repo: Path, ref: str) -> bool:
+    return git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).returncode == 0
+
+
+def push(path: Path, remote: str, branch: str) -> None:
+    """The branch to `remote` (the agent's work, reviewable from anywhere)."""
+    with locked(path):
+        git(path, "push", "--quiet", remote, f"HEAD:refs/heads/{branch}")
 
 
 def dirty(path: Path) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -103,13 +104,17 @@ def stop(obj: Context, as_json: bool) -> None:
 
 @click.command()
 @click.argument("agent")
+@click.option("--repo", type=click.Path(exists=True, file_okay=False),
+              help="This host's clone of the repository (for the agent's worktree).")
 @pass_ctx
-def worker(obj: Context, agent: str) -> None:
+def worker(obj: Context, agent: str, repo: str | None) -> None:
     """Run an existing agent's worker in the foreground (systemd, containers, other hosts)."""
     from tinytown.keeper import keep
     from tinytown.worker.app import run_worker
 
     town = obj.town()
+    if repo is not None:
+        town.settings.workspace.repo = str(Path(repo).resolve())
     record = town.resolve(agent)
     alive, hostname = town.worker_status(record)
     if alive and not record.state.is_terminal:

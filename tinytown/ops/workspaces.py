@@ -33,6 +33,11 @@ def place(town: Town, agent: Agent, mode: str | None, base: str | None,
             folder = town.settings.root / folder
         if not folder.is_dir():
             raise UsageError(f"--workspace {mode}: no such folder (or give shared|worktree)")
+        taken = [a.name for a in town.list_agents()
+                 if a.workspace == str(folder.resolve()) and not a.state.is_terminal]
+        if taken:
+            raise UsageError(f"--workspace {mode}: agent {taken[0]!r} works there; two"
+                             " agents never share a workspace")
         agent.workspace = str(folder.resolve())
         return None
     repo = ws.repo_root(town.settings.root)

@@ -111,6 +111,7 @@ class WorkerRuntime:
         self._ready = False
         self._spent: Usage | None = None  # what this job's rounds cost
         self.fence: Fence | None = None  # taken in on_init: this start's fencing token
+        self.worktree: Path | None = None  # where its CLI runs (None: the town's folder)
         self._stale = threading.Event()  # a newer worker holds the agent: hands off
 
     # --- lifecycle (Celery signals) -------------------------------------------------
@@ -164,25 +165,38 @@ class WorkerRuntime:
         threading.Thread(target=self._beat, name="tinytown-beat", daemon=True).start()
         self.store.update_agent(self.agent_id, _beat, fence=self.fence)
 
+    def _local_workspace(self, agent: Agent) -> Path | None:
+        """Where the agent's CLI runs on this host: its worktree in this host's clone
+        (`[workspace] repo`, else the repository the town's folder is in), made here when
+        it is not (another host's agent, or a folder deleted by hand); a folder of the
+        user's as given; None: the town's folder."""
+        if not agent.branch:
+            return Path(agent.workspace) if agent.workspace else None
+        repo = Path(self.settings.workspace.repo) if self.settings.workspace.repo else \
+            workspace.repo_root(self.settings.root)
+        if repo is None:
+            log.warning("%s: no git repository on this host: it works in the town's folder",
+                        agent.name)
+            return None
+        path = self.settings.runtime_dir / "worktrees" / agent.name
+        try:
+            if workspace.ensure(repo, path, agent.branch, agent.base,
+                                self.settings.workspace.push):
+                log.warning("%s: its worktree made here, on %s", agent.name, agent.branch)
+        except GitError as exc:
+            log.warning("%s: its worktree could not be made here: %s", agent.name, exc)
+            return None
+        return path
+
     def _keep_left_work(self, agent: Agent) -> None:
         """What a dead predecessor's round left in the agent's worktree is committed as
         work in progress: the next round starts from it."""
-        if not (agent.branch and agent.workspace):
-            return
-        repo = workspace.repo_root(self.settings.root)
-        try:
-            if repo is not None and workspace.ensure(repo, Path(agent.workspace),
-                                                     agent.branch):
-                log.warning("%s: its worktree was gone: made again from %s", agent.name,
-                            agent.branch)
-        except GitError as exc:
-            log.warning("%s: its worktree is gone and could not be made again: %s",
-                        agent.name, exc)
-        if not self.settings.workspace.auto_commit:
+        self.worktree = self._local_workspace(agent)
+        if not (agent.branch and self.worktree) or not self.settings.workspace.auto_commit:
             return
         try:
             made = workspace.commit_all(
-                Path(agent.workspace), agent.name,
+                self.worktree, agent.name,
                 "WIP: left by a round whose worker stopped\n\nTinytown, at the next start"
                 f" of {agent.name}")
         except GitError as exc:
@@ -502,7 +516,8 @@ class WorkerRuntime:
             result = self._run_cli(agent, command, planned, prompt, number, task)
         if self._stale.is_set():
             raise Fenced("a newer worker start holds the agent: this round records nothing")
-        commits = self._commit(agent, task, number, before, wip=self._cut_short)
+        commits = self._commit(agent, task, number, before,
+                               wip=self._cut_short or result.timed_out)
         if self._cut_short:  # stopped by Tinytown: no outcome, the work waits
             round_steps.cut_short(self.store, self.agent_id, task.id if task else None,
                                   self.fence)
@@ -521,10 +536,10 @@ class WorkerRuntime:
 
     def _head(self, agent: Agent) -> str | None:
         """The agent's branch head before its round (None: no branch of its own)."""
-        if not (agent.branch and agent.workspace):
+        if not (agent.branch and self.worktree):
             return None
         try:
-            return workspace.head(Path(agent.workspace))
+            return workspace.head(self.worktree)
         except GitError as exc:
             log.warning("%s: cannot read its branch: %s", agent.name, exc)
             return None
@@ -533,19 +548,26 @@ class WorkerRuntime:
                 wip: bool) -> list[str]:
         """Commit what the round changed on the agent's branch (work in progress when it
         was cut short); the commits the round made, the CLI's own included."""
-        if before is None or not agent.workspace or not self.settings.workspace.auto_commit:
+        if before is None or self.worktree is None or \
+                not self.settings.workspace.auto_commit:
             return []
-        path = Path(agent.workspace)
+        path = self.worktree
         title = f"task {task.id[:8]}: {task.description.strip().splitlines()[0][:60]}" \
             if task else f"round {number}"
         body = f"Tinytown round {number} of {agent.name}" + (f"\nTask: {task.id}" if task
                                                               else "")
         try:
             workspace.commit_all(path, agent.name, f"{'WIP: ' if wip else ''}{title}\n\n{body}")
-            return workspace.commits_since(path, before)
+            made = workspace.commits_since(path, before)
         except GitError as exc:
             log.warning("%s: could not commit its round: %s", agent.name, exc)
             return []
+        if made and self.settings.workspace.push and agent.branch:
+            try:
+                workspace.push(path, self.settings.workspace.push, agent.branch)
+            except GitError as exc:  # committed here all the same: the next push carries it
+                log.warning("%s: could not push %s: %s", agent.name, agent.branch, exc)
+        return made
 
     def _command(self, cli: str) -> CliCommand:
         command = self._commands.get(cli)
@@ -623,7 +645,7 @@ class WorkerRuntime:
         try:
             result = run_cli(
                 replace(command, argv=planned.argv), prompt,
-                cwd=Path(agent.workspace) if agent.workspace else self.settings.root, env=env,
+                cwd=self.worktree or self.settings.root, env=env,
                 log_path=log_path,
                 timeout=self.settings.agent.round_timeout_secs, on_start=started,
             )
