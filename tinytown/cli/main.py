@@ -412,8 +412,11 @@ def _print_task(t: Task, as_json: bool) -> None:
         say(f"{key:13} {value if value is not None else '-'}")
     if t.usage is not None:
         u = t.usage
-        say(f"{'cost':13} {u.cost_text()} ({u.rounds} round(s): {u.input_tokens} input,"
-            f" {u.cached_input_tokens} cached, {u.output_tokens} output tokens)")
+        if u.unknown_rounds >= u.rounds:
+            say(f"{'cost':13} unknown ({u.rounds} round(s); its CLI reported no usage)")
+        else:
+            say(f"{'cost':13} {u.cost_text()} ({u.rounds} round(s): {u.input_tokens} input,"
+                f" {u.cached_input_tokens} cached, {u.output_tokens} output tokens)")
 
 
 @task.command(name="show")
