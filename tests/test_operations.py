@@ -157,14 +157,20 @@ def test_save_and_restore_move_a_town(town_factory: TownFactory) -> None:
     src, dst = town_factory(), town_factory()
     src.tt("spawn", "alice", "--no-start", "--role", "worker")
     task_id = src.tt("assign", "alice", "keep me").out.strip()
+    alice = src.town.resolve("alice").id
+    src.town.redis.set(keys.epoch(src.name, alice), "7")  # a worker's fencing token
+    src.tt("budget", "set", "town", "12.5")
     snapshot = src.root / "snap.jsonl"
     r = src.tt("save", str(snapshot))
     assert r.code == 0, r.err
+    saved = [json.loads(line).get("key") for line in snapshot.read_text().splitlines()]
+    assert "budget" in saved and f"epoch:{alice}" not in saved
     r = dst.tt("restore", str(snapshot))
     assert r.code == 0, r.err
     assert dst.town.resolve("alice").role_id == "worker"
     assert dst.town.task(task_id).description == "keep me"
     assert dst.town.channel.inbox_len("alice") == 1
+    assert json.loads(dst.tt("budget", "show", "--json").out)["town"]["budget_usd"] == 12.5
     r = dst.tt("restore", str(snapshot))
     assert r.code != 0 and "--force" in r.err
     assert dst.tt("restore", str(snapshot), "--force").code == 0

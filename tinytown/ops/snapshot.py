@@ -2,8 +2,9 @@
 
 Each line is one key with its Redis type and value, so a snapshot moves between Redis
 versions (unlike DUMP/RESTORE payloads). Process bookkeeping (Celery's queues, wake
-flags, worker runtime, supervisor locks) is left out: it describes processes, not
-work, and a restored town starts its workers afresh.
+flags, worker runtime and fencing epochs, supervisor locks) is left out: it describes
+processes, not work, and a restored town starts its workers afresh (an old epoch
+restored under a live worker would fence it off). Usage, budgets and holds are kept.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 FORMAT = "tinytown-snapshot/1"
 MAX_SNAPSHOT_BYTES = 2**30  # a town's data lives in Redis's memory: more is a mistake
-_SKIP = ("celery:", "wake:", "runtime:", "supervisor", "stop:", "root")
+_SKIP = ("celery:", "wake:", "runtime:", "epoch:", "supervisor", "stop:", "root")
 
 
 def _kept(town: str, key: str) -> bool:
