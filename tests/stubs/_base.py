@@ -314,6 +314,23 @@ class ApiError:
 Reply = Text | ToolCall | ApiError
 
 
+def estimate_tokens(value: Any) -> int:
+    """A rough token count (4 characters a token) of a JSON-able value."""
+    return max(1, len(json.dumps(value, ensure_ascii=False)) // 4)
+
+
+def collect_texts(value: Any, out: list[str]) -> None:
+    """Every string in a JSON-able value, depth first, appended to `out`."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            collect_texts(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            collect_texts(v, out)
+
+
 def sse(event: str | None, data: Any) -> bytes:
     """One server-sent event."""
     head = f"event: {event}\n" if event else ""

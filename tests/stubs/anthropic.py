@@ -32,6 +32,7 @@ from tests.stubs._base import (
     Text,
     ToolCall,
     chunked_text,
+    estimate_tokens,
     sse,
 )
 
@@ -52,10 +53,6 @@ ERROR_TYPES = {
     529: "overloaded_error",
 }
 
-
-def estimate_tokens(value: Any) -> int:
-    """A rough token count (4 characters a token) of a JSON-able value."""
-    return max(1, len(json.dumps(value, ensure_ascii=False)) // 4)
 
 
 def default_is_main(body: Any) -> bool:

@@ -34,7 +34,17 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from tests.stubs._base import ApiError, Recorded, Response, Stream, StubServer, Text, ToolCall
+from tests.stubs._base import (
+    ApiError,
+    Recorded,
+    Response,
+    Stream,
+    StubServer,
+    Text,
+    ToolCall,
+    collect_texts,
+    estimate_tokens,
+)
 
 __all__ = ["ApiError", "AugmentStub", "Text", "ToolCall"]
 
@@ -46,9 +56,6 @@ NODE_TOOL_USE = 5
 NODE_TOKEN_USAGE = 10
 UNSCRIPTED_TEXT = "stub: no scripted reply left"
 
-
-def estimate_tokens(value: Any) -> int:
-    return max(1, len(json.dumps(value, ensure_ascii=False)) // 4)
 
 
 class AugmentStub(StubServer):
@@ -121,7 +128,7 @@ class AugmentStub(StubServer):
         """The text of a chat-stream request: its nodes, message and earlier exchanges."""
         body = rec.body if isinstance(rec.body, dict) else {}
         out: list[str] = []
-        _texts([body.get("message"), body.get("nodes"), body.get("chat_history")], out)
+        collect_texts([body.get("message"), body.get("nodes"), body.get("chat_history")], out)
         return "\n".join(out)
 
 
@@ -129,13 +136,3 @@ def _ndjson(objs: list[dict[str, Any]]) -> Iterator[bytes]:
     for obj in objs:
         yield json.dumps(obj).encode() + b"\n"
 
-
-def _texts(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _texts(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            _texts(v, out)

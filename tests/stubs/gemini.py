@@ -36,6 +36,7 @@ from tests.stubs._base import (
     Text,
     ToolCall,
     chunked_text,
+    estimate_tokens,
 )
 
 __all__ = ["ApiError", "GeminiStub", "Text", "ToolCall"]
@@ -57,9 +58,6 @@ STATUS_NAMES = {
 
 _ROUTE = re.compile(r"^/(?:v\d\w*)/models/(?P<model>[^/:]+):(?P<method>\w+)$")
 
-
-def estimate_tokens(value: Any) -> int:
-    return max(1, len(json.dumps(value, ensure_ascii=False)) // 4)
 
 
 def declared_tools(body: Any) -> list[str]:

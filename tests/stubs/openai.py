@@ -45,6 +45,8 @@ from tests.stubs._base import (
     Text,
     ToolCall,
     chunked_text,
+    collect_texts,
+    estimate_tokens,
     sse,
 )
 
@@ -247,20 +249,6 @@ def default_is_main(body: Any) -> bool:
     return not SIDE_PATTERNS.search(head)
 
 
-def estimate_tokens(value: Any) -> int:
-    """A rough token count (4 characters a token) of a JSON-able value."""
-    return max(1, len(json.dumps(value, ensure_ascii=False)) // 4)
-
-
-def _texts(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _texts(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            _texts(v, out)
 
 
 # -- the stub ------------------------------------------------------------------------------
@@ -464,7 +452,7 @@ class OpenAIStub(StubServer):
         """Every string of one request's conversation (`input` or `messages`), joined."""
         body = rec.body if isinstance(rec.body, dict) else {}
         out: list[str] = []
-        _texts(body.get("input") or body.get("messages") or [], out)
+        collect_texts(body.get("input") or body.get("messages") or [], out)
         return "\n".join(out)
 
     @staticmethod

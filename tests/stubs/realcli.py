@@ -24,8 +24,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("TT_CLI_CACHE") or Path.home() / ".cache" / "tinytown-clis")
 
 
+def installed(binary: str) -> str:
+    """The CLI's path, or skip the test saying why it is not installed."""
+    import pytest
+
+    path, why = find_cli(binary)
+    if path is None:
+        pytest.skip(why)
+    return path
+
+
 def find_cli(binary: str) -> tuple[str | None, str]:
-    """(path of the binary, "") or (None, why not): the cache first, then PATH."""
+    """(path of the binary, "") or (None, why not): the cache first (npm CLIs, or a PyPI
+    CLI's venv of its own), then PATH."""
+    venv = cache_dir() / binary / "bin" / binary
+    if os.access(venv, os.X_OK):
+        return str(venv), ""
     cached = cache_dir() / "npm" / "node_modules" / ".bin" / binary
     if os.access(cached, os.X_OK):
         return str(cached), ""

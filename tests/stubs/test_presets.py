@@ -25,11 +25,10 @@ from tests.stubs.gemini import GeminiStub
 from tests.stubs.openai import OpenAIStub, aider_new_file
 from tests.stubs.realcli import (
     Sandbox,
-    cache_dir,
     claude_env,
-    find_cli,
     gemini_env,
     gemini_settings,
+    installed,
 )
 from tests.stubs.test_stub_claude_gemini import big_prompt
 
@@ -69,17 +68,6 @@ class Preset:
             self.stub.main_requests[index]))
 
 
-def _installed(binary: str) -> str:
-    if binary == "aider":  # from PyPI, in a venv of its own
-        venv = cache_dir() / "aider" / "bin" / "aider"
-        if os.access(venv, os.X_OK):
-            return str(venv)
-    path, why = find_cli(binary)
-    if path is None:
-        pytest.skip(why)
-    return path
-
-
 Environment = Callable[[StubServer], dict[str, str]]
 
 
@@ -115,7 +103,7 @@ def preset_town(name: str, town_factory: Callable[..., TownFixture],
                 worker_in_process: Callable[..., InProcessWorker],
                 monkeypatch: pytest.MonkeyPatch, extra: str = "") -> Iterator[Preset]:
     """A town whose default CLI is preset `name`, its CLI pointed at a stub."""
-    binary = _installed(name)
+    binary = installed(name)
     sandbox = Sandbox()
     stub, environment = _setup(name, sandbox)
     with stub:

@@ -29,9 +29,9 @@ from tests.stubs.realcli import (
     Run,
     Sandbox,
     claude_env,
-    find_cli,
     gemini_env,
     gemini_settings,
+    installed,
 )
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -50,27 +50,13 @@ def big_prompt() -> str:
 
 # -- fixtures ------------------------------------------------------------------------------
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox()
-    yield box
-    box.cleanup()
-
-
-def _binary(name: str) -> str:
-    path, why = find_cli(name)
-    if path is None:
-        pytest.skip(why)
-    return path
-
-
-@pytest.fixture
 def claude() -> str:
-    return _binary("claude")
+    return installed("claude")
 
 
 @pytest.fixture
 def gemini() -> str:
-    return _binary("gemini")
+    return installed("gemini")
 
 
 @pytest.fixture
@@ -453,7 +439,7 @@ def test_gemini_gets_a_200k_prompt_whole(
 def test_shell_tool_runs_in_a_session_of_its_own(cli: str, sandbox: Sandbox) -> None:
     """The CLI (started here as a session leader) starts its shell tool with setsid: the
     tool is outside the CLI's process group and session."""
-    binary = _binary(cli)
+    binary = installed(cli)
     stub: AnthropicStub | GeminiStub
     if cli == "claude":
         stub = AnthropicStub()

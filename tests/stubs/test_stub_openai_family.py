@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -41,7 +40,7 @@ from tests.stubs.openai import (
     insufficient_quota,
     rate_limited,
 )
-from tests.stubs.realcli import Run, Sandbox, cache_dir, find_cli
+from tests.stubs.realcli import Run, Sandbox, installed
 
 CODEX_ARGS = ["exec", "--json", "--dangerously-bypass-approvals-and-sandbox"]
 COPILOT_ARGS = ["--yolo"]
@@ -62,44 +61,23 @@ def big_prompt() -> str:
 
 # -- fixtures ------------------------------------------------------------------------------
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox()
-    yield box
-    box.cleanup()
-
-
-def _binary(name: str) -> str:
-    path, why = find_cli(name)
-    if path is None:
-        pytest.skip(why)
-    return path
-
-
-@pytest.fixture
 def codex() -> str:
-    return _binary("codex")
+    return installed("codex")
 
 
 @pytest.fixture
 def copilot() -> str:
-    return _binary("copilot")
+    return installed("copilot")
 
 
 @pytest.fixture
 def auggie() -> str:
-    return _binary("auggie")
+    return installed("auggie")
 
 
 @pytest.fixture
 def aider() -> str:
-    venv = cache_dir() / "aider" / "bin" / "aider"
-    if os.access(venv, os.X_OK):
-        return str(venv)
-    on_path = shutil.which("aider")
-    if on_path:
-        return on_path
-    pytest.skip(f"aider is not installed: not in {venv.parent} nor on PATH "
-                "(run scripts/install-clis)")
+    return installed("aider")
 
 
 @pytest.fixture
