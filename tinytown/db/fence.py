@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tinytown import keys
 from tinytown.db.connection import text
 from tinytown.errors import Fenced, WrongType
 
@@ -25,10 +24,6 @@ class Fence:
 
     key: str  # the agent's epoch key
     epoch: int
-
-    @classmethod
-    def of(cls, town: str, agent_id: str, epoch: int) -> Fence:
-        return cls(keys.epoch(town, agent_id), epoch)
 
     @property
     def token(self) -> str:

@@ -39,10 +39,11 @@ def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
     watch = [agent_key] + ([keys.task(store.town, task_id)] if task_id else [])
 
     def body(pipe: Pipeline) -> bool:
+        raws = [text(x) for x in pipe.mget([*watch, *([fence.key] if fence else [])])]
         if fence is not None:
-            fence.check(pipe)
-        agent = store.parse_agent(agent_id, text(pipe.get(agent_key)))
-        raw_task = text(pipe.get(watch[1])) if task_id else None
+            fence.verify(raws.pop())
+        agent = store.parse_agent(agent_id, raws[0])
+        raw_task = raws[1] if task_id else None
         if agent is None or agent.state not in HOLDABLE:
             return False
         old = states.step(agent, S.PAUSED)

@@ -77,7 +77,7 @@ def holder(rt: dict[str, str], lease_secs: float) -> str | None:
     if host == socket.gethostname():
         alive = int(pid) != os.getpid() and pid_alive(int(pid))
     else:
-        last = beat_time(rt.get("beat")) or beat_time(_started_ts(rt.get("started_at")))
+        last = beat_time(rt.get("beat")) or _iso_time(rt.get("started_at"))
         alive = last is not None and (utcnow() - last).total_seconds() <= lease_secs
     return f"worker pid {pid} on {host or 'an unknown host'}" if alive else None
 
@@ -88,9 +88,10 @@ def refusal(serving: str) -> str:
             " declared dead")
 
 
-def _started_ts(value: str | None) -> str | None:
+def _iso_time(value: str | None) -> datetime | None:
+    """A hash written before the worker's own beat: when it started, as a time."""
     try:
-        return f"{datetime.fromisoformat(value).timestamp():.3f}" if value else None
+        return datetime.fromisoformat(value) if value else None
     except ValueError:
         return None
 
