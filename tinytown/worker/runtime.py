@@ -59,7 +59,7 @@ from tinytown.outcomes import (
     read_report,
     usage_limit,
 )
-from tinytown.presets import CliCommand, resolve_cli, with_prompt_limit
+from tinytown.presets import CliCommand, OutputFormat, resolve_cli, with_prompt_limit
 from tinytown.private import private_dir
 from tinytown.processes import kill_group
 from tinytown.roles import queues_of
@@ -523,8 +523,8 @@ class WorkerRuntime:
                                   self.fence)
             return True
         report = read_report(command.output, result.stdout, result.output_tail)
-        if not report.usage and usage_file.exists():  # a CLI that counts in a file
-            report.usage = copilot_usage(_json_file(usage_file))
+        if command.output == OutputFormat.COPILOT and usage_file.exists():
+            report.usage = copilot_usage(_json_file(usage_file))  # its counts: a file
         limited, resets = usage_limit(report, result.output_tail, utcnow())
         if limited and not result.timed_out:  # not a failure: the work waits for the reset
             spend.at_usage_limit(self.store, self.settings, agent, command,
