@@ -1,12 +1,13 @@
 """The architecture, checked: layers and processes as folders, and who may import what.
 
-    cli -> ops -> db -> pure modules;   worker/, supervisor/ -> db -> pure modules
+    cli -> ops -> db -> pure modules;   worker/, supervisor/, host/ -> db -> pure modules
 
-Only `tinytown/db/` imports redis; only the processes (`worker/`, `supervisor/`) and the
+Only `tinytown/db/` imports redis; only the processes (`worker/`, `supervisor/`, `host/`) and the
 control plane (`celery_app`, `ops/control`) import Celery. No module imports another
 that imports it back, function-local imports included (imports under TYPE_CHECKING are
-for type checkers only and do not count). ruff's TID251 enforces the third-party part
-while editing; this test enforces all of it.
+for type checkers only and do not count). Only the CLI imports `tinytown/http/` (`tt
+serve`, a client of the Town API: http -> ops), and only that layer loads the web stack.
+ruff's TID251 enforces the third-party part while editing; this test enforces all of it.
 """
 
 from __future__ import annotations
@@ -26,10 +27,14 @@ ALLOWED = {
     "ops": {"db", "control"},
     "worker": {"db", "control"},
     "supervisor": {"db", "control"},
-    # the CLI runs a worker or supervisor in the foreground (`tt worker`): their entry
-    "cli": {"ops", "entry"},
+    "host": {"db", "control"},
+    "http": {"ops"},  # `tt serve`: a client of the Town API, like the CLI
+    # the CLI runs a worker or supervisor in the foreground (`tt worker`): their entry;
+    # `tt serve` runs the HTTP layer
+    "cli": {"ops", "entry", "http"},
 }
-ENTRY_POINTS = {"tinytown.worker.app", "tinytown.supervisor.service"}
+WEB_STACK = {"fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"}
+ENTRY_POINTS = {"tinytown.worker.app", "tinytown.supervisor.service", "tinytown.host.app"}
 EXEMPT = {"tinytown.__main__"}  # the `tt` entry point: imports the CLI
 
 
@@ -43,7 +48,8 @@ MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 def layer(module: str) -> str:
     parts = module.split(".")
-    if len(parts) > 2 and parts[1] in ("db", "ops", "worker", "supervisor", "cli"):
+    if len(parts) > 2 and parts[1] in ("db", "ops", "worker", "supervisor", "host", "cli",
+                                       "http"):
         return parts[1]
     return "pure"
 
@@ -108,10 +114,20 @@ def test_only_the_data_layer_imports_redis(module: str) -> None:
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_only_the_processes_and_the_control_plane_import_celery(module: str) -> None:
-    if layer(module) in ("worker", "supervisor") or module in CONTROL_PLANE:
+    if layer(module) in ("worker", "supervisor", "host") or module in CONTROL_PLANE:
         return
     third_party = {m.split(".")[0] for m in imports(module)}
     assert not third_party & {"celery", "kombu"}, f"{module} imports Celery"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_only_the_http_layer_imports_the_web_stack(module: str) -> None:
+    """FastAPI, pydantic, uvicorn and prometheus-client cost every `tt` call that loads
+    them: only `tt serve` does, through tinytown/http/."""
+    if layer(module) == "http":
+        return
+    third_party = {m.split(".")[0] for m in imports(module)}
+    assert not third_party & WEB_STACK, f"{module} imports {third_party & WEB_STACK}"
 
 
 def test_no_import_cycles() -> None:

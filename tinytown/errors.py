@@ -52,7 +52,7 @@ class AmbiguousReference(TinytownError):
 
 
 class NameTaken(TinytownError):
-    """Raised when a new agent's name is already used in the town."""
+    """Raised when a new agent's (or API key's) name is already used in the town."""
 
 
 class TaskNotFound(TinytownError):
@@ -89,5 +89,21 @@ class LeaseHeld(WorkerError):
     """Raised when a worker would start for an agent that a live worker serves."""
 
 
+class HostNameTaken(TinytownError):
+    """Raised when a host daemon would start under the name of one that runs."""
+
+
 class Fenced(TinytownError):
     """Raised when a worker writes with a stale fencing token: a newer start serves the agent."""
+
+
+class KeyRefused(TinytownError):
+    """Raised when a request to `tt serve` has no API key, or one the town does not know."""
+
+
+class NotPermitted(TinytownError):
+    """Raised when an API key's scope does not allow the operation asked for."""
+
+
+class ApiKeyNotFound(TinytownError):
+    """Raised when `tt auth revoke` names no API key of the town."""

@@ -21,6 +21,9 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
     tt:<town>:supervisor:leader    string  leader lock of the supervisor service ("pid@host")
     tt:<town>:supervisors          hash    running supervisor processes ("pid@host" -> since)
     tt:<town>:supervisor:starting  string  a supervisor is being launched (short expiry)
+    tt:<town>:hosts                set     names of the host daemons that registered
+    tt:<town>:host:<name>          hash    one host daemon: machine, pid, capacity, labels,
+                                           CLIs installed, beat, agents, draining
     tt:<town>:deadletter           list    messages that did not parse, kept for a human
     tt:<town>:deadletter:<key>:<t> any     a key of the wrong type, moved out of the way
     tt:<town>:backlog              list    ids of unassigned tasks waiting to be claimed
@@ -28,6 +31,8 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
                                            (score: when last offered; re-offered)
     tt:<town>:celery:*             ...     Celery/kombu keys (queues, bindings,
                                            pidbox, results) via kombu's global_keyprefix
+    tt:<town>:apikeys              hash    `tt serve` API keys: sha256 of the key -> record
+    tt:<town>:apikeys:used         hash    API key name -> when it was last used
 
 Legacy, un-isolated keys that `tt migrate` moves: tt:agent:<id>, tt:inbox:<id>,
 tt:task:<id>.
@@ -149,6 +154,21 @@ def set_aside(town: str, key: str, stamp: str) -> str:
     return f"tt:{town}:deadletter:{key.removeprefix(prefix(town))}:{stamp}"
 
 
+def hosts(town: str) -> str:
+    """Names of the host daemons (`tt host`) that registered with the town."""
+    return f"tt:{town}:hosts"
+
+
+def host(town: str, name: str) -> str:
+    """One host daemon's registration and heartbeat (`tinytown.db.hosts`)."""
+    return f"tt:{town}:host:{name}"
+
+
+def host_queue(town: str, name: str) -> str:
+    """The Celery queue a host daemon consumes: "look at your agents now"."""
+    return f"tt.{town}.host.{name}"
+
+
 def celery_prefix(town: str) -> str:
     """kombu's global_keyprefix: every Celery key and channel of the town lives here."""
     return f"tt:{town}:celery:"
@@ -189,3 +209,16 @@ def legacy_to_town(town: str, legacy_key: str) -> str:
     """tt:agent:<id> -> tt:<town>:agent:<id>."""
     _, kind, ident = legacy_key.split(":", 2)
     return f"tt:{town}:{kind}:{ident}"
+
+
+# --- `tt serve`: API keys (written by tinytown/db/apikeys.py) ---------------------------
+
+
+def api_keys(town: str) -> str:
+    """API keys: SHA-256 digest of the key -> its record (name, scope, created)."""
+    return f"tt:{town}:apikeys"
+
+
+def api_keys_used(town: str) -> str:
+    """When each API key was last used: key name -> time (written at most a minute apart)."""
+    return f"tt:{town}:apikeys:used"

@@ -228,13 +228,19 @@ class Agent(WireModel):
     workspace: str | None = None  # the folder its CLI runs in (None: the town's root)
     branch: str | None = None  # its git branch, when the workspace is a worktree
     base: str | None = None  # the commit its branch started from
+    host: str | None = None  # the host daemon it is placed on (None: started by hand/locally)
+    host_labels: list[str] = msgspec.field(default_factory=list)  # a host must have these
+    restarts: Count = 0  # how many times its host restarted it after a crash
+    crashes: list[float] = msgspec.field(default_factory=list)  # recent crash times (Unix s)
+    halted: str | None = None  # why its host stopped restarting it (a crash loop)
 
     _uuids = ("id", "parent_agent_id", "current_task")
     _timestamps = ("created_at", "last_heartbeat", "last_active_at", "resume_at")
     _own_defaults: ClassVar[dict[str, Any]] = {
         "session": SessionPolicy.CONTINUE, "session_id": None, "session_usage": None,
         "usage": None, "budget_usd": None, "hold": None, "resume_at": None,
-        "workspace": None, "branch": None, "base": None}
+        "workspace": None, "branch": None, "base": None, "host": None, "host_labels": [],
+        "restarts": 0, "crashes": [], "halted": None}
     _wire_fields = (
         "id", "name", "nickname", "role_id", "parent_agent_id", "spawn_mode", "agent_type",
         "state", "cli", "current_task", "created_at", "last_heartbeat", "tasks_completed",

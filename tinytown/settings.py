@@ -100,6 +100,13 @@ class AgentSettings(_Section):
     context_rounds: Annotated[int, msgspec.Meta(ge=0)] = 3
     # a worker that cannot reach its town's Redis this long (the town is down) exits
     redis_lost_secs: Annotated[float, msgspec.Meta(gt=0)] = 300
+    # an agent in `error` is restarted by its host (`tt host`), with exponential backoff,
+    # until it has crashed `crash_loop_limit` times within `crash_loop_window_secs`
+    restart: Literal["on-failure", "never"] = "on-failure"
+    restart_backoff_secs: Annotated[float, msgspec.Meta(gt=0)] = 1
+    restart_backoff_max_secs: Annotated[float, msgspec.Meta(gt=0)] = 60
+    crash_loop_limit: Annotated[int, msgspec.Meta(ge=1)] = 5
+    crash_loop_window_secs: Annotated[float, msgspec.Meta(gt=0)] = 600
 
 
 class SupervisorSettings(_Section):

@@ -53,6 +53,8 @@ LAZY_COMMANDS = {
     "doctor": "tinytown.cli.doctor",
     **dict.fromkeys(("usage", "budget"), "tinytown.cli.spend"),
     **dict.fromkeys(("diff", "merge", "branch"), "tinytown.cli.git"),
+    **dict.fromkeys(("serve", "auth"), "tinytown.cli.serve"),
+    **dict.fromkeys(("host", "hosts"), "tinytown.cli.hosts"),
 }
 
 
@@ -139,20 +141,30 @@ def down(obj: Context) -> None:
 @click.option("--workspace", metavar="worktree|shared|PATH",
               help="Where its CLI runs (default in a git repository: its own worktree).")
 @click.option("--base", metavar="REF", help="The commit its branch starts from (default HEAD).")
+@click.option("--host", metavar="NAME|auto|local",
+              help="The host daemon it runs on (default: auto while one runs, else local).")
+@click.option("--on", "labels", metavar="LABEL", multiple=True,
+              help="A label its host must have (repeatable).")
+@click.option("--cold", is_flag=True, help="Start no process: work that arrives wakes it.")
 @json_option
 @pass_ctx
 def spawn(
     obj: Context, name: str, cli_name: str | None, role: str | None, nickname: str | None,
     parent: str | None, fork: bool, max_rounds: int | None, scope: str | None,
     foreground: bool, no_start: bool, session: str | None, resume: str | None,
-    budget: float | None, workspace: str | None, base: str | None, as_json: bool,
+    budget: float | None, workspace: str | None, base: str | None, host: str | None,
+    labels: tuple[str, ...], cold: bool, as_json: bool,
 ) -> None:
     """Record an agent and start its worker."""
     town = obj.town()
+    if cold and (foreground or no_start):
+        raise UsageError("--cold starts no process: it does not go with --foreground or"
+                         " --no-start")
     handle = town.spawn_agent(
         name, cli=cli_name, role=role, nickname=nickname, parent=parent, fork=fork,
-        max_rounds=max_rounds, scope=scope, start=not (foreground or no_start),
+        max_rounds=max_rounds, scope=scope, start=not (foreground or no_start or cold),
         session=session, resume=resume, budget=budget, workspace=workspace, base=base,
+        host=host, on=list(labels), cold=cold,
     )
     agent = handle.record()
     if as_json:
@@ -214,19 +226,21 @@ def _agents_table(
         return
     if inbox is None:
         inbox = town.inbox_lens(agents)
+    fleet = any(a.host or a.restarts for a in agents)  # host columns only with hosts
     rows = [
         [
             a.name, a.display_nickname, a.role_id or "-",
-            a.state.value + (f" ({a.hold})" if a.hold else ""), a.cli,
+            a.state.value + (f" ({a.hold or a.halted})" if a.hold or a.halted else ""), a.cli,
             (a.current_task or "-")[:8], str(inbox.get(a.id, 0)), str(a.tasks_completed),
             a.usage.cost_text() if a.usage else "-", age(a.last_heartbeat),
+            *([a.host or "-", str(a.restarts)] if fleet else []),
         ]
         for a in agents
     ]
     print_table(
         title,
         ["NAME", "NICKNAME", "ROLE", "STATE", "CLI", "TASK", "INBOX", "DONE", "COST",
-         "HEARTBEAT"],
+         "HEARTBEAT", *(["HOST", "RESTARTS"] if fleet else [])],
         rows,
     )
 

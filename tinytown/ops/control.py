@@ -13,7 +13,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from tinytown.db import holds, leader, recovery, runtime, states
+from tinytown.db import fleet, holds, hosts, leader, recovery, runtime, states
 from tinytown.db.wakeup import enqueue_round
 from tinytown.errors import InvalidTransition
 from tinytown.logs import round_logs, tail
@@ -106,17 +106,16 @@ def restart(town: Town, agent_id: str) -> Agent:
             )
         recovery.recover_agent(town.store, agent, "restarted with no worker running")
 
-    recovery.kill_local_processes(town.store, agent_id)  # a worker marked error may still run
-    town.store.clear_stop(agent_id)
-    runtime.forget_processes(town.store, agent_id)
+    def reset(a: Agent) -> None:  # by hand: the crash-loop count starts afresh
+        a.halted = None
+        a.crashes = []
 
-    def resumed(a: Agent) -> None:
-        a.spawn_mode = "resumed"  # type: ignore[assignment]
-        a.last_heartbeat = utcnow()
-        a.current_task = None
+    agent = fleet.prepare_restart(town.store, agent_id, "tt restart", change=reset)
+    if agent.host is not None:  # placed on a host daemon: it starts the worker
+        from tinytown.ops.hosts import start_placed
 
-    agent = states.transition(town.store, agent_id, S.STARTING, reason="tt restart",
-                              change=resumed)
+        start_placed(town, agent)
+        return agent
     from tinytown.ops.launcher import start_worker
 
     start_worker(town.store, town.settings, agent)
@@ -189,6 +188,7 @@ def down(town: Town) -> dict[str, Any]:
     running = [a.id for a in town.list_agents() if town.worker_status(a)[0]]
     killed = stop_all(town)
     host = socket.gethostname()
+    _stop_host_daemons(town, host)  # before they restart anything: their agents are stopped
     lingering = []
     for agent in town.list_agents():
         pid = runtime.local_pid(town.store, agent.id)
@@ -217,6 +217,16 @@ def down(town: Town) -> dict[str, Any]:
         stopped_redis = EmbeddedRedis(town.settings.runtime_dir).stop()
     return {"workers": workers, "supervisor": supervisors > 0, "redis": stopped_redis,
             "embedded": town.settings.embedded}
+
+
+def _stop_host_daemons(town: Town, machine: str) -> None:
+    """The host daemons on this machine stop (warmly: their agents are stopped already)."""
+    stopping = []
+    for h in hosts.read_all(town.store):
+        if h.machine == machine and h.pid and pid_alive(h.pid):
+            os.kill(h.pid, signal.SIGTERM)
+            stopping.append(h.pid)
+    _wait_pids(stopping, 15)
 
 
 def _wait_pids(pids: list[int], timeout: float) -> None:

@@ -1,39 +1,13 @@
-"""Starting worker and supervisor processes detached from the terminal.
-
-Children get the town's root folder (and REDIS_URL through the environment) and build
-their own settings and clients; nothing but plain data crosses the process boundary.
-"""
+"""Starting a town's worker and supervisor processes from a client, detached from the
+terminal (the command lines and the detaching are `tinytown.launching`)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from tinytown.db import runtime
 from tinytown.db.store import Store
-from tinytown.errors import WorkerError
+from tinytown.launching import detached, supervisor_argv, worker_argv
 from tinytown.models import Agent
-from tinytown.private import private_dir
 from tinytown.settings import Settings
-
-
-def _detached(argv: list[str], log_path: Path, settings: Settings) -> int:
-    private_dir(log_path.parent)
-    env = dict(os.environ)
-    env["TINYTOWN_TOWN_ROOT"] = str(settings.root)
-    for name in ("TINYTOWN_AGENT_ID", "TINYTOWN_AGENT_NAME", "TINYTOWN_TASK_ID"):
-        env.pop(name, None)  # a worker spawned from inside a round is not that agent
-    # via tinytown._detach: the process outlives us and is never our zombie
-    done = subprocess.run(
-        [sys.executable, "-m", "tinytown._detach", str(log_path), *argv],
-        cwd=settings.root, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=30,
-    )
-    if done.returncode != 0 or not done.stdout.strip().isdigit():
-        raise WorkerError(f"could not start {argv[2]}: {done.stderr.strip()[-300:]}")
-    return int(done.stdout.strip())
 
 
 def start_worker(store: Store, settings: Settings, agent: Agent) -> int:
@@ -44,12 +18,8 @@ def start_worker(store: Store, settings: Settings, agent: Agent) -> int:
     down."""
     ensure_supervisor(settings)
     launch = runtime.launching(store, agent.id)
-    return _detached(
-        [sys.executable, "-m", "tinytown.worker", "--town", str(settings.root),
-         "--launch", launch, agent.id],
-        settings.logs_dir / agent.name / "worker.log",
-        settings,
-    )
+    return detached(worker_argv(settings.root, launch, agent.id),
+                    settings.logs_dir / agent.name / "worker.log", settings.root)
 
 
 def ensure_supervisor(settings: Settings) -> int | None:
@@ -72,8 +42,5 @@ def ensure_supervisor(settings: Settings) -> int | None:
 
 
 def start_supervisor(settings: Settings) -> int:
-    return _detached(
-        [sys.executable, "-m", "tinytown.supervisor", "--town", str(settings.root)],
-        settings.logs_dir / "supervisor.log",
-        settings,
-    )
+    return detached(supervisor_argv(settings.root), settings.logs_dir / "supervisor.log",
+                    settings.root)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from tinytown import keys
 from tinytown.db import tasks
 from tinytown.errors import TaskNotFound, UsageError
-from tinytown.models import Agent, Task
+from tinytown.models import Agent, AgentState, Task
 from tinytown.roles import roles_of
 
 if TYPE_CHECKING:
@@ -36,7 +36,15 @@ def assign_to_role(town: Town, role: str, task: Task) -> tuple[Task, list[Agent]
     """
     _check_role(town, role)
     tasks.queue_for_role(town.store, task, role)
-    live = [a for a in role_members(town, role) if not a.state.is_terminal]
+    members = role_members(town, role)
+    live = [a for a in members if not a.state.is_terminal]
+    cold = [a for a in members if a.state == AgentState.COLD]
+    if not live and cold:  # scale to zero: the one idle longest wakes for it
+        from tinytown.ops.hosts import wake
+
+        sleeper = min(cold, key=lambda a: a.last_active_at)
+        if wake(town, sleeper, "a task for its role arrived"):
+            live = [town.store.require_agent(sleeper.id)]
     return task, live
 
 

@@ -2,9 +2,12 @@
 
 Each line is one key with its Redis type and value, so a snapshot moves between Redis
 versions (unlike DUMP/RESTORE payloads). Process bookkeeping (Celery's queues, wake
-flags, worker runtime and fencing epochs, supervisor locks) is left out: it describes
-processes, not work, and a restored town starts its workers afresh (an old epoch
-restored under a live worker would fence it off). Usage, budgets and holds are kept.
+flags, worker runtime and fencing epochs, supervisor locks, host registrations) is
+left out: it describes processes, not work, and a restored town starts its workers
+afresh (an old epoch restored under a live worker would fence it off). Usage, budgets
+and holds are kept.
+API keys are left out too: who may reach a town is not its work, and a snapshot taken
+before a key was revoked must not bring the key back.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ if TYPE_CHECKING:
 
 FORMAT = "tinytown-snapshot/1"
 MAX_SNAPSHOT_BYTES = 2**30  # a town's data lives in Redis's memory: more is a mistake
-_SKIP = ("celery:", "wake:", "runtime:", "epoch:", "supervisor", "stop:", "root")
+_SKIP = ("celery:", "wake:", "runtime:", "epoch:", "supervisor", "stop:", "root", "apikeys",
+         "host")  # host daemons register afresh as they start
 
 
 def _kept(town: str, key: str) -> bool:

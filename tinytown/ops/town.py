@@ -66,7 +66,9 @@ from tinytown.validate import (
 )
 
 if TYPE_CHECKING:
+    from tinytown.apikeys import ApiKey, Scope
     from tinytown.db.connection import TownPipeline
+    from tinytown.ops.health import Health
     from tinytown.presets import CliCommand
 
 log = logging.getLogger("tinytown")
@@ -201,6 +203,9 @@ class Town:
         budget: float | None = None,
         workspace: str | None = None,
         base: str | None = None,
+        host: str | None = None,
+        on: list[str] | None = None,
+        cold: bool = False,
     ) -> AgentHandle:
         """Record a new agent (state `starting`) and start its worker unless start=False.
 
@@ -210,9 +215,13 @@ class Town:
         before a round once its cost reaches it). `workspace`: "worktree" (the default in
         a git work tree: its own worktree on branch tt/<name>, from `base`, or from the
         parent's branch for a fork), "shared" (the town's root) or a folder's path.
+        `host`: the host daemon it runs on, "auto" (the least loaded that can), "local"
+        (here); by default auto while a host daemon runs, local otherwise. `on`: labels
+        its host must have. `cold`: recorded `cold`, no process until work arrives.
         """
         validate_agent_name(name)
-        _check_spawn(fork, parent, max_rounds, budget)
+        _check_spawn(fork, parent, max_rounds, budget, placed=bool(host or on),
+                     started=start or cold)
         policy = SessionPolicy(session) if session else SessionPolicy.CONTINUE
         resumed_from: Agent | None = None
         if resume is not None:
@@ -253,6 +262,7 @@ class Town:
         )
         if max_rounds:
             agent.extra["max_rounds"] = max_rounds
+        self._place(agent, start or cold, host, on, cold)
         from tinytown.ops.workspaces import place
 
         notice = place(self, agent, workspace, base, parent_agent if fork else None)
@@ -265,12 +275,31 @@ class Town:
             raise
         if notice:
             log.warning("%s", notice)
-        handle = AgentHandle(self, agent.id)
-        if start:
-            from tinytown.ops.launcher import start_worker
+        if start and not cold:
+            self._start(agent)
+        return AgentHandle(self, agent.id)
 
-            start_worker(self.store, self.settings, agent)
-        return handle
+    def _place(self, agent: Agent, started: bool, host: str | None, on: list[str] | None,
+               cold: bool) -> None:
+        """Which host daemon runs the new agent (none: here), and whether it starts cold."""
+        if started:
+            from tinytown.ops import hosts
+
+            hosts.place(self, agent, host, on or [])
+        if cold:
+            agent.state = AgentState.COLD
+
+    def _start(self, agent: Agent) -> None:
+        """A new agent's worker: its host daemon starts it, or it starts here."""
+        from tinytown.ops import launcher
+
+        if agent.host is None:
+            launcher.start_worker(self.store, self.settings, agent)
+            return
+        from tinytown.ops.hosts import start_placed
+
+        launcher.ensure_supervisor(self.settings)
+        start_placed(self, agent)
 
     def _session_to_resume(self, ref: str) -> tuple[Agent | None, str]:
         """The agent `ref` names and its CLI session, or `ref` itself as a session id."""
@@ -304,8 +333,18 @@ class Town:
         if task.parent_id and self.store.get_task(task.parent_id) is None:
             raise TaskNotFound(f"parent task {task.parent_id} does not exist")
         task_writes.assign(self.store, task, agent, priority)
-        _warn_if_waiting(agent, "the task")
+        self._work_for(agent, "the task")
         return task.id
+
+    def _work_for(self, agent: Agent, what: str) -> None:
+        """Work went to `agent`: a cold one is woken (scale to zero); for a stopped or
+        errored one it waits, and we say so."""
+        if agent.state == AgentState.COLD:
+            from tinytown.ops.hosts import wake
+
+            wake(self, agent, f"{what.removeprefix('the ')} arrived")
+        else:
+            _warn_if_waiting(agent, what)
 
     def task(self, ref: str) -> Task:
         """A task by full id or a unique prefix of 4+ characters."""
@@ -358,7 +397,8 @@ class Town:
         validate_timeout(timeout)
         task_id = self.task(ref).id
         assignee = self._assignee(task_id)
-        if timeout is None and assignee is not None and assignee.state.is_terminal:
+        if timeout is None and assignee is not None and assignee.state.is_terminal \
+                and assignee.state != AgentState.COLD:  # a cold one wakes for its work
             raise WaitTimeout(
                 f"task {task_id} waits for {assignee.name}, which is {assignee.state.value}:"
                 f" it runs after `tt restart {assignee.name}` (or wait with a timeout)")
@@ -569,6 +609,18 @@ class Town:
 
         return set_budget(self, target, usd)
 
+    def hosts(self) -> list[dict[str, Any]]:
+        """The host daemons (`tt host`) that registered: state, load, agents."""
+        from tinytown.ops.hosts import report
+
+        return report(self)
+
+    def drain_host(self, name: str) -> dict[str, Any]:
+        """Host `name` moves its agents elsewhere and takes no new ones."""
+        from tinytown.ops.hosts import drain
+
+        return drain(self, name)
+
     def events(self, count: int = 20, agent_ref: str | None = None) -> list[dict[str, str]]:
         agent_id = self.resolve(agent_ref).id if agent_ref else None
         return self.store.read_events(count, agent_id)
@@ -577,10 +629,57 @@ class Town:
         """Events newer than id `after` ("$": from now), waiting up to `block_ms`."""
         return self.store.follow_events(after, block_ms)
 
+    # --- over HTTP: API keys, audit, health (`tt auth`, `tt serve`) -------------------
+
+    def add_api_key(self, name: str, scope: str) -> tuple[ApiKey, str]:
+        """Record an API key of scope read, write or admin; returns its record and the
+        key itself, which is shown this once (the town keeps only its digest)."""
+        from tinytown.ops.apikeys import add_key
+
+        return add_key(self, name, scope)
+
+    def api_keys(self) -> list[ApiKey]:
+        """The town's API keys (names, scopes, when made and last used; never the keys)."""
+        from tinytown.ops.apikeys import list_keys
+
+        return list_keys(self)
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        from tinytown.ops.apikeys import revoke_key
+
+        return revoke_key(self, name)
+
+    def authenticate(self, key: str | None, needed: Scope) -> ApiKey:
+        """The key's record when it may do what `needed` allows (KeyRefused, NotPermitted)."""
+        from tinytown.ops.apikeys import authenticate
+
+        return authenticate(self, key, needed)
+
+    def audit(self, key_name: str, method: str, path: str, status: int) -> None:
+        """Append an `api` event: a write made over HTTP with the key named `key_name`."""
+        from tinytown.ops.apikeys import audit
+
+        audit(self, key_name, method, path, status)
+
+    def check_serve_address(self, address: str) -> None:
+        """UsageError unless `address` is loopback or the town has an API key."""
+        from tinytown.ops.apikeys import check_address
+
+        check_address(self, address)
+
+    def health(self) -> Health:
+        """Whether the town's Redis answers and a supervisor leads (see ops.health)."""
+        from tinytown.ops.health import health
+
+        return health(self)
+
 
 def _check_spawn(fork: bool, parent: str | None, max_rounds: int | None,
-                 budget: float | None) -> None:
+                 budget: float | None, placed: bool = False, started: bool = True) -> None:
     """Refuse spawn options that do not go together, before anything is written."""
+    if placed and not started:
+        raise UsageError("--host/--on place a worker that Tinytown starts: they do not go"
+                         " with --no-start or --foreground")
     if fork and parent is None:
         raise UsageError("--fork needs --parent: a forked agent inherits its parent's context")
     if max_rounds is not None and max_rounds < 1:
@@ -744,7 +843,7 @@ class Channel:
         )
         self.deliver(message)
         if recipient.agent_type == AgentType.WORKER:
-            _warn_if_waiting(recipient, "the message")
+            self.town._work_for(recipient, "the message")
         return message
 
     def deliver(self, message: Message, pipe: TownPipeline | None = None) -> None:
@@ -784,8 +883,8 @@ class Channel:
 
 
 def _warn_if_waiting(agent: Agent, what: str) -> None:
-    """Work for a stopped, cold or errored agent is kept, but nobody runs it yet."""
-    if agent.state.is_terminal:
+    """Work for a stopped or errored agent is kept, but nobody runs it yet."""
+    if agent.state.is_terminal and agent.state != AgentState.COLD:
         log.warning("%s is %s: %s waits in its inbox until `tt restart %s`",
                     agent.name, agent.state.value, what, agent.name)
 

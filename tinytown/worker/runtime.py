@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from tinytown import keys, workspace
-from tinytown.db import holds, runtime, states
+from tinytown.db import fleet, holds, hosts, runtime, states
 from tinytown.db import rounds as round_steps
 from tinytown.db.connection import connect
 from tinytown.db.fence import Fence
@@ -41,6 +41,7 @@ from tinytown.errors import (
     RedisUnreachable,
     TinytownError,
 )
+from tinytown.launching import detached, worker_argv
 from tinytown.models import (
     Agent,
     AgentState,
@@ -113,6 +114,7 @@ class WorkerRuntime:
         self.fence: Fence | None = None  # taken in on_init: this start's fencing token
         self.worktree: Path | None = None  # where its CLI runs (None: the town's folder)
         self._stale = threading.Event()  # a newer worker holds the agent: hands off
+        self._idle_drained = False  # it drained itself, idle past idle_timeout_secs
 
     # --- lifecycle (Celery signals) -------------------------------------------------
 
@@ -247,6 +249,23 @@ class WorkerRuntime:
             states.transition(self.store, self.agent_id, new, reason=reason, fence=self.fence)
         except Exception:  # lost a race with the supervisor (or a newer worker): it stands
             log.exception("could not record the final state")
+            return
+        if new == S.COLD and self._idle_drained and fleet.with_work(self.store, self.agent_id):
+            self._wake_again()
+
+    def _wake_again(self) -> None:
+        """Work arrived while the idle agent drained (its sender saw it draining, not cold,
+        and woke nobody): the agent starts again, on its host or here. (After `tt close`
+        work left in the inbox waits: only work that arrives later wakes the agent.)"""
+        woken = fleet.wake(self.store, self.agent_id, "work arrived while it drained")
+        if woken is None:
+            return
+        if woken.host is not None:
+            hosts.nudge(self.redis, self.town, woken.host)
+            return
+        launch = runtime.launching(self.store, self.agent_id)
+        detached(worker_argv(self.settings.root, launch, self.agent_id),
+                 self.logs / "worker.log", self.settings.root)
 
     def on_shutting_down(self) -> None:
         """worker_shutting_down (a warm shutdown begins): after `tt close` the running
@@ -337,6 +356,7 @@ class WorkerRuntime:
                 return
             idle_for = (utcnow() - agent.last_active_at).total_seconds()
             if agent.state == S.IDLE and idle_for >= limit:
+                self._idle_drained = True
                 self.drain(f"idle for {idle_for:.0f}s")
                 return
 

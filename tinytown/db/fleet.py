@@ -1,0 +1,114 @@
+"""The writes that move agents between hosts and bring them back: the one home of a
+restart, a wake from cold, a move to another host and a crash-loop halt.
+
+Each is one compare-and-set on the agent record (`states.transition` or
+`Store.update_agent`), so hosts, the supervisor and clients racing on one agent cannot
+both act: the loser sees InvalidTransition or a changed record and does nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from redis.client import Pipeline
+
+from tinytown import keys
+from tinytown.db import recovery, runtime, states
+from tinytown.db.store import Store
+from tinytown.errors import InvalidTransition
+from tinytown.models import Agent, AgentState, Message, MessageType, SpawnMode, utcnow
+
+S = AgentState
+
+
+def prepare_restart(store: Store, agent_id: str, reason: str,
+                    change: Callable[[Agent], None] | None = None) -> Agent:
+    """A stopped, cold or errored agent goes back to `starting` (spawn mode resumed),
+    its old processes on this host ended and forgotten; the caller starts its worker."""
+    recovery.kill_local_processes(store, agent_id)  # a worker marked error may still run
+    store.clear_stop(agent_id)
+    runtime.forget_processes(store, agent_id)
+
+    def resumed(a: Agent) -> None:
+        a.spawn_mode = SpawnMode.RESUMED
+        a.last_heartbeat = utcnow()
+        a.current_task = None
+        if change is not None:
+            change(a)
+
+    return states.transition(store, agent_id, S.STARTING, reason=reason, change=resumed)
+
+
+def restarted(store: Store, agent: Agent, host: str, attempt: int, delay: float,
+              crashed_at: float) -> Agent:
+    """Its host restarts an agent that crashed: counted, the crash remembered (for the
+    crash-loop limit), a `restarted` event."""
+    def count(a: Agent) -> None:
+        a.restarts += 1
+        a.crashes = [*a.crashes[-19:], crashed_at]
+
+    agent = prepare_restart(store, agent.id, f"restarted by host {host} (attempt {attempt})",
+                            change=count)
+    store.add_event("restarted", agent.id, name=agent.name, host=host, attempt=attempt,
+                    after=f"{delay:g}")
+    return agent
+
+
+def halt(store: Store, agent: Agent, why: str) -> Agent:
+    """No more restarts: the agent stays `error` with the reason, told to the
+    supervisor's mailbox."""
+    def mark(a: Agent) -> None:
+        a.halted = why
+
+    def tell(pipe: Pipeline, a: Agent) -> None:
+        store.add_event("crash_loop", a.id, pipe=pipe, name=a.name, reason=why)
+        store.push_message(Message(sender=a.id, to=keys.SUPERVISOR_ID,
+                                   body=MessageType.informational(
+                                       f"{a.name} is not restarted again: {why}"
+                                       f" (`tt restart {a.name}` tries again)")), pipe)
+
+    return store.update_agent(agent.id, mark, also=tell)
+
+
+def wake(store: Store, agent_id: str, reason: str, host: str | None = None) -> Agent | None:
+    """A cold agent has work: `starting` (placed on `host` when given), or None when it
+    was not cold any more (someone else woke it, or it was killed)."""
+    def place(a: Agent) -> None:
+        if host is not None:
+            a.host = host
+        a.spawn_mode = SpawnMode.RESUMED
+
+    try:
+        return states.transition(store, agent_id, S.STARTING, expect=(S.COLD,), reason=reason,
+                                 change=place)
+    except InvalidTransition:
+        return None
+
+
+def move(store: Store, agent_id: str, from_host: str | None, to_host: str | None) -> bool:
+    """Place the agent on `to_host` if it is still on `from_host` (False otherwise)."""
+    moved: list[bool] = []
+
+    def change(a: Agent) -> None:
+        moved.append(a.host == from_host)
+        if moved[-1]:
+            a.host = to_host
+
+    def event(pipe: Pipeline, a: Agent) -> None:
+        if moved[-1]:
+            store.add_event("moved", a.id, pipe=pipe, name=a.name, old=from_host or "",
+                            new=to_host or "")
+
+    store.update_agent(agent_id, change, also=event)
+    return bool(moved and moved[-1])
+
+
+def with_work(store: Store, agent_id: str) -> bool:
+    """Whether messages wait in the agent's inbox."""
+    return bool(store.inbox_len(agent_id))
+
+
+def crashed_at(agent: Agent) -> float:
+    """When the agent went into `error` (its last state change), as Unix seconds."""
+    return agent.last_active_at.timestamp() if agent.last_active_at else time.time()

@@ -1,0 +1,5 @@
+"""`python -m tinytown.host --town ROOT [--name N] [--max-agents N] [--labels a,b]`."""
+
+from tinytown.host.app import main
+
+main()
