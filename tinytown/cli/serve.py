@@ -1,0 +1,85 @@
+"""`tt serve` and `tt auth`: the town over HTTP, and the API keys it takes.
+
+Only `tt serve` loads the web stack (FastAPI, pydantic, uvicorn, prometheus-client),
+inside the command: `tt auth` and every other command stay as quick as before.
+"""
+
+from __future__ import annotations
+
+import click
+
+from tinytown.cli.common import Context, age, emit_json, json_option, pass_ctx, print_table, say
+
+
+@click.command()
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Where to listen; anything but loopback needs an API key to exist.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="0: any free port (the start-up line names it).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS: certificate"
+              " (PEM; a chain is fine).")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="The certificate's key (PEM).")
+@pass_ctx
+def serve(obj: Context, address: str, port: int, tls_cert: str | None,
+          tls_key: str | None) -> None:
+    """Serve the town's REST API (/v1), /metrics, /healthz and /readyz."""
+    from tinytown.http.server import serve as run
+
+    run(obj.town(), address, port, tls_cert, tls_key)
+
+
+@click.group()
+def auth() -> None:
+    """API keys for `tt serve` (stored hashed: a key is shown once, when made)."""
+
+
+@auth.command(name="add")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(["read", "write", "admin"]), default="read",
+              show_default=True, help="read: GETs; write: assign, send, complete, pause...;"
+              " admin: also spawn, kill, restart, prune.")
+@json_option
+@pass_ctx
+def auth_add(obj: Context, name: str, scope: str, as_json: bool) -> None:
+    """Make a key; prints it (only this once) on stdout."""
+    record, key = obj.town().add_api_key(name, scope)
+    if as_json:
+        emit_json({**record.to_dict(), "key": key})
+        return
+    say(key)
+    say(f"tt: key {record.name!r} ({record.scope.value}): store it now, it is not shown"
+        " again; send it as `Authorization: Bearer <key>`", err=True)
+
+
+@auth.command(name="list")
+@json_option
+@pass_ctx
+def auth_list(obj: Context, as_json: bool) -> None:
+    """The town's keys: name, scope, made, last used (never the keys)."""
+    records = obj.town().api_keys()
+    if as_json:
+        emit_json([r.to_dict() for r in records])
+        return
+    if not records:
+        say("no API keys (make one with `tt auth add NAME --scope read`)")
+        return
+    print_table(None, ["NAME", "SCOPE", "CREATED", "LAST USED"],
+                [[r.name, r.scope.value, age(r.created_at) + " ago",
+                  age(r.last_used_at) + " ago" if r.last_used_at else "never"]
+                 for r in records])
+
+
+@auth.command(name="revoke")
+@click.argument("name")
+@json_option
+@pass_ctx
+def auth_revoke(obj: Context, name: str, as_json: bool) -> None:
+    """Delete a key: every `tt serve` of the town refuses it from the next request."""
+    record = obj.town().revoke_api_key(name)
+    if as_json:
+        emit_json(record.to_dict())
+    else:
+        say(f"revoked key {record.name!r} ({record.scope.value})")
+
+
+COMMANDS = [serve, auth]

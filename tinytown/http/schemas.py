@@ -1,0 +1,312 @@
+"""The API's bodies as pydantic models: what /openapi.json documents.
+
+Records (Agent, Task, Message) are the wire format itself (shared/wire-format.md):
+the models are built from `to_wire()` and their JSON is that document, field for
+field. Timestamps stay the wire's RFC 3339 strings (a `datetime` would be re-spelled);
+Tinytown's own fields and a newer writer's pass through as extra fields.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tinytown.models import (
+    AckKind,
+    AgentState,
+    AgentType,
+    MessageBody,
+    MessageType,
+    Priority,
+    SessionPolicy,
+    SpawnMode,
+    TaskState,
+    WireModel,
+)
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"},
+                                 examples=["2026-11-24T22:21:33.123456Z"])]
+Uuid = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+Text = Annotated[str, Field(max_length=1024 * 1024)]  # the message size limit, roughly
+Ref = Annotated[str, Field(min_length=1, max_length=200,
+                           description="A name, nickname, id or id prefix of 4+ characters")]
+
+
+class _Record(BaseModel):
+    """A stored record: its wire fields, then any others it carries."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @classmethod
+    def of(cls, record: WireModel) -> Self:
+        return cls.model_validate(record.to_wire())
+
+
+class Agent(_Record):
+    id: Uuid
+    name: str
+    nickname: str | None
+    role_id: str | None
+    parent_agent_id: Uuid | None
+    spawn_mode: SpawnMode
+    agent_type: AgentType
+    state: AgentState
+    cli: str
+    current_task: Uuid | None
+    created_at: Timestamp
+    last_heartbeat: Timestamp
+    tasks_completed: int = Field(ge=0)
+    rounds_completed: int = Field(ge=0)
+    last_active_at: Timestamp
+    current_scope: str | None
+
+
+class Task(_Record):
+    id: Uuid
+    description: str
+    state: TaskState
+    assigned_to: Uuid | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    started_at: Timestamp | None = None
+    completed_at: Timestamp | None
+    result: str | None
+    parent_id: Uuid | None
+    tags: list[str] = []
+
+
+class Message(_Record):
+    """One flat message: these common fields and its type's own fields beside them
+    (`description` for a task, `question` for a query, ...: see the wire format)."""
+
+    id: Uuid
+    sender: Uuid = Field(alias="from")
+    to: Uuid
+    type: str
+    priority: Priority
+    created_at: Timestamp
+    correlation_id: Uuid | None
+
+
+# --- requests -----------------------------------------------------------------------
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Spawn(_Request):
+    """`tt spawn`'s options."""
+
+    name: str = Field(min_length=1, max_length=64)
+    cli: str | None = Field(None, max_length=4096,
+                            description="Preset (claude, codex, ...), [agent_clis] name or"
+                                        " command; default: the role's, else the town's")
+    role: str | None = None
+    nickname: str | None = None
+    parent: str | None = None
+    fork: bool = False
+    max_rounds: int | None = Field(None, ge=1)
+    scope: str | None = None
+    start: bool = Field(True, description="Start its worker (false: only record it)")
+    session: SessionPolicy | None = None
+    resume: str | None = None
+    budget_usd: float | None = Field(None, ge=0)
+    workspace: str | None = Field(None, description="worktree, shared or a folder's path")
+    base: str | None = None
+
+    @field_validator("budget_usd")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("a budget is a finite amount of USD")
+        return value
+
+
+class Assign(_Request):
+    """A new task for an agent (`agent`) or for whichever agent of a role is free
+    (`role`): give exactly one of them."""
+
+    description: Text = Field(min_length=1)
+    agent: str | None = None
+    role: str | None = None
+    tags: list[str] = []
+    parent_id: str | None = None
+    urgent: bool = Field(False, description="At the head of the agent's inbox")
+
+
+class Complete(_Request):
+    result: Text | None = None
+
+
+class Fail(_Request):
+    error: Text | None = None
+
+
+class Prune(_Request):
+    all: bool = Field(False, description="Kill running agents first")
+    force: bool = Field(False, description="Also agents with pending messages or"
+                                           " uncommitted work")
+    delete_branches: bool = False
+
+
+class BacklogAdd(_Request):
+    description: Text = Field(min_length=1)
+    tags: list[str] = []
+    role: str | None = None
+
+
+class Claim(_Request):
+    agent: Ref
+
+
+class _Send(_Request):
+    priority: Priority = Priority.NORMAL
+    sender: str | None = Field(None, alias="from",
+                               description="An agent (default: the supervisor mailbox)")
+    correlation_id: Uuid | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def body(self) -> MessageBody:
+        raise NotImplementedError
+
+
+class SendTask(_Send):
+    type: Literal["task"]
+    description: Text = Field(min_length=1)
+
+    def body(self) -> MessageBody:
+        return MessageType.task(self.description)
+
+
+class SendQuery(_Send):
+    type: Literal["query"]
+    question: Text = Field(min_length=1)
+
+    def body(self) -> MessageBody:
+        return MessageType.query(self.question)
+
+
+class SendInformational(_Send):
+    type: Literal["informational"]
+    summary: Text = Field(min_length=1)
+
+    def body(self) -> MessageBody:
+        return MessageType.informational(self.summary)
+
+
+class AckType(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: AckKind = AckKind.ACKNOWLEDGED
+    reason: str | None = None
+
+
+class SendConfirmation(_Send):
+    type: Literal["confirmation"]
+    ack_type: AckType = AckType()
+
+    def body(self) -> MessageBody:
+        return MessageType.confirmation(self.ack_type.type, self.ack_type.reason)
+
+
+class SendCustom(_Send):
+    type: Literal["custom"]
+    kind: str = Field(min_length=1, max_length=200)
+    payload: Text
+
+    def body(self) -> MessageBody:
+        return MessageType.custom(self.kind, self.payload)
+
+
+class SendPing(_Send):
+    type: Literal["ping"]
+
+    def body(self) -> MessageBody:
+        return MessageType.ping()
+
+
+class SendStatusRequest(_Send):
+    type: Literal["status_request"]
+
+    def body(self) -> MessageBody:
+        return MessageType.status_request()
+
+
+class SendShutdown(_Send):
+    type: Literal["shutdown"]
+
+    def body(self) -> MessageBody:
+        return MessageType.shutdown()
+
+
+Send = Annotated[
+    SendTask | SendQuery | SendInformational | SendConfirmation | SendCustom | SendPing
+    | SendStatusRequest | SendShutdown,
+    Field(discriminator="type"),
+]
+"""A message to put in an agent's inbox: the wire format's fields for its type, and
+optionally its priority, sender and the message it answers."""
+
+
+# --- other answers --------------------------------------------------------------------
+
+
+class Error(BaseModel):
+    error: str = Field(description="The one-line message `tt` prints for the same error")
+
+
+class Kept(BaseModel):
+    name: str
+    reason: str
+
+
+class PruneReport(BaseModel):
+    pruned: list[str]
+    kept: list[Kept]
+    unfinished_tasks: list[Uuid]
+
+
+class Event(BaseModel):
+    """One entry of the town's event stream: its id, kind and time, then its fields
+    (`agent`, `old`/`new` for a state change, `key_name`/`method`/`path` for `api`...)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    kind: str
+    time: Timestamp
+
+
+class UsageTotals(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    rounds: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cost: str = Field(description="The cost as `tt usage` shows it ($1.23, $1.23+?, ?)")
+
+
+class UsageRow(UsageTotals):
+    key: str
+    name: str
+
+
+class UsageReport(BaseModel):
+    by: Literal["agent", "task", "role", "day"]
+    since: str | None
+    agent: Uuid | None
+    task: Uuid | None
+    rows: list[UsageRow]
+    total: UsageTotals
+
+
+class Ready(BaseModel):
+    ready: bool
+    supervisor: str | None = Field(description="The supervisor that leads (pid@host)")
+
+
+class Alive(BaseModel):
+    status: Literal["ok"] = "ok"

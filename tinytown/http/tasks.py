@@ -1,0 +1,81 @@
+"""/v1/tasks: list, show, assign (to an agent or a role), wait, complete, fail, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from tinytown.apikeys import Scope
+from tinytown.errors import UsageError
+from tinytown.http import schemas as s
+from tinytown.http.auth import needs, town_of
+from tinytown.http.errors import responses
+from tinytown.models import Priority, TaskState
+from tinytown.models import Task as TaskRecord
+from tinytown.ops.town import Town
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+TownDep = Annotated[Town, Depends(town_of)]
+TaskRef = Annotated[str, Path(min_length=1, max_length=64,
+                              description="A task id or a prefix of 4+ characters")]
+MAX_WAIT_SECS = 300.0  # a wait holds a thread of the server: longer ones wait again
+
+
+@router.get("", dependencies=[needs(Scope.READ)], responses=responses(404))
+def list_tasks(town: TownDep, state: TaskState | None = None,
+               agent: Annotated[str | None, Query(max_length=200)] = None) -> list[s.Task]:
+    """Tasks, oldest first; of one state, of one agent."""
+    return [s.Task.of(t) for t in town.list_tasks(state=state, agent_ref=agent)]
+
+
+@router.post("", status_code=201, dependencies=[needs(Scope.WRITE)],
+             responses=responses(404, 409, 413))
+def assign(body: s.Assign, town: TownDep) -> s.Task:
+    """A task for an agent (`agent`), or queued for whichever agent of a role is free
+    (`role`): `tt assign`."""
+    if (body.agent is None) == (body.role is None):
+        raise UsageError("give `agent` or `role` (one of them)")
+    parent_id = town.task(body.parent_id).id if body.parent_id else None
+    task = TaskRecord(body.description, tags=body.tags, parent_id=parent_id)
+    if body.role is not None:
+        queued, _live = town.assign_to_role(body.role, task)
+        return s.Task.of(queued)
+    assert body.agent is not None
+    task_id = town.assign(body.agent, task, Priority.URGENT if body.urgent else Priority.NORMAL)
+    return s.Task.of(town.task(task_id))
+
+
+@router.get("/{ref}", dependencies=[needs(Scope.READ)], responses=responses(404))
+def show_task(ref: TaskRef, town: TownDep) -> s.Task:
+    return s.Task.of(town.task(ref))
+
+
+@router.get("/{ref}/wait", dependencies=[needs(Scope.READ)], responses=responses(404, 408))
+async def wait_task(
+    ref: TaskRef, request: Request, town: TownDep,
+    timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_SECS)] = 30.0,
+) -> s.Task:
+    """The task once it is completed, failed or cancelled; 408 if it is still going
+    after `timeout` seconds (`tt assign --wait`)."""
+    done = await anyio.to_thread.run_sync(town.wait_task, ref, timeout,
+                                          limiter=request.app.state.waits)
+    return s.Task.of(done)
+
+
+@router.post("/{ref}/complete", dependencies=[needs(Scope.WRITE)],
+             responses=responses(404, 409))
+def complete(ref: TaskRef, town: TownDep, body: s.Complete | None = None) -> s.Task:
+    return s.Task.of(town.complete_task(ref, body.result if body else None))
+
+
+@router.post("/{ref}/fail", dependencies=[needs(Scope.WRITE)], responses=responses(404, 409))
+def fail(ref: TaskRef, town: TownDep, body: s.Fail | None = None) -> s.Task:
+    return s.Task.of(town.fail_task(ref, body.error if body else None))
+
+
+@router.post("/{ref}/cancel", dependencies=[needs(Scope.WRITE)],
+             responses=responses(404, 409))
+def cancel(ref: TaskRef, town: TownDep) -> s.Task:
+    return s.Task.of(town.cancel_task(ref))
