@@ -89,8 +89,11 @@ class Supervisor:
         events = threading.Thread(target=self._consume_events, daemon=True)
         events.start()
         tick = min(1.0, self.settings.supervisor.heartbeat_timeout_secs / 4)
-        last_renew = time.monotonic()
-        while not self.stopping.wait(tick):
+        last_renew = next_check = time.monotonic()  # the first check at once
+        # at a fixed rate: a check that takes 100 ms (1,000 agents) does not stretch the
+        # period, which bounds how late a silent agent is caught
+        while not self.stopping.wait(max(0.0, next_check - time.monotonic())):
+            next_check = max(next_check + tick, time.monotonic())
             if time.monotonic() - last_renew >= self.lock_ttl / 4:
                 if not leader.renew(self.store, self.me, self.lock_ttl):
                     log.warning("lost the leader lock; standing by")
