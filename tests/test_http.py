@@ -620,6 +620,12 @@ def test_metrics_parse_and_count_the_town(served: Served) -> None:
     assert samples[("tinytown_agent_inbox_messages", (("agent", "quiet"),))] == 0
     assert samples[("tinytown_supervisor_leader", ())] == 1
     assert ("tinytown_town_cost_usd_total", ()) in samples
+    # the round's duration, in the histogram every round's finish keeps in Redis
+    assert samples[("tinytown_round_duration_seconds_count", ())] == 1
+    assert samples[("tinytown_round_duration_seconds_bucket", (("le", "+Inf"),))] == 1
+    assert samples[("tinytown_round_duration_seconds_bucket", (("le", "3600.0"),))] == 1
+    assert 0 < samples[("tinytown_round_duration_seconds_sum", ())] < 60
+    assert samples[("tinytown_round_failures_total", ())] == 0
 
 
 def test_readiness_and_an_unreachable_redis(town_factory: Callable[..., TownFixture]) -> None:

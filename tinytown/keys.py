@@ -16,6 +16,7 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
     tt:<town>:events               stream  state changes and other town events
     tt:<town>:usage                hash    the town's tokens and cost, summed over rounds
     tt:<town>:rounds               stream  each round's usage (agent, role, task, tokens, cost)
+    tt:<town>:roundstats           hash    rounds' durations: count, failed, sum_ms, le_<secs>
     tt:<town>:budget               string  the town's budget in USD (`tt budget set town`)
     tt:<town>:holds                zset    agents paused at a usage limit, by resume time
     tt:<town>:supervisor:leader    string  leader lock of the supervisor service ("pid@host")
@@ -112,6 +113,11 @@ def usage(town: str) -> str:
 
 def rounds(town: str) -> str:
     return f"tt:{town}:rounds"
+
+
+def round_stats(town: str) -> str:
+    """Every round's duration, as a cumulative histogram (and failures), for /metrics."""
+    return f"tt:{town}:roundstats"
 
 
 def budget(town: str) -> str:

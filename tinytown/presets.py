@@ -64,6 +64,7 @@ class CliCommand:
     session_lost: str = ""  # a regex of what the CLI says when a session is gone
     usage_totals: bool = False  # it reports a resumed session's totals, not the run's
     account: str = ""  # agents of one account pause together at its usage limit
+    mcp: str = ""  # how it loads an MCP server: claude-json, codex-config, gemini-settings
     description: str = ""
 
     @property
@@ -118,6 +119,7 @@ class Preset:
     session_lost: str = ""
     usage_totals: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    mcp: str = ""
 
 
 _CODEX = "codex exec --dangerously-bypass-approvals-and-sandbox --skip-git-repo-check"
@@ -126,7 +128,7 @@ PRESETS: dict[str, Preset] = {
         "claude --print --dangerously-skip-permissions", "Anthropic Claude Code",
         output=OutputFormat.CLAUDE, output_args="--output-format json",
         resume_args="--resume {session}", fork_args="--resume {session} --fork-session",
-        session_lost="No conversation found with session ID",
+        session_lost="No conversation found with session ID", mcp="claude-json",
     ),
     "auggie": Preset(
         "auggie --print", "Augment Code", PromptVia.FILE, "--instruction-file",
@@ -137,16 +139,17 @@ PRESETS: dict[str, Preset] = {
     "codex": Preset(
         _CODEX, "OpenAI Codex", output=OutputFormat.CODEX, output_args="--json",
         resume_args="resume {session} -", fork_args="fork {session} -", usage_totals=True,
+        mcp="codex-config",
     ),
     "codex-mini": Preset(
         f'{_CODEX} -m gpt-5.4-mini -c model_reasoning_effort="medium"', "OpenAI Codex",
         output=OutputFormat.CODEX, output_args="--json", resume_args="resume {session} -",
-        fork_args="fork {session} -", usage_totals=True,
+        fork_args="fork {session} -", usage_totals=True, mcp="codex-config",
     ),
     "gemini": Preset(
         "gemini --skip-trust --yolo", "Google Gemini CLI", output=OutputFormat.GEMINI,
         output_args="--output-format json", resume_args="--resume {session}",
-        session_lost="Error resuming session",
+        session_lost="Error resuming session", mcp="gemini-settings",
     ),
     # its token counts are in the file --usage-output-file writes, not in its events
     "copilot": Preset(
@@ -189,7 +192,7 @@ def _from_preset(name: str, preset: Preset) -> CliCommand:
         resume_args=_args(preset.resume_args), fork_args=_args(preset.fork_args),
         session_args=_args(preset.session_args), fresh_args=_args(preset.fresh_args),
         new_session_args=_args(preset.new_session_args), session_lost=preset.session_lost,
-        usage_totals=preset.usage_totals, description=preset.agent,
+        usage_totals=preset.usage_totals, mcp=preset.mcp, description=preset.agent,
     )
 
 
@@ -204,6 +207,8 @@ def _configured(name: str, config: AgentCliConfig, base: CliCommand | None) -> C
     changes: dict[str, object] = {}
     if config.command:
         changes["argv"] = _split(config.command, what)
+    if config.mcp is not None:
+        changes["mcp"] = "" if config.mcp == "none" else config.mcp
     for key in ("prompt_flag", "workdir", "session_lost", "account"):
         if getattr(config, key) is not None:
             changes[key] = getattr(config, key)

@@ -65,6 +65,8 @@ class AgentCliConfig(_Section):
     account: str | None = None  # agents of one account pause together at its usage limit
     workdir: str | None = None
     env: dict[str, str] = msgspec.field(default_factory=dict)
+    # how its rounds are given Tinytown's MCP server (`tt mcp`); "none": not at all
+    mcp: Literal["claude-json", "codex-config", "gemini-settings", "none"] | None = None
 
 
 class PriceConfig(_Section):
@@ -103,6 +105,7 @@ class AgentSettings(_Section):
     # an agent in `error` is restarted by its host (`tt host`), with exponential backoff,
     # until it has crashed `crash_loop_limit` times within `crash_loop_window_secs`
     restart: Literal["on-failure", "never"] = "on-failure"
+    mcp: bool = True  # rounds of a CLI that loads MCP servers get `tt mcp` configured
     restart_backoff_secs: Annotated[float, msgspec.Meta(gt=0)] = 1
     restart_backoff_max_secs: Annotated[float, msgspec.Meta(gt=0)] = 60
     crash_loop_limit: Annotated[int, msgspec.Meta(ge=1)] = 5

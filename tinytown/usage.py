@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens")
+ROUND_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)  # seconds: /metrics' histogram
 
 
 class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):

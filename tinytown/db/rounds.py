@@ -219,6 +219,7 @@ class Outcome:
     usage: Usage | None = None  # what the round cost (rounds=1)
     session_usage: dict[str, Any] | None = None  # the session's totals, as reported
     commits: list[str] = field(default_factory=list)  # made on the agent's branch
+    secs: float = 0.0  # how long the CLI ran
 
 
 def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
@@ -257,6 +258,7 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
             _report(store, pipe, agent_id, task, outcome.error)
         if outcome.usage is not None:
             round_usage.queue_round(store, pipe, agent, task, outcome.number, outcome.usage)
+        round_usage.queue_timing(store, pipe, outcome.secs, outcome.ok)
         pipe.set(agent_key, agent.to_json())
         states.record(store, pipe, agent, old, f"round {outcome.number} done")
         if outcome.reply is not None:

@@ -17,7 +17,7 @@ from tinytown.db.connection import text, text_map
 from tinytown.db.store import Store
 from tinytown.errors import WrongType
 from tinytown.models import Agent, Task, format_timestamp, utcnow
-from tinytown.usage import TOKEN_FIELDS, Usage
+from tinytown.usage import ROUND_BUCKETS, TOKEN_FIELDS, Usage
 
 ROUNDS_MAXLEN = 200_000  # a few months of a busy town's rounds; totals never trim
 
@@ -42,6 +42,29 @@ def queue_round(store: Store, pipe: Any, agent: Agent, task: Task | None, number
     shown = {k: v for k, v in entry.items() if k not in ("agent", "time", "unknown")}
     store.add_event("round", agent.id, pipe=pipe,
                     **({**shown, "cost_usd": "unknown"} if usage.unknown_rounds else shown))
+
+
+def queue_timing(store: Store, pipe: Any, secs: float, ok: bool) -> None:
+    """Queue on `pipe`: the round's duration into the town's cumulative histogram
+    (`tt:<town>:roundstats`: count, failed, sum_ms, le_<bound>), kept for /metrics."""
+    key = keys.round_stats(store.town)
+    pipe.hincrby(key, "count", 1)
+    pipe.hincrby(key, "sum_ms", int(secs * 1000))
+    if not ok:
+        pipe.hincrby(key, "failed", 1)
+    for bound in ROUND_BUCKETS:
+        if secs <= bound:
+            pipe.hincrby(key, f"le_{bound}", 1)
+
+
+def round_timings(store: Store) -> dict[str, int]:
+    """The histogram `queue_timing` keeps ({} before the first round)."""
+    try:
+        raw = text_map(store.r.hgetall(keys.round_stats(store.town)))
+    except WrongType:
+        store.set_aside(keys.round_stats(store.town))
+        return {}
+    return {k: int(v) for k, v in raw.items() if v.lstrip("-").isdigit()}
 
 
 def town_totals(store: Store) -> Usage:

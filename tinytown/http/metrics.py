@@ -12,7 +12,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
@@ -21,7 +26,7 @@ from tinytown.http.auth import needs, town_of
 from tinytown.http.errors import responses
 from tinytown.models import Agent, AgentState, TaskState
 from tinytown.ops.town import Town
-from tinytown.usage import TOKEN_FIELDS
+from tinytown.usage import ROUND_BUCKETS, TOKEN_FIELDS
 
 router = APIRouter(tags=["metrics"])
 
@@ -47,6 +52,7 @@ class TownCollector(Collector):
         spent = town.budgets()["town"]["spent_usd"]
         yield CounterMetricFamily("tinytown_town_cost_usd",
                                   "What the town's rounds cost (USD, where known)", spent)
+        yield from _rounds(town)
         health = town.health()
         yield GaugeMetricFamily("tinytown_supervisor_leader",
                                 "1 while a supervisor leads the town", int(health.leader
@@ -76,6 +82,21 @@ def _per_agent(town: Town, workers: list[Agent]) -> Iterator[Metric]:
                                   getattr(agent.usage, kind))
         inbox.add_metric([agent.name], lens.get(agent.id, 0))
     yield from (rounds, done, cost, tokens, inbox)
+
+
+def _rounds(town: Town) -> Iterator[Metric]:
+    """Every round's duration (a histogram kept in Redis by each round's finish) and the
+    rounds whose CLI failed."""
+    stats = town.round_timings()
+    buckets = [(str(float(bound)), stats.get(f"le_{bound}", 0)) for bound in ROUND_BUCKETS]
+    buckets.append(("+Inf", stats.get("count", 0)))
+    histogram = HistogramMetricFamily("tinytown_round_duration_seconds",
+                                      "How long rounds' agent CLIs ran")
+    histogram.add_metric([], buckets, stats.get("sum_ms", 0) / 1000)
+    yield histogram
+    yield CounterMetricFamily("tinytown_round_failures",
+                              "Rounds whose agent CLI failed (an error, a timeout)",
+                              stats.get("failed", 0))
 
 
 def registry_for(town: Town) -> CollectorRegistry:

@@ -596,6 +596,13 @@ class Town:
 
         return report(self, agent_ref, task_id, since, by)
 
+    def round_timings(self) -> dict[str, int]:
+        """The rounds' durations as a cumulative histogram (count, failed, sum_ms,
+        le_<secs> for each bound of `usage.ROUND_BUCKETS`)."""
+        from tinytown.db.usage import round_timings
+
+        return round_timings(self.store)
+
     def budgets(self) -> dict[str, Any]:
         """The town's budget and spend, and each agent's."""
         from tinytown.ops.usage import budget_status

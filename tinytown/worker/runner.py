@@ -77,6 +77,7 @@ class RunResult:
     timed_out: bool = False
     error: str | None = None  # why it could not start
     stdout: str = ""  # what the CLI wrote on stdout (its answer, or its report)
+    secs: float = 0.0  # how long it ran
 
     @property
     def ok(self) -> bool:

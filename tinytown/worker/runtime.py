@@ -66,7 +66,7 @@ from tinytown.processes import kill_group
 from tinytown.roles import queues_of
 from tinytown.settings import Settings
 from tinytown.usage import Usage, of_round, since_session_start
-from tinytown.worker import sessions, spend
+from tinytown.worker import mcp_setup, sessions, spend
 from tinytown.worker.prompt import RoundInput, build_prompt
 from tinytown.worker.runner import RunResult, Watchdog, run_cli
 from tinytown.workspace import GitError
@@ -642,6 +642,10 @@ class WorkerRuntime:
         })
         if task is not None:
             env["TINYTOWN_TASK_ID"] = task.id
+        argv = planned.argv
+        if self.settings.agent.mcp:
+            argv = mcp_setup.configure(command, argv, env, self.settings.root, agent,
+                                       task.id if task else None, self._state_dir_of(agent.id))
 
         def started(pid: int) -> None:
             self.watchdog.guard(pid)  # its process group dies with this worker
@@ -662,9 +666,10 @@ class WorkerRuntime:
             return RunResult(None, "", error=too_large)
         with log_path.open("a") as log:  # the round log says which session it works in
             log.write(f"tinytown: round {number} of {agent.name}; {planned.describe()}\n")
+        began = time.monotonic()
         try:
             result = run_cli(
-                replace(command, argv=planned.argv), prompt,
+                replace(command, argv=argv), prompt,
                 cwd=self.worktree or self.settings.root, env=env,
                 log_path=log_path,
                 timeout=self.settings.agent.round_timeout_secs, on_start=started,
@@ -672,6 +677,7 @@ class WorkerRuntime:
         finally:
             self._cli_group = None
             self.watchdog.release()
+        result.secs = time.monotonic() - began
         if result.error:  # it never started
             prompt_log.write_text(prompt)
         return result
@@ -697,7 +703,7 @@ class WorkerRuntime:
             context=json.dumps({"round": number, "prompt": prompt[-2000:],
                                 "output": output[-2000:]}),
             context_rounds=self.settings.agent.context_rounds, session_id=session,
-            commits=commits,
+            commits=commits, secs=result.secs,
         )
         outcome.usage, outcome.session_usage = self._usage(agent, command, planned, result,
                                                            report.usage)

@@ -1,0 +1,67 @@
+"""A round's agent CLI gets Tinytown's MCP server (`tt mcp`, stdio) configured for its
+agent, so that it coordinates through tools (send a message, assign, complete its task)
+instead of shelling out to `tt`.
+
+Each CLI loads MCP servers its own way (`CliCommand.mcp`):
+
+- `claude-json`: Claude Code's `--mcp-config FILE` (a JSON file of the agent's own);
+- `codex-config`: Codex's `-c mcp_servers.tinytown.*=...` overrides (nothing written);
+- `gemini-settings`: Gemini CLI's system settings file (`GEMINI_CLI_SYSTEM_SETTINGS_PATH`),
+  one of the agent's own holding `mcpServers`.
+
+The server learns whom it speaks for from TINYTOWN_AGENT_ID / _NAME / _TASK_ID, given
+in its own configuration (a CLI may not pass its environment on); the town's Redis URL,
+which may hold a password, is never written: the server inherits it from the CLI where
+the CLI passes its environment on, and reads `tinytown.toml` otherwise.
+`[agent] mcp = false` turns it all off.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from tinytown.models import Agent
+from tinytown.presets import CliCommand
+from tinytown.private import private_dir
+
+SERVER = "tinytown"
+
+
+def server_argv(root: Path) -> list[str]:
+    return [sys.executable, "-m", "tinytown", "--town", str(root), "mcp"]
+
+
+def identity(agent: Agent, task_id: str | None) -> dict[str, str]:
+    env = {"TINYTOWN_AGENT_ID": agent.id, "TINYTOWN_AGENT_NAME": agent.name}
+    if task_id:
+        env["TINYTOWN_TASK_ID"] = task_id
+    return env
+
+
+def configure(command: CliCommand, argv: list[str], env: dict[str, str], root: Path,
+              agent: Agent, task_id: str | None, state: Path) -> list[str]:
+    """The round's argv with the MCP server configured (`env` may be added to); the
+    argv as it was for a CLI that loads none."""
+    if not command.mcp:
+        return argv
+    exe, *args = server_argv(root)
+    who = identity(agent, task_id)
+    if command.mcp == "codex-config":
+        toml = {"command": json.dumps(exe), "args": json.dumps(args),
+                "env": "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in who.items()) + "}",
+                "env_vars": json.dumps(["REDIS_URL", "HOME", "PATH"])}
+        overrides = [x for key, value in toml.items()
+                     for x in ("-c", f"mcp_servers.{SERVER}.{key}={value}")]
+        at = len(command.argv)  # before `resume ID -`, a subcommand
+        return [*argv[:at], *overrides, *argv[at:]]
+    servers = {"mcpServers": {SERVER: {"command": exe, "args": args, "env": who}}}
+    private_dir(state)
+    path = state / "mcp.json"
+    path.write_text(json.dumps(servers, indent=1))
+    if command.mcp == "claude-json":
+        return [*argv, "--mcp-config", str(path)]
+    if command.mcp == "gemini-settings":
+        env["GEMINI_CLI_SYSTEM_SETTINGS_PATH"] = str(path)
+    return argv
