@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TownFixture, wait_until
-from tests.netns import Network, python_cli_wrapper, why_not
+from tests.netns import Host, Network, python_cli_wrapper, why_not
 from tinytown import keys
 from tinytown.db import runtime
 from tinytown.models import AgentState, Message, TaskState
@@ -78,6 +78,22 @@ def _worker_pid(town: TownFixture, agent_id: str) -> int:
         return int(value) if value.isdigit() else None
 
     return int(wait_until(pid, 30, "the worker's pid"))
+
+
+def _working_on_alpha(town: TownFixture, net: Network, name: str, job: str
+                      ) -> tuple[Host, str, str]:
+    """Agent `name` on host alpha running `job`, with host beta up beside it: alpha,
+    the agent's id and the task's."""
+    alpha = net.start_host("alpha")
+    _host_up(town, "alpha")
+    assert town.tt("spawn", name, "--host", "alpha").code == 0
+    agent_id = town.town.resolve(name).id
+    town.wait_state(name, "idle", timeout=60)
+    net.start_host("beta")
+    _host_up(town, "beta")
+    task_id = town.town.assign(name, job)
+    town.wait_task(task_id, TaskState.RUNNING, timeout=30)
+    return alpha, agent_id, task_id
 
 
 def test_placement_by_capacity_cli_and_labels(fleet: Callable[..., tuple[TownFixture, Network]],
@@ -185,15 +201,7 @@ def test_a_crash_loop_stops_the_restarts(
 def test_a_dead_host_s_agents_run_on_another_host(
         fleet: Callable[..., tuple[TownFixture, Network]]) -> None:
     town, net = fleet(supervise=True)
-    alpha = net.start_host("alpha")
-    _host_up(town, "alpha")
-    assert town.tt("spawn", "mover", "--host", "alpha").code == 0
-    agent_id = town.town.resolve("mover").id
-    town.wait_state("mover", "idle", timeout=60)
-    net.start_host("beta")
-    _host_up(town, "beta")
-    task_id = town.town.assign("mover", "long job @sleep 4")
-    town.wait_task(task_id, TaskState.RUNNING, timeout=30)
+    alpha, agent_id, task_id = _working_on_alpha(town, net, "mover", "long job @sleep 4")
 
     alpha.kill_all()  # the machine dies, workers and all
     town.wait_task(task_id, TaskState.COMPLETED, timeout=120)
@@ -256,15 +264,7 @@ def test_drain_moves_the_agents_and_takes_no_new_ones(
 def test_a_link_cut_mid_round_does_not_run_the_task_twice(
         fleet: Callable[..., tuple[TownFixture, Network]]) -> None:
     town, net = fleet(supervise=True)
-    alpha = net.start_host("alpha")
-    _host_up(town, "alpha")
-    assert town.tt("spawn", "cut", "--host", "alpha").code == 0
-    agent_id = town.town.resolve("cut").id
-    town.wait_state("cut", "idle", timeout=60)
-    net.start_host("beta")
-    _host_up(town, "beta")
-    task_id = town.town.assign("cut", "long job @sleep 8")
-    town.wait_task(task_id, TaskState.RUNNING, timeout=30)
+    alpha, agent_id, task_id = _working_on_alpha(town, net, "cut", "long job @sleep 8")
 
     alpha.cut()  # alpha and its worker are cut off mid-round
     wait_until(lambda: town.town.store.require_agent(agent_id).host == "beta", 90,
