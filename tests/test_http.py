@@ -184,12 +184,12 @@ def test_auth_add_prints_the_key_once_and_stores_only_its_digest(town: TownFixtu
 
 def test_tt_commands_other_than_serve_load_no_web_stack(town: TownFixture) -> None:
     """`tt send`, `tt list`, `tt auth list` stay fast: no FastAPI, pydantic, uvicorn,
-    starlette or prometheus-client."""
+    starlette, prometheus-client or the MCP SDK (`tt serve` and `tt mcp` only)."""
     town.tt("spawn", "quiet", "--no-start")
     probe = ("import sys\nfrom tinytown.cli.main import main\ntry:\n    main(sys.argv[1:])\n"
              "except SystemExit:\n    pass\n"
              "heavy = sorted(m for m in ('fastapi', 'pydantic', 'uvicorn', 'starlette',"
-             " 'prometheus_client') if m in sys.modules)\n"
+             " 'prometheus_client', 'mcp', 'mcp_types') if m in sys.modules)\n"
              "print('HEAVY', heavy, file=sys.stderr)\n")
     for args in (["send", "quiet", "hello"], ["list"], ["auth", "list"],
                  ["auth", "add", "k", "--scope", "read"]):

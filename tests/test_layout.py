@@ -7,6 +7,8 @@ control plane (`celery_app`, `ops/control`) import Celery. No module imports ano
 that imports it back, function-local imports included (imports under TYPE_CHECKING are
 for type checkers only and do not count). Only the CLI imports `tinytown/http/` (`tt
 serve`, a client of the Town API: http -> ops), and only that layer loads the web stack.
+Only the CLI (`tt mcp`) and the HTTP layer (`/mcp`) import `tinytown/mcp/` (the MCP
+tools, mcp -> ops), and only that layer imports the MCP SDK.
 ruff's TID251 enforces the third-party part while editing; this test enforces all of it.
 """
 
@@ -28,12 +30,14 @@ ALLOWED = {
     "worker": {"db", "control"},
     "supervisor": {"db", "control"},
     "host": {"db", "control"},
-    "http": {"ops"},  # `tt serve`: a client of the Town API, like the CLI
+    "mcp": {"ops"},  # the MCP tools: each one Town call
+    "http": {"ops", "mcp"},  # `tt serve`: a client of the Town API, like the CLI; /mcp
     # the CLI runs a worker or supervisor in the foreground (`tt worker`): their entry;
-    # `tt serve` runs the HTTP layer
-    "cli": {"ops", "entry", "http"},
+    # `tt serve` runs the HTTP layer, `tt mcp` the MCP tools over stdio
+    "cli": {"ops", "entry", "http", "mcp"},
 }
 WEB_STACK = {"fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"}
+MCP_SDK = {"mcp", "mcp_types"}
 ENTRY_POINTS = {"tinytown.worker.app", "tinytown.supervisor.service", "tinytown.host.app"}
 EXEMPT = {"tinytown.__main__"}  # the `tt` entry point: imports the CLI
 
@@ -49,7 +53,7 @@ MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
 def layer(module: str) -> str:
     parts = module.split(".")
     if len(parts) > 2 and parts[1] in ("db", "ops", "worker", "supervisor", "host", "cli",
-                                       "http"):
+                                       "http", "mcp"):
         return parts[1]
     return "pure"
 
@@ -128,6 +132,17 @@ def test_only_the_http_layer_imports_the_web_stack(module: str) -> None:
         return
     third_party = {m.split(".")[0] for m in imports(module)}
     assert not third_party & WEB_STACK, f"{module} imports {third_party & WEB_STACK}"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_only_the_mcp_layer_imports_the_mcp_sdk(module: str) -> None:
+    """The MCP SDK (and the web stack it brings) is loaded by `tt mcp` and `tt serve`
+    only, through tinytown/mcp/; the MCP layer itself loads no web stack of its own."""
+    third_party = {m.split(".")[0] for m in imports(module)}
+    if layer(module) == "mcp":
+        assert not third_party & WEB_STACK, f"{module} imports {third_party & WEB_STACK}"
+        return
+    assert not third_party & MCP_SDK, f"{module} imports the MCP SDK: go through tinytown.mcp"
 
 
 def test_no_import_cycles() -> None:

@@ -53,7 +53,7 @@ LAZY_COMMANDS = {
     "doctor": "tinytown.cli.doctor",
     **dict.fromkeys(("usage", "budget"), "tinytown.cli.spend"),
     **dict.fromkeys(("diff", "merge", "branch"), "tinytown.cli.git"),
-    **dict.fromkeys(("serve", "auth"), "tinytown.cli.serve"),
+    **dict.fromkeys(("serve", "auth", "mcp"), "tinytown.cli.serve"),
     **dict.fromkeys(("host", "hosts"), "tinytown.cli.hosts"),
 }
 

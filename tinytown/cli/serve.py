@@ -1,7 +1,9 @@
-"""`tt serve` and `tt auth`: the town over HTTP, and the API keys it takes.
+"""`tt serve`, `tt auth` and `tt mcp`: the town over HTTP, the API keys it takes, and
+its MCP tools over stdio.
 
-Only `tt serve` loads the web stack (FastAPI, pydantic, uvicorn, prometheus-client),
-inside the command: `tt auth` and every other command stay as quick as before.
+Only `tt serve` loads the web stack (FastAPI, pydantic, uvicorn, prometheus-client) and
+only `tt serve` and `tt mcp` the MCP SDK, inside the command: `tt auth` and every other
+command stay as quick as before.
 """
 
 from __future__ import annotations
@@ -22,10 +24,31 @@ from tinytown.cli.common import Context, age, emit_json, json_option, pass_ctx, 
 @pass_ctx
 def serve(obj: Context, address: str, port: int, tls_cert: str | None,
           tls_key: str | None) -> None:
-    """Serve the town's REST API (/v1), /metrics, /healthz and /readyz."""
+    """Serve the town's REST API (/v1), its dashboard (/), /metrics, /healthz and /readyz."""
     from tinytown.http.server import serve as run
 
     run(obj.town(), address, port, tls_cert, tls_key)
+
+
+@click.command()
+@click.option("--agent", metavar="AGENT", help="The agent the tools speak for (whose inbox,"
+              " whose task, who sends; default: $TINYTOWN_AGENT_ID, else"
+              " $TINYTOWN_AGENT_NAME, else the supervisor).")
+@click.option("--scope", type=click.Choice(["read", "write", "admin"]), default="write",
+              show_default=True, envvar="TINYTOWN_MCP_SCOPE", help="What the tools may do:"
+              " read: whoami, list_agents, read_inbox, list_backlog; write: also send,"
+              " ack, assign, complete, fail, claim; admin: also spawn_helper.")
+@pass_ctx
+def mcp(obj: Context, agent: str | None, scope: str) -> None:
+    """Serve the town's MCP tools over stdio (for an agent CLI or any MCP client).
+
+    Runs with your rights, like `tt`: no API key. The task complete_task and fail_task
+    finish by default is $TINYTOWN_TASK_ID, else the agent's current task.
+    """
+    from tinytown.apikeys import Scope
+    from tinytown.mcp.stdio import caller_from_env, serve_stdio
+
+    serve_stdio(obj.town(), caller_from_env(agent, Scope(scope)))
 
 
 @click.group()
@@ -82,4 +105,4 @@ def auth_revoke(obj: Context, name: str, as_json: bool) -> None:
         say(f"revoked key {record.name!r} ({record.scope.value})")
 
 
-COMMANDS = [serve, auth]
+COMMANDS = [serve, auth, mcp]

@@ -1,8 +1,14 @@
 """Who is asking: the bearer key of every request but /healthz and /readyz, checked
 against the town's keys for the scope the route needs, and the audit of writes.
 
-The key is read from the `Authorization` header only (never a query parameter), so it
-never reaches an access log, which records the request line and not the headers.
+The key is read from the `Authorization` header (never a query parameter), so it never
+reaches an access log, which records the request line and not the headers. A browser
+(the dashboard, whose EventSource cannot set a header) sends it instead in the session
+cookie that `POST /login` sets: HttpOnly (no script reads it), SameSite=Strict (no
+other site's page sends it), Secure and `__Host-` prefixed under TLS. A request that may
+write with the cookie must also carry `X-Requested-With` (which a cross-site form cannot
+send, and a cross-site script cannot without a CORS preflight this server never grants)
+and, when the browser names one, come from this server's own origin.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tinytown.apikeys import ApiKey
 from tinytown.apikeys import Scope as KeyScope
-from tinytown.errors import TinytownError
+from tinytown.errors import NotPermitted, TinytownError
 from tinytown.ops.town import Town
 
 log = logging.getLogger("tinytown.http")
@@ -25,6 +31,9 @@ log = logging.getLogger("tinytown.http")
 bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey", bearerFormat="tt_...",
                     description="A key from `tt auth add NAME --scope read|write|admin`")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SESSION_COOKIE = "tt_session"  # over plain HTTP
+SECURE_SESSION_COOKIE = "__Host-tt_session"  # over TLS: Secure, Path=/, no Domain
+CSRF_HEADER = "X-Requested-With"
 
 
 def town_of(request: Request) -> Town:
@@ -38,13 +47,41 @@ def needs(scope: KeyScope) -> Any:
 
     def check(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None,
                                                        Depends(bearer)]) -> ApiKey:
-        key = town_of(request).authenticate(credentials.credentials if credentials else None,
-                                            KeyScope.READ)
+        # a request with an Authorization header is judged by it alone
+        cookie = None if "authorization" in request.headers else session_key(request)
+        presented = credentials.credentials if credentials else cookie
+        key = town_of(request).authenticate(presented, KeyScope.READ)
         request.state.api_key = key  # a write it may not make is audited too
+        if cookie is not None and request.method not in SAFE_METHODS:
+            check_same_origin(request)
         key.require(scope)
         return key
 
     return Depends(check)
+
+
+def session_cookie(request: Request) -> str:
+    """The session cookie's name for this request: `__Host-` prefixed under TLS."""
+    return SECURE_SESSION_COOKIE if request.url.scheme == "https" else SESSION_COOKIE
+
+
+def session_key(request: Request) -> str | None:
+    """The key a browser's session cookie holds (None: no session)."""
+    return request.cookies.get(session_cookie(request)) or None
+
+
+def check_same_origin(request: Request) -> None:
+    """NotPermitted unless a request made with the session cookie is the dashboard's
+    own: it carries `X-Requested-With`, and its `Origin`, when the browser sends one,
+    is this server (scheme, host and port)."""
+    if not request.headers.get(CSRF_HEADER):
+        raise NotPermitted(f"a write with the session cookie needs the {CSRF_HEADER}"
+                           " header (send `Authorization: Bearer <key>` from a script)")
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin is not None and origin.lower() != own.lower():
+        raise NotPermitted("a write with the session cookie must come from this server's"
+                           " own pages")
 
 
 class Audit:

@@ -45,6 +45,8 @@ LOG_CONFIG: dict[str, Any] = {
         "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
         "tinytown.http": {"handlers": ["default"], "level": "INFO", "propagate": False},
     },
+    # the rest (the MCP SDK's loggers among them): warnings, in the same format
+    "root": {"handlers": ["default"], "level": "WARNING"},
 }
 
 
@@ -56,7 +58,7 @@ def serve(town: Town, address: str, port: int, tls_cert: str | None = None,
     town.check_serve_address(address)
     config = uvicorn.Config(
         create_app(town), log_config=LOG_CONFIG, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-        proxy_headers=False, server_header=False, lifespan="off",
+        proxy_headers=False, server_header=False, lifespan="on",  # /mcp's task group
         timeout_graceful_shutdown=GRACE_SECS)
     try:
         config.load()  # the TLS context too: a bad certificate or key is said here

@@ -1,0 +1,103 @@
+// The town's page: its agents (live from the event stream), the assign form, and the
+// recent tasks.
+"use strict";
+
+(() => {
+  const { api, el, fill, ageCell, cost, short, clip, stateBadge } = tt;
+  const TASKS_SHOWN = 50;
+  const STALE_SECS = 60;
+  let agents = [];
+  let tasks = [];
+
+  function agentRows(inboxes) {
+    const byTask = new Map(tasks.map((t) => [t.id, t]));
+    return agents.map((a) => {
+      const task = a.current_task ? byTask.get(a.current_task) : null;
+      const current = a.current_task
+        ? el("span", { title: task ? task.description : a.current_task },
+          el("code", {}, short(a.current_task)), task ? " " + clip(task.description, 60) : "")
+        : "-";
+      const live = !["stopped", "cold", "error"].includes(a.state);
+      const stale = live && (Date.now() - tt.parseTime(a.last_heartbeat)) / 1000 > STALE_SECS;
+      return el("tr", { dataset: { agent: a.name, id: a.id, state: a.state } },
+        el("td", { class: "name" }, el("a", { href: `/agents/${encodeURIComponent(a.name)}` }, a.name)),
+        el("td", { class: "nickname" }, a.nickname || "-"),
+        el("td", { class: "role" }, a.role_id || "-"),
+        stateBadge(a.state, "td"),
+        el("td", { class: "task" }, current),
+        el("td", { class: "num inbox" }, inboxes[a.id] ?? 0),
+        ageCell("td", a.last_heartbeat, { class: "num heartbeat" + (stale ? " stale" : "") }),
+        el("td", { class: "num cost" }, cost(a.usage)),
+        tt.canWrite() ? el("td", { class: "actions" }, ...tt.controls(a, refresh)) : null);
+    });
+  }
+
+  function taskRows() {
+    const names = new Map(agents.map((a) => [a.id, a.name]));
+    const recent = [...tasks].sort((x, y) => String(y.updated_at).localeCompare(String(x.updated_at)))
+      .slice(0, TASKS_SHOWN);
+    document.getElementById("tasks-count").textContent =
+      tasks.length > TASKS_SHOWN ? `(newest ${TASKS_SHOWN} of ${tasks.length})` : `(${tasks.length})`;
+    return recent.map((t) => el("tr", { dataset: { task: t.id, state: t.state } },
+      el("td", {}, el("code", { title: t.id }, short(t.id))),
+      el("td", { class: "description", title: t.description }, clip(t.description, 120)),
+      stateBadge(t.state, "td"),
+      el("td", {}, t.assigned_to ? (names.get(t.assigned_to) || short(t.assigned_to)) : "-"),
+      ageCell("td", t.updated_at, { class: "num" })));
+  }
+
+  function agentChoices() {
+    const select = document.getElementById("assign-agent");
+    const chosen = select.value;
+    select.replaceChildren(...agents.filter((a) => !["stopped", "error"].includes(a.state))
+      .map((a) => el("option", { value: a.id }, a.name)));
+    if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+  }
+
+  // the task list is read again after an event about tasks, or half a minute on
+  let tasksRead = 0;
+  let tasksChanged = true;
+  const TASK_EVENT = /^(task_|assigned$|queued$|backlog_|reclaimed$|recovered$|api$)/;
+
+  async function refresh() {
+    const readTasks = tasksChanged || Date.now() - tasksRead > 30000;
+    tasksChanged = false;  // an event from now on marks them again
+    let listed, inboxes, allTasks;
+    try {
+      [listed, inboxes, allTasks] = await Promise.all([
+        api("GET", "/v1/agents"), api("GET", "/v1/inboxes"),
+        readTasks ? api("GET", "/v1/tasks") : Promise.resolve(tasks)]);
+    } catch (error) {
+      tasksChanged = tasksChanged || readTasks;
+      throw error;
+    }
+    if (readTasks) tasksRead = Date.now();
+    agents = listed;
+    tasks = allTasks;
+    fill(document.querySelector("#agents tbody"), agentRows(inboxes), 9, "no agents yet: tt spawn NAME");
+    fill(document.querySelector("#tasks tbody"), taskRows(), 5, "no tasks yet");
+    if (tt.canWrite()) agentChoices();
+  }
+
+  document.getElementById("assign").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const role = document.getElementById("assign-role").value.trim();
+    const description = document.getElementById("assign-description");
+    const body = { description: description.value };
+    if (role) body.role = role; else body.agent = document.getElementById("assign-agent").value;
+    const button = document.getElementById("assign-submit");
+    button.disabled = true;
+    try {
+      const task = await api("POST", "/v1/tasks", body);
+      tt.notice(`assigned task ${short(task.id)} (${task.state})`);
+      description.value = "";
+      tasksChanged = true;
+      await refresh();
+    } catch (error) { tt.failed(error); } finally { button.disabled = false; }
+  });
+
+  tt.session().then(() => tt.live("/v1/events/stream", refresh, (event) => {
+    if (TASK_EVENT.test(event.kind)) tasksChanged = true;
+    return true;
+  }), tt.failed);
+})();
