@@ -5,9 +5,11 @@ instead of shelling out to `tt`.
 Each CLI loads MCP servers its own way (`CliCommand.mcp`):
 
 - `claude-json`: Claude Code's `--mcp-config FILE` (a JSON file of the agent's own);
-- `codex-config`: Codex's `-c mcp_servers.tinytown.*=...` overrides (nothing written);
-- `gemini-settings`: Gemini CLI's system settings file (`GEMINI_CLI_SYSTEM_SETTINGS_PATH`),
-  one of the agent's own holding `mcpServers`.
+- `codex-config`: Codex's `-c mcp_servers.tinytown.*=...` overrides (nothing written).
+
+Gemini CLI is not given it: it reads MCP servers only from settings files, and the one
+it lets another path name (its system settings) must be owned by root in a folder no
+one else may write; the others are the user's project or home.
 
 The server learns whom it speaks for from TINYTOWN_AGENT_ID / _NAME / _TASK_ID, given
 in its own configuration (a CLI may not pass its environment on); the town's Redis URL,
@@ -40,11 +42,11 @@ def identity(agent: Agent, task_id: str | None) -> dict[str, str]:
     return env
 
 
-def configure(command: CliCommand, argv: list[str], env: dict[str, str], root: Path,
-              agent: Agent, task_id: str | None, state: Path) -> list[str]:
-    """The round's argv with the MCP server configured (`env` may be added to); the
-    argv as it was for a CLI that loads none."""
-    if not command.mcp:
+def configure(command: CliCommand, argv: list[str], root: Path, agent: Agent,
+              task_id: str | None, state: Path) -> list[str]:
+    """The round's argv with the MCP server configured; the argv as it was for a CLI
+    that loads none."""
+    if command.mcp not in ("claude-json", "codex-config"):
         return argv
     exe, *args = server_argv(root)
     who = identity(agent, task_id)
@@ -56,12 +58,10 @@ def configure(command: CliCommand, argv: list[str], env: dict[str, str], root: P
                      for x in ("-c", f"mcp_servers.{SERVER}.{key}={value}")]
         at = len(command.argv)  # before `resume ID -`, a subcommand
         return [*argv[:at], *overrides, *argv[at:]]
-    servers = {"mcpServers": {SERVER: {"command": exe, "args": args, "env": who}}}
+    # alwaysLoad: Claude Code waits for it before the first turn (else "still connecting")
+    server = {"command": exe, "args": args, "env": who, "alwaysLoad": True}
+    servers = {"mcpServers": {SERVER: server}}
     private_dir(state)
     path = state / "mcp.json"
     path.write_text(json.dumps(servers, indent=1))
-    if command.mcp == "claude-json":
-        return [*argv, "--mcp-config", str(path)]
-    if command.mcp == "gemini-settings":
-        env["GEMINI_CLI_SYSTEM_SETTINGS_PATH"] = str(path)
-    return argv
+    return [*argv, "--mcp-config", str(path)]
