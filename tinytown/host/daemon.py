@@ -79,6 +79,9 @@ class HostDaemon:
         self.nudged = threading.Event()
         self.stopping = threading.Event()
         self.draining = False
+        self.start_at_once = 2 * (os.cpu_count() or 1)  # workers starting at one time
+        self._agents: list[Agent] = []  # the tick's records
+        self._starting: set[str] = set()  # agents whose worker this host is starting
         self.replaced = False  # another daemon holds the name now: leave its record be
         self.timeout = self.settings.supervisor.heartbeat_timeout_secs
 
@@ -146,6 +149,9 @@ class HostDaemon:
         self.draining = bool(me and me.draining)
         agents = [a for a in self.store.list_agents() if a.agent_type == AgentType.WORKER]
         self._reap(agents)
+        self._agents = agents
+        self._starting = {a.id for a in agents if a.state == S.STARTING and a.id in
+                          self.children and self.children[a.id].poll() is None}
         for agent in agents:
             if agent.host != self.name and not self._adopt(agent, known, agents):
                 continue
@@ -214,10 +220,15 @@ class HostDaemon:
         return runtime.holder(runtime.read(self.store, agent.id), self.timeout) is not None
 
     def _launch(self, agent: Agent) -> None:
-        if self.max_agents and placement.load(self.name, self.store.list_agents()) > \
-                self.max_agents:
+        """Start the agent's worker, unless the host is full, or already starting as
+        many workers as the machine starts well at once (a stampede of Python imports
+        would stretch every start past the heartbeat limit): it waits a tick."""
+        if self.max_agents and placement.load(self.name, self._agents) > self.max_agents:
             log.warning("host %s is full: %s waits", self.name, agent.name)
             return
+        if len(self._starting) >= self.start_at_once:
+            return
+        self._starting.add(agent.id)
         launch = runtime.launching(self.store, agent.id)
         self.children[agent.id] = child(worker_argv(self.settings.root, launch, agent.id),
                                         self.settings.logs_dir / agent.name / "worker.log",
