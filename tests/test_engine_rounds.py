@@ -285,7 +285,7 @@ def test_key_layout_after_a_task(town: TownFixture) -> None:
     expected = {
         keys.agent(t, a), keys.task(t, task_id), keys.names(t), keys.events(t),
         keys.runtime(t, a), keys.epoch(t, a), keys.context(t, a),
-        keys.inbox(t, keys.SUPERVISOR_ID), keys.usage(t), keys.rounds(t),
+        keys.inbox(t, keys.SUPERVISOR_ID), keys.usage(t), keys.rounds(t), keys.round_stats(t),
         f"tt:{t}:celery:_kombu.binding.{queue}",
         f"tt:{t}:celery:_kombu.binding.tt.{t}.control.pidbox",
         # kombu's own bookkeeping for the queue's binding
