@@ -64,7 +64,7 @@ class CliCommand:
     session_lost: str = ""  # a regex of what the CLI says when a session is gone
     usage_totals: bool = False  # it reports a resumed session's totals, not the run's
     account: str = ""  # agents of one account pause together at its usage limit
-    mcp: str = ""  # how it loads an MCP server: claude-json (--mcp-config), codex-config
+    mcp: str = ""  # how it loads an MCP server: claude-json, codex-config, gemini-home
     description: str = ""
 
     @property
@@ -149,7 +149,7 @@ PRESETS: dict[str, Preset] = {
     "gemini": Preset(
         "gemini --skip-trust --yolo", "Google Gemini CLI", output=OutputFormat.GEMINI,
         output_args="--output-format json", resume_args="--resume {session}",
-        session_lost="Error resuming session",
+        session_lost="Error resuming session", mcp="gemini-home",
     ),
     # its token counts are in the file --usage-output-file writes, not in its events
     "copilot": Preset(

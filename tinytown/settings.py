@@ -66,7 +66,7 @@ class AgentCliConfig(_Section):
     workdir: str | None = None
     env: dict[str, str] = msgspec.field(default_factory=dict)
     # how its rounds are given Tinytown's MCP server (`tt mcp`); "none": not at all
-    mcp: Literal["claude-json", "codex-config", "none"] | None = None
+    mcp: Literal["claude-json", "codex-config", "gemini-home", "none"] | None = None
 
 
 class PriceConfig(_Section):

@@ -17,7 +17,7 @@ from tests.stubs.test_presets import Preset, preset_town
 pytestmark = pytest.mark.realcli
 
 
-@pytest.fixture(params=["claude"])
+@pytest.fixture(params=["claude", "gemini"])
 def preset(request: pytest.FixtureRequest, town_factory: Callable[..., TownFixture],
            worker_in_process: Callable[..., InProcessWorker],
            monkeypatch: pytest.MonkeyPatch) -> Iterator[Preset]:
@@ -26,7 +26,7 @@ def preset(request: pytest.FixtureRequest, town_factory: Callable[..., TownFixtu
 
 def _tool(preset: Preset, tool: str) -> str:
     """How the CLI names an MCP server's tool to its model."""
-    return f"mcp__tinytown__{tool}"
+    return f"mcp__tinytown__{tool}" if preset.name == "claude" else f"mcp_tinytown_{tool}"
 
 
 def test_the_agent_completes_its_task_through_the_mcp_tool(preset: Preset) -> None:

@@ -644,7 +644,7 @@ class WorkerRuntime:
             env["TINYTOWN_TASK_ID"] = task.id
         argv = planned.argv
         if self.settings.agent.mcp:
-            argv = mcp_setup.configure(command, argv, self.settings.root, agent,
+            argv = mcp_setup.configure(command, argv, env, self.settings.root, agent,
                                        task.id if task else None, self._state_dir_of(agent.id))
 
         def started(pid: int) -> None:
