@@ -82,6 +82,7 @@ class HostDaemon:
         self.start_at_once = 2 * (os.cpu_count() or 1)  # workers starting at one time
         self._agents: list[Agent] = []  # the tick's records
         self._starting: set[str] = set()  # agents whose worker this host is starting
+        self._deferred = False  # a start waits for a free slot
         self.replaced = False  # another daemon holds the name now: leave its record be
         self.timeout = self.settings.supervisor.heartbeat_timeout_secs
 
@@ -122,7 +123,9 @@ class HostDaemon:
                 self.tick()
             except TinytownError as exc:
                 log.warning("host %s: %s", self.name, exc)
-            self.nudged.wait(self.tick_secs)
+            # while starts wait for a free slot, look again soon: a worker that became
+            # ready does not tell its host
+            self.nudged.wait(0.2 if self._deferred else self.tick_secs)
             self.nudged.clear()
 
     def stop(self) -> None:
@@ -152,6 +155,7 @@ class HostDaemon:
         self._agents = agents
         self._starting = {a.id for a in agents if a.state == S.STARTING and a.id in
                           self.children and self.children[a.id].poll() is None}
+        self._deferred = False
         for agent in agents:
             if agent.host != self.name and not self._adopt(agent, known, agents):
                 continue
@@ -227,6 +231,7 @@ class HostDaemon:
             log.warning("host %s is full: %s waits", self.name, agent.name)
             return
         if len(self._starting) >= self.start_at_once:
+            self._deferred = True
             return
         self._starting.add(agent.id)
         launch = runtime.launching(self.store, agent.id)
