@@ -31,6 +31,8 @@ from .procs import CLK_TCK, MARK_VAR, cpu_ticks, marked_pids, system_cpu, termin
 from .report import Results
 
 Phase = Callable[["Bench"], None]
+# phases that make towns of their own: they run once the main town is down, "many" last
+OWN_TOWN = ("scale", "failover", "fleet", "wake", "many")
 
 
 class Bench:
@@ -204,20 +206,22 @@ class Bench:
     # --- run --------------------------------------------------------------------------
 
     def run(self, phases: list[str], table: Mapping[str, Phase]) -> None:
-        """The named phases (run by `table`), on the main town; "many" last, on its own."""
+        """The named phases (run by `table`): those on the main town first, then those
+        with towns of their own (OWN_TOWN), "many" last."""
         self.started = datetime.now(UTC)
         self.load_start = Path("/proc/loadavg").read_text().split()[:3]
         self.cpu_start = system_cpu()
         self.start_redis()
         log(f"redis-server {self.redis_version} on {self.sock}")
-        main_phases = [p for p in phases if p != "many"]
+        main_phases = [p for p in phases if p not in OWN_TOWN]
         if main_phases:
             self.setup_main()
             for phase in main_phases:
                 self.measured(phase, table[phase])
             self.teardown_main()
-        if "many" in phases:
-            self.measured("many", table["many"])
+        own = [p for p in phases if p in OWN_TOWN and p != "many"]
+        for phase in own + (["many"] if "many" in phases else []):
+            self.measured(phase, table[phase])
 
     def our_cpu(self) -> float:
         """CPU seconds used so far by this run: us, our reaped children, and the live
