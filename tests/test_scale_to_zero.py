@@ -7,6 +7,7 @@ role) starts its worker here when no host daemon runs. The choice of a host is p
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -146,6 +147,10 @@ def test_a_host_daemon_on_this_machine_runs_agents_and_stops_with_tt_down(
         assert town.town.resolve("placed").host == "here"
         task_id = town.town.assign("placed", "run on the host")
         town.wait_task(task_id, TaskState.COMPLETED, timeout=60)
+        doctor = json.loads(town.tt("doctor", "--json").out)
+        assert [(h["name"], h["state"], h["load"]) for h in doctor["host_daemons"]] \
+            == [("here", "live", 1)]
+        assert "host daemons: here on" in town.tt("doctor").out
         r = town.tt("down")
         assert r.code == 0, r.err
         assert host.wait(30) == 0  # stopped warmly, after its agents

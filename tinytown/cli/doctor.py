@@ -35,6 +35,9 @@ def _show(report: dict[str, Any]) -> None:
         hosts = ", ".join(f"{h}: {n}" for h, n in sorted(report["workers_by_host"].items()))
         say(f"supervisor: {report['supervisor']}")
         say(f"live agents: {report['live_agents']}; running workers by host: {hosts or 'none'}")
+        daemons = ", ".join(f"{h['name']} on {h['machine']} ({h['state']}, {h['load']} agents)"
+                            for h in report["host_daemons"])
+        say(f"host daemons: {daemons or 'none (workers start where `tt spawn` runs)'}")
         for stale in report["stale_worktrees"]:
             say(f"worktree of {stale['agent']} is gone ({stale['path']}): its next worker"
                 f" start makes it again from {stale['branch']}")

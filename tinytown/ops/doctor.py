@@ -37,7 +37,8 @@ def cli_report(settings: Settings, used: set[str]) -> list[dict[str, Any]]:
 
 
 def town_report(town: Town | None, settings: Settings, error: str | None) -> dict[str, Any]:
-    """The town's side: Redis, the supervisor, the live workers by host, the CLIs used."""
+    """The town's side: Redis, the supervisor, the live workers by host, the host daemons
+    (`tt host`), the CLIs used."""
     report: dict[str, Any] = {"town": settings.town, "root": str(settings.root),
                               "redis": {"url": redact(redis_url(settings)),
                                         "reachable": town is not None, "error": error}}
@@ -57,6 +58,8 @@ def town_report(town: Town | None, settings: Settings, error: str | None) -> dic
         report["supervisor"] = town.supervisor_status()
         report["workers_by_host"] = dict(hosts)
         report["live_agents"] = len(live)
+        report["host_daemons"] = [{k: h[k] for k in ("name", "machine", "state", "load")}
+                                  for h in town.hosts()]
     clis = cli_report(settings, used)
     report["clis"] = clis
     report["ready"] = town is not None and all(c["ready"] for c in clis if c["used"])
