@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from tinytown.errors import UsageError
+from tinytown.models import format_timestamp
 
 
 def round_logs(folder: Path) -> list[Path]:
@@ -22,3 +27,39 @@ def tail(path: Path, limit: int) -> str:
             return f.read().decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+def round_log(logs_dir: Path, name: str, round_no: int | None, limit: int, listed: int
+              ) -> dict[str, Any]:
+    """Agent `name`'s round logs on this machine: the newest `listed` rounds' numbers,
+    sizes and last writes, and the last `limit` bytes of one round's log (the newest by
+    default). UsageError for a round this machine has no log of."""
+    folder = logs_dir / name
+    # a name from a foreign writer cannot point the read outside the logs folder
+    inside = folder.parent == logs_dir and name not in ("", ".", "..")
+    try:
+        found = round_logs(folder) if inside and folder.is_dir() else []
+    except ValueError:  # a file named round-<not a number>.log: not a round's
+        found = []
+    if round_no is not None and (not inside or not (folder / f"round-{round_no}.log")
+                                 .is_file()):
+        raise UsageError(f"{name} has no round {round_no} log on this machine")
+    rounds = []
+    for path in found[-listed:]:
+        try:
+            stat = path.stat()
+        except OSError:  # gone since the listing
+            continue
+        rounds.append({"round": int(path.stem.split("-")[1]), "bytes": stat.st_size,
+                       "modified": format_timestamp(datetime.fromtimestamp(stat.st_mtime,
+                                                                           UTC))})
+    shown = round_no if round_no is not None else (rounds[-1]["round"] if rounds else None)
+    text, truncated = "", False
+    if shown is not None:
+        path = folder / f"round-{shown}.log"
+        text = tail(path, limit)
+        try:
+            truncated = path.stat().st_size > limit
+        except OSError:
+            pass
+    return {"rounds": rounds, "round": shown, "truncated": truncated, "text": text}

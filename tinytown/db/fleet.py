@@ -8,7 +8,6 @@ both act: the loser sees InvalidTransition or a changed record and does nothing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from redis.client import Pipeline
@@ -23,7 +22,8 @@ S = AgentState
 
 
 def prepare_restart(store: Store, agent_id: str, reason: str,
-                    change: Callable[[Agent], None] | None = None) -> Agent:
+                    change: Callable[[Agent], None] | None = None,
+                    also: Callable[[Pipeline, Agent], None] | None = None) -> Agent:
     """A stopped, cold or errored agent goes back to `starting` (spawn mode resumed),
     its old processes on this host ended and forgotten; the caller starts its worker."""
     recovery.kill_local_processes(store, agent_id)  # a worker marked error may still run
@@ -37,22 +37,24 @@ def prepare_restart(store: Store, agent_id: str, reason: str,
         if change is not None:
             change(a)
 
-    return states.transition(store, agent_id, S.STARTING, reason=reason, change=resumed)
+    return states.transition(store, agent_id, S.STARTING, reason=reason, change=resumed,
+                             also=also)
 
 
 def restarted(store: Store, agent: Agent, host: str, attempt: int, delay: float,
               crashed_at: float) -> Agent:
     """Its host restarts an agent that crashed: counted, the crash remembered (for the
-    crash-loop limit), a `restarted` event."""
+    crash-loop limit), a `restarted` event, in the state change's MULTI."""
     def count(a: Agent) -> None:
         a.restarts += 1
         a.crashes = [*a.crashes[-19:], crashed_at]
 
-    agent = prepare_restart(store, agent.id, f"restarted by host {host} (attempt {attempt})",
-                            change=count)
-    store.add_event("restarted", agent.id, name=agent.name, host=host, attempt=attempt,
-                    after=f"{delay:g}")
-    return agent
+    def event(pipe: Pipeline, a: Agent) -> None:
+        store.add_event("restarted", a.id, pipe=pipe, name=a.name, host=host,
+                        attempt=attempt, after=f"{delay:g}")
+
+    return prepare_restart(store, agent.id, f"restarted by host {host} (attempt {attempt})",
+                           change=count, also=event)
 
 
 def halt(store: Store, agent: Agent, why: str) -> Agent:
@@ -104,11 +106,6 @@ def move(store: Store, agent_id: str, from_host: str | None, to_host: str | None
     return bool(moved and moved[-1])
 
 
-def with_work(store: Store, agent_id: str) -> bool:
-    """Whether messages wait in the agent's inbox."""
-    return bool(store.inbox_len(agent_id))
-
-
 def crashed_at(agent: Agent) -> float:
     """When the agent went into `error` (its last state change), as Unix seconds."""
-    return agent.last_active_at.timestamp() if agent.last_active_at else time.time()
+    return agent.last_active_at.timestamp()

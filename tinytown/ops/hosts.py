@@ -28,10 +28,6 @@ def _timeout(town: Town) -> float:
     return town.settings.supervisor.heartbeat_timeout_secs
 
 
-def live_hosts(town: Town) -> list[placement.HostInfo]:
-    return [h for h in hosts.read_all(town.store) if h.live(_timeout(town))]
-
-
 def place(town: Town, agent: Agent, host: str | None, labels: list[str]) -> None:
     """Decide where a new agent runs (`agent.host`): `host` named, "auto" (the least
     loaded live host that has its CLI and the labels), "local", or None: auto when a
@@ -88,9 +84,11 @@ def start_placed(town: Town, agent: Agent) -> None:
 def _target(town: Town, agent: Agent) -> str | None:
     """The host an agent should start on now: its own while it is live and not
     draining, else the best other one; None: no live host can (start it here)."""
-    known = hosts.read_all(town.store)
+    known = [h for h in hosts.read_all(town.store) if h.live(_timeout(town))]
+    if not known:
+        return None  # no host daemon: not worth reading the agents
     mine = next((h for h in known if h.name == agent.host), None)
-    if mine is not None and mine.status(_timeout(town)) == "live" and agent.cli not in mine.lacks:
+    if mine is not None and not mine.draining and agent.cli not in mine.lacks:
         return mine.name
     chosen = placement.choose(known, agent.cli, agent.host_labels, town.list_agents(),
                               _timeout(town), exclude=[agent.host] if agent.host else [])
@@ -102,7 +100,7 @@ def wake(town: Town, agent: Agent, why: str) -> bool:
     host, or here with no host daemon). False when it was not cold any more."""
     if agent.state != AgentState.COLD:
         return False
-    target = _target(town, agent) if agent.host or live_hosts(town) else None
+    target = _target(town, agent)
     woken = fleet.wake(town.store, agent.id, why, host=target)
     if woken is None:
         return False

@@ -687,43 +687,12 @@ class Town:
         worker ran): the newest rounds' numbers, sizes and last writes, and the last
         `limit` bytes of one round's log, the newest by default (what `tt logs` prints).
         UsageError for a round this machine has no log of."""
-        from datetime import UTC, datetime
-
-        from tinytown.logs import round_logs, tail
-        from tinytown.models import format_timestamp
+        from tinytown.logs import round_log
 
         record = self.resolve(agent_ref)
-        logs_dir = self.settings.logs_dir
-        folder = logs_dir / record.name
-        # a name from a foreign writer cannot point the read outside the logs folder
-        inside = folder.parent == logs_dir and record.name not in ("", ".", "..")
-        try:
-            found = round_logs(folder) if inside and folder.is_dir() else []
-        except ValueError:  # a file named round-<not a number>.log: not a round's
-            found = []
-        if round_no is not None and (not inside or not (folder / f"round-{round_no}.log")
-                                     .is_file()):
-            raise UsageError(f"{record.name} has no round {round_no} log on this machine")
-        rounds = []
-        for path in found[-ROUND_LOGS_LISTED:]:
-            try:
-                stat = path.stat()
-            except OSError:  # gone since the listing
-                continue
-            rounds.append({"round": int(path.stem.split("-")[1]), "bytes": stat.st_size,
-                           "modified": format_timestamp(datetime.fromtimestamp(
-                               stat.st_mtime, UTC))})
-        shown = round_no if round_no is not None else (rounds[-1]["round"] if rounds else None)
-        text, truncated = "", False
-        if shown is not None:
-            path = folder / f"round-{shown}.log"
-            text = tail(path, limit)
-            try:
-                truncated = path.stat().st_size > limit
-            except OSError:
-                pass
-        return {"agent": record.id, "name": record.name, "rounds": rounds, "round": shown,
-                "truncated": truncated, "text": text}
+        found = round_log(self.settings.logs_dir, record.name, round_no, limit,
+                          ROUND_LOGS_LISTED)
+        return {"agent": record.id, "name": record.name, **found}
 
 
 def _check_spawn(fork: bool, parent: str | None, max_rounds: int | None,

@@ -250,7 +250,7 @@ class WorkerRuntime:
         except Exception:  # lost a race with the supervisor (or a newer worker): it stands
             log.exception("could not record the final state")
             return
-        if new == S.COLD and self._idle_drained and fleet.with_work(self.store, self.agent_id):
+        if new == S.COLD and self._idle_drained and self.store.inbox_len(self.agent_id):
             self._wake_again()
 
     def _wake_again(self) -> None:
