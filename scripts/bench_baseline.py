@@ -98,7 +98,12 @@ def echo(socket_path: str, inbox: str, replies: str) -> None:
     r = redis.Redis(unix_socket_path=socket_path, decode_responses=True)
     r.lpush(replies, "ready 0")
     while True:
-        item = r.blpop([inbox], timeout=5)  # finite: redis-py may time a forever-read out
+        try:
+            item = r.blpop([inbox], timeout=5)  # finite: redis-py may time a forever-read out
+        except redis.exceptions.TimeoutError:
+            continue  # a busy or frozen Redis (the crash phase): ask again
+        except redis.exceptions.ConnectionError:
+            return  # the bench's Redis is gone: the run is over, nothing to report
         if item is None:
             continue
         got = time.time()
