@@ -13,7 +13,11 @@ in whatever session or process group, is re-parented to the keeper instead of in
 - when the worker exits, however it exits (SIGKILL included), the keeper ends
   everything left under it, then exits as the worker did (its code, or its signal).
 
-Either way SIGTERM first, `GRACE` seconds, then SIGKILL. Spared: Tinytown's own
+Either way SIGTERM first, `GRACE` seconds, then SIGKILL. A child of the keeper counts
+until it is reaped: a killed multithreaded CLI (Claude Code, node) is a zombie while its
+other threads exit, and its tool's shell stays its child until the last one has gone;
+a keeper that exited before then left that shell to init (issue 20, point 23). So the
+keeper exits only when no process it adopted is left, reaped or alive. Spared: Tinytown's own
 detached processes (a worker or supervisor that `tt spawn` started from inside a
 round), which belong to the town and are stopped by it.
 
@@ -126,7 +130,8 @@ def _prctl(option: int, arg: int) -> bool:
 
 def serve(child: int) -> NoReturn:
     """The keeper's life: forward signals, reap orphans until the worker exits, end what
-    is left, exit as the worker did."""
+    is left until every child but the town's own is reaped (nothing can be orphaned to
+    it any more), exit as the worker did."""
     try:
         with open("/proc/self/comm", "w") as f:
             f.write(NAME)
