@@ -1,13 +1,14 @@
-"""A shell tool of the real Claude Code does not outlive its worker's SIGKILL (issue 20,
-point 23): workers started with `tt spawn` (each under its keeper), the real CLI
-against the Anthropic stub, whose answer makes it run `sleep` as its Bash tool; the
-worker is killed (only the worker, not its keeper) while the tool runs, and the tool's
-shell and its `sleep` must be gone within seconds, every time.
+"""A shell tool of the real Claude Code, Gemini CLI and Copilot CLI does not outlive its
+worker's SIGKILL (issue 20, point 23): workers started with `tt spawn` (each under its
+keeper), the real CLI against its stub, whose answer makes it run `sleep` as its shell
+tool; the worker is killed (only the worker, not its keeper) while the tool runs, and
+the tool's shell and its `sleep` must be gone within seconds, every time.
 
 A race: the CLI dies after its worker (the worker's watchdog kills its group), and its
 tool's shell, in a session of its own, is orphaned only when the CLI's last thread has
-gone; a keeper that exited before then left it to init, alive. So the kill is repeated:
-20 times with TT_KEEPER_TRIES unset (several agents at once, in rounds).
+gone; a keeper that exited before then left it to init, alive. So the kill is repeated
+(several agents at once, in rounds): Claude Code 20 times (TT_KEEPER_TRIES), the
+others 4. Before the fix about half the tries of each CLI left the tool running.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TownFixture, pid_gone, wait_until
-from tests.stubs.anthropic import AnthropicStub, ToolCall
-from tests.stubs.realcli import Sandbox, claude_env, installed
+from tests.stubs._base import StubServer, ToolCall
+from tests.stubs.realcli import Sandbox, installed
+from tests.stubs.test_presets import _setup
 from tinytown import keys
 from tinytown.models import Task
 
 pytestmark = pytest.mark.realcli
-TRIES = int(os.environ.get("TT_KEEPER_TRIES") or 20)
-AT_ONCE = 4  # agents killed in one round
+TRIES = int(os.environ.get("TT_KEEPER_TRIES") or 20)  # of Claude Code
+AT_ONCE = 4  # agents killed in one round; Gemini CLI's and Copilot CLI's tries
 
 
 def marked(marker: str) -> dict[int, int]:
@@ -55,36 +57,40 @@ def comm(pid: int) -> str:
         return "?"
 
 
-@pytest.fixture
-def claude_town(town_factory: Callable[..., TownFixture],
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TownFixture, AnthropicStub]]:
-    """A town whose agents run the real Claude Code against a stub (the workers that
-    `tt spawn` starts inherit the stub's environment)."""
-    binary = installed("claude")
+@pytest.fixture(params=["claude", "gemini", "copilot"])
+def cli_town(request: pytest.FixtureRequest, town_factory: Callable[..., TownFixture],
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TownFixture, StubServer, int]]:
+    """A town whose agents run a real CLI against its stub (the workers that `tt spawn`
+    starts inherit the stub's environment), and how many tries to make."""
+    name = request.param
+    binary = installed(name)
     sandbox = Sandbox()
-    with AnthropicStub() as stub:
-        for key, value in sandbox.env(claude_env(stub.base_url)).items():
+    stub, environment = _setup(name, sandbox)
+    with stub:
+        for key, value in sandbox.env(environment(stub)).items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("PATH", f"{Path(binary).parent}{os.pathsep}{os.environ['PATH']}")
         try:
-            yield town_factory(cli="claude", round_timeout=300), stub
+            yield town_factory(cli=name, round_timeout=300), stub, \
+                TRIES if name == "claude" else AT_ONCE
         finally:
             sandbox.cleanup()
 
 
+@pytest.mark.timeout(300)  # 20 tries: ~30 s alone, longer on a loaded machine
 def test_a_shell_tool_does_not_outlive_its_workers_sigkill(
-    claude_town: tuple[TownFixture, AnthropicStub],
+    cli_town: tuple[TownFixture, StubServer, int],
 ) -> None:
-    town, stub = claude_town
+    town, stub, tries = cli_town
     marker = f"9{random.randrange(10**6):06d}.5"  # `sleep 9xxxxxx.5`: ours, found by argv
     stub.push(ToolCall(f"sleep {marker}", times=None))  # every agent's first request
     escaped: list[str] = []
     try:
-        for start in range(0, TRIES, AT_ONCE):
-            names = [f"a{i}" for i in range(start, min(start + AT_ONCE, TRIES))]
+        for start in range(0, tries, AT_ONCE):
+            names = [f"a{i}" for i in range(start, min(start + AT_ONCE, tries))]
             escaped += _one_round(town, names, marker)
-        tries = sum("(sleep," in e for e in escaped)
-        assert not escaped, f"{tries} of {TRIES} tries left the tool running: {escaped}"
+        left = sum("(sleep," in e for e in escaped)
+        assert not escaped, f"{left} of {tries} tries left the tool running: {escaped}"
     finally:
         for pid in marked(marker):
             try:
