@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -155,3 +156,34 @@ def test_a_worker_spawned_from_a_round_is_the_towns(
 def _parent(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+DYING_CLI = Path(__file__).parent / "dying_cli.py"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="child subreapers: Linux")
+def test_the_tool_of_a_cli_dying_with_its_worker_is_ended(tmp_path: Path) -> None:
+    """Issue 20, point 23: a killed multithreaded CLI (Claude Code, node) is a zombie
+    while its last threads exit, and its shell tool, in a session of its own, is still
+    its child. The keeper waits for it: when the keeper has exited, the tool is gone
+    (before, it exited at once and the tool went to init a moment later)."""
+    marker = f"{9_000_000 + os.getpid() % 1_000_000}.25"
+    keeper = subprocess.Popen([sys.executable, str(DYING_CLI), "worker", marker, "1.5"])
+    try:
+        assert keeper.wait(30) == -signal.SIGKILL  # it exits as its worker did
+        assert not _marked(marker), "the CLI's tool outlived the keeper"
+    finally:
+        for pid in _marked(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _marked(marker: str) -> list[int]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker.encode() in argv and not pid_gone(int(entry)):
+            found.append(int(entry))
+    return found

@@ -13,7 +13,11 @@ in whatever session or process group, is re-parented to the keeper instead of in
 - when the worker exits, however it exits (SIGKILL included), the keeper ends
   everything left under it, then exits as the worker did (its code, or its signal).
 
-Either way SIGTERM first, `GRACE` seconds, then SIGKILL. Spared: Tinytown's own
+Either way SIGTERM first, `GRACE` seconds, then SIGKILL. A child of the keeper counts
+until it is reaped: a killed multithreaded CLI (Claude Code, node) is a zombie while its
+other threads exit, and its tool's shell stays its child until the last one has gone;
+a keeper that exited before then left that shell to init (issue 20, point 23). So the
+keeper exits only when no process it adopted is left, reaped or alive. Spared: Tinytown's own
 detached processes (a worker or supervisor that `tt spawn` started from inside a
 round), which belong to the town and are stopped by it.
 
@@ -126,7 +130,8 @@ def _prctl(option: int, arg: int) -> bool:
 
 def serve(child: int) -> NoReturn:
     """The keeper's life: forward signals, reap orphans until the worker exits, end what
-    is left, exit as the worker did."""
+    is left until every child but the town's own is reaped (nothing can be orphaned to
+    it any more), exit as the worker did."""
     try:
         with open("/proc/self/comm", "w") as f:
             f.write(NAME)
@@ -194,13 +199,17 @@ def _exit_as(status: int) -> NoReturn:
 # --- processes under a subreaper ----------------------------------------------------
 
 
-def process_table() -> dict[int, int]:
-    """pid -> parent pid of every live process (zombies left out), one pass over /proc."""
+def process_table() -> tuple[dict[int, int], set[int]]:
+    """pid -> parent pid of every process, one pass over /proc; and which of them are
+    zombies. Zombies are in the table: a multithreaded program (node, Claude Code)
+    killed shows as a zombie while its other threads are still exiting, and its children
+    are still its own until the last one has gone."""
     table: dict[int, int] = {}
+    zombies: set[int] = set()
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return table
+        return table, zombies
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -210,9 +219,11 @@ def process_table() -> dict[int, int]:
         except OSError:
             continue  # gone meanwhile
         fields = stat[stat.rfind(b")") + 2:].split(b" ", 2)
-        if len(fields) > 2 and fields[0] not in (b"Z", b"X"):
+        if len(fields) > 2:
             table[int(entry)] = int(fields[1])
-    return table
+            if fields[0] in (b"Z", b"X"):
+                zombies.add(int(entry))
+    return table, zombies
 
 
 def child_pids(pid: int) -> set[int] | None:
@@ -241,22 +252,27 @@ def is_town_process(pid: int) -> bool:
 
 
 def strays(reaper: int, spare: Collection[int] = ()) -> list[int]:
-    """Every live process below `reaper` (a child subreaper), but none below the `spare`
+    """Every live process below `reaper` (a child subreaper), and every child of its not
+    yet reaped (a zombie still exiting may orphan more to it); but none below the `spare`
     children (their subtrees are left alone) nor in a Tinytown worker's or supervisor's
-    subtree. With only spare children, one read of `reaper`'s children files."""
+    subtree. Zombies are walked through: a dying CLI's children are still its own. With
+    only spare children, one read of `reaper`'s children files."""
     children = child_pids(reaper)
     if children is not None and children <= set(spare):
         return []
+    table, zombies = process_table()
     kids: dict[int, list[int]] = {}
-    for pid, ppid in process_table().items():
+    for pid, ppid in table.items():
         kids.setdefault(ppid, []).append(pid)
     found: list[int] = []
     todo = [p for p in kids.get(reaper, []) if p not in spare]
+    mine = set(todo)  # the reaper's own children: found even as zombies
     while todo:
         pid = todo.pop()
-        if is_town_process(pid):
+        if pid not in zombies and is_town_process(pid):
             continue
-        found.append(pid)
+        if pid in mine or pid not in zombies:
+            found.append(pid)
         todo.extend(kids.get(pid, []))
     return found
 
