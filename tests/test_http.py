@@ -203,9 +203,9 @@ def test_tt_commands_other_than_serve_load_no_web_stack(town: TownFixture) -> No
 
 def test_serve_refuses_other_addresses_until_a_key_exists(town: TownFixture) -> None:
     r = town.tt("serve", "--address", "0.0.0.0", "--port", "0")
-    line = one_line_error(r, 2)
+    line = one_line_error(r, 1)
     assert "refusing to serve on 0.0.0.0 without an API key" in line
-    assert "refusing" in one_line_error(town.tt("serve", "--address", "example.org"), 2)
+    assert "refusing" in one_line_error(town.tt("serve", "--address", "example.org"), 1)
     key = add_key(town, "remote", "read")
     server = start_server(town, "--address", "0.0.0.0")
     try:
