@@ -369,6 +369,12 @@ def test_tasks_assign_wait_list_and_finish(served: Served) -> None:
     for verb in ("complete", "fail", "cancel"):
         error_of(served.post(f"/v1/tasks/ffffffff/{verb}"), 404)
     assert town.town.store.peek_inbox(town.town.resolve("quiet").id)[0].type == "task_assign"
+    town.town.agent("quiet").kill()  # no worker: stopped at once; its task waits a restart
+    town.wait_state("quiet", "stopped")
+    started = time.monotonic()
+    stuck = served.post("/v1/tasks", {"agent": "quiet", "description": "later"}).json()
+    line = error_of(served.get(f"/v1/tasks/{stuck['id']}/wait", params={"timeout": 20}), 409)
+    assert "tt restart quiet" in line and time.monotonic() - started < 10
 
 
 def test_assign_errors_and_roles(served: Served) -> None:
