@@ -161,7 +161,7 @@ def test_a_taken_name_says_by_whom_and_writes_nothing(town: TownFixture) -> None
     ann = town.town.resolve("ann")
     before = key_snapshot(town)
     line = one_line_error(town.tt("spawn", "ann", "--no-start"), 1)
-    assert "taken by agent ann" in line and "Annie" in line and ann.id[:8] in line
+    assert "agent name 'ann' is taken" in line and "Annie" in line and ann.id[:8] in line
     assert ann.state.value in line and "delete" not in line
     assert key_snapshot(town) == before
 

@@ -268,7 +268,7 @@ def test_a_taken_name_is_said_before_its_branch(repo_town: TownFixture) -> None:
     town = repo_town
     town.town.spawn_agent("ann", start=False)
     taken = town.tt("spawn", "ann", "--no-start")
-    assert taken.code == 1 and "taken by agent ann" in taken.err, taken
+    assert taken.code == 1 and "agent name 'ann' is taken" in taken.err, taken
     assert "delete" not in taken.err
     git(town.root, "branch", "tt/zed")  # a pruned agent's, or another town's
     left = town.tt("spawn", "zed", "--no-start")

@@ -391,7 +391,7 @@ def assign(
 
     DESCRIPTION `-` reads the description from standard input.
     """
-    from tinytown.cli.waiting import announce, wait_and_report
+    from tinytown.cli.waiting import announce, interrupted_keeps, wait_and_report
 
     if role is not None and len(args) != 1:
         raise UsageError("with --role give only the DESCRIPTION, not an AGENT")
@@ -404,28 +404,29 @@ def assign(
     town = obj.town()
     parent_id = town.task(parent_task).id if parent_task else None
     task = Task(description, tags=tags_option_value(tags), parent_id=parent_id)
-    if role is not None:
-        task, live = town.assign_to_role(role, task)
-        task_id, where = task.id, f"queued for role {role}"
-        if not live:
-            say(f"tt: warning: no live agent has role {role!r}; the task waits in its"
-                " queue until one starts", err=True)
-    else:
-        task_id = town.assign(args[0], task, Priority.URGENT if urgent else Priority.NORMAL)
-        live, where = [], f"assigned to {args[0]}"
-    if not wait_:
-        if as_json:
-            emit_json(town.task(task_id))
+    with interrupted_keeps(town, task.id, queue):
+        if role is not None:
+            task, live = town.assign_to_role(role, task)
+            where = f"queued for role {role}"
+            if not live:
+                say(f"tt: warning: no live agent has role {role!r}; the task waits in its"
+                    " queue until one starts", err=True)
         else:
-            say(task_id)
-        return
-    announce(task_id, where, as_json)
-    if role is not None and not live and not queue:
-        from tinytown.errors import NotRunning
+            town.assign(args[0], task, Priority.URGENT if urgent else Priority.NORMAL)
+            live, where = [], f"assigned to {args[0]}"
+        if not wait_:
+            if as_json:
+                emit_json(town.task(task.id))
+            else:
+                say(task.id)
+            return
+        announce(task.id, where, as_json)
+        if role is not None and not live and not queue:
+            from tinytown.errors import NotRunning
 
-        raise NotRunning(f"not waiting for task {task_id[:8]}: no agent of role {role!r}"
-                         f" runs (`tt task wait {task_id[:8]}` waits for one)")
-    wait_and_report(town, task_id, timeout, queue, as_json)
+            raise NotRunning(f"not waiting for task {task.id[:8]}: no agent of role"
+                             f" {role!r} runs (`tt task wait {task.id[:8]}` waits for one)")
+        wait_and_report(town, task.id, timeout, queue, as_json)
 
 
 @cli.group()
@@ -471,10 +472,12 @@ def task_show(obj: Context, task_id: str, as_json: bool) -> None:
 def task_wait(obj: Context, task_id: str, timeout: float | None, queue: bool,
               as_json: bool) -> None:
     """Block until a task ends: exit 0 completed, 1 failed/cancelled, 124 timeout."""
-    from tinytown.cli.waiting import wait_and_report
+    from tinytown.cli.waiting import interrupted_keeps, wait_and_report
 
     town = obj.town()
-    wait_and_report(town, town.task(task_id).id, timeout, queue, as_json)
+    found = town.task(task_id).id
+    with interrupted_keeps(town, found, queue):
+        wait_and_report(town, found, timeout, queue, as_json)
 
 
 @task.command(name="list")

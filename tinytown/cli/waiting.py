@@ -9,15 +9,36 @@ is the task's end: 0 completed, 1 failed or cancelled (or its agent does not run
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from tinytown.cli.common import emit_json, progress_line, say
+from tinytown.errors import TinytownError
 from tinytown.models import Task, TaskState
 
 if TYPE_CHECKING:
     from tinytown.ops.town import Town
 
 EXIT_INTERRUPTED = 130
+
+
+@contextmanager
+def interrupted_keeps(town: Town, task_id: str, queue: bool) -> Iterator[None]:
+    """Ctrl-C from the moment the task may exist: once it does, say that it goes on and
+    how to wait for it again (exit 130); before, only that the command was interrupted."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        try:
+            made = town.store.get_task(task_id) is not None
+        except TinytownError:  # Redis gone meanwhile: say only what is sure
+            made = False
+        if not made:
+            raise
+        again = f"tt task wait {task_id[:8]}" + (" --queue" if queue else "")
+        say(f"tt: interrupted; task {task_id[:8]} goes on: {again}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def announce(task_id: str, where: str, as_json: bool) -> None:
@@ -41,16 +62,9 @@ def wait_and_report(town: Town, task_id: str, timeout: float | None, queue: bool
     try:
         final = town.wait_task(task_id, timeout, on_poll=poll if show_progress else None,
                                queue=queue)
-    except KeyboardInterrupt:
-        if drawn:
-            say()  # end the progress line
-            drawn = False
-        again = f"tt task wait {task_id[:8]}" + (" --queue" if queue else "")
-        say(f"tt: interrupted; task {task_id[:8]} goes on: {again}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
     finally:
         if drawn:
-            say()
+            say()  # end the progress line (Ctrl-C too: `interrupted_keeps` speaks next)
     if as_json:
         emit_json(final)
     else:

@@ -111,11 +111,11 @@ class Town:
             raise TownExists(f"{root / CONFIG_FILE} already exists: this folder is a town")
         if not root.is_dir():
             raise UsageError(f"{root} is not a folder")
+        town_name = validate_town_name(name) if name is not None else default_town_name(root)
         enclosing = next((f for f in root.parents if (f / CONFIG_FILE).is_file()), None)
         if enclosing is not None and not nested:
             raise TownExists(f"{root} is inside the town at {enclosing}: `tt` commands here"
                              " already use it; add --nested to make a second town here")
-        town_name = validate_town_name(name) if name is not None else default_town_name(root)
         text = config_template(town_name)
         import tomllib
 
@@ -299,9 +299,9 @@ class Town:
             return
         done = " (`tt prune` removes it)" if owner.state.is_terminal \
             and owner.state != AgentState.COLD else ""
-        raise NameTaken(f"the name {name!r} is taken by agent {owner.name}"
-                        f" ({owner.display_nickname}, {owner.state.value}, {owner.id[:8]})"
-                        f" in town {self.name!r}: pick another name{done}")
+        raise NameTaken(f"agent name {name!r} is taken: that agent already exists in town"
+                        f" {self.name!r} ({owner.display_nickname}, {owner.state.value}, id"
+                        f" {owner.id[:8]}); pick another name{done}")
 
     def _place(self, agent: Agent, started: bool, host: str | None, on: list[str] | None,
                cold: bool) -> None:
