@@ -194,6 +194,17 @@ def test_init_in_a_repository_says_what_to_commit(
     assert r.code == 0, r.err
     assert ("commit tinytown.toml and .gitignore: git add tinytown.toml .gitignore"
             " && git commit -m") in r.out
+    other = tmp_path / "other"  # named with --town from elsewhere: git -C it
+    subprocess.run(["git", "init", "-q", "-b", "main", str(other)], check=True)
+    (other / ".gitignore").write_text("node_modules/\n")
+    subprocess.run(["git", "-C", str(other), "add", ".gitignore"], check=True)
+    subprocess.run(["git", "-C", str(other), "-c", "user.name=T", "-c", "user.email=t@e.invalid",
+                    "commit", "-q", "-m", "start"], check=True)
+    r = tt("--town", str(other), "init", "--name", "other-t", cwd=tmp_path,
+           env={"REDIS_URL": redis_server.url})
+    assert r.code == 0, r.err
+    assert (f"commit tinytown.toml and .gitignore: git -C {other} add tinytown.toml"
+            f" .gitignore && git -C {other} commit -m") in r.out
     outside = tmp_path / "plain"
     outside.mkdir()
     env = {"REDIS_URL": redis_server.url, "GIT_CEILING_DIRECTORIES": str(tmp_path)}

@@ -112,8 +112,8 @@ def _say_what_to_commit(root: Path) -> None:
 
     files = uncommitted(root, ["tinytown.toml", ".gitignore"])
     if files:
-        shown = [shlex.quote(os.path.relpath(root / f)) for f in files]
-        say(f"commit {' and '.join(files)}: git add {' '.join(shown)} && git commit -m"
+        git = "git" if root == Path.cwd().resolve() else f"git -C {shlex.quote(str(root))}"
+        say(f"commit {' and '.join(files)}: {git} add {' '.join(files)} && {git} commit -m"
             " 'Add a Tinytown town'")
 
 
