@@ -51,7 +51,8 @@ def test_init_appends_to_an_existing_gitignore_once(
     other = tmp_path / "other"
     other.mkdir()
     (other / ".gitignore").write_text("/.tt\n")
-    assert tt("init", "--name", "g2", cwd=other, env=_external(redis_server)).code == 0
+    assert tt("init", "--name", "g2", "--nested", cwd=other,
+              env=_external(redis_server)).code == 0
     assert (other / ".gitignore").read_text() == "/.tt\n"
 
 
@@ -75,10 +76,11 @@ def test_init_default_name_is_repo_and_branch_in_git(
     assert r.code == 0, r.err
     assert tomllib.loads((repo / "tinytown.toml").read_text())["town"]["name"] == (
         "webapp-feature-login")
-    # in a subfolder of the repository the name is the repository's, too
+    # in a subfolder of the repository the name is the repository's, too (a town
+    # inside a town only with --nested)
     sub = repo / "services" / "api"
     sub.mkdir(parents=True)
-    assert tt("init", cwd=sub, env=_external(redis_server)).code == 0
+    assert tt("init", "--nested", cwd=sub, env=_external(redis_server)).code == 0
     assert tomllib.loads((sub / "tinytown.toml").read_text())["town"]["name"] == (
         "webapp-feature-login")
 

@@ -116,11 +116,11 @@ def test_placement_by_capacity_cli_and_labels(fleet: Callable[..., tuple[TownFix
     assert town.tt("spawn", "a2").code == 0
     assert town.town.resolve("a2").host == "alpha"
     refused = town.tt("spawn", "a3")
-    assert refused.code == 2, refused.err
+    assert refused.code == 1, refused.err
     assert "no host can run a3" in refused.err and "full" in refused.err
     assert "a3" not in [a.name for a in town.town.list_agents()]
     named = town.tt("spawn", "a4", "--host", "beta", "--cli", "special")
-    assert named.code == 2 and "host 'beta' cannot run a4" in named.err
+    assert named.code == 1 and "host 'beta' cannot run a4" in named.err
 
     for name in ("s1", "g1", "a2"):
         town.wait_state(name, "idle", timeout=60)

@@ -203,9 +203,9 @@ def test_tt_commands_other_than_serve_load_no_web_stack(town: TownFixture) -> No
 
 def test_serve_refuses_other_addresses_until_a_key_exists(town: TownFixture) -> None:
     r = town.tt("serve", "--address", "0.0.0.0", "--port", "0")
-    line = one_line_error(r, 2)
+    line = one_line_error(r, 1)
     assert "refusing to serve on 0.0.0.0 without an API key" in line
-    assert "refusing" in one_line_error(town.tt("serve", "--address", "example.org"), 2)
+    assert "refusing" in one_line_error(town.tt("serve", "--address", "example.org"), 1)
     key = add_key(town, "remote", "read")
     server = start_server(town, "--address", "0.0.0.0")
     try:
@@ -369,6 +369,12 @@ def test_tasks_assign_wait_list_and_finish(served: Served) -> None:
     for verb in ("complete", "fail", "cancel"):
         error_of(served.post(f"/v1/tasks/ffffffff/{verb}"), 404)
     assert town.town.store.peek_inbox(town.town.resolve("quiet").id)[0].type == "task_assign"
+    town.town.agent("quiet").kill()  # no worker: stopped at once; its task waits a restart
+    town.wait_state("quiet", "stopped")
+    started = time.monotonic()
+    stuck = served.post("/v1/tasks", {"agent": "quiet", "description": "later"}).json()
+    line = error_of(served.get(f"/v1/tasks/{stuck['id']}/wait", params={"timeout": 20}), 409)
+    assert "tt restart quiet" in line and time.monotonic() - started < 10
 
 
 def test_assign_errors_and_roles(served: Served) -> None:

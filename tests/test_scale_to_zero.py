@@ -80,17 +80,17 @@ def test_a_stopped_agent_is_not_woken(town: TownFixture) -> None:
     assert town.agent_state("gone") == "stopped"
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--cold", "--no-start"), "--cold starts no process"),
-    (("--host", "nowhere"), "no host named 'nowhere'"),
-    (("--on", "gpu"), "--on LABEL needs a live host daemon"),
-    (("--host", "local", "--on", "gpu"), "--on needs a host daemon"),
-    (("--no-start", "--host", "auto"), "--host/--on place a worker"),
+@pytest.mark.parametrize("args, code, message", [  # 2: bad usage; 1: a refusal
+    (("--cold", "--no-start"), 2, "--cold starts no process"),
+    (("--host", "nowhere"), 1, "no host named 'nowhere'"),
+    (("--on", "gpu"), 1, "--on LABEL needs a live host daemon"),
+    (("--host", "local", "--on", "gpu"), 2, "--on needs a host daemon"),
+    (("--no-start", "--host", "auto"), 2, "--host/--on place a worker"),
 ])
 def test_placement_refusals_write_nothing(town: TownFixture, args: tuple[str, ...],
-                                          message: str) -> None:
+                                          code: int, message: str) -> None:
     r = town.tt("spawn", "placed", *args)
-    assert r.code == 2, r.err
+    assert r.code == code, r.err
     assert message in r.err and len(r.err.strip().splitlines()) == 1
     assert town.town.list_agents() == []
 
@@ -98,7 +98,7 @@ def test_placement_refusals_write_nothing(town: TownFixture, args: tuple[str, ..
 def test_hosts_lists_none_and_drain_names_an_unknown_host(town: TownFixture) -> None:
     assert "no host daemons" in town.tt("hosts").out
     r = town.tt("host", "drain", "nowhere")
-    assert r.code == 2 and "no host named 'nowhere'" in r.err
+    assert r.code == 1 and "no host named 'nowhere'" in r.err
     r = town.tt("host", "--name", "bad name!")
     assert r.code == 2 and "host name 'bad name!'" in r.err
 

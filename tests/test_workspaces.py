@@ -100,7 +100,40 @@ def test_merge_fast_forwards_and_a_conflict_leaves_the_target_clean(
     assert git(town.root, "status", "--porcelain") == ""
     (town.root / "shared.txt").write_text("dirty\n")
     refused = town.tt("merge", "bob")
-    assert refused.code == 2 and "not committed" in refused.err
+    assert refused.code == 1 and "not committed" in refused.err
+
+
+def test_merge_on_a_fresh_town_ignores_untracked_files_it_does_not_touch(
+    town_factory: Callable[..., TownFixture], worker_in_process: Workers,
+) -> None:
+    """As after `tt init` in a repository: tinytown.toml and .gitignore not committed
+    yet. Only an untracked file the merge would overwrite stands in its way."""
+    town = town_factory(cli="sh -c 'echo made > new.txt; echo more >> shared.txt'")
+    git(town.root, "init", "-q", "-b", "main")
+    for key, value in (("user.name", "Test"), ("user.email", "test@example.invalid")):
+        git(town.root, "config", key, value)
+    (town.root / "shared.txt").write_text("first line\n")
+    git(town.root, "add", "shared.txt")
+    git(town.root, "commit", "-q", "-m", "start")
+    (town.root / ".gitignore").write_text(".tt/\n")  # as `tt init` leaves it: untracked
+    town.town.spawn_agent("ann", start=False)
+    worker = worker_in_process(town, "ann")
+    town.town.assign("ann", "make new.txt")
+    worker.run_round()
+    (town.root / "new.txt").write_text("mine, not tracked\n")
+    before = git(town.root, "rev-parse", "HEAD")
+    blocked = town.tt("merge", "ann")
+    assert blocked.code == 1 and "new.txt" in blocked.err and "overwrite" in blocked.err, blocked
+    assert len(blocked.err.strip().splitlines()) == 1
+    assert (town.root / "new.txt").read_text() == "mine, not tracked\n"
+    assert git(town.root, "rev-parse", "HEAD") == before
+    (town.root / "new.txt").unlink()
+    merged = town.tt("merge", "ann")
+    assert merged.code == 0, merged.err
+    assert (town.root / "new.txt").read_text() == "made\n"
+    assert (town.root / "tinytown.toml").is_file()  # untouched, still untracked
+    assert set(git(town.root, "status", "--porcelain").splitlines()) == {
+        "?? .gitignore", "?? tinytown.toml"}
 
 
 def test_a_fork_starts_from_the_parents_latest_commit(
@@ -226,6 +259,20 @@ def test_two_agents_never_share_a_folder_of_their_own(repo_town: TownFixture,
     folder.mkdir()
     assert repo_town.tt("spawn", "one", "--workspace", str(folder), "--no-start").code == 0
     second = repo_town.tt("spawn", "two", "--workspace", str(folder), "--no-start")
-    assert second.code == 2 and "never share" in second.err
+    assert second.code == 1 and "never share" in second.err
     assert repo_town.tt("spawn", "three", "--workspace", "shared", "--base", "HEAD",
                         "--no-start").code == 2
+
+
+def test_a_taken_name_is_said_before_its_branch(repo_town: TownFixture) -> None:
+    town = repo_town
+    town.town.spawn_agent("ann", start=False)
+    taken = town.tt("spawn", "ann", "--no-start")
+    assert taken.code == 1 and "agent name 'ann' is taken" in taken.err, taken
+    assert "delete" not in taken.err
+    git(town.root, "branch", "tt/zed")  # a pruned agent's, or another town's
+    left = town.tt("spawn", "zed", "--no-start")
+    assert left.code == 1 and "branch tt/zed exists already" in left.err, left
+    assert "pick another agent name" in left.err
+    assert [a.name for a in town.town.list_agents()] == ["ann"]
+    assert not (town.root / ".tt" / "worktrees" / "zed").exists()

@@ -55,6 +55,21 @@ class NameTaken(TinytownError):
     """Raised when a new agent's (or API key's) name is already used in the town."""
 
 
+class Refused(TinytownError):
+    """Raised when the town's state, not the command's arguments, does not allow an
+    operation (exit 1: exit 2 is for bad usage only)."""
+
+
+class WorkspaceError(Refused):
+    """Raised when an agent's workspace cannot be made or used: another agent works in
+    the folder, there is no git work tree or branch, or work is not committed."""
+
+
+class NotRunning(Refused):
+    """Raised when a wait would outlast an agent that does not run (stopped or error):
+    its work waits until a restart, so the wait ends at once instead of at its timeout."""
+
+
 class TaskNotFound(TinytownError):
     """Raised when a task id matches no task."""
 

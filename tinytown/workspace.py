@@ -20,13 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinytown.errors import TinytownError, UsageError
+from tinytown.errors import NameTaken, UsageError, WorkspaceError
 
 BRANCH_PREFIX = "tt/"
 AUTHOR_EMAIL = "tinytown@localhost"
 
 
-class GitError(TinytownError):
+class GitError(WorkspaceError):
     """Raised when a git command on an agent's workspace fails."""
 
 
@@ -99,8 +99,10 @@ def create(repo: Path, path: Path, name: str, base: str | None) -> Workspace:
         commit = start.stdout.strip()
         if git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}",
                check=False).returncode == 0:
-            raise UsageError(f"branch {branch} exists already: delete it or pick another"
-                             " agent name")
+            raise NameTaken(f"branch {branch} exists already, and no agent of this town"
+                            f" has it (a pruned agent's, or another town's in this repository):"
+                            f" pick another agent name (`git branch -d {branch}` deletes it"
+                            " once its work is merged)")
         path.parent.mkdir(parents=True, exist_ok=True)
         git(repo, "worktree", "add", "-b", branch, str(path), commit)
     return Workspace(path, branch, commit)
@@ -144,6 +146,37 @@ def dirty(path: Path) -> bool:
     return bool(git(path, "status", "--porcelain", "--untracked-files=all").stdout.strip())
 
 
+def changed(path: Path) -> bool:
+    """Whether tracked files have changes not committed (staged or not); untracked files
+    do not count (a merge leaves the ones it does not touch alone)."""
+    return bool(git(path, "status", "--porcelain", "--untracked-files=no").stdout.strip())
+
+
+def uncommitted(folder: Path, names: list[str]) -> list[str]:
+    """Which of the files `names` in `folder` are untracked or changed since the last
+    commit (empty outside a git work tree): what `tt init` asks the user to commit."""
+    if repo_root(folder) is None:
+        return []
+    return [name for name in names if (folder / name).exists() and git(
+        folder, "status", "--porcelain", "--untracked-files=all", "--", name,
+        check=False).stdout.strip()]
+
+
+def _in_the_way(where: Path, branch: str) -> list[str]:
+    """Files not tracked in the work tree `where` (ignored ones too) that merging
+    `branch` would write: the merge must not overwrite them. Untracked files it does not
+    touch never stand in its way (git's own rule)."""
+    base = git(where, "merge-base", "HEAD", branch, check=False).stdout.strip()
+    if not base:
+        return []
+    touched = [p for p in git(where, "diff", "--name-only", "-z", "--no-renames",
+                              f"{base}..{branch}").stdout.split("\0") if p]
+    if not touched:
+        return []
+    tracked = set(git(where, "ls-files", "-z", "--", *touched).stdout.split("\0"))
+    return [p for p in touched if p not in tracked and os.path.lexists(where / p)]
+
+
 def commit_all(path: Path, agent: str, message: str) -> str | None:
     """Commit every change in the worktree on its branch as the agent; the new commit's
     id, or None when nothing changed."""
@@ -174,17 +207,25 @@ def diff(repo: Path, base: str, branch: str, stat: bool = False) -> str:
 
 def merge(repo: Path, branch: str, into: str | None, squash: bool, agent: str) -> dict[str, object]:
     """Merge `branch` into `into` (default: the branch checked out at `repo`), in the
-    work tree where `into` is checked out. Refuses a dirty target; a conflict is
-    reported (its files) and the target left as it was."""
+    work tree where `into` is checked out. Refuses a target with changes to tracked
+    files not committed, or untracked files the merge would overwrite (others, such as
+    a fresh town's tinytown.toml, do not matter); a conflict is reported (its files)
+    and the target left as it was."""
     with locked(repo):
         target = into or git(repo, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
         where = _checked_out_at(repo, target)
         if where is None:
-            raise UsageError(f"branch {target} is not checked out in any work tree here:"
-                             " check it out (or pass --into a branch that is)")
-        if dirty(where):
-            raise UsageError(f"{where} has changes not committed: commit or stash them"
-                             f" before merging into {target}")
+            raise GitError(f"branch {target} is not checked out in any work tree here:"
+                           " check it out (or pass --into a branch that is)")
+        if changed(where):
+            raise GitError(f"{where} has changes not committed: commit or stash them"
+                           f" before merging into {target}")
+        blocking = _in_the_way(where, branch)
+        if blocking:
+            listed = ", ".join(blocking[:5]) + (f" and {len(blocking) - 5} more"
+                                                if len(blocking) > 5 else "")
+            raise GitError(f"{branch} would overwrite files not tracked in {where}:"
+                           f" {listed}: move them away (or commit them) before merging")
         before = head(where)
         args = ["merge", "--no-edit", *(["--squash"] if squash else []), branch]
         done = git(where, *args, check=False)
@@ -193,9 +234,14 @@ def merge(repo: Path, branch: str, into: str | None, squash: bool, agent: str) -
                             check=False).stdout.split()
             git(where, "merge", "--abort", check=False)
             git(where, "reset", "--hard", "--quiet", before, check=False)
+            if not conflicts:  # git refused before merging: say why, not "conflicts in ?"
+                lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
+                why = [ln for ln in lines if ln.startswith(("error:", "fatal:"))] or lines
+                raise GitError(f"git merge {branch}: {why[0] if why else 'failed'}"
+                               f" ({target} is as it was)")
             return {"merged": False, "into": target, "conflicts": conflicts,
                     "error": (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:]}
-        if squash and dirty(where):
+        if squash and changed(where):
             git(where, "commit", "--quiet", "-m", f"{agent}: squashed {branch}")
         return {"merged": True, "into": target, "head": head(where),
                 "fast_forward": "Fast-forward" in done.stdout, "conflicts": []}
@@ -218,7 +264,7 @@ def remove(repo: Path, path: Path, branch: str, force: bool, delete_branch: bool
     with locked(repo):
         if path.is_dir():
             if dirty(path) and not force:
-                raise UsageError(f"{path} has work not committed: commit it, or prune"
+                raise GitError(f"{path} has work not committed: commit it, or prune"
                                  " with --force to drop it")
             git(repo, "worktree", "remove", *(["--force"] if force else []), str(path))
         else:

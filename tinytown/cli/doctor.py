@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,10 +16,18 @@ from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, print
 @pass_ctx
 def doctor(obj: Context, as_json: bool) -> None:
     """Check the agent CLIs (installed, version, credentials, known problems) and the
-    town (Redis, supervisor, workers per host). Exit 0 when the town's agents can run."""
-    from tinytown.ops.doctor import diagnose
+    town (Redis, supervisor, workers per host). Exit 0 when the town's agents can run.
+    Outside a town only the CLIs are checked (before `tt init`): exit 0 when the
+    default CLI is ready."""
+    from tinytown.errors import TownNotFound
+    from tinytown.ops.doctor import diagnose, diagnose_clis
 
-    report = diagnose(obj.settings())
+    try:
+        settings = obj.settings()
+    except TownNotFound:
+        report = diagnose_clis(Path(obj.town_path or ".").resolve())
+    else:
+        report = diagnose(settings)
     if as_json:
         emit_json(report)
     else:
@@ -27,6 +36,11 @@ def doctor(obj: Context, as_json: bool) -> None:
 
 
 def _show(report: dict[str, Any]) -> None:
+    if report["town"] is None:
+        say(f"no town here (no tinytown.toml in {report['no_town']} or above): checking the"
+            " agent CLIs anyway")
+        _show_clis(report)
+        return
     redis = report["redis"]
     say(f"town {report['town']} at {report['root']}")
     say(f"redis {redis['url']}: " + ("reachable" if redis["reachable"] else
@@ -41,6 +55,10 @@ def _show(report: dict[str, Any]) -> None:
         for stale in report["stale_worktrees"]:
             say(f"worktree of {stale['agent']} is gone ({stale['path']}): its next worker"
                 f" start makes it again from {stale['branch']}")
+    _show_clis(report)
+
+
+def _show_clis(report: dict[str, Any]) -> None:
     rows = []
     for c in report["clis"]:
         if c["ready"]:
@@ -52,9 +70,12 @@ def _show(report: dict[str, Any]) -> None:
                                                  if c["credentials_needed"] else [])])
         rows.append([c["name"] + (" *" if c["used"] else ""), c["version"] or "-",
                      ", ".join(c["credentials_set"]) or "-", state])
-    print_table("agent CLIs (* used by this town's agents)", ["cli", "version", "credentials",
-                                                            "status"], rows)
-    say("ready" if report["ready"] else "not ready: see above")
+    used = "this town's agents" if report["town"] else "default"
+    print_table(f"agent CLIs (* {used})", ["cli", "version", "credentials", "status"], rows)
+    if not report["ready"]:
+        say("not ready: see above")
+    else:
+        say("ready" if report["town"] else "ready: `tt init` makes a town here")
 
 
 COMMANDS = [doctor]

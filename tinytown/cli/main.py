@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -24,7 +25,6 @@ from tinytown.cli.common import (
     json_option,
     pass_ctx,
     print_table,
-    progress_line,
     say,
     tags_option_value,
 )
@@ -89,15 +89,32 @@ def cli(ctx: click.Context, town_path: str | None) -> None:
 @click.option("--name", help="Town name (default: <repo>-<branch>, else the folder's name).")
 @click.option("--join", is_flag=True,
               help="Share a town of this name that already has data in the Redis.")
+@click.option("--nested", is_flag=True,
+              help="Make a town inside another town's folder (refused without it).")
 @click.pass_obj
-def init(obj: Context, name: str | None, join: bool) -> None:
+def init(obj: Context, name: str | None, join: bool, nested: bool) -> None:
     """Create tinytown.toml and .tt/ here, and start the town's Redis."""
     from tinytown.ops.town import Town
     from tinytown.urls import redact, redis_url
 
-    town = Town.init(obj.town_path or ".", name=name, join=join)
+    town = Town.init(obj.town_path or ".", name=name, join=join, nested=nested)
     say(f"town {town.name!r} ready in {town.settings.root}")
     say(f"redis: {redact(redis_url(town.settings))}")
+    _say_what_to_commit(town.settings.root)
+
+
+def _say_what_to_commit(root: Path) -> None:
+    """In a git repository: the files `init` made or changed, to commit (agents'
+    worktrees start from a commit, and a merge wants the target's tracked files clean)."""
+    import shlex
+
+    from tinytown.workspace import uncommitted
+
+    files = uncommitted(root, ["tinytown.toml", ".gitignore"])
+    if files:
+        git = "git" if root == Path.cwd().resolve() else f"git -C {shlex.quote(str(root))}"
+        say(f"commit {' and '.join(files)}: {git} add {' '.join(files)} && {git} commit -m"
+            " 'Add a Tinytown town'")
 
 
 @cli.command()
@@ -361,52 +378,55 @@ def inbox(obj: Context, agent: str | None, all_: bool, as_json: bool) -> None:
 @click.option("--wait", "wait_", is_flag=True,
               help="Block until the task ends: exit 0 completed, 1 failed/cancelled, 124 timeout.")
 @click.option("--timeout", type=SECONDS, help="With --wait: seconds.")
+@click.option("--queue", is_flag=True,
+              help="With --wait: wait for a stopped agent's restart (without it: exit 1 at once).")
 @json_option
 @pass_ctx
 def assign(
     obj: Context, args: tuple[str, ...], role: str | None, tags: str | None,
-    parent_task: str | None, urgent: bool, wait_: bool, timeout: float | None, as_json: bool,
+    parent_task: str | None, urgent: bool, wait_: bool, timeout: float | None, queue: bool,
+    as_json: bool,
 ) -> None:
-    """Create a task for an agent (or a role) and wake it; prints the task id."""
+    """Create a task for an agent (or a role) and wake it; prints the task id.
+
+    DESCRIPTION `-` reads the description from standard input.
+    """
+    from tinytown.cli.waiting import announce, interrupted_keeps, wait_and_report
+
     if role is not None and len(args) != 1:
         raise UsageError("with --role give only the DESCRIPTION, not an AGENT")
     if role is None and len(args) != 2:
         raise UsageError("give AGENT and DESCRIPTION (or --role ROLE and DESCRIPTION)")
-    if timeout is not None and not wait_:
-        raise UsageError("--timeout goes with --wait")
-    description = args[-1]
+    for given, option in ((timeout is not None, "--timeout"), (queue, "--queue")):
+        if given and not wait_:
+            raise UsageError(f"{option} goes with --wait")
+    description = sys.stdin.read() if args[-1] == "-" else args[-1]
     town = obj.town()
     parent_id = town.task(parent_task).id if parent_task else None
     task = Task(description, tags=tags_option_value(tags), parent_id=parent_id)
-    if role is not None:
-        task, live = town.assign_to_role(role, task)
-        task_id = task.id
-        if not live:
-            say(f"tt: warning: no live agent has role {role!r}; the task waits in its"
-                       " queue until one starts", err=True)
-    else:
-        task_id = town.assign(args[0], task, Priority.URGENT if urgent else Priority.NORMAL)
-    if not wait_:
-        if as_json:
-            emit_json(town.task(task_id))
+    with interrupted_keeps(town, task.id, queue):
+        if role is not None:
+            task, live = town.assign_to_role(role, task)
+            where = f"queued for role {role}"
+            if not live:
+                say(f"tt: warning: no live agent has role {role!r}; the task waits in its"
+                    " queue until one starts", err=True)
         else:
-            say(task_id)
-        return
-    show_progress = sys.stdout.isatty() and not as_json
-    try:
-        final = town.wait_task(task_id, timeout, on_poll=lambda t, elapsed: progress_line(
-            f"task {task_id[:8]}: {t.state.value}", elapsed) if show_progress else None)
-    finally:
-        if show_progress:
-            say()
-    if as_json:
-        emit_json(final)
-    else:
-        say(f"{final.id} {final.state.value}")
-        if final.result:
-            say(final.result)
-    if final.state != TaskState.COMPLETED:
-        sys.exit(1)
+            town.assign(args[0], task, Priority.URGENT if urgent else Priority.NORMAL)
+            live, where = [], f"assigned to {args[0]}"
+        if not wait_:
+            if as_json:
+                emit_json(town.task(task.id))
+            else:
+                say(task.id)
+            return
+        announce(task.id, where, as_json)
+        if role is not None and not live and not queue:
+            from tinytown.errors import NotRunning
+
+            raise NotRunning(f"not waiting for task {task.id[:8]}: no agent of role"
+                             f" {role!r} runs (`tt task wait {task.id[:8]}` waits for one)")
+        wait_and_report(town, task.id, timeout, queue, as_json)
 
 
 @cli.group()
@@ -440,6 +460,24 @@ def _print_task(t: Task, as_json: bool) -> None:
 def task_show(obj: Context, task_id: str, as_json: bool) -> None:
     """One task."""
     _print_task(obj.town().task(task_id), as_json)
+
+
+@task.command(name="wait")
+@click.argument("task_id")
+@click.option("--timeout", type=SECONDS, help="Seconds; exit 124 after.")
+@click.option("--queue", is_flag=True,
+              help="Wait for a stopped agent's restart (without it: exit 1 at once).")
+@json_option
+@pass_ctx
+def task_wait(obj: Context, task_id: str, timeout: float | None, queue: bool,
+              as_json: bool) -> None:
+    """Block until a task ends: exit 0 completed, 1 failed/cancelled, 124 timeout."""
+    from tinytown.cli.waiting import interrupted_keeps, wait_and_report
+
+    town = obj.town()
+    found = town.task(task_id).id
+    with interrupted_keeps(town, found, queue):
+        wait_and_report(town, found, timeout, queue, as_json)
 
 
 @task.command(name="list")

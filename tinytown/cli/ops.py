@@ -19,7 +19,7 @@ from tinytown.cli.common import (
     tags_option_value,
     visible,
 )
-from tinytown.errors import UsageError
+from tinytown.errors import Refused, UsageError
 
 
 @click.command()
@@ -129,11 +129,11 @@ def logs(obj: Context, agent: str, round_no: int | None, follow: bool, worker: b
 
         rounds = round_logs(folder)
         if not rounds:
-            raise UsageError(f"{record.name} has no round logs yet (in {folder})")
+            raise Refused(f"{record.name} has no round logs yet (in {folder})")
         path = rounds[-1]
     if not path.exists():
         what = f"round {round_no}" if round_no else "worker"
-        raise UsageError(f"{record.name} has no {what} log ({path})")
+        raise Refused(f"{record.name} has no {what} log ({path})")
     newest = follow and not worker and round_no is None  # go on to the rounds that follow
     shown: Path | None = path
     while shown is not None:

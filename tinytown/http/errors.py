@@ -28,6 +28,7 @@ STATUS: list[tuple[type[e.TinytownError], int]] = [
     (e.ApiKeyNotFound, 404),
     (e.InvalidTransition, 409),
     (e.NameTaken, 409),
+    (e.Refused, 409),
     (e.AmbiguousReference, 422),
     (e.UsageError, 422),
     (e.MessageTooLarge, 413),

@@ -52,13 +52,15 @@ def show_task(ref: TaskRef, town: TownDep) -> s.Task:
     return s.Task.of(town.task(ref))
 
 
-@router.get("/{ref}/wait", dependencies=[needs(Scope.READ)], responses=responses(404, 408))
+@router.get("/{ref}/wait", dependencies=[needs(Scope.READ)],
+            responses=responses(404, 408, 409))
 async def wait_task(
     ref: TaskRef, request: Request, town: TownDep,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_SECS)] = 30.0,
 ) -> s.Task:
     """The task once it is completed, failed or cancelled; 408 if it is still going
-    after `timeout` seconds (`tt assign --wait`)."""
+    after `timeout` seconds; 409 at once if its agent is stopped or errored (it runs
+    only after a restart) (`tt assign --wait`)."""
     done = await anyio.to_thread.run_sync(town.wait_task, ref, timeout,
                                           limiter=request.app.state.waits)
     return s.Task.of(done)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from tinytown import apikeys
 from tinytown.apikeys import ApiKey, Scope
 from tinytown.db import apikeys as stored
-from tinytown.errors import KeyRefused, UsageError
+from tinytown.errors import KeyRefused, Refused
 from tinytown.models import utcnow
 
 if TYPE_CHECKING:
@@ -78,8 +78,8 @@ def check_address(town: Town, address: str) -> None:
     if is_loopback(address):
         return
     if stored.count(town.store) == 0:
-        raise UsageError(f"refusing to serve on {address} without an API key: make one"
-                         " first (`tt auth add NAME --scope read`), or serve on 127.0.0.1")
+        raise Refused(f"refusing to serve on {address} without an API key: make one"
+                      " first (`tt auth add NAME --scope read`), or serve on 127.0.0.1")
 
 
 def is_loopback(address: str) -> bool:

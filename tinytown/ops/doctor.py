@@ -66,6 +66,19 @@ def town_report(town: Town | None, settings: Settings, error: str | None) -> dic
     return report
 
 
+def diagnose_clis(folder: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Outside a town (a user checks before `tt init`): the CLIs only, with the default
+    settings a new town has; ready when the default CLI is. `no_town`: the folder from
+    which no tinytown.toml was found."""
+    import os
+
+    defaults = Settings.from_mapping(folder, {"town": {"name": "town"}},
+                                     dict(os.environ) if env is None else env)
+    clis = cli_report(defaults, {defaults.agent.default_cli})
+    return {"town": None, "root": None, "no_town": str(folder), "redis": None, "clis": clis,
+            "ready": all(c["ready"] for c in clis if c["used"])}
+
+
 def diagnose(settings: Settings) -> dict[str, Any]:
     """The whole report; Redis out of reach is part of it, not an exception."""
     from tinytown.errors import RedisUnreachable

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tinytown import placement
 from tinytown.db import fleet, hosts
-from tinytown.errors import UsageError
+from tinytown.errors import Refused, UsageError
 from tinytown.models import Agent, AgentState
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def _timeout(town: Town) -> float:
 def place(town: Town, agent: Agent, host: str | None, labels: list[str]) -> None:
     """Decide where a new agent runs (`agent.host`): `host` named, "auto" (the least
     loaded live host that has its CLI and the labels), "local", or None: auto when a
-    host daemon is live, local otherwise. Refuses (UsageError) a placement that
+    host daemon is live, local otherwise. Refuses (Refused) a placement that
     cannot be met, with why, host by host."""
     agent.host_labels = sorted(set(labels))
     if host == LOCAL:
@@ -42,8 +42,8 @@ def place(town: Town, agent: Agent, host: str | None, labels: list[str]) -> None
     live = [h for h in known if h.live(_timeout(town))]
     if host is None and not live:
         if labels:
-            raise UsageError("--on LABEL needs a live host daemon (`tt host --labels ...`):"
-                             " none is running")
+            raise Refused("--on LABEL needs a live host daemon (`tt host --labels ...`):"
+                          " none is running")
         return  # today's behaviour: a worker here
     agents = town.list_agents()
     if host is None or host == "auto":
@@ -51,18 +51,18 @@ def place(town: Town, agent: Agent, host: str | None, labels: list[str]) -> None
         if chosen is None:
             reasons = placement.why_none(known, agent.cli, labels, agents, _timeout(town))
             wants = f"cli {agent.cli!r}" + (f", labels {','.join(labels)}" if labels else "")
-            raise UsageError(f"no host can run {agent.name} ({wants}): {reasons};"
-                             " `--host local` starts it here")
+            raise Refused(f"no host can run {agent.name} ({wants}): {reasons};"
+                          " `--host local` starts it here")
         agent.host = chosen.name
         return
     named = next((h for h in known if h.name == host), None)
     if named is None:
-        raise UsageError(f"no host named {host!r}: `tt hosts` lists them")
+        raise Refused(f"no host named {host!r}: `tt hosts` lists them")
     why: str | None = "gone (no heartbeat)"
     if named.live(_timeout(town)):
         why = placement.unfit(named, agent.cli, labels, agents)
     if why is not None:
-        raise UsageError(f"host {host!r} cannot run {agent.name}: {why}")
+        raise Refused(f"host {host!r} cannot run {agent.name}: {why}")
     agent.host = host
 
 
@@ -137,7 +137,7 @@ def drain(town: Town, name: str) -> dict[str, Any]:
     its round first)."""
     known = {h.name: h for h in hosts.read_all(town.store)}
     if name not in known:
-        raise UsageError(f"no host named {name!r}: `tt hosts` lists them")
+        raise Refused(f"no host named {name!r}: `tt hosts` lists them")
     hosts.set_draining(town.store, name, True)
     hosts.nudge(town.store.r, town.name, name)
     return {"name": name, "draining": True,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tinytown.db import recovery, runtime, states
 from tinytown.db.tasks import move_to_backlog
-from tinytown.errors import UsageError
+from tinytown.errors import InvalidTransition, UsageError
 from tinytown.models import Agent, AgentState, Task
 
 if TYPE_CHECKING:
@@ -57,14 +57,15 @@ def reclaim(
         raise UsageError("give --to AGENT or --to-backlog, not both")
     target = town.resolve(to_agent) if to_agent else None
     if target is not None and target.state.is_terminal:
-        raise UsageError(f"--to {target.name}: that agent is {target.state.value}")
+        raise InvalidTransition(f"--to {target.name}: that agent is {target.state.value}")
     agents = [town.resolve(source)] if source else town.list_agents()
     report = []
     for agent in agents:
         if not agent.state.is_terminal or (target is not None and agent.id == target.id):
             if source:
-                raise UsageError(f"{agent.name} is {agent.state.value}: only a stopped, cold"
-                                 " or errored agent's work can be reclaimed")
+                raise InvalidTransition(f"{agent.name} is {agent.state.value}: only a"
+                                        " stopped, cold or errored agent's work can be"
+                                        " reclaimed")
             continue
         messages = town.store.peek_inbox(agent.id)
         tasks = _unfinished(town, agent.id)

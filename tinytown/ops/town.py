@@ -29,6 +29,9 @@ from tinytown.errors import (
     AgentNotFound,
     AmbiguousReference,
     MessageTooLarge,
+    NameTaken,
+    NotRunning,
+    Refused,
     TaskNotFound,
     TownExists,
     UsageError,
@@ -95,18 +98,24 @@ class Town:
     # --- opening a town -----------------------------------------------------------
 
     @classmethod
-    def init(cls, path: str | Path = ".", name: str | None = None, join: bool = False
-             ) -> Town:
+    def init(cls, path: str | Path = ".", name: str | None = None, join: bool = False,
+             nested: bool = False) -> Town:
         """Create tinytown.toml and .tt/ in `path`, and start (or reach) the town's Redis.
 
         A town of the same name with data in that Redis, made in another folder, is
-        refused unless `join` (two folders would share one town's agents and tasks)."""
+        refused unless `join` (two folders would share one town's agents and tasks).
+        A folder inside a town is refused unless `nested`: a second town there would
+        have its own Redis, and its agents' branches would collide with the first's."""
         root = Path(path).resolve()
         if (root / CONFIG_FILE).exists():
             raise TownExists(f"{root / CONFIG_FILE} already exists: this folder is a town")
         if not root.is_dir():
             raise UsageError(f"{root} is not a folder")
         town_name = validate_town_name(name) if name is not None else default_town_name(root)
+        enclosing = next((f for f in root.parents if (f / CONFIG_FILE).is_file()), None)
+        if enclosing is not None and not nested:
+            raise TownExists(f"{root} is inside the town at {enclosing}: `tt` commands here"
+                             " already use it; add --nested to make a second town here")
         text = config_template(town_name)
         import tomllib
 
@@ -223,6 +232,7 @@ class Town:
         validate_agent_name(name)
         _check_spawn(fork, parent, max_rounds, budget, placed=bool(host or on),
                      started=start or cold)
+        self._check_name_free(name)
         policy = SessionPolicy(session) if session else SessionPolicy.CONTINUE
         resumed_from: Agent | None = None
         if resume is not None:
@@ -280,6 +290,19 @@ class Town:
             self._start(agent)
         return AgentHandle(self, agent.id)
 
+    def _check_name_free(self, name: str) -> None:
+        """Refuse a name an agent of the town has, saying which, before anything is
+        written (its branch tt/<name> is that agent's: never advice to delete it)."""
+        owner_id = self.store.name_owner(name)
+        owner = self.store.get_agent(owner_id) if owner_id else None
+        if owner is None or owner.name != name:
+            return
+        done = " (`tt prune` removes it)" if owner.state.is_terminal \
+            and owner.state != AgentState.COLD else ""
+        raise NameTaken(f"agent name {name!r} is taken: that agent already exists in town"
+                        f" {self.name!r} ({owner.display_nickname}, {owner.state.value}, id"
+                        f" {owner.id[:8]}); pick another name{done}")
+
     def _place(self, agent: Agent, started: bool, host: str | None, on: list[str] | None,
                cold: bool) -> None:
         """Which host daemon runs the new agent (none: here), and whether it starts cold."""
@@ -312,7 +335,7 @@ class Town:
                                  ) from None
             return None, ref.strip()
         if not source.session_id:
-            raise UsageError(f"agent {source.name!r} has no CLI session to resume yet"
+            raise Refused(f"agent {source.name!r} has no CLI session to resume yet"
                              " (its CLI reports none, or it has not run a round)")
         return source, source.session_id
 
@@ -393,16 +416,24 @@ class Town:
         ref: str,
         timeout: float | None = None,
         on_poll: Callable[[Task, float], None] | None = None,
+        queue: bool = False,
     ) -> Task:
-        """Block until the task is completed, failed or cancelled; returns it."""
+        """Block until the task is completed, failed or cancelled; returns it.
+
+        An unfinished task whose agent is stopped or errored runs only after a restart:
+        refused at once (NotRunning) rather than waited on for the whole timeout,
+        unless `queue` (wait for the restart, up to `timeout`)."""
         validate_timeout(timeout)
-        task_id = self.task(ref).id
+        found = self.task(ref)
+        task_id = found.id
         assignee = self._assignee(task_id)
-        if timeout is None and assignee is not None and assignee.state.is_terminal \
+        if not queue and not found.state.is_terminal and assignee is not None \
+                and assignee.state.is_terminal \
                 and assignee.state != AgentState.COLD:  # a cold one wakes for its work
-            raise WaitTimeout(
-                f"task {task_id} waits for {assignee.name}, which is {assignee.state.value}:"
-                f" it runs after `tt restart {assignee.name}` (or wait with a timeout)")
+            raise NotRunning(
+                f"task {task_id[:8]} waits for {assignee.name}, which is"
+                f" {assignee.state.value}: it runs after `tt restart {assignee.name}`"
+                f" (`tt task wait {task_id[:8]} --queue` waits for that)")
         start = time.monotonic()
         delay = 0.02
         while True:

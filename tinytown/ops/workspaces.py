@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tinytown import workspace as ws
-from tinytown.errors import UsageError
+from tinytown.errors import UsageError, WorkspaceError
 from tinytown.models import Agent
 
 if TYPE_CHECKING:
@@ -36,8 +36,8 @@ def place(town: Town, agent: Agent, mode: str | None, base: str | None,
         taken = [a.name for a in town.list_agents()
                  if a.workspace == str(folder.resolve()) and not a.state.is_terminal]
         if taken:
-            raise UsageError(f"--workspace {mode}: agent {taken[0]!r} works there; two"
-                             " agents never share a workspace")
+            raise WorkspaceError(f"--workspace {mode}: agent {taken[0]!r} works there; two"
+                                 " agents never share a workspace")
         agent.workspace = str(folder.resolve())
         return None
     repo = ws.repo_root(town.settings.root)
@@ -59,15 +59,15 @@ def place(town: Town, agent: Agent, mode: str | None, base: str | None,
 def _repo(town: Town) -> Path:
     repo = ws.repo_root(town.settings.root)
     if repo is None:
-        raise UsageError(f"{town.settings.root} is not in a git work tree")
+        raise WorkspaceError(f"{town.settings.root} is not in a git work tree")
     return repo
 
 
 def _branched(town: Town, ref: str) -> Agent:
     agent = town.resolve(ref)
     if not agent.branch or not agent.base:
-        raise UsageError(f"agent {agent.name!r} has no branch of its own (its workspace is"
-                         f" {agent.workspace or 'the town folder'})")
+        raise WorkspaceError(f"agent {agent.name!r} has no branch of its own (its workspace"
+                             f" is {agent.workspace or 'the town folder'})")
     return agent
 
 
