@@ -197,6 +197,7 @@ class Supervisor:
         self._ids = {a.name: a.id for a in agents}
         live = [a for a in agents if a.state in states.ALLOWED_LIVE]
         runtimes = runtime.read_many(self.store, [a.id for a in live], "pid", "host", "beat")
+        self.sight.contact()  # before judging: a Redis that just froze is a blind spell
         self._refresh_heartbeats(live)
         for agent, (pid, host, beat) in zip(live, runtimes, strict=True):
             if agent.state == AgentState.STARTING and not pid:
