@@ -343,8 +343,8 @@ def _until(t: float, follower: Recovered) -> None:
 def measure(b: Bench, town: Town, fakes: list[Fake], gen: LoadGen, sup: int,
             follower: Recovered, window: float, n_victims: int) -> dict[str, Any]:
     """Once the supervisor leads: its CPU over `window`, and `n_victims` silenced at
-    random moments in it (late enough that their last beat follows the start of its
-    lead: a new leader's crash verdicts wait one timeout)."""
+    random moments in it (after its first interval in the lead, as the figures before
+    the supervisor's sight were measured)."""
     limit = town.settings.supervisor.heartbeat_timeout_secs
     wait_until(lambda: leader.leader(town.store) == f"{sup}@{HOST}", 30,
                "the supervisor to lead", 0.02)

@@ -19,6 +19,14 @@ from tinytown.errors import RedisUnreachable, WrongType
 from tinytown.settings import Settings
 from tinytown.urls import redact, redact_text, redis_url
 
+# Every reply within this, or RedisUnreachable: a Redis that died or froze does not
+# hold a caller (an API thread, a worker's beat, the supervisor) for longer. redis-py 8
+# has this default, older versions wait for ever.
+SOCKET_TIMEOUT = 5.0
+# A blocking command (BLPOP, XREAD BLOCK) waits at most this long per call, well under
+# SOCKET_TIMEOUT (its reply comes when the block ends); longer waits loop.
+BLOCK_SECS = 2.0
+
 # InvalidResponse: what answered is not a Redis server
 _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError,
                 redis.exceptions.InvalidResponse)
@@ -81,6 +89,7 @@ def connect(settings: Settings, start: bool = True) -> TownRedis:
     try:
         client = TownRedis.from_url(
             url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30,
+            socket_timeout=SOCKET_TIMEOUT,
             encoding_errors="replace",  # a foreign non-UTF-8 value is skipped, not a crash
         )
     except ValueError as exc:  # a port out of range, a bad IPv6 literal, a bad db index

@@ -5,6 +5,10 @@ renews it while it still owns it; standbys poll it.
 
 from __future__ import annotations
 
+import time
+
+import redis
+
 from tinytown import keys
 from tinytown.db import scripts
 from tinytown.db.connection import text, texts
@@ -65,6 +69,17 @@ def renew(store: Store, me: str, ttl_secs: float) -> bool:
 
 def release(store: Store, me: str) -> None:
     scripts.run(store.r, scripts.RELEASE_LOCK, [keys.supervisor_leader(store.town)], [me])
+
+
+def redis_started_at(store: Store) -> float | None:
+    """When the Redis server started (Unix seconds), from its uptime; None when it does
+    not say (INFO refused by a managed Redis). Beats older than that could not be
+    written while it was down."""
+    try:
+        uptime = store.r.info("server").get("uptime_in_seconds")
+    except redis.ResponseError:
+        return None
+    return time.time() - float(uptime) if isinstance(uptime, int | float) else None
 
 
 def leader(store: Store) -> str | None:

@@ -8,6 +8,8 @@ keep their order, and tasks go back to `assigned` or to the backlog.
 
 from __future__ import annotations
 
+import threading
+
 from redis.client import Pipeline
 
 from tinytown import keys
@@ -22,19 +24,22 @@ from tinytown.models import Agent, AgentState, Message, Task, TaskState, utcnow
 from tinytown.processes import kill_recorded
 
 
-def kill_local_processes(store: Store, agent_id: str) -> None:
-    """On this host, make sure neither the agent's worker nor its CLI goes on running."""
-    kill_recorded(runtime.read(store, agent_id))
+def kill_local_processes(store: Store, agent_id: str, wait: bool = True
+                         ) -> threading.Thread | None:
+    """On this host, make sure neither the agent's worker nor its CLI goes on running
+    (`wait=False`: the CLI's end is waited for in the thread returned)."""
+    return kill_recorded(runtime.read(store, agent_id), wait)
 
 
-def recover_agent(store: Store, agent: Agent, reason: str) -> Agent | None:
+def recover_agent(store: Store, agent: Agent, reason: str, wait: bool = True) -> Agent | None:
     """Mark a dead agent `error` and hand its work back. None if it was not live.
+    `wait=False`: a CLI that is slow to die is not waited for (the supervisor's loop).
 
     The state, the returned messages, the running tasks (back to `assigned`) and the
     `recovered` event commit in one MULTI: nobody sees an `error` agent whose task
     still says `running`.
     """
-    kill_local_processes(store, agent.id)
+    kill_local_processes(store, agent.id, wait)
     running = [t for t in store.list_tasks()
                if t.assigned_to == agent.id and t.state == TaskState.RUNNING]
 

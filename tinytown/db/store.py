@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 from redis.client import Pipeline
 
 from tinytown import keys
-from tinytown.db.connection import TownRedis, text, text_map, texts
+from tinytown.db.connection import BLOCK_SECS, TownRedis, text, text_map, texts
 from tinytown.db.fence import Fence, watching
 from tinytown.errors import (
     AgentNotFound,
@@ -369,21 +369,23 @@ class Store:
 
     def blocking_pop(self, agent_id: str, timeout: float) -> Message | None:
         """`pop_message`, waiting up to `timeout` seconds for a valid message (0: as
-        long as it takes, like BLPOP)."""
+        long as it takes, like BLPOP). One BLPOP waits at most BLOCK_SECS, under the
+        client's read timeout: a dead Redis is noticed (RedisUnreachable) however long
+        the wait."""
         key = keys.inbox(self.town, agent_id)
         deadline = time.monotonic() + timeout
         while True:
-            left = deadline - time.monotonic()
+            left = BLOCK_SECS if timeout <= 0 else deadline - time.monotonic()
+            if left <= 0:
+                return None
             try:
-                if timeout <= 0:
-                    got = self.r.blpop([key], timeout=0)
-                else:
-                    got = self.r.blpop([key], timeout=left) if left > 0 else None
+                # at least 10 ms: Redis reads a timeout under 1 ms as 0, for ever
+                got = self.r.blpop([key], timeout=max(0.01, min(left, BLOCK_SECS)))
             except WrongType:
                 log.warning("skipping %s: not a list", key)
                 return None
             if not got:
-                return None
+                continue
             message = self._valid_message(str(text(got[1])))
             if message is not None:
                 return message
@@ -487,7 +489,10 @@ class Store:
         return list(reversed(out))
 
     def follow_events(self, after: str, block_ms: int = 1000) -> list[dict[str, str]]:
-        """Events newer than id `after` ("$": from now), waiting up to `block_ms`."""
+        """Events newer than id `after` ("$": from now), waiting up to `block_ms` (at most
+        BLOCK_SECS: a longer block would outlast the client's read timeout)."""
+        most = int(BLOCK_SECS * 1000)
+        block_ms = most if block_ms <= 0 else min(block_ms, most)  # 0 would block for ever
         got: Any = self.r.xread({keys.events(self.town): after}, block=block_ms, count=100)
         return [event for _stream, entries in got or [] for event in _entries(entries)]
 

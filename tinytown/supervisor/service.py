@@ -32,6 +32,7 @@ from tinytown.models import Agent, AgentState, utcnow
 from tinytown.private import UMASK
 from tinytown.processes import pid_alive
 from tinytown.settings import Settings
+from tinytown.supervisor.sight import Sight
 
 log = logging.getLogger("tinytown.supervisor")
 
@@ -50,6 +51,10 @@ class Supervisor:
         self._receiver: Any = None
         self._warned: dict[str, float] = {}  # warning -> when it was last logged
         self._last_offer = time.monotonic()  # when role tasks were last re-offered
+        # what counts as silence: time Redis could be seen (see sight.py); more than one
+        # check period and a second between two contacts is a blind spell
+        self.tick = min(1.0, settings.supervisor.heartbeat_timeout_secs / 4)
+        self.sight = Sight(max_gap=self.tick + 1.0)
 
     # --- leadership -------------------------------------------------------------
 
@@ -67,6 +72,7 @@ class Supervisor:
                 self._try_to_lead()
             except RedisUnreachable as exc:  # an outage is waited out, not fatal
                 self.leading_since = None
+                self.sight.lost()
                 log.warning("%s; retrying", exc)
                 self.stopping.wait(1.0)
             except InvalidRecord as exc:  # a foreign leader key: said once a minute
@@ -74,7 +80,12 @@ class Supervisor:
                 self.stopping.wait(1.0)
 
     def _try_to_lead(self) -> None:
-        if not leader.try_to_lead(self.store, self.me, self.lock_ttl):
+        took = leader.try_to_lead(self.store, self.me, self.lock_ttl)
+        if self.sight.contact():  # the first contact, or the first after an outage:
+            started = leader.redis_started_at(self.store)  # Redis may have restarted
+            if started is not None:
+                self.sight.blind(0.0, started)
+        if not took:
             self.stopping.wait(0.5)  # standby
             return
         log.info("leading")
@@ -88,7 +99,7 @@ class Supervisor:
         self.leading_since = time.monotonic()
         events = threading.Thread(target=self._consume_events, daemon=True)
         events.start()
-        tick = min(1.0, self.settings.supervisor.heartbeat_timeout_secs / 4)
+        tick = self.tick
         last_renew = next_check = time.monotonic()  # the first check at once
         # at a fixed rate: a check that takes 100 ms (1,000 agents) does not stretch the
         # period, which bounds how late a silent agent is caught
@@ -104,8 +115,13 @@ class Supervisor:
                 self._reoffer()
                 for agent_id in holds.release_due(self.store, utcnow()):
                     log.info("agent %s: its usage limit has reset: resumed", agent_id)
+            except RedisUnreachable as exc:  # blind until Redis answers again
+                self.sight.lost()
+                self._warn_once(f"check failed: {exc}")
+                continue
             except TinytownError as exc:  # a bad key is set aside; said once a minute
                 self._warn_once(f"check failed: {exc}")
+            self.sight.contact()
         if self._receiver is not None:
             self._receiver.should_stop = True
 
@@ -171,29 +187,32 @@ class Supervisor:
 
         A worker on this host whose process has exited is recovered at once; any
         other is recovered when its newest heartbeat (Celery's, or its own beat in the
-        runtime hash) is older than the limit.
+        runtime hash) is older than the limit, counting only the time Redis could be
+        seen (`sight`): a new leader judges at once what it can judge. The recovery
+        never waits for a CLI to die (the kill goes on in a thread): the loop that
+        renews the leader lock is never held up.
         """
         limit = self.settings.supervisor.heartbeat_timeout_secs
-        grace = self.leading_since is not None and time.monotonic() - self.leading_since < limit
         agents = self.store.list_agents()
         self._ids = {a.name: a.id for a in agents}
         live = [a for a in agents if a.state in states.ALLOWED_LIVE]
         runtimes = runtime.read_many(self.store, [a.id for a in live], "pid", "host", "beat")
+        self.sight.contact()  # before judging: a Redis that just froze is a blind spell
         self._refresh_heartbeats(live)
         for agent, (pid, host, beat) in zip(live, runtimes, strict=True):
             if agent.state == AgentState.STARTING and not pid:
                 continue  # its worker has not started yet (`--no-start`): not a crash
             elif pid and host == self.host and not pid_alive(int(pid)):
                 log.warning("agent %s: worker process %s is gone: error", agent.name, pid)
-                recover_agent(self.store, agent, f"worker process {pid} exited")
+                recover_agent(self.store, agent, f"worker process {pid} exited", wait=False)
             else:
                 last = max(agent.last_heartbeat, self._seen.get(agent.id, agent.last_heartbeat),
                            runtime.beat_time(beat) or agent.last_heartbeat)
-                silent = (utcnow() - last).total_seconds()
-                if silent > limit and not grace:
+                silent = self.sight.silence(last.timestamp())
+                if silent > limit:
                     log.warning("agent %s: no heartbeat for %.1fs: error", agent.name, silent)
                     recover_agent(self.store, agent,
-                                  f"no heartbeat for {silent:.0f}s (limit {limit:g}s)")
+                                  f"no heartbeat for {silent:.0f}s (limit {limit:g}s)", wait=False)
 
     def _refresh_heartbeats(self, live: list[Agent]) -> None:
         """Write the newest heartbeats seen into the records, each at most every two
