@@ -29,6 +29,9 @@ output = "codex-jsonl"
 [agent_clis.retried-aider]
 command = "{RETRIED} aider"
 output = "aider-text"
+
+[agent_clis.copilot]  # the preset (a session's totals in a usage file), a stand-in CLI
+command = "{RETRIED} copilot"
 """
 ROUND = Usage(input_tokens=12, cached_input_tokens=3, output_tokens=5, cost_usd=0.0012,
               rounds=1)  # what tests/fake_structured.py reports for a round
@@ -105,3 +108,28 @@ def test_round_numbers_go_on_after_the_logs_a_dead_worker_left(
     assert town_l.task_state(task_id) == TaskState.COMPLETED
     assert (logs / "round-1.log").read_text() == "what the dead worker's CLI wrote\n"
     assert "round 2 of d" in (logs / "round-2.log").read_text()
+
+
+def test_a_limited_round_of_a_cli_that_reports_session_totals_is_counted_once(
+    town_l: TownFixture, worker_in_process: Workers,
+) -> None:
+    """Copilot reports a continued session's totals: the round after a limited one
+    counts from the totals the limited round left, not from before it."""
+    town_l.town.spawn_agent("c", cli="copilot", start=False)
+    worker = worker_in_process(town_l, "c")
+    first = town_l.town.assign("c", "first")
+    worker.run_round()  # a session of 100 input and 10 output tokens
+    assert town_l.task_state(first) == TaskState.COMPLETED
+    resets = utcnow() + timedelta(seconds=1)
+    task_id = town_l.town.assign("c", f"second @limit {format_timestamp(resets)}")
+    worker.run_round()  # the same session: 200 and 20 in all, then the limit
+    assert town_l.town.resolve("c").state.value == "paused"
+    holds.release_due(town_l.town.store, resets + timedelta(seconds=1))
+    worker.run_round()  # the same session again: 300 and 30
+    assert town_l.task_state(task_id) == TaskState.COMPLETED
+    agent = town_l.town.resolve("c")
+    assert agent.usage is not None
+    assert (agent.usage.input_tokens, agent.usage.output_tokens, agent.usage.rounds) == (
+        300, 30, 3)
+    task = town_l.town.store.require_task(task_id).usage
+    assert task is not None and (task.input_tokens, task.rounds) == (200, 2)

@@ -34,12 +34,14 @@ HOLDABLE = (S.IDLE, S.STARTING, S.WORKING)
 
 def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
          resume_at: datetime | None = None, fence: Fence | None = None,
-         used: Usage | None = None, number: int = 0) -> bool:
+         used: Usage | None = None, number: int = 0,
+         session_usage: dict[str, Any] | None = None) -> bool:
     """Pause the agent with `reason`, its round's messages back at the inbox head and
     its task (`task_id`, if running) back to `assigned`, in one transaction; `used`: what
     the round (`number`) that ended at a usage limit used, onto the agent, its task and
-    the town, as a finished round's is. False when the agent was not idle, starting or
-    working (paused or closed meanwhile)."""
+    the town, as a finished round's is (`session_usage`: the totals of the session it
+    continued, which the next round's are counted from). False when the agent was not
+    idle, starting or working (paused or closed meanwhile)."""
     agent_key = keys.agent(store.town, agent_id)
     watch = [agent_key] + ([keys.task(store.town, task_id)] if task_id else [])
 
@@ -54,6 +56,8 @@ def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
         old = states.step(agent, S.PAUSED)
         agent.hold, agent.resume_at, agent.current_task = reason, resume_at, None
         task = Task.from_json(raw_task) if raw_task else None
+        if session_usage is not None:
+            agent.session_usage = session_usage
         if used is not None:
             agent.usage = (agent.usage or Usage()) + used
             if task is not None:

@@ -554,11 +554,13 @@ class WorkerRuntime:
         limited, resets = (False, None) if verdict[0] or result.timed_out else \
             usage_limit(report, result.output_tail, utcnow())
         if limited:  # not a failure: the work waits for the reset; what it used counts
-            used, _ = self._usage(agent, command, planned, result, report.usage)
+            used, totals = self._usage(agent, command, planned, result, report.usage)
             self._spent = (self._spent or Usage()) + used
+            continued = planned.session is not None and not planned.forked
             spend.at_usage_limit(self.store, self.settings, agent, command,
                                  task.id if task else None, resets, self.fence,
-                                 used=used, number=number)
+                                 used=used, number=number,
+                                 totals=totals if continued else None)
             return True
         self._record(agent, m, task, prompt, result, report, number, command, planned,
                      commits, verdict)

@@ -14,6 +14,7 @@ the limited round used is counted like any round's.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from tinytown.db import holds
 from tinytown.db import usage as round_usage
@@ -56,13 +57,16 @@ def _number(value: str | None) -> float | None:
 
 def at_usage_limit(store: Store, settings: Settings, agent: Agent, command: CliCommand,
                    task_id: str | None, resets: datetime | None, fence: Fence | None,
-                   used: Usage | None = None, number: int = 0) -> None:
+                   used: Usage | None = None, number: int = 0,
+                   totals: dict[str, Any] | None = None) -> None:
     """Hold the agent, and every live agent of the same account, until the reset; what
-    the round that ended at the limit used (round `number`) is counted all the same."""
+    the round that ended at the limit used (round `number`) is counted all the same
+    (`totals`: the continued session's, for a CLI that reports those)."""
     until = resets or utcnow() + timedelta(seconds=settings.budget.usage_limit_backoff_secs)
     account = command.account_key
     reason = f"usage limit of {account}; resumes at {format_timestamp(until)}"
-    holds.hold(store, agent.id, reason, task_id, until, fence, used=used, number=number)
+    holds.hold(store, agent.id, reason, task_id, until, fence, used=used, number=number,
+               session_usage=totals)
     for other in store.list_agents():
         if other.id == agent.id or other.state not in holds.HOLDABLE or \
                 other.state == AgentState.STARTING:
