@@ -65,8 +65,9 @@ def _read(fmt: OutputFormat, stdout: str, stderr: str) -> CliReport:
         report = _gemini(stdout)
         if not report.found and stderr:
             last = _last_object(stderr)
-            if last is not None and "error" in last:
-                report = _gemini(json.dumps(last))
+            if last is not None and "error" in last:  # the old format's report
+                fallback = _gemini(json.dumps(last))
+                report = fallback if fallback.found else report
         return report
     if fmt == OutputFormat.COPILOT:
         return _copilot(stdout)
@@ -160,7 +161,9 @@ def _claude(stdout: str) -> CliReport:
 def _codex(stdout: str) -> CliReport:
     """`codex exec --json` events: `thread.started` (thread_id), `item.completed` with an
     `agent_message` (the answer is the last one), `turn.completed` (usage),
-    `turn.failed` / `error` (the error)."""
+    `turn.failed` / `error` (the error). Codex prints its transient retries as `error`
+    events too ("Reconnecting... 1/5 (…)") and then goes on: an `error` counts only when
+    no completed turn follows it."""
     objects = _objects(stdout)
     if not any(isinstance(o.get("type"), str) for o in objects):
         return CliReport(found=False, result=stdout)
@@ -176,12 +179,14 @@ def _codex(stdout: str) -> CliReport:
             session = _text(event.get("thread_id")) or session
         elif kind == "item.completed" and item.get("type") == "agent_message":
             answer = _text(item.get("text"))
-        elif kind == "turn.completed" and isinstance(event.get("usage"), dict):
-            raw = event["usage"]  # OpenAI: cached input is part of input_tokens
-            cached = _int(raw, "cached_input_tokens")
-            usage = {"input_tokens": max(0, _int(raw, "input_tokens") - cached),
-                     "cached_input_tokens": cached,
-                     "output_tokens": _int(raw, "output_tokens")}
+        elif kind == "turn.completed":
+            error = None  # what went wrong before it was retried past
+            raw = event.get("usage")  # OpenAI: cached input is part of input_tokens
+            if isinstance(raw, dict):
+                cached = _int(raw, "cached_input_tokens")
+                usage = {"input_tokens": max(0, _int(raw, "input_tokens") - cached),
+                         "cached_input_tokens": cached,
+                         "output_tokens": _int(raw, "output_tokens")}
         elif kind == "turn.failed":
             err = event.get("error")
             error = one_line(_text(err.get("message") if isinstance(err, dict) else err))
@@ -208,10 +213,61 @@ def _api_error(message: Any) -> str:
     return one_line(text)
 
 
+_GEMINI_EVENTS = frozenset({"init", "message", "tool_use", "tool_result", "error", "result"})
+_GEMINI_API_ERROR = re.compile(r"\[API Error: (.*?)\](?:\n|$)", re.DOTALL)
+
+
+def _gemini_stream(events: list[dict[str, Any]]) -> CliReport:
+    """`gemini --output-format stream-json` events: `init` (session_id), `message`
+    (role assistant: the answer's pieces, `delta`), `tool_use`, `tool_result`, `error`
+    (severity warning or error: the run goes on), then `result` (status success or error,
+    `error` {type, message}, `stats`: per model input (cached included), cached and
+    output tokens, and a total that counts the thoughts too). The answer is the text
+    said after the last tool call (what the JSON report gives as `response`)."""
+    session = next((_text(e.get("session_id")) for e in events if e.get("type") == "init"),
+                   None) or None
+    results = [e for e in events if e.get("type") == "result"]
+    if not results:  # it ended before its report (killed, crashed): the exit code decides
+        return CliReport(found=False, result="", session_id=session)
+    answer, before_tool, said_error = "", "", ""
+    for event in events:
+        kind = event.get("type")
+        if kind == "message" and event.get("role") == "assistant":
+            answer += _text(event.get("content"))
+        elif kind == "tool_use":
+            before_tool, answer = answer or before_tool, ""
+        elif kind == "error" and event.get("severity") == "error":
+            said_error = _text(event.get("message"))
+    last = results[-1]
+    error = None
+    if last.get("status") not in ("success", None) or last.get("error"):
+        err = last.get("error")
+        message = _text(err.get("message") if isinstance(err, dict) else err)
+        if found := _GEMINI_API_ERROR.match(message):  # `[API Error: <the API's>]\n<advice>`
+            message = found.group(1)
+        error = _api_error(message) or one_line(said_error) or "gemini reported an error"
+    usage: dict[str, Any] = {}
+    raw = last.get("stats")
+    stats: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    models = stats.get("models") if isinstance(stats.get("models"), dict) else None
+    for tokens in (models.values() if models else [stats]):
+        if isinstance(tokens, dict):
+            given, cached = _int(tokens, "input_tokens"), _int(tokens, "cached")
+            output = max(_int(tokens, "output_tokens"), _int(tokens, "total_tokens") - given)
+            for key, value in (("input_tokens", given - cached), ("cached_input_tokens", cached),
+                               ("output_tokens", output)):
+                usage[key] = usage.get(key, 0) + max(0, value)
+    return CliReport(True, answer or before_tool, error, session, usage)
+
+
 def _gemini(stdout: str) -> CliReport:
     """`gemini --output-format json`: `response` (the answer), `error` ({type,
-    message}), `session_id`, `stats` (per-model token counts)."""
-    objects = [o for o in _objects(stdout) if {"response", "error", "stats"} & o.keys()]
+    message}), `session_id`, `stats` (per-model token counts); or its stream-json
+    events (`_gemini_stream`)."""
+    events = _objects(stdout)
+    if any(e.get("type") in _GEMINI_EVENTS for e in events):
+        return _gemini_stream(events)
+    objects = [o for o in events if {"response", "error", "stats"} & o.keys()]
     if not objects:
         return CliReport(found=False, result=stdout)
     last = objects[-1]

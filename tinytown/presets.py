@@ -34,9 +34,9 @@ class OutputFormat(StrEnum):
     """What the CLI prints on stdout, and so where its answer, error and session are."""
 
     TEXT = "text"  # plain text: the answer is stdout's tail
-    CLAUDE = "claude-json"  # Claude Code --output-format json or stream-json
+    CLAUDE = "claude-json"  # Claude Code --output-format stream-json (JSONL) or json
     CODEX = "codex-jsonl"  # codex exec --json events
-    GEMINI = "gemini-json"  # Gemini CLI --output-format json
+    GEMINI = "gemini-json"  # Gemini CLI --output-format stream-json (JSONL) or json
     COPILOT = "copilot-jsonl"  # Copilot CLI --output-format json events
     AIDER = "aider-text"  # aider's text: its API errors are lines on stdout (exit 0)
 
@@ -123,10 +123,12 @@ class Preset:
 
 
 _CODEX = "codex exec --dangerously-bypass-approvals-and-sandbox --skip-git-repo-check"
+# Each preset asks for its CLI's streaming output (events, one JSON object a line, as they
+# happen: `tt logs --follow` shows a round live), whose last event is its report.
 PRESETS: dict[str, Preset] = {
-    "claude": Preset(
+    "claude": Preset(  # stream-json in --print mode needs --verbose
         "claude --print --dangerously-skip-permissions", "Anthropic Claude Code",
-        output=OutputFormat.CLAUDE, output_args="--output-format json",
+        output=OutputFormat.CLAUDE, output_args="--output-format stream-json --verbose",
         resume_args="--resume {session}", fork_args="--resume {session} --fork-session",
         session_lost="No conversation found with session ID", mcp="claude-json",
     ),
@@ -148,7 +150,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "gemini": Preset(
         "gemini --skip-trust --yolo", "Google Gemini CLI", output=OutputFormat.GEMINI,
-        output_args="--output-format json", resume_args="--resume {session}",
+        output_args="--output-format stream-json", resume_args="--resume {session}",
         session_lost="Error resuming session", mcp="gemini-home",
     ),
     # its token counts are in the file --usage-output-file writes, not in its events

@@ -9,6 +9,7 @@ with chunked transfer encoding as they are produced).
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -155,6 +156,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     stub: StubServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client hung up (Codex drops its refused WebSocket): no traceback
+        super().handle_error(request, client_address)
 
 
 class StubServer:

@@ -9,7 +9,9 @@ Endpoints:
 
 * `POST /v1/responses` (Responses API, SSE) — Codex CLI. Codex first tries the same URL
   as a WebSocket (`GET` with `Upgrade: websocket`); the stub answers 426, which makes it
-  fall back to HTTPS at once (any other refusal costs it 5 retries, ~6 s).
+  fall back to HTTPS at once. `websocket_status` sets another answer: any other refusal
+  (404, as behind many proxies) costs Codex 5 retries, ~6 s, each printed as a
+  `{"type":"error","message":"Reconnecting... N/5 (…)"}` event, before it falls back.
 * `POST /v1/chat/completions` (streaming SSE chunks or one JSON body, `tool_calls`) —
   Copilot CLI with a provider base URL, aider (through litellm).
 * `GET /v1/models`, `GET /v1/models/<id>`; anything else 404 with OpenAI's error body.
@@ -259,6 +261,7 @@ class OpenAIStub(StubServer):
         self.is_main = is_main
         self.model = model
         self.cached_tokens = 0  # reported as cached input tokens in every usage
+        self.websocket_status = 426  # the answer to a WebSocket upgrade (no WebSocket)
 
     @property
     def api_url(self) -> str:
@@ -269,7 +272,9 @@ class OpenAIStub(StubServer):
     def route(self, rec: Recorded) -> Response | Stream:
         path = rec.path.rstrip("/")
         if rec.headers.get("upgrade", "").lower() == "websocket":
-            return self._error(openai_error(426, "stub: no WebSocket transport, use HTTPS"))
+            rec.kind = "websocket"
+            return self._error(openai_error(self.websocket_status,
+                                            "stub: no WebSocket transport, use HTTPS"))
         if rec.method == "POST" and path.endswith("/responses"):
             return self._turn(rec, self._responses)
         if rec.method == "POST" and path.endswith("/chat/completions"):

@@ -244,13 +244,19 @@ def test_openai_stub_responses_shell_call_follows_the_offered_tools(
     assert status == 200 and stub.pending() == 0
 
 
-def test_openai_stub_refuses_websockets_with_426(openai_stub: OpenAIStub) -> None:
+@pytest.mark.parametrize("status", [426, 404])
+def test_openai_stub_refuses_websockets_with_426_or_as_set(
+    openai_stub: OpenAIStub, status: int,
+) -> None:
+    if status != 426:
+        openai_stub.websocket_status = status  # as a proxy without WebSockets answers
     req = urllib.request.Request(openai_stub.api_url + "/responses",
                                  headers={"upgrade": "websocket", "connection": "Upgrade"})
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req, timeout=10)
-    assert info.value.code == 426
+    assert info.value.code == status
     info.value.close()
+    assert [r.kind for r in openai_stub.requests] == ["websocket"]
 
 
 def test_augment_stub_answers_ndjson(augment_stub: AugmentStub) -> None:
@@ -345,6 +351,27 @@ def test_codex_rate_limit_gives_up_after_five_retries(
     assert len(reconnects) == 5  # `error` events that are not the end
     assert "exceeded retry limit, last status: 429" in events[-1]["error"]["message"]
     assert len(openai_stub.main_requests) == 6
+
+
+@pytest.mark.realcli
+def test_codex_falls_back_to_https_after_websocket_404s(
+    codex: str, sandbox: Sandbox, openai_stub: OpenAIStub,
+) -> None:
+    """A WebSocket upgrade refused with anything but 426 costs Codex its 5 reconnects,
+    each an `error` event, before it falls back to HTTPS and finishes its turn."""
+    openai_stub.websocket_status = 404
+    openai_stub.push(ToolCall("echo hi > hello.txt"), Text("Wrote hello.txt"))
+    run = run_codex(codex, sandbox, openai_stub, "Write hello.txt containing hi")
+    assert run.returncode == 0, run.describe()
+    assert (sandbox.work / "hello.txt").read_text() == "hi\n"
+    events = codex_events(run)
+    reconnects = [e for e in events if e["type"] == "error"]
+    assert reconnects and all("Reconnecting..." in e["message"] and "404" in e["message"]
+                              for e in reconnects)
+    assert events[-1]["type"] == "turn.completed"
+    assert [e["item"]["text"] for e in events if e["type"] == "item.completed"
+            and e["item"]["type"] == "agent_message"] == ["Wrote hello.txt"]
+    assert len(openai_stub.of_kind("websocket")) > 1 and len(openai_stub.main_requests) == 2
 
 
 @pytest.mark.realcli

@@ -17,6 +17,7 @@ from redis.client import Pipeline
 
 from tinytown import keys
 from tinytown.db import runtime, states
+from tinytown.db import usage as round_usage
 from tinytown.db.connection import text, texts
 from tinytown.db.fence import Fence, watching
 from tinytown.db.rounds import return_inflight
@@ -25,16 +26,22 @@ from tinytown.db.tasks import back_to_assigned
 from tinytown.db.wakeup import enqueue_round
 from tinytown.errors import TinytownError
 from tinytown.models import Agent, AgentState, Message, MessageType, Task, TaskState, utcnow
+from tinytown.usage import Usage
 
 S = AgentState
 HOLDABLE = (S.IDLE, S.STARTING, S.WORKING)
 
 
 def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
-         resume_at: datetime | None = None, fence: Fence | None = None) -> bool:
+         resume_at: datetime | None = None, fence: Fence | None = None,
+         used: Usage | None = None, number: int = 0,
+         session_usage: dict[str, Any] | None = None) -> bool:
     """Pause the agent with `reason`, its round's messages back at the inbox head and
-    its task (`task_id`, if running) back to `assigned`, in one transaction. False when
-    the agent was not idle, starting or working (paused or closed meanwhile)."""
+    its task (`task_id`, if running) back to `assigned`, in one transaction; `used`: what
+    the round (`number`) that ended at a usage limit used, onto the agent, its task and
+    the town, as a finished round's is (`session_usage`: the totals of the session it
+    continued, which the next round's are counted from). False when the agent was not
+    idle, starting or working (paused or closed meanwhile)."""
     agent_key = keys.agent(store.town, agent_id)
     watch = [agent_key] + ([keys.task(store.town, task_id)] if task_id else [])
 
@@ -48,13 +55,21 @@ def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
             return False
         old = states.step(agent, S.PAUSED)
         agent.hold, agent.resume_at, agent.current_task = reason, resume_at, None
+        task = Task.from_json(raw_task) if raw_task else None
+        if session_usage is not None:
+            agent.session_usage = session_usage
+        if used is not None:
+            agent.usage = (agent.usage or Usage()) + used
+            if task is not None:
+                task.usage = (task.usage or Usage()) + used
         pipe.multi()
-        if raw_task:
-            task = Task.from_json(raw_task)
+        if task is not None and (task.state == TaskState.RUNNING or used is not None):
             if task.state == TaskState.RUNNING:
                 back_to_assigned(task)
-                task.updated_at = utcnow()
-                store.put_task(task, pipe)
+            task.updated_at = utcnow()
+            store.put_task(task, pipe)
+        if used is not None:
+            round_usage.queue_round(store, pipe, agent, task, number, used)
         pipe.set(agent_key, agent.to_json())
         states.record(store, pipe, agent, old, reason)
         return_inflight(pipe, store.town, agent_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -115,6 +116,7 @@ class WorkerRuntime:
         self.worktree: Path | None = None  # where its CLI runs (None: the town's folder)
         self._stale = threading.Event()  # a newer worker holds the agent: hands off
         self._idle_drained = False  # it drained itself, idle past idle_timeout_secs
+        self._last_round: int | None = None  # the highest round number used (None: unread)
 
     # --- lifecycle (Celery signals) -------------------------------------------------
 
@@ -519,7 +521,7 @@ class WorkerRuntime:
         if started is None:
             return False
         agent, task = started
-        number = agent.rounds_completed + 1
+        number = self._number(agent)
         command = self._command(agent.cli)
         usage_file = self.logs / f"round-{number}.usage.json"
         planned = sessions.plan(command, agent, self._parent(agent),
@@ -545,14 +547,36 @@ class WorkerRuntime:
         report = read_report(command.output, result.stdout, result.output_tail)
         if command.output == OutputFormat.COPILOT and usage_file.exists():
             report.usage = copilot_usage(_json_file(usage_file))  # its counts: a file
-        limited, resets = usage_limit(report, result.output_tail, utcnow())
-        if limited and not result.timed_out:  # not a failure: the work waits for the reset
+        verdict = judge(RunFacts(result.exit_code, result.timed_out, result.error,
+                                 result.stdout, result.output_tail),
+                        report, self.settings.agent.round_timeout_secs)
+        # a limit counts only when the run ended on it (not one the CLI retried past)
+        limited, resets = (False, None) if verdict[0] or result.timed_out else \
+            usage_limit(report, result.output_tail, utcnow())
+        if limited:  # not a failure: the work waits for the reset; what it used counts
+            used, totals = self._usage(agent, command, planned, result, report.usage)
+            self._spent = (self._spent or Usage()) + used
+            continued = planned.session is not None and not planned.forked
             spend.at_usage_limit(self.store, self.settings, agent, command,
-                                 task.id if task else None, resets, self.fence)
+                                 task.id if task else None, resets, self.fence,
+                                 used=used, number=number,
+                                 totals=totals if continued else None)
             return True
         self._record(agent, m, task, prompt, result, report, number, command, planned,
-                     commits)
+                     commits, verdict)
         return True
+
+    def _number(self, agent: Agent) -> int:
+        """The round's number: past the agent's completed rounds and past every round
+        this host has a log of. A round that ended at a usage limit, was cut short or
+        lost its worker completed nothing, but its log stays: the next run of its work
+        is a round of its own, in a log of its own."""
+        if self._last_round is None:
+            numbers = (re.fullmatch(r"round-(\d+)\.log", p.name) for p in
+                       (self.logs.iterdir() if self.logs.is_dir() else ()))
+            self._last_round = max((int(n.group(1)) for n in numbers if n), default=0)
+        self._last_round = max(agent.rounds_completed, self._last_round) + 1
+        return self._last_round
 
     def _head(self, agent: Agent) -> str | None:
         """The agent's branch head before its round (None: no branch of its own)."""
@@ -685,11 +709,9 @@ class WorkerRuntime:
     def _record(
         self, agent: Agent, m: Message, task: Task | None, prompt: str, result: RunResult,
         report: CliReport, number: int, command: CliCommand, planned: sessions.SessionPlan,
-        commits: list[str],
+        commits: list[str], verdict: tuple[bool, str, str],
     ) -> None:
-        facts = RunFacts(result.exit_code, result.timed_out, result.error, result.stdout,
-                         result.output_tail)
-        ok, output, error = judge(facts, report, self.settings.agent.round_timeout_secs)
+        ok, output, error = verdict  # `judge`'s
         session = sessions.left(command, planned, report, self._state_dir_of(self.agent_id))
         if session:
             with (self.logs / f"round-{number}.log").open("a") as log:

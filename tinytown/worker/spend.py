@@ -6,12 +6,15 @@ round that crosses the budget finishes: the next one is held, so a budget is ove
 by at most one round per agent. A round that ends at the provider's usage limit is not
 a failure: its task goes back to `assigned`, the agent and every live agent of the same
 account pause until the limit resets (or `[budget] usage_limit_backoff_secs` when the
-CLI does not say when), and the supervisor resumes them then.
+CLI does not say when), and the supervisor resumes them then. Only a run that ended on
+the limit counts (one the CLI retried past and finished is an ordinary round), and what
+the limited round used is counted like any round's.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from tinytown.db import holds
 from tinytown.db import usage as round_usage
@@ -21,6 +24,7 @@ from tinytown.errors import TinytownError
 from tinytown.models import Agent, AgentState, format_timestamp, utcnow
 from tinytown.presets import CliCommand, resolve_cli
 from tinytown.settings import Settings
+from tinytown.usage import Usage
 
 
 def over_budget(store: Store, settings: Settings, agent: Agent, recorded: str | None
@@ -52,12 +56,17 @@ def _number(value: str | None) -> float | None:
 
 
 def at_usage_limit(store: Store, settings: Settings, agent: Agent, command: CliCommand,
-                   task_id: str | None, resets: datetime | None, fence: Fence | None) -> None:
-    """Hold the agent, and every live agent of the same account, until the reset."""
+                   task_id: str | None, resets: datetime | None, fence: Fence | None,
+                   used: Usage | None = None, number: int = 0,
+                   totals: dict[str, Any] | None = None) -> None:
+    """Hold the agent, and every live agent of the same account, until the reset; what
+    the round that ended at the limit used (round `number`) is counted all the same
+    (`totals`: the continued session's, for a CLI that reports those)."""
     until = resets or utcnow() + timedelta(seconds=settings.budget.usage_limit_backoff_secs)
     account = command.account_key
     reason = f"usage limit of {account}; resumes at {format_timestamp(until)}"
-    holds.hold(store, agent.id, reason, task_id, until, fence)
+    holds.hold(store, agent.id, reason, task_id, until, fence, used=used, number=number,
+               session_usage=totals)
     for other in store.list_agents():
         if other.id == agent.id or other.state not in holds.HOLDABLE or \
                 other.state == AgentState.STARTING:
