@@ -349,3 +349,17 @@ def test_an_ordinary_failure_is_no_usage_limit() -> None:
     for report in (read_report(OutputFormat.CLAUDE, (SAMPLES / "claude-error-400.json")
                                .read_text()), read_report(OutputFormat.CLAUDE, stdout, stderr)):
         assert not usage_limit(report, "", datetime.now(UTC))[0], report.error
+
+
+def test_logs_show_a_streaming_clis_events_as_what_happened(town: TownFixture) -> None:
+    """Claude Code's stream-json round log, as `tt logs` shows it (and --raw as written)."""
+    assert town.tt("spawn", "streamer", "--cli", "demo", "--no-start").code == 0
+    folder = town.root / ".tt" / "logs" / "streamer"
+    folder.mkdir(parents=True, exist_ok=True)
+    events = (SAMPLES / "claude-stream-success.jsonl").read_text()
+    (folder / "round-1.log").write_text(events + "plain stderr line\n")
+    shown = town.tt("logs", "streamer").out.splitlines()
+    assert "$ Bash: printf 'made by the agent' > out.txt" in shown
+    assert "» Wrote out.txt." in shown and "= done: Wrote out.txt." in shown
+    assert "plain stderr line" in shown and not any(line.startswith("{") for line in shown)
+    assert town.tt("logs", "streamer", "--raw").out == events + "plain stderr line\n"

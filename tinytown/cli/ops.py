@@ -145,27 +145,46 @@ def _print_log(path: Path, raw: bool, follow: bool, rounds: Path | None) -> Path
     `rounds`, the agent's log folder) move on to a newer round's log once one starts."""
     from tinytown.logs import round_logs
 
+    pending = b""  # a line not finished yet: shown once its end is written
     with path.open("rb") as f:
         while True:
             chunk = f.read(65536)
             if chunk:
-                sys.stdout.buffer.write(chunk if raw else _shown(chunk))
+                if raw:
+                    sys.stdout.buffer.write(chunk)
+                else:
+                    lines = (pending + chunk).split(b"\n")
+                    pending = lines.pop()
+                    sys.stdout.buffer.write(_shown(lines))
                 sys.stdout.flush()
                 continue
+            if not follow or rounds is not None and _newer(round_logs(rounds), path):
+                if pending:  # the log's last line, without its newline
+                    sys.stdout.buffer.write(_shown([pending]))
+                    pending = b""
             if not follow:
                 return None
-            if rounds is not None:
-                found = round_logs(rounds)
-                if found and found[-1] != path:
-                    say(f"\n--- {found[-1].name} ---")
-                    return found[-1]
+            if rounds is not None and (found := _newer(round_logs(rounds), path)):
+                say(f"\n--- {found.name} ---")
+                return found
             time.sleep(0.2)
 
 
-def _shown(chunk: bytes) -> bytes:
-    """A log's bytes for a terminal: escape sequences visible (a UTF-8 character cut
-    at a chunk's edge shows as a replacement mark)."""
-    return visible(chunk.decode("utf-8", "replace")).encode()
+def _newer(found: list[Path], path: Path) -> Path | None:
+    return found[-1] if found and found[-1] != path else None
+
+
+def _shown(lines: list[bytes]) -> bytes:
+    """Whole log lines for a terminal: a streaming CLI's JSON events as what happened
+    (tinytown.logview), escape sequences visible."""
+    from tinytown.logview import render
+
+    out = []
+    for line in lines:
+        shown = render(line.decode("utf-8", "replace"))
+        if shown is not None:
+            out.append(visible(shown) + "\n")
+    return "".join(out).encode()
 
 
 @click.command()
