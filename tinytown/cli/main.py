@@ -50,6 +50,7 @@ LAZY_COMMANDS = {
                      "stop", "worker", "supervisor"), "tinytown.cli.engine"),
     **dict.fromkeys(("flower", "events", "history", "logs", "recover", "reclaim", "save",
                      "restore", "backlog"), "tinytown.cli.ops"),
+    "show": "tinytown.cli.show",
     "doctor": "tinytown.cli.doctor",
     **dict.fromkeys(("usage", "budget"), "tinytown.cli.spend"),
     **dict.fromkeys(("diff", "merge", "branch"), "tinytown.cli.git"),
@@ -205,11 +206,21 @@ def status(obj: Context, deep: bool, as_json: bool) -> None:
         emit_json(report)
         return
     say(f"town {report['town']}  redis {report['redis']}  supervisor {report['supervisor']}")
-    _agents_table(town, town.list_agents(), None, inbox=report["inbox"])
+    agents = town.list_agents()
+    _agents_table(town, agents, None, inbox=report["inbox"])
+    whys = [f"{a.name} {a.state.value}: {a.hold or a.halted}" for a in agents
+            if a.hold or a.halted]  # under the table: a row stays a line
+    if whys:
+        say()
+        for why in whys:
+            say(why)
     if deep:
         for entry in report.get("deep", []):
             say(f"\n{entry['name']}: rounds {entry['rounds']}, uptime {entry['uptime']},"
                 f" session {entry['session_id'] or 'none yet'} ({entry['session']})")
+            for why in ("hold", "halted"):
+                if entry.get(why):
+                    say(f"  {why}: {entry[why]}")
             for event in entry["events"]:
                 say(f"  {event}")
             if entry.get("log_tail"):
@@ -230,7 +241,7 @@ def _agents_table(
     rows = [
         [
             a.name, a.display_nickname, a.role_id or "-",
-            a.state.value + (f" ({a.hold or a.halted})" if a.hold or a.halted else ""), a.cli,
+            a.state.value, a.cli,  # one word: the why is in `tt show`, --deep, --json
             (a.current_task or "-")[:8], str(inbox.get(a.id, 0)), str(a.tasks_completed),
             a.usage.cost_text() if a.usage else "-", age(a.last_heartbeat),
             *([a.host or "-", str(a.restarts)] if fleet else []),
