@@ -35,11 +35,19 @@ def report(town: Town, agent_ref: str | None = None, task_id: str | None = None,
         key, label = _group(entry, by)
         row = rows.setdefault(key, {"key": key, "name": label, "usage": Usage()})
         row["usage"] = row["usage"] + usage
-    out_rows = [{"key": r["key"], "name": r["name"], **r["usage"].to_dict(),
-                 "cost": r["usage"].cost_text()} for r in rows.values()]
+    out_rows = [{"key": r["key"], "name": r["name"], **_totals(r["usage"])}
+                for r in rows.values()]
     return {"by": by, "since": start.isoformat() if start else None,
             "agent": agent_id, "task": task.id if task else None, "rows": out_rows,
-            "total": {**total.to_dict(), "cost": total.cost_text()}}
+            "total": _totals(total)}
+
+
+def _totals(usage: Usage) -> dict[str, Any]:
+    """A row of the report: its sums, and a cost that no round has known is null (not
+    0.0, which reads as free)."""
+    text = usage.cost_text()
+    return {**usage.to_dict(), "cost_usd": None if text == "unknown" else usage.cost_usd,
+            "cost_known": usage.cost_known, "cost": text}
 
 
 def _entry_usage(entry: dict[str, Any]) -> Usage:
