@@ -312,6 +312,8 @@ def test_a_paused_agent_keeps_its_row_on_one_line(town: TownFixture) -> None:
               " then `tt resume backend`)")
     held = _spawn(town, "backend", "--cli", "claude")
     _spawn(town, "frontend", "--cli", "codex")
+    _spawn(town, "scripted", "--cli", "python3 /opt/tools/a-rather-long-path/to/its/own/"
+           "agent_cli.py --model some-model --verbose")  # a long cell is cut, not wrapped
 
     def pause(a: Agent) -> None:
         a.state, a.hold = AgentState.PAUSED, reason
@@ -324,12 +326,16 @@ def test_a_paused_agent_keeps_its_row_on_one_line(town: TownFixture) -> None:
             lines = out.splitlines()
             table = lines[1:] if command == "status" else lines
             table = table[:table.index("")] if "" in table else table
-            assert len(table) == 3, out  # the header and one line per agent
+            assert len(table) == 4, out  # the header and one line per agent
             assert table[0].split()[:4] == ["NAME", "NICKNAME", "ROLE", "STATE"], out
             assert "HEARTBEAT" in table[0]
             row = next(line.split() for line in table if line.split()[0] == "backend")
             assert row[3] == "paused" and "budget" not in " ".join(row)
-            assert all(len(line) <= 100 for line in table), out
+            if out is drawn:  # a pipe gets whole cells; the terminal, its width
+                assert all(len(line) <= 100 for line in table), out
+                assert "python3 /opt/tools/" in table[3] and "…" in table[3], out
+            else:
+                assert "agent_cli.py --model some-model --verbose" in table[3]
     assert f"backend paused: {reason}" in town.tt("status").out  # under the table
     shown = town.tt("show", "backend")
     assert shown.code == 0 and reason in shown.out and "paused" in shown.out

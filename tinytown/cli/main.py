@@ -252,7 +252,7 @@ def _agents_table(
         title,
         ["NAME", "NICKNAME", "ROLE", "STATE", "CLI", "TASK", "INBOX", "DONE", "COST",
          "HEARTBEAT", *(["HOST", "RESTARTS"] if fleet else [])],
-        rows,
+        rows, squeeze=4,  # a long CLI command is cut on a terminal: a row is a line
     )
 
 
