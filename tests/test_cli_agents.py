@@ -268,3 +268,76 @@ def test_reserved_nickname_refused(town: TownFixture) -> None:
     r = town.tt("spawn", "alice", "--no-start", "--nickname", "Conductor")
     assert r.code == 2 and "reserved for the supervisor mailbox" in r.err
     assert town.town.list_agents() == []
+
+
+def _in_terminal(town: TownFixture, *args: str, columns: int = 100) -> str:
+    """`tt ARGS` with a terminal of `columns` as its stdout (rich draws the table)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import time
+
+    from tests.conftest import TT
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([TT, *args], cwd=town.root, stdout=follower,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "COLUMNS": str(columns)})
+    os.close(follower)
+    chunks = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.1)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data.decode(errors="replace"))
+        elif proc.poll() is not None:
+            break
+    proc.wait(10)
+    os.close(leader)
+    return re.sub(r"\x1b\[[0-9;]*m", "", "".join(chunks)).replace("\r\n", "\n")
+
+
+def test_a_paused_agent_keeps_its_row_on_one_line(town: TownFixture) -> None:
+    """STATE is one word: the hold's reason goes to `tt show`, `tt status --deep` and
+    --json, not into the table, where it wrapped a row over many lines."""
+    from tinytown.models import AgentState
+
+    reason = ("budget: spent $0.0020 of $0.001 (raise it with `tt budget set backend USD`,"
+              " then `tt resume backend`)")
+    held = _spawn(town, "backend", "--cli", "claude")
+    _spawn(town, "frontend", "--cli", "codex")
+    _spawn(town, "scripted", "--cli", "python3 /opt/tools/a-rather-long-path/to/its/own/"
+           "agent_cli.py --model some-model --verbose")  # a long cell is cut, not wrapped
+
+    def pause(a: Agent) -> None:
+        a.state, a.hold = AgentState.PAUSED, reason
+    town.town.store.update_agent(held["id"], pause)
+    for command in ("list", "status"):
+        piped = town.tt(command)
+        assert piped.code == 0, piped.err
+        drawn = _in_terminal(town, command)
+        for out in (piped.out, drawn):
+            lines = out.splitlines()
+            table = lines[1:] if command == "status" else lines
+            table = table[:table.index("")] if "" in table else table
+            assert len(table) == 4, out  # the header and one line per agent
+            assert table[0].split()[:4] == ["NAME", "NICKNAME", "ROLE", "STATE"], out
+            assert "HEARTBEAT" in table[0]
+            row = next(line.split() for line in table if line.split()[0] == "backend")
+            assert row[3] == "paused" and "budget" not in " ".join(row)
+            if out is drawn:  # a pipe gets whole cells; the terminal, its width
+                assert all(len(line) <= 100 for line in table), out
+                assert "python3 /opt/tools/" in table[3] and "…" in table[3], out
+            else:
+                assert "agent_cli.py --model some-model --verbose" in table[3]
+    assert f"backend paused: {reason}" in town.tt("status").out  # under the table
+    shown = town.tt("show", "backend")
+    assert shown.code == 0 and reason in shown.out and "paused" in shown.out
+    assert reason in town.tt("status", "--deep").out
+    assert json.loads(town.tt("list", "--json").out)[0]["hold"] == reason

@@ -695,3 +695,84 @@ def test_task_show_lists_tags_plainly(town: TownFixture) -> None:
     task_id = town.tt("assign", "alice", "tagged", "--tags", "api,urgent").out.strip()
     out = town.tt("task", "show", task_id).out
     assert re.search(r"^tags\s+api, urgent$", out, re.M), out
+
+
+# --- readable views: inbox, task show, task list after prune, diff --------------------
+
+
+def test_inbox_shows_readable_text_and_never_cuts_a_pipe(town: TownFixture) -> None:
+    """CONTENT was cut at 80 characters even when piped, and task outcomes were raw JSON
+    (a failed task's error cut off): the text, whole, with the task it is about."""
+    _spawn(town, "alice")
+    task_id = _assign(town, "alice", "Refactor the parser so that it reports line numbers")
+    error = "API Error: 529 overloaded; " + "the provider said more " * 8 + "THE END"
+    channel = town.town.channel
+    channel.send("supervisor", MessageType.task_failed(task_id, error), sender="alice")
+    channel.send("supervisor", MessageType.task_done(task_id, "all good"), sender="alice")
+    channel.send("supervisor", MessageType.confirmation("rejected", "not mine"), sender="alice")
+    out = town.tt("inbox").out
+    rows = out.splitlines()[1:]
+    assert len(rows) == 3, out  # a row a line
+    assert rows[0].rstrip().endswith(f"task {task_id[:8]} failed: {error}"), rows[0]
+    assert rows[1].rstrip().endswith(f"task {task_id[:8]} done: all good")
+    assert rows[2].rstrip().endswith("rejected: not mine")
+    assert "{" not in out  # no JSON
+    assigned = town.tt("inbox", "alice").out.splitlines()[1]
+    assert assigned.rstrip().endswith(
+        f"task {task_id[:8]}: Refactor the parser so that it reports line numbers")
+
+
+def test_task_show_labels_a_failed_tasks_error(town: TownFixture) -> None:
+    _spawn(town, "alice")
+    failed, done = _assign(town, "alice", "will fail"), _assign(town, "alice", "will do")
+    assert town.tt("task", "fail", failed, "--error", "exit 1: no such file").code == 0
+    assert town.tt("task", "complete", done, "--result", "it works").code == 0
+    fields = dict(line.split(None, 1) for line in town.tt("task", "show", failed).out
+                  .splitlines())
+    assert fields["error"] == "exit 1: no such file" and "result" not in fields
+    fields = dict(line.split(None, 1) for line in town.tt("task", "show", done).out
+                  .splitlines())
+    assert fields["result"] == "it works" and "error" not in fields
+    assert json.loads(town.tt("task", "show", failed, "--json").out)["result"] == \
+        "exit 1: no such file"  # the wire format keeps its field
+
+
+def test_task_list_names_a_pruned_agent(town: TownFixture) -> None:
+    """After `tt prune` the agent's record is gone: its tasks showed an id prefix."""
+    gone = _spawn(town, "alice")
+    task_id = _assign(town, "alice", "old work")
+    assert town.tt("task", "cancel", task_id).code == 0
+    town.town.store.update_agent(gone, lambda a: setattr(a, "state", AgentState.STOPPED))
+    assert town.tt("prune", "--force").code == 0  # its task_assign is still queued
+    assert town.town.store.get_agent(gone) is None
+    row = next(line for line in town.tt("task", "list").out.splitlines()
+               if line.startswith(f" {task_id[:8]}"))
+    assert "alice (pruned)" in row and gone[:8] not in row
+    # with its events gone too (the stream is capped), what is left is said plainly
+    town.town.redis.delete(keys.events(town.name))
+    row = next(line for line in town.tt("task", "list").out.splitlines()
+               if line.startswith(f" {task_id[:8]}"))
+    assert f"pruned agent {gone[:8]}" in row
+
+
+def test_diff_with_no_changes_says_so(town_factory: Callable[..., TownFixture]) -> None:
+    import subprocess
+
+    town = town_factory()
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=town.root, check=True, capture_output=True)
+    git("init", "-q", "-b", "main")
+    git("config", "user.name", "Test")
+    git("config", "user.email", "test@example.invalid")
+    (town.root / ".gitignore").write_text(".tt/\nrecords/\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "start")
+    town.town.spawn_agent("ann", start=False)
+    r = town.tt("diff", "ann")
+    assert r.code == 0 and r.out == ""  # nothing for a script to apply
+    assert r.err.startswith("no changes: tt/ann has no commits since") and \
+        len(r.err.splitlines()) == 1
+    worktree = Path(town.town.resolve("ann").workspace or "")
+    (worktree / "draft.txt").write_text("not committed\n")
+    assert "worktree has changes not committed" in town.tt("diff", "ann", "--stat").err

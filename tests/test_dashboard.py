@@ -18,7 +18,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +28,7 @@ import pytest
 from tests.browser import Chromium, Page, chromium_or_skip
 from tests.conftest import TownFixture, wait_until
 from tests.test_http import Server, add_key, self_signed, start_server
-from tinytown.models import AgentState, TaskState
+from tinytown.models import AgentState, TaskState, utcnow
 
 ARTIFACTS = Path(os.environ.get("TT_TEST_ARTIFACTS") or
                  Path(__file__).resolve().parent.parent / "test-artifacts") / "dashboard"
@@ -377,3 +379,81 @@ def test_the_dashboard_over_tls(tls_dash: Dash, tmp_path: Path) -> None:
         town.wait_state("alice", AgentState.IDLE.value)
         shot(page, "agents-tls")
         assert browser.exceptions == [], browser.exceptions
+
+
+@pytest.mark.timeout(300)
+def test_task_page_and_readable_values(dash: Dash, browser: Chromium) -> None:
+    """Usage as text, not JSON; a resume time still to come as "in 5m"; a task_assign
+    message with its task's text; the task list with result or error and a link to the
+    task's page; a cost nobody reported is "unknown" everywhere."""
+    town, base = dash.town, dash.server.base
+    store = town.town.store
+    done_id = town.town.assign("alice", "Write hello.txt containing hi")
+    town.wait_task(done_id, TaskState.COMPLETED)
+    done = store.require_task(done_id)
+    error = "API Error: 529 overloaded (the provider is busy; try again later)"
+    failed_id = town.town.assign("quiet", "Refactor the parser")
+    assert town.tt("task", "fail", failed_id, "--error", error).code == 0
+    waiting_id = town.town.assign("quiet", "Count the lines of every module")
+    alice, quiet = town.town.resolve("alice"), town.town.resolve("quiet")
+    store.add_event("round", alice.id, name="alice", task=done_id, round=2, input_tokens=12,
+                    cached_input_tokens=3, output_tokens=5, cost_usd="")  # no price
+
+    def readable(a: Any) -> None:
+        a.session_usage = {"input_tokens": 40, "cached_input_tokens": 2, "output_tokens": 9}
+    store.update_agent(alice.id, readable)
+
+    def limited(a: Any) -> None:
+        a.state, a.hold = AgentState.PAUSED, "usage limit of claude"
+        a.resume_at = utcnow() + timedelta(minutes=5)
+    store.update_agent(quiet.id, limited)
+
+    page = browser.new_page()
+    log_in(page, base, dash.keys["read"])
+    row = f"tr[data-task=\"{failed_id}\"]"
+    page.wait_for(f"!!document.querySelector('{row} td.outcome')", 15, "the task list")
+    assert page.eval(text(f"{row} td.outcome")) == f"error: {error}"
+    assert page.eval(text(f"tr[data-task=\"{done_id}\"] td.outcome")) == done.result
+    shot(page, "tasks-with-outcomes")
+    page.click(f"{row} a[href=\"/tasks/{failed_id}\"]")
+    page.wait_for(f"location.pathname === '/tasks/{failed_id}'", 10, "the task's page")
+    page.wait_for(f"{text('#outcome')} !== ''", 15, "the failed task")
+    assert page.eval(text("#description")) == "Refactor the parser"
+    assert page.eval(text("#outcome-title")) == "Error" and page.eval(text("#outcome")) == error
+    assert page.eval(text("#state")) == "failed"
+    assert page.eval(text("[data-field=assigned_to]")) == "quiet"
+    shot(page, "task-failed")
+
+    page.goto(base + f"/tasks/{done_id}")
+    page.wait_for("document.querySelectorAll('#rounds tbody tr[data-round]').length === 2",
+                  15, "the completed task's rounds")
+    assert page.eval(text("#outcome-title")) == "Result"
+    assert page.eval(text("#outcome")) == done.result
+    assert page.eval(text("#description")) == "Write hello.txt containing hi"
+    assert page.eval("[...document.querySelectorAll('#rounds td.cost')]"
+                     ".map(e => e.textContent)") == ["unknown", "unknown"]
+    usage = page.eval(text("[data-field=usage]"))
+    assert usage == "unknown (1 round: its CLI reported no usage)", usage
+    shot(page, "task-completed")
+
+    page.goto(base + "/agents/alice")
+    page.wait_for("document.querySelectorAll('#rounds tbody tr[data-round]').length === 2",
+                  15, "alice's rounds")
+    assert page.eval(text("[data-field=usage]")) == \
+        "unknown (1 round: its CLI reported no usage)"
+    assert page.eval(text("[data-field=session_usage]")) == \
+        "40 input, 2 cached, 9 output tokens"
+    body = page.eval("document.body.textContent")
+    assert "no price" not in body and "unknown_rounds" not in body
+    assert page.eval(f"!!document.querySelector('#rounds a[href=\"/tasks/{done_id}\"]')")
+
+    page.goto(base + "/agents/quiet")
+    page.wait_for("document.querySelectorAll('#inbox tbody tr[data-message]').length === 2",
+                  15, "quiet's inbox")
+    resume = page.eval(text("[data-field=resume_at]"))
+    assert re.search(r"\(in [45]m \d+s\)$", resume), resume
+    assert "ago" not in resume
+    texts = page.eval("[...document.querySelectorAll('#inbox tbody td.text')]"
+                      ".map(e => e.textContent)")
+    assert f"task {waiting_id[:8]}: Count the lines of every module" in texts, texts
+    shot(page, "agent-quiet-limited")

@@ -490,6 +490,41 @@ def test_events_list_and_usage(served: Served) -> None:
     error_of(served.get("/v1/usage", params={"since": "yesterday-ish"}), 422)
 
 
+def test_numbers_are_numbers_and_unknown_is_null(served: Served) -> None:
+    """The event stream keeps text (`"round": "2"`, `"cost_usd": ""`) and an unknown
+    cost was `cost_usd: 0.0`: the API gives numbers, and null for what is not known,
+    as its OpenAPI document says, for entries written before as well."""
+    task = served.post("/v1/tasks", {"agent": "alice", "description": "count me"}).json()
+    served.town.wait_task(task["id"], TaskState.COMPLETED)  # its CLI reports no usage
+    report = served.get("/v1/usage").json()
+    assert report["total"]["rounds"] >= 1
+    assert report["total"]["cost_usd"] is None and report["total"]["cost"] == "unknown"
+    assert report["total"]["cost_known"] is False
+    store = served.town.town.store
+    alice = served.town.town.resolve("alice").id
+    store.add_event("round", alice, name="alice", round=7, input_tokens=12,  # no price
+                    cached_input_tokens=3, output_tokens=5, cost_usd="")
+    store.add_event("round", alice, name="alice", round=8, input_tokens=1,
+                    cached_input_tokens=0, output_tokens=2, cost_usd="0.0012")
+    events = served.get("/v1/events", params={"count": 100, "agent": "alice"}).json()
+    rounds = [e for e in events if e["kind"] == "round"]
+    assert rounds[0]["round"] == 1 and rounds[0]["cost_usd"] is None  # "unknown" stored
+    assert [(e["round"], e["input_tokens"], e["output_tokens"], e["cost_usd"])
+            for e in rounds[-2:]] == [(7, 12, 5, None), (8, 1, 2, 0.0012)]
+    state = next(e for e in events if e["kind"] == "state")
+    assert "round" not in state and "cost_usd" not in state  # absent, not null
+    schemas = served.get("/openapi.json").json()["components"]["schemas"]
+    event = schemas["Event"]["properties"]
+    assert {"type": "integer"} in event["round"]["anyOf"]
+    assert {"type": "null"} in event["cost_usd"]["anyOf"]
+    assert {"type": "null"} in schemas["UsageTotals"]["properties"]["cost_usd"]["anyOf"]
+    from tinytown.http.events import frame
+
+    data = json.loads(frame({**rounds[-2], "round": "7", "cost_usd": ""})
+                      .split("data: ")[1])  # the live stream: the same types
+    assert (data["round"], data["cost_usd"]) == (7, None)
+
+
 # --- keys, scopes, audit ----------------------------------------------------------------
 
 

@@ -7,9 +7,11 @@ the real CLIs are in tests/stubs/test_presets.py."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +20,7 @@ from tests.test_agent_clis import STRUCTURED
 from tinytown.db import holds
 from tinytown.db import usage as round_usage
 from tinytown.models import TaskState, format_timestamp, utcnow
-from tinytown.usage import Usage
+from tinytown.usage import Usage, budget_text, spend_text
 
 ROUND = Usage(input_tokens=12, cached_input_tokens=3, output_tokens=5, cost_usd=0.0012,
               rounds=1)
@@ -171,3 +173,87 @@ def test_concurrent_rounds_add_up_exactly(
     totals = round_usage.town_totals(town_s.town.store)
     assert totals.rounds == 12 and totals.input_tokens == 12 * 12
     assert totals.cost_usd == pytest.approx(12 * 0.0012)
+
+
+def test_a_budget_keeps_the_precision_it_was_given(
+    town_s: TownFixture, worker_in_process: Workers,
+) -> None:
+    """`tt budget set b 0.001` was read back as `$0.00`, and the hold said "spent
+    $0.0020 of $0.00": a budget shows its own digits, a spend enough beside it."""
+    assert budget_text(0.001) == "$0.001" and budget_text(5) == "$5.00"
+    assert budget_text(12.5) == "$12.50" and budget_text(None) == "none"
+    assert spend_text(0.0012) == "$0.0012" and spend_text(0.000012) == "$0.000012"
+    assert spend_text(0.0012, 0.00001) == "$0.001200" and spend_text(3) == "$3.0000"
+    town_s.town.spawn_agent("b", cli="structured", start=False)
+    worker = worker_in_process(town_s, "b")
+    set_ = town_s.tt("budget", "set", "b", "0.001")
+    assert set_.code == 0 and set_.out.strip() == "b: budget $0.001", set_.out
+    _task(town_s, worker, "b", "one")  # $0.0012: crosses it
+    _task(town_s, worker, "b", "two")
+    hold = town_s.town.resolve("b").hold
+    assert hold is not None and hold.startswith("budget: spent $0.0012 of $0.001 "), hold
+    shown = town_s.tt("budget", "show").out
+    assert "$0.001 " in shown + " " and "$0.00 " not in shown + " ", shown
+    town = town_s.tt("budget", "set", "town", "0.0005")
+    assert town.out.strip().endswith("budget $0.0005"), town.out
+
+
+TOKENS_CLI = f"""
+[agent_clis.tokens]
+command = "{sys.executable} {Path(__file__).parent / 'fake_tokens.py'}"
+output = "codex-jsonl"
+"""
+
+
+def test_a_token_budget_holds_a_cli_that_reports_no_cost(
+    town_factory: Callable[..., TownFixture], worker_in_process: Workers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A USD budget cannot see a cost nobody reports (Codex, Gemini CLI): setting one over
+    such agents warns, and a token budget (150 tokens a round here) holds them."""
+    town = town_factory(extra=STRUCTURED + TOKENS_CLI)
+    monkeypatch.setenv("FAKE_AGENT_DIR", str(town.records))
+    town.town.spawn_agent("cx", cli="tokens", start=False)
+    town.town.spawn_agent("cl", cli="structured", start=False)  # reports its cost
+    worker = worker_in_process(town, "cx")
+    runs = lambda: len((town.records / "tokens.log").read_text().splitlines())  # noqa: E731
+
+    usd = town.tt("budget", "set", "town", "5")
+    assert usd.code == 0 and usd.out.strip().endswith("budget $5.00")
+    [warning] = usd.err.splitlines()  # one line, naming the agent a USD cap misses
+    assert "the cost of cx is unknown" in warning and "--tokens" in warning
+    assert json.loads(town.tt("budget", "set", "town", "5", "--json").out)["unpriced"] == ["cx"]
+    assert town.tt("budget", "set", "cl", "1").err == ""  # its CLI reports the cost
+    assert town.tt("budget", "set", "cx", "--tokens", "0").code == 2
+    assert town.tt("budget", "set", "cx", "--tokens", "many").code == 2
+    assert town.tt("budget", "set", "cx").code == 2
+    capped = town.tt("budget", "set", "cx", "--tokens", "200")
+    assert capped.code == 0 and capped.out.strip() == "cx: budget 200 tokens", capped.out
+    assert town.town.resolve("cx").budget_tokens == 200
+
+    first = _task(town, worker, "cx", "one")  # 150 of 200
+    second = _task(town, worker, "cx", "two")  # 300: crosses it, finishes
+    assert town.task_state(first) == town.task_state(second) == TaskState.COMPLETED
+    third = _task(town, worker, "cx", "three")
+    agent = town.town.resolve("cx")
+    assert agent.state.value == "paused" and town.task_state(third) == TaskState.ASSIGNED
+    assert agent.hold == ("token budget: spent 300 of 200 tokens (raise it with `tt budget"
+                          " set cx --tokens N`, then `tt resume cx`)")
+    assert runs() == 2  # its CLI did not run for the third
+
+    # the town's token budget holds it too, and `none` lifts the agent's own
+    assert town.tt("budget", "set", "cx", "--tokens", "none").code == 0
+    assert town.tt("budget", "set", "town", "--tokens", "400").code == 0
+    assert town.tt("resume", "cx").code == 0
+    worker.run_round()  # 300 of 400: it runs
+    assert town.task_state(third) == TaskState.COMPLETED and runs() == 3
+    fourth = _task(town, worker, "cx", "four")
+    hold = town.town.resolve("cx").hold
+    assert hold is not None and hold.startswith("town token budget: spent 450 of 400 tokens")
+    assert town.task_state(fourth) == TaskState.ASSIGNED and runs() == 3
+    report = json.loads(town.tt("budget", "show", "--json").out)
+    assert (report["town"]["budget_tokens"], report["town"]["spent_tokens"]) == (400, 450)
+    assert report["town"]["budget_usd"] == 5.0  # --tokens alone left it as it was
+    [cx] = [a for a in report["agents"] if a["name"] == "cx"]
+    assert cx["cost_known"] is False and cx["budget_tokens"] is None
+    assert "400 tokens" in town.tt("budget", "show").out

@@ -124,6 +124,11 @@ def budget(town: str) -> str:
     return f"tt:{town}:budget"
 
 
+def budget_tokens(town: str) -> str:
+    """The town's token budget (`tt budget set town --tokens N`), a decimal integer."""
+    return f"tt:{town}:budget_tokens"
+
+
 def holds(town: str) -> str:
     """Agents paused at a usage limit, scored by when the supervisor resumes them."""
     return f"tt:{town}:holds"

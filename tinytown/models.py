@@ -223,6 +223,7 @@ class Agent(WireModel):
     session_usage: dict[str, Any] | None = None  # a session's totals as its CLI reported
     usage: Usage | None = None  # tokens and cost of all its rounds
     budget_usd: float | None = None  # it runs no round once its cost reaches this
+    budget_tokens: int | None = None  # nor once its tokens (input, cached, output) do
     hold: str | None = None  # why it is paused by Tinytown itself (budget, usage limit)
     resume_at: datetime | None = None  # when the supervisor resumes it (a usage limit)
     workspace: str | None = None  # the folder its CLI runs in (None: the town's root)
@@ -238,7 +239,7 @@ class Agent(WireModel):
     _timestamps = ("created_at", "last_heartbeat", "last_active_at", "resume_at")
     _own_defaults: ClassVar[dict[str, Any]] = {
         "session": SessionPolicy.CONTINUE, "session_id": None, "session_usage": None,
-        "usage": None, "budget_usd": None, "hold": None, "resume_at": None,
+        "usage": None, "budget_usd": None, "budget_tokens": None, "hold": None, "resume_at": None,
         "workspace": None, "branch": None, "base": None, "host": None, "host_labels": [],
         "restarts": 0, "crashes": [], "halted": None}
     _wire_fields = (

@@ -42,15 +42,44 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
         return not (self.unknown_rounds or self.uncosted_rounds)
 
     def cost_text(self) -> str:
-        """`$0.0123`, with `+?` when some rounds' cost is not known; `unknown` if none is."""
+        """`$0.0123` (`spend_text`), with `+?` when some rounds' cost is not known;
+        `unknown` if none is."""
         if self.rounds and self.unknown_rounds + self.uncosted_rounds >= self.rounds:
             return "unknown"
-        text = f"${self.cost_usd:.4f}"
+        text = spend_text(self.cost_usd)
         return text if self.cost_known else f"{text}+?"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(self)
         return out
+
+
+MAX_PLACES = 10  # a budget of $0.0000000001 is as fine as money here gets
+
+
+def places(usd: float) -> int:
+    """How many decimal places `usd` needs to be shown as given (0.001: 3; 5: 0)."""
+    text = f"{usd:.{MAX_PLACES}f}".rstrip("0")
+    return len(text) - text.index(".") - 1
+
+
+def budget_text(usd: float | None) -> str:
+    """A budget with the precision it was given: `$5.00`, `$0.001`, `none`. (Rounded
+    to cents, `tt budget set backend 0.001` read back as `$0.00`.)"""
+    if usd is None:
+        return "none"
+    return f"${usd:.{max(2, places(usd))}f}"
+
+
+def spend_text(usd: float, budget: float | None = None) -> str:
+    """A spend: 4 places, one more than its budget shows, and at least 2 significant
+    digits of a small amount ($0.000012, not $0.0000)."""
+    digits = max(4, places(budget) + 1 if budget is not None else 0)
+    if 0 < usd < 1:
+        leading = len(f"{usd:.{MAX_PLACES + 2}f}".split(".")[1]) - len(
+            f"{usd:.{MAX_PLACES + 2}f}".split(".")[1].lstrip("0"))
+        digits = max(digits, min(leading + 2, MAX_PLACES + 2))
+    return f"${usd:.{digits}f}"
 
 
 def as_usage(value: Any) -> Usage:

@@ -121,9 +121,12 @@ def age(when: datetime | None) -> str:
     return f"{secs / 86400:.0f}d"
 
 
-def print_table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
+def print_table(title: str | None, columns: list[str], rows: list[list[str]],
+                squeeze: int | None = None) -> None:
     """A table: drawn by rich on a terminal; for a pipe or a file the same columns as
-    plain lines, one per row, without rich's import (~20 ms of a `tt status`)."""
+    plain lines, one per row, without rich's import (~20 ms of a `tt status`).
+    `squeeze`: on a terminal, a row stays one line: that column's cells are cut (with
+    `…`) to what the others leave of the width, instead of wrapping."""
     rows = [[visible(cell) for cell in row] for row in rows]
     if not sys.stdout.isatty():
         rows = [[" ".join(cell.splitlines()) for cell in row] for row in rows]  # a line a row
@@ -137,12 +140,24 @@ def print_table(title: str | None, columns: list[str], rows: list[list[str]]) ->
     from rich.console import Console
     from rich.table import Table
 
+    width = max(100, _terminal_width())
+    if squeeze is not None:
+        rows = _squeezed(columns, rows, squeeze, width)
     table = Table(title=title, title_justify="left", box=None, header_style="bold")
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=squeeze is not None)
     for row in rows:
         table.add_row(*row)
-    Console(width=max(100, _terminal_width())).print(table)
+    Console(width=width).print(table)
+
+
+def _squeezed(columns: list[str], rows: list[list[str]], at: int, width: int
+              ) -> list[list[str]]:
+    others = sum(max(len(cell) for cell in column) + 2  # rich's padding: 1 a side
+                 for i, column in enumerate(zip(columns, *rows, strict=True)) if i != at)
+    room = max(len(columns[at]), width - others - 2)
+    return [[cell if i != at or len(cell) <= room else cell[:room - 1] + "…"
+             for i, cell in enumerate(row)] for row in rows]
 
 
 def _terminal_width() -> int:

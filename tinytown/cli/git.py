@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -15,7 +16,18 @@ from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, say
 @pass_ctx
 def diff(obj: Context, agent: str, stat: bool) -> None:
     """The agent's branch against the commit it started from."""
-    sys.stdout.write(obj.town().diff(agent, stat))
+    town = obj.town()
+    text = town.diff(agent, stat)
+    if text:
+        sys.stdout.write(text)
+        return
+    record = town.resolve(agent)  # nothing on stdout, for scripts; the reason on stderr
+    from tinytown.workspace import dirty
+
+    pending = record.workspace and Path(record.workspace).is_dir() and \
+        dirty(Path(record.workspace))
+    say(f"no changes: {record.branch} has no commits since {(record.base or '?')[:12]}"
+        + ("; its worktree has changes not committed" if pending else ""), err=True)
 
 
 @click.command()

@@ -50,6 +50,7 @@ LAZY_COMMANDS = {
                      "stop", "worker", "supervisor"), "tinytown.cli.engine"),
     **dict.fromkeys(("flower", "events", "history", "logs", "recover", "reclaim", "save",
                      "restore", "backlog"), "tinytown.cli.ops"),
+    "show": "tinytown.cli.show",
     "doctor": "tinytown.cli.doctor",
     **dict.fromkeys(("usage", "budget"), "tinytown.cli.spend"),
     **dict.fromkeys(("diff", "merge", "branch"), "tinytown.cli.git"),
@@ -222,11 +223,21 @@ def status(obj: Context, deep: bool, as_json: bool) -> None:
         emit_json(report)
         return
     say(f"town {report['town']}  redis {report['redis']}  supervisor {report['supervisor']}")
-    _agents_table(town, town.list_agents(), None, inbox=report["inbox"])
+    agents = town.list_agents()
+    _agents_table(town, agents, None, inbox=report["inbox"])
+    whys = [f"{a.name} {a.state.value}: {a.hold or a.halted}" for a in agents
+            if a.hold or a.halted]  # under the table: a row stays a line
+    if whys:
+        say()
+        for why in whys:
+            say(why)
     if deep:
         for entry in report.get("deep", []):
             say(f"\n{entry['name']}: rounds {entry['rounds']}, uptime {entry['uptime']},"
                 f" session {entry['session_id'] or 'none yet'} ({entry['session']})")
+            for why in ("hold", "halted"):
+                if entry.get(why):
+                    say(f"  {why}: {entry[why]}")
             for event in entry["events"]:
                 say(f"  {event}")
             if entry.get("log_tail"):
@@ -247,7 +258,7 @@ def _agents_table(
     rows = [
         [
             a.name, a.display_nickname, a.role_id or "-",
-            a.state.value + (f" ({a.hold or a.halted})" if a.hold or a.halted else ""), a.cli,
+            a.state.value, a.cli,  # one word: the why is in `tt show`, --deep, --json
             (a.current_task or "-")[:8], str(inbox.get(a.id, 0)), str(a.tasks_completed),
             a.usage.cost_text() if a.usage else "-", age(a.last_heartbeat),
             *([a.host or "-", str(a.restarts)] if fleet else []),
@@ -258,7 +269,7 @@ def _agents_table(
         title,
         ["NAME", "NICKNAME", "ROLE", "STATE", "CLI", "TASK", "INBOX", "DONE", "COST",
          "HEARTBEAT", *(["HOST", "RESTARTS"] if fleet else [])],
-        rows,
+        rows, squeeze=4,  # a long CLI command is cut on a terminal: a row is a line
     )
 
 
@@ -320,8 +331,26 @@ def send(
         say(f"sent {sent.type} {sent.id} ({prio.value})")
 
 
-def _describe(m: Message) -> str:
-    body = m.body.to_dict()
+def _describe(m: Message, tasks: dict[str, Task]) -> str:
+    """A message's content as text: what a task message says, not its JSON."""
+    from tinytown import models as mt
+
+    b = m.body
+    if isinstance(b, mt.TaskDoneMsg):
+        return f"task {b.task_id[:8]} done: {b.result}"
+    if isinstance(b, mt.TaskFailedMsg):
+        return f"task {b.task_id[:8]} failed: {b.error}"
+    if isinstance(b, mt.TaskAssignMsg):
+        found = tasks.get(b.task_id)
+        return f"task {b.task_id[:8]}: {found.description if found else '(no such task)'}"
+    if isinstance(b, mt.ConfirmationMsg):
+        reason = b.ack_type.reason if isinstance(b.ack_type.reason, str) else None
+        return b.ack_type.type.value + (f": {reason}" if reason else "")
+    if isinstance(b, mt.StatusResponseMsg):
+        return b.state.value + (f", task {b.current_task[:8]}" if b.current_task else "")
+    if isinstance(b, mt.CustomMsg):
+        return f"{b.kind}: {b.payload}"
+    body = b.to_dict()
     body.pop("type", None)
     if not body:
         return ""
@@ -358,12 +387,21 @@ def inbox(obj: Context, agent: str | None, all_: bool, as_json: bool) -> None:
     if not messages:
         say("no pending messages")
         return
+    assigned = {str(getattr(m.body, "task_id", "")) for m in messages if m.type == "task_assign"}
+    tasks = {t.id: t for t in (town.store.get_task(i) for i in assigned) if t is not None}
+    cut = 80 if sys.stdout.isatty() else None  # a pipe or a file gets the whole text
     rows = [
         [names.get(m.to, m.to[:8]), m.id[:8], m.type, m.priority.value,
-         names.get(m.sender, m.sender[:8]), age(m.created_at), _describe(m)[:80]]
+         names.get(m.sender, m.sender[:8]), age(m.created_at), _cut(_describe(m, tasks), cut)]
         for m in messages
     ]
     print_table(None, ["TO", "ID", "TYPE", "PRIORITY", "FROM", "AGE", "CONTENT"], rows)
+
+
+def _cut(text: str, width: int | None) -> str:
+    if width is None or len(text) <= width:
+        return text
+    return text[:width - 1] + "…"
 
 
 # --- tasks ----------------------------------------------------------------------
@@ -443,6 +481,8 @@ def _print_task(t: Task, as_json: bool) -> None:
             continue
         if isinstance(value, list):
             value = ", ".join(map(str, value)) or None
+        if key == "result" and t.state == TaskState.FAILED:
+            key = "error"  # a failed task's `result` is its error text
         say(f"{key:13} {value if value is not None else '-'}")
     if t.usage is not None:
         u = t.usage
@@ -495,13 +535,28 @@ def task_list(obj: Context, state: str | None, agent: str | None, as_json: bool)
     if not tasks:
         say("no tasks")
         return
-    names = {a.id: a.name for a in town.list_agents()}
+    names = _agent_names(town, tasks)
     rows = [
-        [t.id[:8], t.state.value, names.get(t.assigned_to or "", (t.assigned_to or "-")[:8]),
+        [t.id[:8], t.state.value, names.get(t.assigned_to or "", "-"),
          age(t.updated_at), ",".join(t.tags), t.description[:60]]
         for t in tasks
     ]
     print_table(None, ["ID", "STATE", "AGENT", "UPDATED", "TAGS", "DESCRIPTION"], rows)
+
+
+def _agent_names(town: Town, tasks: list[Task]) -> dict[str, str]:
+    """Agent id -> name for a task listing. A pruned agent's record is gone; its name is
+    read back from the events (`assigned`, `spawned`) while the stream still has them:
+    `NAME (pruned)`, else `pruned agent <id prefix>`."""
+    names = {a.id: a.name for a in town.list_agents()}
+    gone = {t.assigned_to for t in tasks if t.assigned_to and t.assigned_to not in names}
+    if gone:
+        for event in reversed(town.events(10_000)):  # the newest name wins
+            agent_id = event.get("agent", "")
+            if agent_id in gone and event.get("name") and agent_id not in names:
+                names[agent_id] = f"{event['name']} (pruned)"
+        names.update({g: f"pruned agent {g[:8]}" for g in gone if g not in names})
+    return names
 
 
 def _finish(kind: str) -> Callable[..., None]:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, print_table, say
+from tinytown.errors import UsageError
+
+if TYPE_CHECKING:
+    from tinytown.ops.usage import Keep
 
 
 @click.command()
@@ -48,36 +54,77 @@ def budget_show(obj: Context, as_json: bool) -> None:
         emit_json(status)
         return
     town = status["town"]
-    say(f"town: spent {town['cost']} of {_cap(town['budget_usd'])}")
-    print_table(None, ["agent", "spent", "budget", "held"],
-                [[a["name"], a["cost"], _cap(a["budget_usd"]), a["hold"] or ""]
+    say(f"town: spent {_spent(town['cost'], town['spent_usd'], town['budget_usd'])} of"
+        f" {_caps(town)}; {town['spent_tokens']} tokens")
+    print_table(None, ["agent", "spent", "tokens", "budget", "held"],
+                [[a["name"], _spent(a["cost"], a["spent_usd"], a["budget_usd"]),
+                  str(a["spent_tokens"]), _caps(a), a["hold"] or ""]
                  for a in status["agents"]])
+
+
+def _spent(cost: str, usd: float, cap: float | None) -> str:
+    """The cost as `Usage.cost_text` says it, with the digits its budget needs."""
+    from tinytown.usage import spend_text
+
+    if cost == "unknown":
+        return cost
+    return spend_text(usd, cap) + ("+?" if cost.endswith("+?") else "")
+
+
+def _caps(doc: dict[str, Any]) -> str:
+    from tinytown.usage import budget_text
+
+    if doc.get("budget_tokens") is None:
+        return budget_text(doc["budget_usd"])
+    tokens = f"{doc['budget_tokens']} tokens"
+    return tokens if doc["budget_usd"] is None else f"{budget_text(doc['budget_usd'])}, {tokens}"
+
+
+def _tokens(value: str | None) -> int | None | Keep:
+    from tinytown.ops.usage import KEEP
+
+    if value is None:
+        return KEEP
+    if value.lower() == "none":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"--tokens {value!r}: give a number of tokens, 1 or more (or `none`)")
+    return int(value)
 
 
 @budget.command(name="set")
 @click.argument("target", metavar="AGENT|town")
-@click.argument("usd", metavar="USD|none")
+@click.argument("usd", metavar="[USD|none]", required=False)
+@click.option("--tokens", metavar="N|none",
+              help="Cap its tokens (input, cached and output) too: for a CLI that reports"
+                   " tokens but no cost.")
 @json_option
 @pass_ctx
-def budget_set(obj: Context, target: str, usd: str, as_json: bool) -> None:
-    """Cap an agent's spend (or the town's: `town`); `none` removes the cap. A held agent
-    carries on after `tt resume`."""
-    from tinytown.errors import UsageError
+def budget_set(obj: Context, target: str, usd: str | None, tokens: str | None,
+               as_json: bool) -> None:
+    """Cap an agent's spend (or the town's: `town`), in USD and/or tokens; `none`
+    removes a cap. A held agent carries on after `tt resume`."""
+    from tinytown.ops.usage import KEEP
 
-    try:
-        amount = None if usd.lower() == "none" else float(usd)
-    except ValueError:
-        raise UsageError(f"{usd!r} is not an amount in USD (or `none`)") from None
-    result = obj.town().set_budget(target, amount)
+    amount: float | None | Keep = KEEP
+    if usd is None and tokens is None:
+        raise UsageError("give an amount in USD, --tokens N, or both")
+    if usd is not None:
+        try:
+            amount = None if usd.lower() == "none" else float(usd)
+        except ValueError:
+            raise UsageError(f"{usd!r} is not an amount in USD (or `none`)") from None
+    result = obj.town().set_budget(target, amount, _tokens(tokens))
     if as_json:
         emit_json(result)
     else:
         say(f"{result.get('agent') or 'town ' + str(result.get('town'))}: budget"
-            f" {_cap(result['budget_usd'])}")
-
-
-def _cap(value: float | None) -> str:
-    return "none" if value is None else f"${value:.2f}"
+            f" {_caps(result)}")
+    if result["unpriced"] and isinstance(amount, float) and result["budget_tokens"] is None:
+        say(f"tt: warning: the cost of {', '.join(result['unpriced'])} is unknown (its CLI"
+            " reports no cost; [prices.<cli>] in tinytown.toml can price its tokens): a USD"
+            f" budget does not hold it; a token budget does (`tt budget set {target}"
+            " --tokens N`)", err=True)
 
 
 COMMANDS = [usage, budget]

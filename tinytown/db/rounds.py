@@ -61,6 +61,7 @@ class Begun:
     task_json: str | None = None  # the task of a taken `task_assign`, as read
     messages: list[str] = field(default_factory=list)
     town_budget: str | None = None  # `tt budget set town`'s, as read (None: not set)
+    town_budget_tokens: str | None = None  # `tt budget set town --tokens`'s, the same
 
 
 def begin(store: Store, agent_id: str, max_batch: int, fence: Fence | None = None) -> Begun:
@@ -73,7 +74,7 @@ def begin(store: Store, agent_id: str, max_batch: int, fence: Fence | None = Non
             [keys.wake(town, agent_id), keys.stop_flag(town, agent_id),
              keys.agent(town, agent_id), keys.inbox(town, agent_id),
              keys.inflight(town, agent_id), keys.epoch(town, agent_id),
-             keys.budget(town)],
+             keys.budget(town), keys.budget_tokens(town)],
             [max_batch, keys.task(town, ""), token(fence), *sorted(NEEDS_CLI)])
         if got[0] != "badkey":
             break
@@ -90,7 +91,8 @@ def begin(store: Store, agent_id: str, max_batch: int, fence: Fence | None = Non
         return Begun("gone")
     if got[0] != "take":
         return Begun(got[0], got[1], agent)
-    return Begun("take", got[1], agent, got[2], list(got[4:]), got[3] or None)
+    return Begun("take", got[1], agent, got[2], list(got[5:]), got[3] or None,
+                 got[4] or None)
 
 
 def return_inflight(target: Any, town: str, agent_id: str, fence: Fence | None = None

@@ -103,6 +103,23 @@ def set_town_budget(store: Store, usd: float | None) -> None:
         store.r.set(keys.budget(store.town), repr(usd))
 
 
+def town_budget_tokens(store: Store) -> int | None:
+    """The token budget `tt budget set town --tokens N` recorded (None: none)."""
+    try:
+        value = text(store.r.get(keys.budget_tokens(store.town)))
+    except WrongType:
+        store.set_aside(keys.budget_tokens(store.town))
+        return None
+    return int(value) if value and value.isdigit() else None
+
+
+def set_town_budget_tokens(store: Store, tokens: int | None) -> None:
+    if tokens is None:
+        store.r.delete(keys.budget_tokens(store.town))
+    else:
+        store.r.set(keys.budget_tokens(store.town), str(tokens))
+
+
 def round_entries(store: Store, since: datetime | None = None) -> list[dict[str, Any]]:
     """The rounds' usage entries, oldest first (from `since` on)."""
     start = "-" if since is None else str(int(since.astimezone(UTC).timestamp() * 1000))

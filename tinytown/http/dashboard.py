@@ -10,6 +10,7 @@ key itself: any number of `tt serve` processes accept it with no session store, 
 revoked key stops working in the browser at the next request, as everywhere. Nothing
 puts a key in a URL.
 
+Pages: the town (`/`), an agent (`/agents/{ref}`), a task (`/tasks/{ref}`), login.
 Besides the pages, three read routes of the API that the pages need: `/v1/whoami`
 (the key's name and scope: which actions to offer), `/v1/inboxes` (every agent's
 pending messages, counted) and `/v1/agents/{ref}/logs` (its round logs' tail).
@@ -31,6 +32,7 @@ from tinytown.http import schemas as s
 from tinytown.http.agents import AgentRef
 from tinytown.http.auth import check_same_origin, needs, session_cookie, session_key, town_of
 from tinytown.http.errors import error, responses
+from tinytown.http.tasks import TaskRef
 from tinytown.ops.town import Town
 
 TownDep = Annotated[Town, Depends(town_of)]
@@ -40,6 +42,7 @@ ASSETS = {  # what /static/ serves: these files and nothing else
     "common.js": "text/javascript; charset=utf-8",
     "index.js": "text/javascript; charset=utf-8",
     "agent.js": "text/javascript; charset=utf-8",
+    "task.js": "text/javascript; charset=utf-8",
     "login.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
@@ -117,6 +120,13 @@ def index(request: Request, town: TownDep) -> Response:
 @pages.get("/agents/{ref}")
 def agent_page(request: Request, ref: AgentRef, town: TownDep) -> Response:
     return _page(request, town, "agent.html")  # the page reads `ref` from its address
+
+
+@pages.get("/tasks/{ref}")
+def task_page(request: Request, ref: TaskRef, town: TownDep) -> Response:
+    """A task: its text, result or error, rounds, usage, branch and commits (the page
+    reads them from /v1/tasks/{ref} and the events)."""
+    return _page(request, town, "task.html")
 
 
 @pages.get("/login")

@@ -31,11 +31,12 @@ BLOCK_MS = 1000  # one XREAD's wait: a stream notices a closed client at most th
 KEEP_ALIVE_SECS = 10  # a comment line when nothing happened, for proxies and clients
 
 
-@router.get("", dependencies=[needs(Scope.READ)], responses=responses(404))
+@router.get("", dependencies=[needs(Scope.READ)], responses=responses(404),
+            response_model_exclude_unset=True)
 def recent(town: TownDep, count: Annotated[int, Query(ge=1, le=10_000)] = 20,
            agent: Annotated[str | None, Query(max_length=200)] = None) -> list[s.Event]:
     """The newest `count` events (of one agent), oldest first (`tt events`)."""
-    return [s.Event.model_validate(e) for e in town.events(count, agent)]
+    return [s.Event.model_validate(s.typed_event(e)) for e in town.events(count, agent)]
 
 
 @router.get("/stream", dependencies=[needs(Scope.READ)], responses={
@@ -92,4 +93,5 @@ def frame(event: dict[str, str]) -> str:
     (a foreign writer's kind cannot inject fields); the data is one JSON line."""
     kind = event.get("kind", "")
     name = kind if _KIND.match(kind) else "message"
-    return f"id: {event['id']}\nevent: {name}\ndata: {json.dumps(event)}\n\n"
+    data = json.dumps(s.typed_event(event))
+    return f"id: {event['id']}\nevent: {name}\ndata: {data}\n\n"

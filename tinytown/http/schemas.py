@@ -271,12 +271,45 @@ class PruneReport(BaseModel):
 
 class Event(BaseModel):
     """One entry of the town's event stream: its id, kind and time, then its fields
-    (`agent`, `old`/`new` for a state change, `key_name`/`method`/`path` for `api`...)."""
+    (`agent`, `old`/`new` for a state change, `key_name`/`method`/`path` for `api`...).
+    The stream keeps text; the fields below are numbers here (`typed_event`), and a
+    `round` event's unknown cost is null. Fields an event does not have are absent."""
 
     model_config = ConfigDict(extra="allow")
     id: str
     kind: str
     time: Timestamp
+    round: int | None = Field(None, description="`round`: the agent's round number")
+    input_tokens: int | None = Field(None, description="`round`: uncached input tokens")
+    cached_input_tokens: int | None = Field(None, description="`round`: cached input tokens")
+    output_tokens: int | None = Field(None, description="`round`: output tokens")
+    cost_usd: float | None = Field(None, description="`round`: its cost in USD; null when"
+                                                     " unknown (no report, or no price)")
+    tasks: int | None = Field(None, description="`reclaimed`: how many tasks moved")
+    after: float | None = Field(None, description="`restarted`: seconds it waited")
+
+
+EVENT_NUMBERS: dict[str, type[int] | type[float]] = {
+    "round": int, "input_tokens": int, "cached_input_tokens": int, "output_tokens": int,
+    "cost_usd": float, "tasks": int, "after": float}
+
+
+def typed_event(event: dict[str, str]) -> dict[str, object]:
+    """An event as the API gives it: the stream's text, with the fields of known number
+    type as numbers (text that is not one, as a `round`'s cost `""` or `unknown`: null).
+    The stored format stays as it is, so old entries read the same way."""
+    out: dict[str, object] = dict(event)
+    for name, kind in EVENT_NUMBERS.items():
+        value = event.get(name)
+        if value is None:
+            continue
+        try:
+            number = kind(value)
+        except ValueError:
+            out[name] = None
+            continue
+        out[name] = number if number == number and abs(number) != float("inf") else None
+    return out
 
 
 class UsageTotals(BaseModel):
@@ -285,8 +318,12 @@ class UsageTotals(BaseModel):
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: float = 0.0
-    cost: str = Field(description="The cost as `tt usage` shows it ($1.23, $1.23+?, ?)")
+    cost_usd: float | None = Field(description="What the rounds of known cost cost; null"
+                                               " when no round's cost is known")
+    cost_known: bool = Field(description="`cost_usd` is the whole cost (every round's"
+                                         " cost is known)")
+    cost: str = Field(description="The cost as `tt usage` shows it ($1.23, $1.23+?,"
+                                  " unknown)")
 
 
 class UsageRow(UsageTotals):

@@ -276,5 +276,6 @@ def _deep(town: Town, agent: Agent) -> dict[str, Any]:
     log_tail = tail(logs[-1], 2000).splitlines()[-10:] if logs else []
     return {"name": agent.name, "rounds": agent.rounds_completed, "uptime": uptime,
             "session": agent.session.value, "session_id": agent.session_id,
-            "events": events, "log_tail": log_tail}
+            "hold": agent.hold, "halted": agent.halted, "events": events,
+            "log_tail": log_tail}
 

@@ -50,6 +50,7 @@ from tinytown.models import (
     Task,
     TaskState,
 )
+from tinytown.ops.usage import KEEP, Keep
 from tinytown.private import private_dir
 from tinytown.settings import (
     CONFIG_FILE,
@@ -641,12 +642,15 @@ class Town:
 
         return budget_status(self)
 
-    def set_budget(self, target: str, usd: float | None) -> dict[str, Any]:
-        """Cap an agent's (or, with "town", the town's) spend at `usd` (None: no cap of
-        its own). An agent held by its budget carries on after `resume`."""
+    def set_budget(self, target: str, usd: float | None | Keep = KEEP,
+                   tokens: int | None | Keep = KEEP) -> dict[str, Any]:
+        """Cap an agent's (or, with "town", the town's) spend at `usd`, and its tokens
+        at `tokens` (None: no cap of its own; KEEP: leave it). An agent held by its
+        budget carries on after `resume`. `unpriced` names the agents whose cost a USD
+        budget cannot see."""
         from tinytown.ops.usage import set_budget
 
-        return set_budget(self, target, usd)
+        return set_budget(self, target, usd, tokens)
 
     def hosts(self) -> list[dict[str, Any]]:
         """The host daemons (`tt host`) that registered: state, load, agents."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tinytown.db import usage as round_usage
-from tinytown.errors import UsageError
-from tinytown.models import utcnow
+from tinytown.errors import TinytownError, UsageError
+from tinytown.models import Agent, utcnow
 from tinytown.usage import TOKEN_FIELDS, Usage
 from tinytown.validate import parse_since, validate_usd
 
@@ -35,11 +35,19 @@ def report(town: Town, agent_ref: str | None = None, task_id: str | None = None,
         key, label = _group(entry, by)
         row = rows.setdefault(key, {"key": key, "name": label, "usage": Usage()})
         row["usage"] = row["usage"] + usage
-    out_rows = [{"key": r["key"], "name": r["name"], **r["usage"].to_dict(),
-                 "cost": r["usage"].cost_text()} for r in rows.values()]
+    out_rows = [{"key": r["key"], "name": r["name"], **_totals(r["usage"])}
+                for r in rows.values()]
     return {"by": by, "since": start.isoformat() if start else None,
             "agent": agent_id, "task": task.id if task else None, "rows": out_rows,
-            "total": {**total.to_dict(), "cost": total.cost_text()}}
+            "total": _totals(total)}
+
+
+def _totals(usage: Usage) -> dict[str, Any]:
+    """A row of the report: its sums, and a cost that no round has known is null (not
+    0.0, which reads as free)."""
+    text = usage.cost_text()
+    return {**usage.to_dict(), "cost_usd": None if text == "unknown" else usage.cost_usd,
+            "cost_known": usage.cost_known, "cost": text}
 
 
 def _entry_usage(entry: dict[str, Any]) -> Usage:
@@ -65,7 +73,8 @@ def _group(entry: dict[str, Any], by: str) -> tuple[str, str]:
 
 
 def budget_status(town: Town) -> dict[str, Any]:
-    """The town's budget and spend, and each agent's."""
+    """The town's budgets and spend, and each agent's (`cost_known`: false when some of
+    its rounds' cost is unknown, which a USD budget does not count)."""
     spent = round_usage.town_totals(town.store)
     agents = []
     for agent in town.list_agents():
@@ -74,9 +83,12 @@ def budget_status(town: Town) -> dict[str, Any]:
         cap = agent_budget(town, agent.budget_usd)
         used = agent.usage or Usage()
         agents.append({"name": agent.name, "id": agent.id, "budget_usd": cap,
-                       "spent_usd": used.cost_usd, "cost": used.cost_text(),
-                       "hold": agent.hold})
-    return {"town": {"budget_usd": town_budget(town), "spent_usd": spent.cost_usd,
+                       "budget_tokens": agent.budget_tokens, "spent_usd": used.cost_usd,
+                       "spent_tokens": used.tokens, "cost": used.cost_text(),
+                       "cost_known": not cost_unknown(town, agent), "hold": agent.hold})
+    return {"town": {"budget_usd": town_budget(town),
+                     "budget_tokens": round_usage.town_budget_tokens(town.store),
+                     "spent_usd": spent.cost_usd, "spent_tokens": spent.tokens,
                      "cost": spent.cost_text()}, "agents": agents}
 
 
@@ -89,13 +101,58 @@ def agent_budget(town: Town, own: float | None) -> float | None:
     return own if own is not None else town.settings.budget.agent_usd
 
 
-def set_budget(town: Town, target: str, usd: float | None) -> dict[str, Any]:
-    """`tt budget set AGENT|town USD` (None: back to tinytown.toml's)."""
-    if usd is not None:
+class Keep:
+    """`set_budget`'s "leave this budget as it is" (None removes it)."""
+
+
+KEEP = Keep()
+
+
+def set_budget(town: Town, target: str, usd: float | None | Keep = KEEP,
+               tokens: int | None | Keep = KEEP) -> dict[str, Any]:
+    """`tt budget set AGENT|town [USD] [--tokens N]` (None: no cap of its own; a USD
+    cap falls back to tinytown.toml's). `unpriced`: the agents it covers whose cost is
+    unknown (their CLI reports no cost and [prices.<cli>] has none), which a USD budget
+    does not hold, and a token budget does."""
+    if isinstance(usd, float | int):
         validate_usd(usd)
+    if isinstance(tokens, int) and tokens < 1:
+        raise UsageError(f"--tokens {tokens}: give a number of tokens, 1 or more")
     if target == "town":
-        round_usage.set_town_budget(town.store, usd)
-        return {"town": town.name, "budget_usd": town_budget(town)}
-    agent = town.resolve(target)
-    town.store.update_agent(agent.id, lambda a: setattr(a, "budget_usd", usd))
-    return {"agent": agent.name, "budget_usd": agent_budget(town, usd)}
+        if not isinstance(usd, Keep):
+            round_usage.set_town_budget(town.store, usd)
+        if not isinstance(tokens, Keep):
+            round_usage.set_town_budget_tokens(town.store, tokens)
+        covered = [a for a in town.list_agents() if a.agent_type.value == "worker"]
+        out: dict[str, Any] = {"town": town.name, "budget_usd": town_budget(town),
+                               "budget_tokens": round_usage.town_budget_tokens(town.store)}
+    else:
+        agent = town.resolve(target)
+
+        def change(a: Agent) -> None:
+            if not isinstance(usd, Keep):
+                a.budget_usd = usd
+            if not isinstance(tokens, Keep):
+                a.budget_tokens = tokens
+
+        agent = town.store.update_agent(agent.id, change)
+        covered = [agent]
+        out = {"agent": agent.name, "budget_usd": agent_budget(town, agent.budget_usd),
+               "budget_tokens": agent.budget_tokens}
+    out["unpriced"] = [a.name for a in covered if cost_unknown(town, a)]
+    return out
+
+
+def cost_unknown(town: Town, agent: Agent) -> bool:
+    """Whether a USD budget misses some of the agent's cost: rounds that ran without
+    one, or (before its first round) a CLI that reports none with no [prices.<cli>]."""
+    if agent.usage is not None and agent.usage.rounds:
+        return not agent.usage.cost_known
+    from tinytown.presets import OutputFormat, resolve_cli
+
+    try:
+        command = resolve_cli(town.settings, agent.cli)
+    except TinytownError:
+        return True
+    return command.output not in (OutputFormat.CLAUDE, OutputFormat.AIDER) and \
+        command.name not in town.settings.prices

@@ -506,7 +506,8 @@ class WorkerRuntime:
         """Run the agent CLI for `m`; False when there is nothing to run (its task was
         cancelled or is gone)."""
         task_id = str(getattr(m.body, "task_id", "")) if m.type == "task_assign" else None
-        over = spend.over_budget(self.store, self.settings, agent, begun.town_budget)
+        over = spend.over_budget(self.store, self.settings, agent, begun.town_budget,
+                                 begun.town_budget_tokens)
         if over is not None:  # the CLI does not run: the work waits, the agent pauses
             if not holds.hold(self.store, self.agent_id, over, fence=self.fence):
                 self.return_inflight()

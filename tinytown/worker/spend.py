@@ -1,6 +1,7 @@
 """Before a round, its budget; after it, the provider's usage limit.
 
-An agent whose spend (or whose town's) has reached its budget runs no CLI: it is held,
+An agent whose spend (or whose town's) has reached its budget, in USD or in tokens,
+runs no CLI: it is held,
 paused with the reason, its work queued (`tt budget set` and `tt resume` carry on). A
 round that crosses the budget finishes: the next one is held, so a budget is overshot
 by at most one round per agent. A round that ends at the provider's usage limit is not
@@ -24,27 +25,38 @@ from tinytown.errors import TinytownError
 from tinytown.models import Agent, AgentState, format_timestamp, utcnow
 from tinytown.presets import CliCommand, resolve_cli
 from tinytown.settings import Settings
-from tinytown.usage import Usage
+from tinytown.usage import Usage, budget_text, spend_text
 
 
-def over_budget(store: Store, settings: Settings, agent: Agent, recorded: str | None
-                ) -> str | None:
-    """Why the agent may not run a round now, if its or its town's budget is spent.
-    `recorded`: the town's budget as the round's first step read it (no round trip
-    of its own on the way to every CLI); the town's spend is read only under a cap."""
+def over_budget(store: Store, settings: Settings, agent: Agent, recorded: str | None,
+                recorded_tokens: str | None = None) -> str | None:
+    """Why the agent may not run a round now, if its or its town's budget is spent:
+    in USD, or in tokens (input, cached and output: a CLI that reports no cost is
+    capped by these). `recorded`, `recorded_tokens`: the town's budgets as the round's
+    first step read them (no round trip of its own on the way to every CLI); the
+    town's spend is read only under a cap."""
+    used = agent.usage or Usage()
     cap = agent.budget_usd if agent.budget_usd is not None else settings.budget.agent_usd
-    spent = agent.usage.cost_usd if agent.usage else 0.0
-    if cap is not None and spent >= cap:
-        return (f"budget: spent ${spent:.4f} of ${cap:.2f} (raise it with `tt budget set"
-                f" {agent.name} USD`, then `tt resume {agent.name}`)")
+    resume = f"then `tt resume {agent.name}`"
+    if cap is not None and used.cost_usd >= cap:
+        return (f"budget: spent {spend_text(used.cost_usd, cap)} of {budget_text(cap)}"
+                f" (raise it with `tt budget set {agent.name} USD`, {resume})")
+    if agent.budget_tokens is not None and used.tokens >= agent.budget_tokens:
+        return (f"token budget: spent {used.tokens} of {agent.budget_tokens} tokens (raise"
+                f" it with `tt budget set {agent.name} --tokens N`, {resume})")
     town_cap = _number(recorded)
     if town_cap is None:
         town_cap = settings.budget.town_usd
-    if town_cap is not None:
-        town_spent = round_usage.town_totals(store).cost_usd
-        if town_spent >= town_cap:
-            return (f"town budget: spent ${town_spent:.4f} of ${town_cap:.2f} (raise it"
-                    f" with `tt budget set town USD`, then `tt resume {agent.name}`)")
+    town_tokens = _number(recorded_tokens)
+    if town_cap is None and town_tokens is None:
+        return None
+    town = round_usage.town_totals(store)
+    if town_cap is not None and town.cost_usd >= town_cap:
+        return (f"town budget: spent {spend_text(town.cost_usd, town_cap)} of"
+                f" {budget_text(town_cap)} (raise it with `tt budget set town USD`, {resume})")
+    if town_tokens is not None and town.tokens >= town_tokens:
+        return (f"town token budget: spent {town.tokens} of {int(town_tokens)} tokens"
+                f" (raise it with `tt budget set town --tokens N`, {resume})")
     return None
 
 

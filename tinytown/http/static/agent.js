@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { api, el, fill, ageCell, cost, short, clip, stateBadge } = tt;
+  const { api, el, fill, ageCell, whenCell, short, clip } = tt;
   const ref = decodeURIComponent(location.pathname.replace(/^\/agents\//, ""));
   const ROUNDS_SHOWN = 20;
   const TEXT_FIELDS = ["description", "question", "summary", "result", "error", "payload",
@@ -25,11 +25,13 @@
     for (const [name, value] of Object.entries(agent)) {
       let shown;
       if (value === null || value === undefined) shown = "-";
-      else if (name === "usage") shown = `${cost(value)}  ${JSON.stringify(value)}`;
+      else if (name === "usage") shown = tt.usageText(value);
+      else if (name === "session_usage") shown = tt.sessionText(value);
+      else if (name === "current_task") shown = taskLink(value, value);
       else if (typeof value === "object") shown = JSON.stringify(value);
       else shown = String(value);
       const dd = TIMES.includes(name) && value
-        ? el("dd", { dataset: { field: name } }, shown, " (", ageCell("span", value), " ago)")
+        ? el("dd", { dataset: { field: name } }, shown, " (", whenCell("span", value), ")")
         : el("dd", { dataset: { field: name } }, shown);
       rows.push(el("dt", {}, name), dd);
     }
@@ -39,11 +41,38 @@
       : [el("span", { class: "muted" }, `none for a ${agent.state} agent with this key`)]));
   }
 
-  function showInbox(messages) {
+  function taskLink(id, text) {
+    return el("a", { href: `/tasks/${encodeURIComponent(id)}`, title: id }, el("code", {}, text));
+  }
+
+  // what a message says, as text: a task message names its task and what it is about
+  function messageText(m, tasks) {
+    if (m.type === "task_assign") {
+      const task = tasks.get(m.task_id);
+      return `task ${short(m.task_id)}: ${task ? task.description : "(no such task)"}`;
+    }
+    if (m.type === "task_done") return `task ${short(m.task_id)} done: ${m.result}`;
+    if (m.type === "task_failed") return `task ${short(m.task_id)} failed: ${m.error}`;
+    if (m.type === "confirmation" && m.ack_type) {
+      return m.ack_type.type + (m.ack_type.reason ? `: ${m.ack_type.reason}` : "");
+    }
+    if (m.type === "custom") return `${m.kind}: ${m.payload}`;
+    const field = TEXT_FIELDS.find((f) => m[f] !== undefined && m[f] !== null);
+    return field ? m[field] : "";
+  }
+
+  // the tasks the inbox's `task_assign` messages name (one read each; few wait at once)
+  async function assignedTasks(messages) {
+    const ids = [...new Set(messages.filter((m) => m.type === "task_assign").map((m) => m.task_id))];
+    const found = await Promise.all(ids.map((id) =>
+      api("GET", `/v1/tasks/${encodeURIComponent(id)}`).catch(() => null)));
+    return new Map(found.filter((t) => t).map((t) => [t.id, t]));
+  }
+
+  function showInbox(messages, tasks) {
     document.getElementById("inbox-count").textContent = `(${messages.length})`;
     fill(document.querySelector("#inbox tbody"), messages.map((m) => {
-      const field = TEXT_FIELDS.find((f) => m[f] !== undefined && m[f] !== null);
-      const text = field ? m[field] : (m.ack_type ? JSON.stringify(m.ack_type) : "");
+      const text = messageText(m, tasks);
       return el("tr", { dataset: { message: m.id, type: m.type } },
         el("td", {}, m.type), el("td", {}, names.get(m.from) || short(m.from)),
         el("td", {}, m.priority), ageCell("td", m.created_at),
@@ -56,10 +85,9 @@
     fill(document.querySelector("#rounds tbody"), rounds.map((e) => {
       const tokens = e.input_tokens === undefined ? "-"
         : `${e.input_tokens} / ${e.cached_input_tokens || 0} / ${e.output_tokens || 0}`;
-      const spent = e.cost_usd === "unknown" || e.cost_usd === undefined ? "unknown"
-        : (e.cost_usd === "" ? "no price" : "$" + Number(e.cost_usd).toFixed(4));
+      const spent = tt.roundCost(e.cost_usd);
       return el("tr", { dataset: { round: e.round } },
-        el("td", { class: "num" }, e.round), el("td", {}, e.task ? el("code", {}, short(e.task)) : "-"),
+        el("td", { class: "num" }, e.round), el("td", {}, e.task ? taskLink(e.task, short(e.task)) : "-"),
         el("td", { class: "num" }, tokens), el("td", { class: "num" }, spent),
         ageCell("td", e.time, { class: "num" }));
     }), 5, "no rounds in the recent events");
@@ -89,10 +117,11 @@
     const [listed, inbox, events, log] = await Promise.all([
       api("GET", "/v1/agents"), api("GET", path("/inbox")),
       api("GET", `/v1/events?count=300&agent=${encodeURIComponent(agent.id)}`), fetchLog()]);
+    const tasks = await assignedTasks(inbox);
     names = new Map(listed.map((a) => [a.id, a.name]));
     names.set("00000000-0000-0000-0000-000000000001", "supervisor");
     showRecord();
-    showInbox(inbox);
+    showInbox(inbox, tasks);
     showRounds(events);
     showLog(log);
   }

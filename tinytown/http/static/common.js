@@ -86,7 +86,10 @@ const tt = (() => {
   function age(text) {
     const then = parseTime(text);
     if (Number.isNaN(then)) return "-";
-    let secs = Math.max(0, Math.round((Date.now() - then) / 1000));
+    return span(Math.max(0, Math.round((Date.now() - then) / 1000)));
+  }
+
+  function span(secs) {
     if (secs < 60) return `${secs}s`;
     if (secs < 3600) return `${Math.floor(secs / 60)}m ${secs % 60}s`;
     if (secs < 86400) return `${Math.floor(secs / 3600)}h ${Math.floor(secs % 3600 / 60)}m`;
@@ -99,17 +102,69 @@ const tt = (() => {
       dataset: { time: time || "" }, title: time || "" }, age(time));
   }
 
-  function tick() {
-    for (const node of document.querySelectorAll(".age")) node.textContent = age(node.dataset.time);
+  // "5m ago", or "in 5m" for a time still to come (a usage limit's resume_at)
+  function relative(text) {
+    const then = parseTime(text);
+    if (Number.isNaN(then)) return "-";
+    const secs = Math.round((then - Date.now()) / 1000);
+    return secs > 0 ? `in ${span(secs)}` : `${span(-secs)} ago`;
   }
 
-  // like `tt usage`: $0.0123, with +? when some rounds' cost is not known
+  // an element whose text is `relative(time)`, kept current by tick()
+  function whenCell(tag, time, attrs) {
+    return el(tag, { ...(attrs || {}), class: ((attrs && attrs.class) || "") + " when",
+      dataset: { time: time || "" }, title: time || "" }, relative(time));
+  }
+
+  function tick() {
+    for (const node of document.querySelectorAll(".age")) node.textContent = age(node.dataset.time);
+    for (const node of document.querySelectorAll(".when")) node.textContent = relative(node.dataset.time);
+  }
+
+  // like `tt usage`: $0.0123, with +? when some rounds' cost is not known; "unknown"
+  // (the one word for a cost nobody reported or priced) when none is
   function cost(usage) {
     if (!usage || !usage.rounds) return "-";
     const unknown = (usage.unknown_rounds || 0) + (usage.uncosted_rounds || 0);
     if (unknown >= usage.rounds) return "unknown";
-    const text = "$" + (usage.cost_usd || 0).toFixed(4);
+    const text = money(usage.cost_usd || 0);
     return unknown ? text + "+?" : text;
+  }
+
+  // a round's cost as the API gives it (null: unknown)
+  function roundCost(usd) {
+    return usd === null || usd === undefined || usd === "" || usd === "unknown"
+      ? "unknown" : money(Number(usd));
+  }
+
+  // $0.0012, and 2 significant digits of a smaller amount ($0.000012), as `tt` does
+  function money(usd) {
+    let digits = 4;
+    if (usd > 0 && usd < 0.001) digits = Math.min(12, 1 - Math.floor(Math.log10(usd)));
+    return "$" + usd.toFixed(digits);
+  }
+
+  // tokens and cost of some rounds, as a sentence: "$0.0024 for 2 rounds: 24 input,
+  // 6 cached, 10 output tokens" (a usage document of the API, not its JSON)
+  function usageText(usage) {
+    if (!usage || !usage.rounds) return "-";
+    const tokens = `${usage.input_tokens || 0} input, ${usage.cached_input_tokens || 0} cached,`
+      + ` ${usage.output_tokens || 0} output tokens`;
+    const rounds = `${usage.rounds} round${usage.rounds === 1 ? "" : "s"}`;
+    if ((usage.unknown_rounds || 0) >= usage.rounds) {
+      return `unknown (${rounds}: its CLI reported no usage)`;
+    }
+    const unknown = usage.unknown_rounds
+      ? `; ${usage.unknown_rounds} reported no usage` : "";
+    return `${cost(usage)} for ${rounds}: ${tokens}${unknown}`;
+  }
+
+  // what a CLI reported for its session (`session_usage`): tokens, and a cost if it says
+  function sessionText(usage) {
+    if (!usage) return "-";
+    const tokens = `${usage.input_tokens || 0} input, ${usage.cached_input_tokens || 0} cached,`
+      + ` ${usage.output_tokens || 0} output tokens`;
+    return typeof usage.cost_usd === "number" ? `${money(usage.cost_usd)}: ${tokens}` : tokens;
   }
 
   function short(id) { return id ? String(id).slice(0, 8) : "-"; }
@@ -222,6 +277,7 @@ const tt = (() => {
     }, action));
   }
 
-  return { api, el, fill, notice, failed, parseTime, age, ageCell, cost, short, clip, visible,
-    stateBadge, session, live, controls, canWrite, canAdmin, ApiError };
+  return { api, el, fill, notice, failed, parseTime, age, ageCell, relative, whenCell, cost,
+    roundCost, money, usageText, sessionText, short, clip, visible, stateBadge, session, live,
+    controls, canWrite, canAdmin, ApiError };
 })();

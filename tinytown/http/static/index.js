@@ -39,9 +39,12 @@
     document.getElementById("tasks-count").textContent =
       tasks.length > TASKS_SHOWN ? `(newest ${TASKS_SHOWN} of ${tasks.length})` : `(${tasks.length})`;
     return recent.map((t) => el("tr", { dataset: { task: t.id, state: t.state } },
-      el("td", {}, el("code", { title: t.id }, short(t.id))),
+      el("td", {}, el("a", { href: `/tasks/${encodeURIComponent(t.id)}` },
+        el("code", { title: t.id }, short(t.id)))),
       el("td", { class: "description", title: t.description }, clip(t.description, 120)),
       stateBadge(t.state, "td"),
+      el("td", { class: "outcome" + (t.state === "failed" ? " error" : ""), title: t.result || "" },
+        t.result ? (t.state === "failed" ? "error: " : "") + clip(t.result, 160) : "-"),
       el("td", {}, t.assigned_to ? (names.get(t.assigned_to) || short(t.assigned_to)) : "-"),
       ageCell("td", t.updated_at, { class: "num" })));
   }
@@ -75,7 +78,7 @@
     agents = listed;
     tasks = allTasks;
     fill(document.querySelector("#agents tbody"), agentRows(inboxes), 9, "no agents yet: tt spawn NAME");
-    fill(document.querySelector("#tasks tbody"), taskRows(), 5, "no tasks yet");
+    fill(document.querySelector("#tasks tbody"), taskRows(), 6, "no tasks yet");
     if (tt.canWrite()) agentChoices();
   }
 

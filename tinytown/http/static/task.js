@@ -1,0 +1,97 @@
+// A task's page (/tasks/{ref}): its text, its result or error, who works on it, its
+// usage, branch and commits, and the rounds it took (from the recent events), live.
+"use strict";
+
+(() => {
+  const { api, el, fill, ageCell, whenCell, short } = tt;
+  const ref = decodeURIComponent(location.pathname.replace(/^\/tasks\//, ""));
+  const TIMES = ["created_at", "updated_at", "started_at", "completed_at"];
+  let task = null;
+
+  // an agent by name, linked; one no longer recorded (pruned) by the name an event
+  // kept, else its id's start
+  function agentLink(id, names, known) {
+    const name = names.get(id);
+    return name ? el("a", { href: `/agents/${encodeURIComponent(name)}` }, name)
+      : el("span", { title: id }, known ? `${known} (pruned)` : `pruned agent ${short(id)}`);
+  }
+
+  function showTask(names) {
+    document.title = `Tinytown: task ${short(task.id)}`;
+    document.getElementById("title").textContent = short(task.id);
+    const state = document.getElementById("state");
+    state.textContent = task.state;
+    state.className = `state state-${task.state}`;
+    document.getElementById("description").textContent = task.description;
+    const failed = task.state === "failed";
+    document.getElementById("outcome-title").textContent = failed ? "Error" : "Result";
+    const outcome = document.getElementById("outcome");
+    outcome.textContent = task.result || (task.state === "completed" || failed ? "(none given)"
+      : `none yet: the task is ${task.state}`);
+    outcome.className = "text" + (failed ? " error" : "");
+    const rows = [];
+    const shown = {
+      id: el("code", {}, task.id),
+      assigned_to: task.assigned_to ? agentLink(task.assigned_to, names) : "-",
+      usage: tt.usageText(task.usage),
+      branch: task.branch ? el("code", {}, task.branch) : "-",
+      commits: task.commits && task.commits.length
+        ? el("span", {}, ...task.commits.map((c, i) => [i ? ", " : "", el("code", { title: c }, c.slice(0, 12))]).flat())
+        : "-",
+      parent_id: task.parent_id ? el("a", { href: `/tasks/${encodeURIComponent(task.parent_id)}` },
+        el("code", {}, short(task.parent_id))) : "-",
+      tags: (task.tags || []).join(", ") || "-",
+    };
+    for (const name of ["id", "assigned_to", ...TIMES, "usage", "branch", "commits", "parent_id", "tags"]) {
+      const value = task[name];
+      let dd;
+      if (TIMES.includes(name)) {
+        dd = value ? el("dd", { dataset: { field: name } }, value, " (", whenCell("span", value), ")")
+          : el("dd", { dataset: { field: name } }, "-");
+      } else {
+        dd = el("dd", { dataset: { field: name } }, shown[name]);
+      }
+      rows.push(el("dt", {}, name === "assigned_to" ? "agent" : name), dd);
+    }
+    document.getElementById("record").replaceChildren(...rows);
+  }
+
+  function showRounds(events, names) {
+    const rounds = events.filter((e) => e.kind === "round" && e.task === task.id);
+    fill(document.querySelector("#rounds tbody"), rounds.map((e) => {
+      const tokens = e.input_tokens === undefined || e.input_tokens === null ? "-"
+        : `${e.input_tokens} / ${e.cached_input_tokens || 0} / ${e.output_tokens || 0}`;
+      return el("tr", { dataset: { round: e.round } },
+        el("td", { class: "num" }, e.round),
+        el("td", {}, e.agent ? agentLink(e.agent, names, e.name) : (e.name || "-")),
+        el("td", { class: "num" }, tokens), el("td", { class: "num cost" }, tt.roundCost(e.cost_usd)),
+        ageCell("td", e.time, { class: "num" }));
+    }), 5, "no rounds in the recent events");
+  }
+
+  async function refresh() {
+    task = await api("GET", `/v1/tasks/${encodeURIComponent(task ? task.id : ref)}`);
+    const agentFilter = task.assigned_to ? `&agent=${encodeURIComponent(task.assigned_to)}` : "";
+    const [listed, events] = await Promise.all([api("GET", "/v1/agents"),
+      task.assigned_to ? api("GET", `/v1/events?count=2000${agentFilter}`).catch(() => [])
+        : Promise.resolve([])]);
+    const names = new Map(listed.map((a) => [a.id, a.name]));
+    showTask(names);
+    showRounds(events, names);
+  }
+
+  async function start() {
+    await tt.session();
+    try {
+      task = await api("GET", `/v1/tasks/${encodeURIComponent(ref)}`);
+    } catch (error) {
+      tt.failed(error);
+      document.getElementById("title").textContent = ref;
+      return;
+    }
+    const id = task.id;
+    tt.live("/v1/events/stream", refresh, (e) => e.task === id || e.agent === task.assigned_to);
+  }
+
+  start().catch(tt.failed);
+})();
