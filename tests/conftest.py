@@ -160,6 +160,7 @@ url = "{url}"
 default_cli = "{cli}"
 round_timeout_secs = {round_timeout}
 idle_timeout_secs = {idle_timeout}
+restart = "{restart}"
 
 [supervisor]
 heartbeat_timeout_secs = {hb_timeout}
@@ -269,6 +270,7 @@ def town_factory(
         hb_interval: int = 1,
         extra: str = "",
         url: str | None = None,
+        restart: str = "on-failure",
     ) -> TownFixture:
         town_name = name or f"t{uuid.uuid4().hex[:10]}"
         root = tmp_path / town_name
@@ -276,7 +278,7 @@ def town_factory(
         (root / "tinytown.toml").write_text(TOML.format(
             name=town_name, url=url or redis_server.url, cli=cli.replace('"', '\\"'),
             round_timeout=round_timeout, idle_timeout=idle_timeout, hb_timeout=hb_timeout,
-            hb_interval=hb_interval, extra=extra,
+            hb_interval=hb_interval, extra=extra, restart=restart,
         ))
         fixture = TownFixture(root, town_name, Town.connect(root), root / "records")
         made.append(fixture)

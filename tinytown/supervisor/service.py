@@ -32,6 +32,7 @@ from tinytown.models import Agent, AgentState, utcnow
 from tinytown.private import UMASK
 from tinytown.processes import pid_alive
 from tinytown.settings import Settings
+from tinytown.supervisor.restarts import Restarts
 
 log = logging.getLogger("tinytown.supervisor")
 
@@ -50,6 +51,7 @@ class Supervisor:
         self._receiver: Any = None
         self._warned: dict[str, float] = {}  # warning -> when it was last logged
         self._last_offer = time.monotonic()  # when role tasks were last re-offered
+        self.restarts = Restarts(self.store, settings, self.host)  # local agents in error
 
     # --- leadership -------------------------------------------------------------
 
@@ -194,6 +196,7 @@ class Supervisor:
                     log.warning("agent %s: no heartbeat for %.1fs: error", agent.name, silent)
                     recover_agent(self.store, agent,
                                   f"no heartbeat for {silent:.0f}s (limit {limit:g}s)")
+        self.restarts.tend(agents)  # with no host daemon, crashed local agents come back
 
     def _refresh_heartbeats(self, live: list[Agent]) -> None:
         """Write the newest heartbeats seen into the records, each at most every two
