@@ -29,7 +29,7 @@ from tinytown.db.store import Store
 from tinytown.db.tasks import reoffer_role_tasks
 from tinytown.errors import InvalidRecord, RedisUnreachable, TinytownError
 from tinytown.models import Agent, AgentState, utcnow
-from tinytown.private import UMASK
+from tinytown.private import go_private
 from tinytown.processes import pid_alive
 from tinytown.settings import Settings
 from tinytown.supervisor.restarts import Restarts
@@ -214,7 +214,7 @@ def _beat(agent: Agent, when: datetime) -> None:
 
 
 def run_supervisor(settings: Settings) -> int:
-    os.umask(UMASK)
+    go_private()
     supervisor = Supervisor(settings)
 
     def stop(signum: int, frame: Any) -> None:
