@@ -1,5 +1,6 @@
 """The writes that move agents between hosts and bring them back: the one home of a
-restart, a wake from cold, a move to another host and a crash-loop halt.
+restart, a wake from cold, a move to another host and a crash-loop halt; and the list of
+agents `tt down` stopped, which `tt up` brings back.
 
 Each is one compare-and-set on the agent record (`states.transition` or
 `Store.update_agent`), so hosts, the supervisor and clients racing on one agent cannot
@@ -16,6 +17,7 @@ from redis.client import Pipeline
 
 from tinytown import keys, placement
 from tinytown.db import recovery, runtime, states
+from tinytown.db.connection import texts
 from tinytown.db.store import Store
 from tinytown.errors import InvalidTransition
 from tinytown.models import Agent, AgentState, Message, MessageType, SpawnMode, utcnow
@@ -150,6 +152,24 @@ def move(store: Store, agent_id: str, from_host: str | None, to_host: str | None
 
     store.update_agent(agent_id, change, also=event)
     return bool(moved and moved[-1])
+
+
+def remember_down(store: Store, agent_ids: list[str]) -> None:
+    """`tt down` stops these live agents: remembered (added to any earlier list, so a
+    second `tt down` of a town already down forgets nothing) for `tt up`."""
+    if agent_ids:
+        store.r.sadd(keys.down_agents(store.town), *agent_ids)
+
+
+def down_list(store: Store) -> list[str]:
+    """The agents `tt down` stopped while they were live, not yet brought back."""
+    return sorted(texts(store.r.smembers(keys.down_agents(store.town))))
+
+
+def forget_down(store: Store, agent_ids: list[str]) -> None:
+    """These are up again (or gone): no longer for `tt up` to start."""
+    if agent_ids:
+        store.r.srem(keys.down_agents(store.town), *agent_ids)
 
 
 def crashed_at(agent: Agent) -> float:
