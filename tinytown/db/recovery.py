@@ -27,8 +27,11 @@ def kill_local_processes(store: Store, agent_id: str) -> None:
     kill_recorded(runtime.read(store, agent_id))
 
 
-def recover_agent(store: Store, agent: Agent, reason: str) -> Agent | None:
-    """Mark a dead agent `error` and hand its work back. None if it was not live.
+def recover_agent(store: Store, agent: Agent, reason: str,
+                  to: AgentState = AgentState.ERROR) -> Agent | None:
+    """Mark a dead agent `error` (or `to`: `stopped` for one restored from a snapshot,
+    which has no worker but did not crash) and hand its work back. None if it was not
+    live.
 
     The state, the returned messages, the running tasks (back to `assigned`) and the
     `recovered` event commit in one MULTI: nobody sees an `error` agent whose task
@@ -50,7 +53,7 @@ def recover_agent(store: Store, agent: Agent, reason: str) -> Agent | None:
 
     try:
         return states.transition(
-            store, agent.id, AgentState.ERROR, expect=states.ALLOWED_LIVE, reason=reason,
+            store, agent.id, to, expect=states.ALLOWED_LIVE, reason=reason,
             change=lambda a: setattr(a, "current_task", None), also=give_back,
         )
     except InvalidTransition:

@@ -553,10 +553,12 @@ class Town:
 
         return save(self, path)
 
-    def restore(self, path: Path, force: bool = False) -> int:
+    def restore(self, path: Path, force: bool = False, start: bool = False) -> dict[str, Any]:
+        """Load a snapshot; agents live in it come back `stopped` (no worker here), or
+        started with `start` (see ops.snapshot.restore)."""
         from tinytown.ops.snapshot import restore
 
-        return restore(self, path, force=force)
+        return restore(self, path, force=force, start=start)
 
     # --- what is going on ---------------------------------------------------------
 
