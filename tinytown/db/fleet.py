@@ -97,6 +97,9 @@ def heal(store: Store, cfg: AgentSettings, agent: Agent, due: dict[str, float], 
     if now < due.setdefault(agent.id, crashed + delay):
         return None
     del due[agent.id]
+    current = store.get_agent(agent.id)  # the pass's record may be stale: a restart by
+    if current is None or current.state != S.ERROR:  # hand must not lose its new worker
+        return None
     try:
         back = restarted(store, agent, host, attempt, delay, crashed, by=by)
     except InvalidTransition:
