@@ -226,7 +226,7 @@ def up(town: Town, all_agents: bool = False) -> dict[str, Any]:
     supervisor unless one leads, and the agents `tt down` stopped while they were live
     (`all_agents`: every stopped or errored agent; a cold one stays cold, as work wakes
     it). Idempotent: what runs already is left alone and reported."""
-    report: dict[str, Any] = {"redis": "started" if town.redis.tt_started else "running",
+    report: dict[str, Any] = {"redis": "started" if town.started_redis else "running",
                               "started": [], "already": [], "failed": []}
     owner = leader.leader(town.store)
     if owner:
