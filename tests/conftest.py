@@ -91,7 +91,9 @@ def session_pids(mark: str, folders: tuple[Path, ...] = ()) -> list[int]:
     """Processes of this user whose environment carries the session mark `mark`, or
     whose working folder is in one of `folders`."""
     wanted = f"{SESSION_MARK}={mark}".encode()
-    found = []
+    found: list[int] = []
+    if not Path("/proc").is_dir():
+        return found  # no /proc (not Linux): the finalizers alone
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
