@@ -13,6 +13,7 @@ signals, Celery remote control, outages, the CLI process) starts real workers.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -51,6 +52,82 @@ for _name in ("REDIS_URL", "TINYTOWN_AGENT_ID", "TINYTOWN_AGENT_NAME", "TINYTOWN
 # every process a test starts: a test that presses Ctrl-C needs a terminal's default.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# --- every process a session starts ends with it, however it ends ---------------------
+# Each process a test starts (`tt`, workers, supervisors, agent CLIs) inherits this mark
+# in its environment; a redis-server rewrites its environment (its process title), so
+# those are known by their folder: under the session's basetemp or SESSION_TMP (where
+# the fixtures make their short socket folders). The process that made the mark (the
+# xdist controller, or pytest itself with -n 0) ends all of them as it exits: a session
+# stopped by SIGTERM or Ctrl-C, or an xdist worker that crashed, leaves nothing running.
+# SIGTERM becomes KeyboardInterrupt, so the fixtures' finalizers run first (a second
+# SIGTERM does not cut them short).
+SESSION_MARK = "TT_TEST_SESSION"
+SESSION_OWNER = "TT_TEST_SESSION_OWNER"
+os.environ.setdefault(SESSION_MARK, uuid.uuid4().hex)
+os.environ.setdefault(SESSION_OWNER, str(os.getpid()))
+SESSION_TMP = Path(tempfile.gettempdir()) / f"tt-{os.environ[SESSION_MARK][:12]}"
+_basetemp: list[Path] = []
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    global _terminated
+    if not _terminated:
+        _terminated = True
+        raise KeyboardInterrupt("SIGTERM")
+
+
+signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def session_tmp(prefix: str) -> Path:
+    """A new short folder (for a Unix socket) that the session's end sweeps."""
+    SESSION_TMP.mkdir(mode=0o700, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=SESSION_TMP))
+
+
+def session_pids(mark: str, folders: tuple[Path, ...] = ()) -> list[int]:
+    """Processes of this user whose environment carries the session mark `mark`, or
+    whose working folder is in one of `folders`."""
+    wanted = f"{SESSION_MARK}={mark}".encode()
+    found: list[int] = []
+    if not Path("/proc").is_dir():
+        return found  # no /proc (not Linux): the finalizers alone
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            cwd = Path(os.readlink(f"/proc/{entry}/cwd"))
+        except OSError:
+            continue
+        if wanted in environ or any(cwd.is_relative_to(f) for f in folders):
+            found.append(int(entry))
+    return found
+
+
+def end_session_processes() -> None:
+    """In the process that made the mark: SIGKILL whatever of the session still runs."""
+    if os.environ.get(SESSION_OWNER) != str(os.getpid()):
+        return  # an xdist worker: its controller sweeps at the end
+    mark = os.environ[SESSION_MARK]
+    for pid in session_pids(mark, (SESSION_TMP, *_basetemp)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    shutil.rmtree(SESSION_TMP, ignore_errors=True)
+
+
+atexit.register(end_session_processes)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    factory = getattr(config, "_tmp_path_factory", None)  # what xdist itself reads
+    if factory is not None and os.environ.get(SESSION_OWNER) == str(os.getpid()):
+        _basetemp.append(factory.getbasetemp())
+    end_session_processes()
 
 
 def wait_until(
@@ -96,7 +173,7 @@ class RedisServer:
 
 
 def start_redis(extra: list[str] | None = None) -> RedisServer:
-    folder = Path(tempfile.mkdtemp(prefix="ttr-"))
+    folder = session_tmp("ttr-")
     sock = folder / "redis.sock"
     proc = subprocess.Popen(
         [find_redis_server(), "--port", "0", "--unixsocket", str(sock), "--dir", str(folder),
@@ -160,6 +237,7 @@ url = "{url}"
 default_cli = "{cli}"
 round_timeout_secs = {round_timeout}
 idle_timeout_secs = {idle_timeout}
+restart = "{restart}"
 
 [supervisor]
 heartbeat_timeout_secs = {hb_timeout}
@@ -269,6 +347,7 @@ def town_factory(
         hb_interval: int = 1,
         extra: str = "",
         url: str | None = None,
+        restart: str = "on-failure",
     ) -> TownFixture:
         town_name = name or f"t{uuid.uuid4().hex[:10]}"
         root = tmp_path / town_name
@@ -276,7 +355,7 @@ def town_factory(
         (root / "tinytown.toml").write_text(TOML.format(
             name=town_name, url=url or redis_server.url, cli=cli.replace('"', '\\"'),
             round_timeout=round_timeout, idle_timeout=idle_timeout, hb_timeout=hb_timeout,
-            hb_interval=hb_interval, extra=extra,
+            hb_interval=hb_interval, extra=extra, restart=restart,
         ))
         fixture = TownFixture(root, town_name, Town.connect(root), root / "records")
         made.append(fixture)

@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import RedisServer, TownFixture, stop_redis, tt, wait_until
+from tests.conftest import RedisServer, TownFixture, session_tmp, stop_redis, tt, wait_until
 from tests.helpers import one_line_error
 from tinytown.db.embedded import find_redis_server
 from tinytown.errors import EXIT_REDIS_UNREACHABLE
@@ -132,7 +131,7 @@ def _is_redis(pid: int) -> bool:
 def embedded_root() -> Iterator[Path]:
     """A folder with a short path (the socket must fit AF_UNIX); its server is stopped after."""
     assert "REDIS_URL" not in os.environ
-    root = Path(tempfile.mkdtemp(prefix="tt-e"))
+    root = session_tmp("tt-e")  # swept at the session's end, however it ends
     pids: set[int] = set()
     try:
         yield root
@@ -308,7 +307,7 @@ def test_passwords_never_shown(tmp_path: Path, url: str) -> None:
 @pytest.fixture
 def password_redis() -> Iterator[RedisServer]:
     """A private redis-server that requires the password s3cr3t-pw."""
-    folder = Path(tempfile.mkdtemp(prefix="ttp-"))
+    folder = session_tmp("ttp-")
     sock = folder / "redis.sock"
     proc = subprocess.Popen(
         [find_redis_server(), "--port", "0", "--unixsocket", str(sock), "--dir", str(folder),

@@ -9,11 +9,20 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import TownFixture, pid_gone, wait_until
 from tinytown import keys
 from tinytown.models import Task, TaskState
 
 TownFactory = Callable[..., TownFixture]
+
+
+@pytest.fixture
+def town(town_factory: TownFactory) -> TownFixture:
+    """Crash detection on its own: the supervisor restarts no crashed agent here (its
+    restarts are tests/test_local_restarts.py's)."""
+    return town_factory(restart="never")
 
 
 def _pid(town: TownFixture, ref: str) -> int:

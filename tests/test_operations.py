@@ -178,6 +178,40 @@ def test_save_and_restore_move_a_town(town_factory: TownFactory) -> None:
     assert r.code == 2 and "not a Tinytown snapshot" in r.err
 
 
+def test_restored_agents_come_back_stopped_or_started(town_factory: TownFactory) -> None:
+    """A snapshot taken mid-round, restored into new towns: the agent has no worker
+    there, so it is `stopped` with its work handed back (assign warns; `tt up` starts
+    it), or started at once with `tt restore --start`; the task completes."""
+    src = town_factory(restart="never")
+    assert src.tt("spawn", "alice").code == 0
+    task_id = src.tt("assign", "alice", "the job @sleep 60").out.strip()
+    src.wait_task(task_id, TaskState.RUNNING, timeout=30)
+    snapshot = src.root / "snap.jsonl"
+    assert src.tt("save", str(snapshot)).code == 0
+    src.tt("down")
+    # the restored towns run the job short (the snapshot keeps the record as it was)
+    snapshot.write_text(snapshot.read_text().replace(" @sleep 60", ""))
+
+    dst = town_factory()
+    r = dst.tt("restore", str(snapshot))
+    assert r.code == 0, r.err
+    assert "stopped here" in r.out and "alice" in r.out
+    assert dst.agent_state("alice") == "stopped"
+    assert dst.task_state(task_id) == TaskState.ASSIGNED  # handed back, nothing lost
+    assert [m.type for m in dst.town.channel.peek("alice")] == ["task_assign"]
+    assigned = dst.tt("assign", "alice", "more")
+    assert assigned.code == 0 and "alice is stopped" in assigned.err
+    up = dst.tt("up")
+    assert up.code == 0 and "started 1 agent(s): alice" in up.out, up
+    dst.wait_task(task_id, TaskState.COMPLETED, timeout=30)
+
+    again = town_factory()
+    r = again.tt("restore", str(snapshot), "--start")
+    assert r.code == 0 and "started 1 agent(s): alice" in r.out, r
+    again.wait_task(task_id, TaskState.COMPLETED, timeout=30)
+    again.wait_state("alice", "idle")
+
+
 def test_events_history_and_logs(town: TownFixture) -> None:
     town.tt("spawn", "alice")
     task_id = town.tt("assign", "alice", "log me").out.strip()

@@ -9,6 +9,8 @@ import os
 import signal
 import stat
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from tests.helpers import key_snapshot, one_line_error
 from tinytown import urls
 from tinytown.db.embedded import EmbeddedRedis
 from tinytown.errors import ConfigError
+from tinytown.models import TaskState
 from tinytown.ops.town import Town
 
 
@@ -39,6 +42,34 @@ def test_what_a_round_writes_is_private(town: TownFixture) -> None:
     assert saved.code == 0, saved
     snapshot = Path(saved.out.split(" to ")[-1].strip())
     assert mode(snapshot) == 0o600 and mode(snapshot.parent) == 0o700
+
+
+WRITER = """import os, pathlib, sys
+sys.stdin.read()
+out = pathlib.Path(os.environ["FAKE_AGENT_DIR"])
+(out / "made-dir").mkdir(parents=True)
+(out / "made-dir" / "made.txt").write_text("an agent's work")
+print("written")
+"""
+
+
+def test_what_an_agent_writes_has_the_users_own_mode(
+        town_factory: Callable[..., TownFixture], tmp_path: Path) -> None:
+    """The town's processes run with umask 077; the agent CLI with the user's (here
+    027, recorded by `tt spawn`), so its files in the project are not made private."""
+    writer = tmp_path / "writer.py"
+    writer.write_text(WRITER)
+    town = town_factory(cli=f"{sys.executable} {writer}")
+    spawned = subprocess.run([TT, "spawn", "alice"], cwd=town.root, capture_output=True,
+                             text=True, env={**os.environ, "FAKE_AGENT_DIR": str(town.records)},
+                             umask=0o027, timeout=60)
+    assert spawned.returncode == 0, spawned.stderr
+    task_id = town.tt("assign", "alice", "write a file").out.strip()
+    town.wait_task(task_id, TaskState.COMPLETED, timeout=30)
+    assert mode(town.records / "made-dir") == 0o750
+    assert mode(town.records / "made-dir" / "made.txt") == 0o640
+    logs = town.root / ".tt" / "logs" / "alice"
+    assert mode(logs / "worker.log") == mode(logs / "round-1.log") == 0o600  # still the town's
 
 
 def test_an_embedded_town_keeps_its_redis_files_private(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ forever."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,3 +73,54 @@ def test_down_in_the_middle_of_a_round_hands_the_task_back(town: TownFixture) ->
     assert town.tt("restart", "busy").code == 0  # the task runs again, to its end
     wait_until(lambda: town.town.task(task_id).state.is_terminal, 40, "the task to end")
     assert town.town.task(task_id).state.value == "completed"
+
+
+def _json_agents(root: Path, env: dict[str, str]) -> dict[str, str]:
+    listed = tt("list", "--json", cwd=root, env=env)
+    assert listed.code == 0, listed
+    return {a["name"]: a["state"] for a in json.loads(listed.out)}
+
+
+def test_up_brings_back_what_down_stopped(tmp_path: Path, redis_server: RedisServer) -> None:
+    """`tt down` remembers the live agents; `tt up` starts the Redis, a supervisor and
+    those agents (a stopped one stays stopped unless --all); a second `tt up` starts
+    nothing and says what is up. A command run while the town is down says that it
+    started the Redis."""
+    env = {"REDIS_URL": ""}
+    root = tmp_path
+    assert tt("init", "--name", "updown", cwd=root, env=env).code == 0
+    try:
+        for name in ("alice", "bob"):
+            assert tt("spawn", name, "--cli", "demo", cwd=root, env=env).code == 0
+        wait_until(lambda: _json_agents(root, env) == {"alice": "idle", "bob": "idle"}, 40,
+                   "both agents idle")
+        assert tt("kill", "bob", cwd=root, env=env).code == 0  # stopped before the down
+        wait_until(lambda: _json_agents(root, env)["bob"] == "stopped", 30, "bob stopped")
+        down = tt("down", cwd=root, env=env)
+        assert down.code == 0 and "started the town's Redis" not in down.err, down
+        assert not EmbeddedRedis(root / ".tt").is_running()
+
+        listed = tt("list", cwd=root, env=env)  # a read: says it started the Redis
+        assert listed.code == 0 and listed.err.strip().count("\n") == 0, listed
+        assert "started the town's Redis (it was down)" in listed.err
+        assert "started the town's Redis" not in tt("list", cwd=root, env=env).err  # once
+        assert _json_agents(root, env) == {"alice": "stopped", "bob": "stopped"}
+
+        up = tt("up", cwd=root, env=env)
+        assert up.code == 0, up
+        assert "started 1 agent(s): alice" in up.out and "supervisor started" in up.out
+        wait_until(lambda: _json_agents(root, env) == {"alice": "idle", "bob": "stopped"}, 40,
+                   "alice back, bob still stopped")
+        again = tt("up", "--json", cwd=root, env=env)  # idempotent
+        assert again.code == 0, again
+        report = json.loads(again.out)
+        assert report["started"] == [] and report["already"] == ["alice"]
+        assert report["redis"] == "running" and report["supervisor"].startswith("running")
+
+        every = tt("up", "--all", cwd=root, env=env)
+        assert every.code == 0 and "started 1 agent(s): bob" in every.out, every
+        wait_until(lambda: _json_agents(root, env) == {"alice": "idle", "bob": "idle"}, 40,
+                   "bob back too")
+    finally:
+        tt("down", cwd=root, env=env)
+        EmbeddedRedis(root / ".tt").stop()

@@ -34,6 +34,8 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
                                            pidbox, results) via kombu's global_keyprefix
     tt:<town>:apikeys              hash    `tt serve` API keys: sha256 of the key -> record
     tt:<town>:apikeys:used         hash    API key name -> when it was last used
+    tt:<town>:down:agents          set     ids of the agents `tt down` stopped while they
+                                           were live: what `tt up` starts again
 
 Legacy, un-isolated keys that `tt migrate` moves: tt:agent:<id>, tt:inbox:<id>,
 tt:task:<id>.
@@ -193,6 +195,11 @@ def agent_queue(town: str, agent_id: str) -> str:
 def role_queue(town: str, role: str) -> str:
     """The Celery queue every agent of a role consumes (`tt assign --role`)."""
     return f"tt.{town}.role.{role}"
+
+
+def down_agents(town: str) -> str:
+    """The agents that were live when `tt down` stopped the town (`tt up` starts them)."""
+    return f"tt:{town}:down:agents"
 
 
 def per_agent_keys(town: str, agent_id: str) -> list[str]:

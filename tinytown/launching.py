@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from tinytown.errors import WorkerError
-from tinytown.private import private_dir
+from tinytown.private import private_dir, remember_user_umask
 
 # a worker spawned from inside a round is not that agent
 _NOT_INHERITED = ("TINYTOWN_AGENT_ID", "TINYTOWN_AGENT_NAME", "TINYTOWN_TASK_ID")
@@ -32,6 +32,7 @@ def supervisor_argv(root: Path) -> list[str]:
 def child_env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     env["TINYTOWN_TOWN_ROOT"] = str(root)
+    remember_user_umask(env)  # the process runs with umask 077; its agent CLIs, the user's
     return env
 
 

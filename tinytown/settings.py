@@ -102,7 +102,8 @@ class AgentSettings(_Section):
     context_rounds: Annotated[int, msgspec.Meta(ge=0)] = 3
     # a worker that cannot reach its town's Redis this long (the town is down) exits
     redis_lost_secs: Annotated[float, msgspec.Meta(gt=0)] = 300
-    # an agent in `error` is restarted by its host (`tt host`), with exponential backoff,
+    # an agent in `error` is restarted by its host (`tt host`; with none, by the supervisor
+    # on the machine its worker ran on), with exponential backoff,
     # until it has crashed `crash_loop_limit` times within `crash_loop_window_secs`
     restart: Literal["on-failure", "never"] = "on-failure"
     mcp: bool = True  # rounds of a CLI that loads MCP servers get `tt mcp` configured

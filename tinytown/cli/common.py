@@ -30,11 +30,17 @@ class Context:
         self.town_path = town_path
         self._town: Town | None = None
 
-    def town(self) -> Town:
+    def town(self, note_start: bool = True) -> Town:
+        """The town, connected. A command that finds its embedded Redis down starts it
+        (the data lives there, reads included) and says so on stderr, since it then
+        keeps running; `note_start=False` for the commands that start or stop the town."""
         if self._town is None:
             from tinytown.ops.town import Town
 
             self._town = Town.from_settings(self.settings())
+            if self._town.started_redis and note_start:
+                say("tt: started the town's Redis (it was down); `tt down` stops it,"
+                    " `tt up` brings the whole town back", err=True)
         return self._town
 
     def settings(self) -> Settings:

@@ -146,4 +146,27 @@ def supervisor(obj: Context, foreground: bool) -> None:
                "/supervisor.log")
 
 
-COMMANDS = [interrupt, resume, close, kill, restart, wait, prune, stop, worker, supervisor]
+@click.command()
+@click.option("--all", "all_agents", is_flag=True,
+              help="Start every stopped or errored agent, not only those `tt down` stopped.")
+@json_option
+@pass_ctx
+def up(obj: Context, all_agents: bool, as_json: bool) -> None:
+    """Bring the town back after `tt down`: its Redis, a supervisor, and the agents that
+    were running (cold ones stay cold: work wakes them)."""
+    town = obj.town(note_start=False)  # starting the Redis is what was asked
+    report = town.up(all_agents=all_agents)
+    if as_json:
+        emit_json(report)
+    else:
+        say(f"redis {report['redis']}; supervisor {report['supervisor']}")
+        say(f"started {len(report['started'])} agent(s): {', '.join(report['started']) or '-'}")
+        if report["already"]:
+            say(f"already up: {', '.join(report['already'])}")
+    for failed in report["failed"]:
+        say(f"tt: {failed['name']} not started: {failed['error']}", err=True)
+    if report["failed"]:
+        sys.exit(1)
+
+
+COMMANDS = [interrupt, resume, close, kill, restart, wait, prune, stop, worker, supervisor, up]

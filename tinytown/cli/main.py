@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 # of them runs or `tt --help` lists them: a `tt send` does not pay for them.
 LAZY_COMMANDS = {
     **dict.fromkeys(("interrupt", "resume", "close", "kill", "restart", "wait", "prune",
-                     "stop", "worker", "supervisor"), "tinytown.cli.engine"),
+                     "stop", "worker", "supervisor", "up"), "tinytown.cli.engine"),
     **dict.fromkeys(("flower", "events", "history", "logs", "recover", "reclaim", "save",
                      "restore", "backlog"), "tinytown.cli.ops"),
     "show": "tinytown.cli.show",
@@ -121,8 +121,9 @@ def _say_what_to_commit(root: Path) -> None:
 @cli.command()
 @pass_ctx
 def down(obj: Context) -> None:
-    """Stop the town's workers, its supervisor and its embedded Redis."""
-    report = obj.town().down()
+    """Stop the town's workers, its supervisor and its embedded Redis (`tt up` brings
+    them back)."""
+    report = obj.town(note_start=False).down()
     redis_state = (
         "stopped" if report["redis"]
         else "not running" if report["embedded"] else "left running (external)"

@@ -249,11 +249,22 @@ def save(obj: Context, path: Path | None) -> None:
 @click.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace keys that already exist.")
+@click.option("--start", is_flag=True, help="Start the agents that were running in the snapshot.")
 @pass_ctx
-def restore(obj: Context, path: Path, force: bool) -> None:
-    """Load a snapshot made by `tt save` into this town."""
-    count = obj.town().restore(path, force=force)
-    say(f"restored {count} key(s) from {path}")
+def restore(obj: Context, path: Path, force: bool, start: bool) -> None:
+    """Load a snapshot made by `tt save` into this town. Agents that were running come
+    back stopped (they have no worker here; `tt up` starts them), or started (--start)."""
+    report = obj.town().restore(path, force=force, start=start)
+    say(f"restored {report['keys']} key(s) from {path}")
+    if report["started"]:
+        say(f"started {len(report['started'])} agent(s): {', '.join(report['started'])}")
+    elif report["stopped"]:
+        say(f"{len(report['stopped'])} agent(s) were running: stopped here, with no worker"
+            f" ({', '.join(report['stopped'])}); `tt up` starts them")
+    for failed in report["failed"]:
+        say(f"tt: {failed['name']} not started: {failed['error']}", err=True)
+    if report["failed"]:
+        sys.exit(1)
 
 
 # --- backlog ------------------------------------------------------------------------

@@ -63,6 +63,7 @@ class TownPipeline(Pipeline):
 
 class TownRedis(redis.Redis):
     tt_url = ""
+    tt_started = False  # connecting started the town's embedded server (it was down)
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         with map_redis_errors(self.tt_url):
@@ -78,10 +79,11 @@ class TownRedis(redis.Redis):
 def connect(settings: Settings, start: bool = True) -> TownRedis:
     """A client for the town's Redis; starts the embedded server when needed."""
     url = redis_url(settings)
+    started = False
     if settings.embedded and start:
         from tinytown.db.embedded import EmbeddedRedis
 
-        EmbeddedRedis(settings.runtime_dir).ensure_running()
+        started = EmbeddedRedis(settings.runtime_dir).ensure_running()
     if not re.match(r"^(redis|rediss|unix)://", url):
         from tinytown.errors import ConfigError
 
@@ -96,6 +98,7 @@ def connect(settings: Settings, start: bool = True) -> TownRedis:
         raise RedisUnreachable(f"invalid Redis URL {redact(url)}: {exc}") from None
     assert isinstance(client, TownRedis)  # from_url builds the class it is called on
     client.tt_url = url
+    client.tt_started = started
     return client
 
 

@@ -83,16 +83,18 @@ class EmbeddedRedis:
     def is_running(self) -> bool:
         return _ping(self.socket)
 
-    def ensure_running(self, timeout: float = 10.0) -> None:
+    def ensure_running(self, timeout: float = 10.0) -> bool:
+        """Start the server unless it answers; True when this call started it."""
         if self.is_running():
-            return
+            return False
         private_dir(self.dir)
         with open(self.dir / "redis.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.is_running():  # another process started it while we waited
-                return
+                return False
             self._clear_stale()
             self._start(timeout)
+            return True
 
     def _clear_stale(self) -> None:
         pid = self.pid()

@@ -1,5 +1,6 @@
 """The writes that move agents between hosts and bring them back: the one home of a
-restart, a wake from cold, a move to another host and a crash-loop halt.
+restart, a wake from cold, a move to another host and a crash-loop halt; and the list of
+agents `tt down` stopped, which `tt up` brings back.
 
 Each is one compare-and-set on the agent record (`states.transition` or
 `Store.update_agent`), so hosts, the supervisor and clients racing on one agent cannot
@@ -8,17 +9,22 @@ both act: the loser sees InvalidTransition or a changed record and does nothing.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 
 from redis.client import Pipeline
 
-from tinytown import keys
+from tinytown import keys, placement
 from tinytown.db import recovery, runtime, states
+from tinytown.db.connection import texts
 from tinytown.db.store import Store
 from tinytown.errors import InvalidTransition
 from tinytown.models import Agent, AgentState, Message, MessageType, SpawnMode, utcnow
+from tinytown.settings import AgentSettings
 
 S = AgentState
+log = logging.getLogger("tinytown.fleet")
 
 
 def prepare_restart(store: Store, agent_id: str, reason: str,
@@ -42,19 +48,64 @@ def prepare_restart(store: Store, agent_id: str, reason: str,
 
 
 def restarted(store: Store, agent: Agent, host: str, attempt: int, delay: float,
-              crashed_at: float) -> Agent:
-    """Its host restarts an agent that crashed: counted, the crash remembered (for the
-    crash-loop limit), a `restarted` event, in the state change's MULTI."""
+              crashed_at: float, by: str | None = None) -> Agent:
+    """Its host (or, for an agent on no host, the supervisor: `by`) restarts an agent
+    that crashed: counted, the crash remembered (for the crash-loop limit), a
+    `restarted` event, in the state change's MULTI."""
+    who = by or f"host {host}"
+
     def count(a: Agent) -> None:
         a.restarts += 1
         a.crashes = [*a.crashes[-19:], crashed_at]
 
     def event(pipe: Pipeline, a: Agent) -> None:
+        extra = {"by": by} if by else {}
         store.add_event("restarted", a.id, pipe=pipe, name=a.name, host=host,
-                        attempt=attempt, after=f"{delay:g}")
+                        attempt=attempt, after=f"{delay:g}", **extra)
 
-    return prepare_restart(store, agent.id, f"restarted by host {host} (attempt {attempt})",
+    return prepare_restart(store, agent.id, f"restarted by {who} (attempt {attempt})",
                            change=count, also=event)
+
+
+def restartable(cfg: AgentSettings, agent: Agent) -> bool:
+    """`[agent] restart = "on-failure"` and no crash loop has halted it."""
+    return cfg.restart == "on-failure" and agent.halted is None
+
+
+def heal(store: Store, cfg: AgentSettings, agent: Agent, due: dict[str, float], host: str,
+         by: str | None = None, now: float | None = None) -> Agent | None:
+    """The restart policy for an agent in `error`, shared by the host daemons (their
+    agents) and the supervisor (agents on no host): restart it once its backoff from the
+    crash has passed, or halt a crash loop. `due` is the caller's memory of when each
+    agent's restart is due, kept across passes. Returns the agent, now `starting`, when
+    the caller is to start its worker; None otherwise."""
+    if not restartable(cfg, agent):
+        return None
+    who = by or f"host {host}"
+    now = time.time() if now is None else now
+    crashed = crashed_at(agent)
+    recent = placement.recent_crashes(agent.crashes, cfg.crash_loop_window_secs, now)
+    attempt = len(recent) + 1  # this crash included
+    if attempt >= cfg.crash_loop_limit:
+        why = (f"crash loop: {attempt} crashes within {cfg.crash_loop_window_secs:g}s"
+               " (`[agent] crash_loop_limit`)")
+        halt(store, agent, why)
+        log.error("%s: %s: %s", who, agent.name, why)
+        due.pop(agent.id, None)
+        return None
+    delay = placement.backoff(attempt, cfg.restart_backoff_secs, cfg.restart_backoff_max_secs)
+    if now < due.setdefault(agent.id, crashed + delay):
+        return None
+    del due[agent.id]
+    current = store.get_agent(agent.id)  # the pass's record may be stale: a restart by
+    if current is None or current.state != S.ERROR:  # hand must not lose its new worker
+        return None
+    try:
+        back = restarted(store, agent, host, attempt, delay, crashed, by=by)
+    except InvalidTransition:
+        return None  # restarted meanwhile (by hand, or its worker came back)
+    log.warning("%s: restarting %s (attempt %d, after %gs)", who, agent.name, attempt, delay)
+    return back
 
 
 def halt(store: Store, agent: Agent, why: str) -> Agent:
@@ -104,6 +155,24 @@ def move(store: Store, agent_id: str, from_host: str | None, to_host: str | None
 
     store.update_agent(agent_id, change, also=event)
     return bool(moved and moved[-1])
+
+
+def remember_down(store: Store, agent_ids: list[str]) -> None:
+    """`tt down` stops these live agents: remembered (added to any earlier list, so a
+    second `tt down` of a town already down forgets nothing) for `tt up`."""
+    if agent_ids:
+        store.r.sadd(keys.down_agents(store.town), *agent_ids)
+
+
+def down_list(store: Store) -> list[str]:
+    """The agents `tt down` stopped while they were live, not yet brought back."""
+    return sorted(texts(store.r.smembers(keys.down_agents(store.town))))
+
+
+def forget_down(store: Store, agent_ids: list[str]) -> None:
+    """These are up again (or gone): no longer for `tt up` to start."""
+    if agent_ids:
+        store.r.srem(keys.down_agents(store.town), *agent_ids)
 
 
 def crashed_at(agent: Agent) -> float:

@@ -31,9 +31,11 @@ def kill_local_processes(store: Store, agent_id: str, wait: bool = True
     return kill_recorded(runtime.read(store, agent_id), wait)
 
 
-def recover_agent(store: Store, agent: Agent, reason: str, wait: bool = True) -> Agent | None:
-    """Mark a dead agent `error` and hand its work back. None if it was not live.
-    `wait=False`: a CLI that is slow to die is not waited for (the supervisor's loop).
+def recover_agent(store: Store, agent: Agent, reason: str, wait: bool = True,
+                  to: AgentState = AgentState.ERROR) -> Agent | None:
+    """Mark a dead agent `error` (or `to`: `stopped` for one restored from a snapshot,
+    which has no worker but did not crash) and hand its work back. None if it was not
+    live. `wait=False`: a CLI that is slow to die is not waited for (the supervisor's loop).
 
     The state, the returned messages, the running tasks (back to `assigned`) and the
     `recovered` event commit in one MULTI: nobody sees an `error` agent whose task
@@ -55,7 +57,7 @@ def recover_agent(store: Store, agent: Agent, reason: str, wait: bool = True) ->
 
     try:
         return states.transition(
-            store, agent.id, AgentState.ERROR, expect=states.ALLOWED_LIVE, reason=reason,
+            store, agent.id, to, expect=states.ALLOWED_LIVE, reason=reason,
             change=lambda a: setattr(a, "current_task", None), also=give_back,
         )
     except InvalidTransition:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import socket
 import sys
@@ -22,7 +21,7 @@ from tinytown import keys
 from tinytown.db.hosts import HOST_WAKE_TASK
 from tinytown.errors import EXIT_REDIS_UNREACHABLE, EXIT_USAGE, HostNameTaken, RedisUnreachable
 from tinytown.host.daemon import HostDaemon
-from tinytown.private import UMASK
+from tinytown.private import go_private
 from tinytown.settings import Settings
 
 log = logging.getLogger("tinytown.host")
@@ -45,7 +44,7 @@ def run_host(settings: Settings, name: str, max_agents: int = 0,
 
     from tinytown.celery_app import make_app
 
-    os.umask(UMASK)
+    go_private()
     try:
         daemon = HostDaemon(settings, name, max_agents, sorted(set(labels or [])))
         daemon.claim()

@@ -74,7 +74,7 @@ class HostDaemon:
         self.store = Store(connect(self.settings, start=False), self.settings.town)
         self.machine = socket.gethostname()
         self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self.next_try: dict[str, tuple[float, int]] = {}  # agent -> (when, attempt)
+        self.next_try: dict[str, float] = {}  # agent -> when its restart is due
         self.evacuating: set[str] = set()  # agents closed to move elsewhere
         self.nudged = threading.Event()
         self.stopping = threading.Event()
@@ -242,37 +242,14 @@ class HostDaemon:
                  self.children[agent.id].pid)
 
     def _restartable(self, agent: Agent) -> bool:
-        return self.settings.agent.restart == "on-failure" and agent.halted is None
+        return fleet.restartable(self.settings.agent, agent)
 
     def _heal(self, agent: Agent) -> None:
-        """Restart a crashed agent after its backoff, or halt a crash loop."""
-        if not self._restartable(agent):
-            return
-        cfg = self.settings.agent
-        now = time.time()
-        crashed = fleet.crashed_at(agent)
-        recent = placement.recent_crashes(agent.crashes, cfg.crash_loop_window_secs, now)
-        attempt = len(recent) + 1  # this crash included
-        if attempt >= cfg.crash_loop_limit:
-            why = (f"crash loop: {attempt} crashes within {cfg.crash_loop_window_secs:g}s"
-                   " (`[agent] crash_loop_limit`)")
-            fleet.halt(self.store, agent, why)
-            log.error("host %s: %s: %s", self.name, agent.name, why)
-            self.next_try.pop(agent.id, None)
-            return
-        delay = placement.backoff(attempt, cfg.restart_backoff_secs,
-                                  cfg.restart_backoff_max_secs)
-        due, _ = self.next_try.setdefault(agent.id, (crashed + delay, attempt))
-        if now < due:
-            return
-        del self.next_try[agent.id]
-        try:
-            restarted = fleet.restarted(self.store, agent, self.name, attempt, delay, crashed)
-        except InvalidTransition:
-            return  # restarted meanwhile (by hand, or its worker came back)
-        log.warning("host %s: restarting %s (attempt %d, after %gs)", self.name, agent.name,
-                    attempt, delay)
-        self._launch(restarted)
+        """Restart a crashed agent after its backoff, or halt a crash loop (the policy
+        is `fleet.heal`, which the supervisor applies to agents on no host)."""
+        restarted = fleet.heal(self.store, self.settings.agent, agent, self.next_try, self.name)
+        if restarted is not None:
+            self._launch(restarted)
 
     # --- draining -----------------------------------------------------------------------
 

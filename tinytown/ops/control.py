@@ -1,4 +1,4 @@
-"""The control plane: interrupt, resume, close, kill, restart, prune, stop, down.
+"""The control plane: interrupt, resume, close, kill, restart, prune, stop, down, up.
 
 State changes go through tinytown.db.states; the worker is told through Celery remote
 control (cancel_consumer / add_consumer / shutdown) addressed to its hostname, or, for
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from tinytown.db import fleet, holds, hosts, leader, recovery, runtime, states
 from tinytown.db.wakeup import enqueue_round
-from tinytown.errors import InvalidTransition
+from tinytown.errors import InvalidTransition, TinytownError
 from tinytown.logs import round_logs, tail
-from tinytown.models import Agent, AgentState, utcnow
+from tinytown.models import Agent, AgentState, AgentType, utcnow
 from tinytown.processes import pid_alive
 from tinytown.roles import queues_of
 from tinytown.urls import redact, redis_url
@@ -184,9 +184,11 @@ def prune(town: Town, all_agents: bool = False, force: bool = False,
 
 
 def down(town: Town) -> dict[str, Any]:
-    """Stop workers, supervisors and (for the embedded default) the town's Redis."""
+    """Stop workers, supervisors and (for the embedded default) the town's Redis. The
+    agents it stops while live are remembered for `tt up`."""
     running = [a.id for a in town.list_agents() if town.worker_status(a)[0]]
     killed = stop_all(town)
+    fleet.remember_down(town.store, [a.id for a in killed])
     host = socket.gethostname()
     _stop_host_daemons(town, host)  # before they restart anything: their agents are stopped
     lingering = []
@@ -217,6 +219,39 @@ def down(town: Town) -> dict[str, Any]:
         stopped_redis = EmbeddedRedis(town.settings.runtime_dir).stop()
     return {"workers": workers, "supervisor": supervisors > 0, "redis": stopped_redis,
             "embedded": town.settings.embedded}
+
+
+def up(town: Town, all_agents: bool = False) -> dict[str, Any]:
+    """Bring the town back after `tt down`: its Redis (connecting started it), a
+    supervisor unless one leads, and the agents `tt down` stopped while they were live
+    (`all_agents`: every stopped or errored agent; a cold one stays cold, as work wakes
+    it). Idempotent: what runs already is left alone and reported."""
+    report: dict[str, Any] = {"redis": "started" if town.started_redis else "running",
+                              "started": [], "already": [], "failed": []}
+    owner = leader.leader(town.store)
+    if owner:
+        report["supervisor"] = f"running (leader {owner})"
+    elif leader.claim_launch(town.store):
+        report["supervisor"] = f"started (pid {town.start_supervisor()})"
+    else:
+        report["supervisor"] = "starting (by another command)"
+    remembered = fleet.down_list(town.store)
+    agents = {a.id: a for a in town.list_agents() if a.agent_type == AgentType.WORKER}
+    wanted = [a for a in agents.values() if a.state in (S.STOPPED, S.ERROR)] if all_agents \
+        else [agents[i] for i in remembered if i in agents]
+    report["already"] = sorted(a.name for a in agents.values() if not a.state.is_terminal)
+    for agent in sorted(wanted, key=lambda a: a.name):
+        if not agent.state.is_terminal:
+            continue
+        try:
+            restart(town, agent.id)
+            report["started"].append(agent.name)
+        except TinytownError as exc:
+            report["failed"].append({"name": agent.name, "error": str(exc)})
+    failed = {f["name"] for f in report["failed"]}
+    fleet.forget_down(town.store, [i for i in remembered
+                                   if i not in agents or agents[i].name not in failed])
+    return report
 
 
 def _stop_host_daemons(town: Town, machine: str) -> None:

@@ -8,6 +8,11 @@ afresh (an old epoch restored under a live worker would fence it off). Usage, bu
 and holds are kept.
 API keys are left out too: who may reach a town is not its work, and a snapshot taken
 before a key was revoked must not bring the key back.
+
+Restored agents come back as what they are: one that was live in the snapshot has no
+worker here, so it is `stopped` (its in-flight messages back in its inbox, its running
+task back to `assigned`: `tt assign` warns as for any stopped agent) and remembered as
+`tt down` remembers the agents it stops, so `tt up` (or `tt restore --start`) starts it.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ import json
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tinytown import keys
-from tinytown.db import raw
-from tinytown.errors import UsageError
+from tinytown.db import fleet, raw, recovery, states
+from tinytown.errors import TinytownError, UsageError
+from tinytown.models import AgentState
 from tinytown.private import private_dir, private_file
 
 if TYPE_CHECKING:
@@ -60,8 +66,11 @@ def save(town: Town, path: Path | None = None) -> tuple[Path, int]:
     return path, count
 
 
-def restore(town: Town, path: Path, force: bool = False) -> int:
-    """Load a snapshot into this town (its keys are renamed to this town's prefix).
+def restore(town: Town, path: Path, force: bool = False, start: bool = False
+            ) -> dict[str, Any]:
+    """Load a snapshot into this town (its keys are renamed to this town's prefix):
+    `keys` loaded, the agents it `stopped` (live in the snapshot, with no worker here),
+    and with `start` those `started` again (and any that `failed` to).
 
     Refuses when any key already exists unless `force`; then they are replaced. The
     whole load is one MULTI: it happens entirely or not at all.
@@ -98,4 +107,35 @@ def restore(town: Town, path: Path, force: bool = False) -> int:
         )
     raw.replace(town.store, [(key, entry["type"], entry["value"])
                              for key, entry in zip(targets, entries, strict=True)])
-    return len(entries)
+    restored = {e["key"].removeprefix("agent:") for e in entries
+                if e["key"].startswith("agent:")}
+    report: dict[str, Any] = {"keys": len(entries), "stopped": _settle(town, restored),
+                              "started": [], "failed": []}
+    if start:
+        from tinytown.ops.control import restart
+
+        for name in report["stopped"]:
+            try:
+                restart(town, town.resolve(name).id)
+                report["started"].append(name)
+            except TinytownError as exc:
+                report["failed"].append({"name": name, "error": str(exc)})
+        fleet.forget_down(town.store, [town.resolve(n).id for n in report["started"]])
+    return report
+
+
+def _settle(town: Town, agent_ids: set[str]) -> list[str]:
+    """Restored agents that were live have no worker here (unless one serves them,
+    restored over a live town with --force): `stopped`, their work handed back, and
+    remembered for `tt up`. Their names."""
+    settled = []
+    for agent in town.list_agents():
+        if agent.id not in agent_ids or agent.state not in states.ALLOWED_LIVE:
+            continue
+        if town.worker_status(agent)[0]:
+            continue
+        if recovery.recover_agent(town.store, agent, "restored from a snapshot: no worker",
+                                  to=AgentState.STOPPED) is not None:
+            settled.append(agent)
+    fleet.remember_down(town.store, [a.id for a in settled])
+    return sorted(a.name for a in settled)

@@ -512,6 +512,18 @@ class Town:
 
         return down(self)
 
+    def up(self, all_agents: bool = False) -> dict[str, Any]:
+        """Bring the town back after `down`: Redis, a supervisor, the agents `down`
+        stopped (`all_agents`: every stopped or errored one); see ops.control.up."""
+        from tinytown.ops.control import up
+
+        return up(self, all_agents)
+
+    @property
+    def started_redis(self) -> bool:
+        """Opening this Town started its embedded Redis, which was down."""
+        return self.redis.tt_started
+
     def stop_all(self) -> list[Agent]:
         """Kill every live agent of the town."""
         from tinytown.ops.control import stop_all
@@ -573,10 +585,12 @@ class Town:
 
         return save(self, path)
 
-    def restore(self, path: Path, force: bool = False) -> int:
+    def restore(self, path: Path, force: bool = False, start: bool = False) -> dict[str, Any]:
+        """Load a snapshot; agents live in it come back `stopped` (no worker here), or
+        started with `start` (see ops.snapshot.restore)."""
         from tinytown.ops.snapshot import restore
 
-        return restore(self, path, force=force)
+        return restore(self, path, force=force, start=start)
 
     # --- what is going on ---------------------------------------------------------
 

@@ -29,9 +29,10 @@ from tinytown.db.store import Store
 from tinytown.db.tasks import reoffer_role_tasks
 from tinytown.errors import InvalidRecord, RedisUnreachable, TinytownError
 from tinytown.models import Agent, AgentState, utcnow
-from tinytown.private import UMASK
+from tinytown.private import go_private
 from tinytown.processes import pid_alive
 from tinytown.settings import Settings
+from tinytown.supervisor.restarts import Restarts
 from tinytown.supervisor.sight import Sight
 
 log = logging.getLogger("tinytown.supervisor")
@@ -55,6 +56,7 @@ class Supervisor:
         # check period and a second between two contacts is a blind spell
         self.tick = min(1.0, settings.supervisor.heartbeat_timeout_secs / 4)
         self.sight = Sight(max_gap=self.tick + 1.0)
+        self.restarts = Restarts(self.store, settings, self.host)  # local agents in error
 
     # --- leadership -------------------------------------------------------------
 
@@ -213,6 +215,7 @@ class Supervisor:
                     log.warning("agent %s: no heartbeat for %.1fs: error", agent.name, silent)
                     recover_agent(self.store, agent,
                                   f"no heartbeat for {silent:.0f}s (limit {limit:g}s)", wait=False)
+        self.restarts.tend(agents)  # with no host daemon, crashed local agents come back
 
     def _refresh_heartbeats(self, live: list[Agent]) -> None:
         """Write the newest heartbeats seen into the records, each at most every two
@@ -230,7 +233,7 @@ def _beat(agent: Agent, when: datetime) -> None:
 
 
 def run_supervisor(settings: Settings) -> int:
-    os.umask(UMASK)
+    go_private()
     supervisor = Supervisor(settings)
 
     def stop(signum: int, frame: Any) -> None:

@@ -20,7 +20,7 @@ from tinytown.db.connection import connect
 from tinytown.db.store import Store
 from tinytown.db.wakeup import ROUND_TASK, TASK_TASK
 from tinytown.errors import EXIT_REDIS_UNREACHABLE, RedisUnreachable
-from tinytown.private import UMASK
+from tinytown.private import go_private
 from tinytown.settings import Settings
 from tinytown.worker.runtime import StandDown, WorkerRuntime
 
@@ -88,7 +88,7 @@ def run_worker(settings: Settings, agent_id: str, launch: str | None = None,
     """
     from celery import signals
 
-    os.umask(UMASK)  # logs and prompts hold task text: the user's alone
+    go_private()  # logs and prompts hold task text: the user's alone
 
     from tinytown.celery_app import make_app
 

@@ -29,6 +29,7 @@ from typing import Any
 from tinytown.keeper import end_strays
 from tinytown.logs import tail
 from tinytown.presets import CliCommand, PromptVia
+from tinytown.private import user_umask
 from tinytown.processes import kill_group
 
 STDOUT_KEPT = 8 * 1024 * 1024  # of a CLI's stdout: its structured report comes last
@@ -125,6 +126,7 @@ def run_cli(
                     env=env,
                     start_new_session=True,
                     close_fds=True,
+                    umask=user_umask(),  # what it writes in the project: the user's mode
                 )
             except OSError as exc:
                 reason = f"cannot run {argv[0]!r}: {exc.strerror or exc}"
