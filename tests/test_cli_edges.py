@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tests.conftest import TT, RedisServer, TownFixture, tt, wait_until
 from tests.helpers import key_snapshot, one_line_error
-from tinytown.models import TaskState
+from tinytown.db import states
+from tinytown.models import AgentState, TaskState
 
 
 def _stopped(town: TownFixture, name: str = "gone") -> None:
@@ -61,6 +62,20 @@ def test_wait_for_a_stopped_agent_exits_at_once_and_keeps_the_task(town: TownFix
     assert again.code == 1 and "tt restart gone" in again.err, again
     queued = town.tt("task", "wait", task.id[:8], "--queue", "--timeout", "0.5")
     assert queued.code == 124 and "still assigned" in queued.err, queued
+
+
+def test_wait_for_an_errored_agent_waits_when_it_is_restarted(town: TownFixture) -> None:
+    """`restart = "on-failure"` (the town's default): an agent in `error` comes back, so
+    --wait waits for it; one a crash loop halted does not, and the wait ends at once."""
+    town.tt("spawn", "crashy", "--no-start")
+    agent = town.town.resolve("crashy")
+    states.transition(town.town.store, agent.id, AgentState.ERROR, expect=None,
+                      reason="test: crashed")
+    r = town.tt("assign", "crashy", "soon", "--wait", "--timeout", "0.5")
+    assert r.code == 124 and "still assigned" in r.err, r
+    town.town.store.update_agents([agent.id], lambda a: setattr(a, "halted", "crash loop"))
+    halted = town.tt("assign", "crashy", "never", "--wait", "--timeout", "20")
+    assert halted.code == 1 and "crashy is error" in halted.err, halted
 
 
 def test_wait_queue_waits_for_the_restart(town: TownFixture) -> None:

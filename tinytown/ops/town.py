@@ -412,6 +412,13 @@ class Town:
     def _finish_task(self, task_id: str, state: TaskState, text: str | None) -> Task:
         return task_writes.finish_task(self.store, task_id, state, text)
 
+    def _comes_back(self, agent: Agent) -> bool:
+        """An agent in `error` that its host daemon or the supervisor restarts
+        (`[agent] restart = "on-failure"`, no crash loop): its work is worth waiting for."""
+        from tinytown.db.fleet import restartable
+
+        return agent.state == AgentState.ERROR and restartable(self.settings.agent, agent)
+
     def wait_task(
         self,
         ref: str,
@@ -421,16 +428,18 @@ class Town:
     ) -> Task:
         """Block until the task is completed, failed or cancelled; returns it.
 
-        An unfinished task whose agent is stopped or errored runs only after a restart:
-        refused at once (NotRunning) rather than waited on for the whole timeout,
-        unless `queue` (wait for the restart, up to `timeout`)."""
+        An unfinished task whose agent is stopped, or errored with no automatic restart
+        coming (`restart = "never"`, a crash loop), runs only after `tt restart`:
+        refused at once (NotRunning) rather than waited on for the whole timeout, unless
+        `queue` (wait for the restart, up to `timeout`)."""
         validate_timeout(timeout)
         found = self.task(ref)
         task_id = found.id
         assignee = self._assignee(task_id)
         if not queue and not found.state.is_terminal and assignee is not None \
                 and assignee.state.is_terminal \
-                and assignee.state != AgentState.COLD:  # a cold one wakes for its work
+                and assignee.state != AgentState.COLD \
+                and not self._comes_back(assignee):  # a cold one wakes for its work
             raise NotRunning(
                 f"task {task_id[:8]} waits for {assignee.name}, which is"
                 f" {assignee.state.value}: it runs after `tt restart {assignee.name}`"
