@@ -134,6 +134,9 @@ def test_merge_on_a_fresh_town_ignores_untracked_files_it_does_not_touch(
     assert (town.root / "tinytown.toml").is_file()  # untouched, still untracked
     assert set(git(town.root, "status", "--porcelain").splitlines()) == {
         "?? .gitignore", "?? tinytown.toml"}
+    # merged again with nothing new: said as such, not "merged"
+    again = town.tt("merge", "ann")
+    assert again.code == 0 and "already up to date" in again.out, again
 
 
 def test_a_fork_starts_from_the_parents_latest_commit(

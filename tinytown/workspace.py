@@ -243,8 +243,10 @@ def merge(repo: Path, branch: str, into: str | None, squash: bool, agent: str) -
                     "error": (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:]}
         if squash and changed(where):
             git(where, "commit", "--quiet", "-m", f"{agent}: squashed {branch}")
-        return {"merged": True, "into": target, "head": head(where),
-                "fast_forward": "Fast-forward" in done.stdout, "conflicts": []}
+        after = head(where)
+        return {"merged": True, "into": target, "head": after,
+                "fast_forward": "Fast-forward" in done.stdout, "conflicts": [],
+                "up_to_date": after == before}  # nothing to merge: no commit of its own
 
 
 def _checked_out_at(repo: Path, branch: str) -> Path | None:

@@ -41,6 +41,9 @@ def merge(obj: Context, agent: str, into: str | None, squash: bool, as_json: boo
     result = obj.town().merge(agent, into, squash)
     if as_json:
         emit_json(result)
+    elif result.get("up_to_date"):
+        say(f"{result['branch']} -> {result['into']}: already up to date (no commits to merge),"
+            f" at {result['head'][:12]}")
     elif result["merged"]:
         how = "fast-forward" if result.get("fast_forward") else "merged"
         say(f"{result['branch']} -> {result['into']}: {how}, now at {result['head'][:12]}")
