@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TT, InProcessWorker, TownFixture
-from tinytown.errors import ConfigError, UsageError
+from tinytown.errors import ConfigError, Refused
 from tinytown.models import SpawnMode, TaskState
 from tinytown.outcomes import read_report
 from tinytown.presets import ARG_LIMIT, OutputFormat, PromptVia, resolve_cli, with_prompt_limit
@@ -125,7 +125,7 @@ def test_spawn_resume_continues_another_agents_session(
     _task(town_s, worker_in_process(town_s, "new"), "new", "what was it?")
     assert _runs(town_s)[-1]["argv"][-2:] == ["--resume", session]  # type: ignore[index]
     town_s.town.spawn_agent("x", cli="structured", start=False)  # no round yet
-    with pytest.raises(UsageError, match="no CLI session"):
+    with pytest.raises(Refused, match="no CLI session"):
         town_s.town.spawn_agent("y", resume="x", start=False)
 
 

@@ -71,7 +71,9 @@ def test_interrupt_during_a_round_lets_it_finish(town: TownFixture) -> None:
 
 def test_close_drains_to_cold_and_keeps_the_inbox(town: TownFixture) -> None:
     town.tt("spawn", "alice")
-    first = town.tt("assign", "alice", "@sleep 1.5").out.strip()
+    # long enough for two `tt` calls on a loaded machine: the second task must arrive,
+    # and the close, while the first still runs
+    first = town.tt("assign", "alice", "@sleep 5").out.strip()
     town.wait_state("alice", "working")
     second = town.tt("assign", "alice", "later").out.strip()
     pid = _worker_pid(town, "alice")

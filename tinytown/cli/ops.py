@@ -255,7 +255,7 @@ def restore(obj: Context, path: Path, force: bool, start: bool) -> None:
     """Load a snapshot made by `tt save` into this town. Agents that were running come
     back stopped (they have no worker here; `tt up` starts them), or started (--start)."""
     report = obj.town().restore(path, force=force, start=start)
-    say(f"restored {report['keys']} key(s) from {path}")
+    say(f"restored {report['restored_keys']} key(s) from {path}")
     if report["started"]:
         say(f"started {len(report['started'])} agent(s): {', '.join(report['started'])}")
     elif report["stopped"]:

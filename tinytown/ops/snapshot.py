@@ -109,7 +109,7 @@ def restore(town: Town, path: Path, force: bool = False, start: bool = False
                              for key, entry in zip(targets, entries, strict=True)])
     restored = {e["key"].removeprefix("agent:") for e in entries
                 if e["key"].startswith("agent:")}
-    report: dict[str, Any] = {"keys": len(entries), "stopped": _settle(town, restored),
+    report: dict[str, Any] = {"restored_keys": len(entries), "stopped": _settle(town, restored),
                               "started": [], "failed": []}
     if start:
         from tinytown.ops.control import restart
