@@ -208,11 +208,7 @@ def limit(r: RoundContext) -> bool:
     reset, the agent (and its account's others) held until then (`worker/spend.py`)."""
     if not r.limited:
         return True
-    w = r.worker
-    continued = r.planned.session is not None and not r.planned.forked
-    spend.at_usage_limit(w.store, w.settings, r.agent, r.command, r.task_ref, r.resets,
-                         w.state.fence, used=r.used, number=r.number,
-                         totals=r.totals if continued else None)
+    spend.at_usage_limit(r)
     return False
 
 
