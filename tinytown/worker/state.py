@@ -36,7 +36,8 @@ from tinytown.worker.runner import RunResult, Watchdog
 
 @dataclass
 class WorkerState:
-    """The worker's changing state, one field per fact (formerly eleven loose flags)."""
+    """The worker's changing state, one field per fact, in one place: the lifecycle
+    and the round's steps share it instead of calling each other."""
 
     closing: threading.Event = field(default_factory=threading.Event)  # shutdown begun
     stopped: threading.Event = field(default_factory=threading.Event)  # no more beats
