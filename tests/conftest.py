@@ -39,7 +39,7 @@ from tinytown.db.embedded import find_redis_server
 from tinytown.errors import TinytownError
 from tinytown.models import TaskState
 from tinytown.ops.town import Town
-from tinytown.worker.runtime import WorkerRuntime
+from tinytown.worker.lifecycle import WorkerRuntime
 
 BIN = Path(sys.executable).parent
 TT = str(BIN / "tt")

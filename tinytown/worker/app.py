@@ -22,7 +22,7 @@ from tinytown.db.wakeup import ROUND_TASK, TASK_TASK
 from tinytown.errors import EXIT_REDIS_UNREACHABLE, RedisUnreachable
 from tinytown.private import go_private
 from tinytown.settings import Settings
-from tinytown.worker.runtime import StandDown, WorkerRuntime
+from tinytown.worker.lifecycle import StandDown, WorkerRuntime
 
 if TYPE_CHECKING:
     from celery import Celery

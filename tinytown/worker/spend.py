@@ -14,18 +14,17 @@ the limited round used is counted like any round's.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from tinytown.db import holds
 from tinytown.db import usage as round_usage
-from tinytown.db.fence import Fence
 from tinytown.db.store import Store
 from tinytown.errors import TinytownError
 from tinytown.models import Agent, AgentState, format_timestamp, utcnow
-from tinytown.presets import CliCommand, resolve_cli
+from tinytown.presets import resolve_cli
 from tinytown.settings import Settings
 from tinytown.usage import Usage, budget_text, spend_text
+from tinytown.worker.state import RoundContext
 
 
 def over_budget(store: Store, settings: Settings, agent: Agent, recorded: str | None,
@@ -67,18 +66,18 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-def at_usage_limit(store: Store, settings: Settings, agent: Agent, command: CliCommand,
-                   task_id: str | None, resets: datetime | None, fence: Fence | None,
-                   used: Usage | None = None, number: int = 0,
-                   totals: dict[str, Any] | None = None) -> None:
-    """Hold the agent, and every live agent of the same account, until the reset; what
-    the round that ended at the limit used (round `number`) is counted all the same
-    (`totals`: the continued session's, for a CLI that reports those)."""
-    until = resets or utcnow() + timedelta(seconds=settings.budget.usage_limit_backoff_secs)
-    account = command.account_key
+def at_usage_limit(r: RoundContext) -> None:
+    """Hold the round's agent, and every live agent of the same account, until the
+    reset; what the round that ended at the limit used is counted all the same (with
+    the session's totals, for a CLI that reports those, when the round continued it)."""
+    store, settings, agent = r.worker.store, r.worker.settings, r.agent
+    continued = r.planned.session is not None and not r.planned.forked
+    totals = r.totals if continued else None
+    until = r.resets or utcnow() + timedelta(seconds=settings.budget.usage_limit_backoff_secs)
+    account = r.command.account_key
     reason = f"usage limit of {account}; resumes at {format_timestamp(until)}"
-    holds.hold(store, agent.id, reason, task_id, until, fence, used=used, number=number,
-               session_usage=totals)
+    holds.hold(store, agent.id, reason, r.task_ref, until, r.worker.state.fence, used=r.used,
+               number=r.number, session_usage=totals)
     for other in store.list_agents():
         if other.id == agent.id or other.state not in holds.HOLDABLE or \
                 other.state == AgentState.STARTING:
