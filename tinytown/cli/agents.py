@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tinytown.cli.common import Context, age, emit_json, json_option, pass_ctx, print_table, say
+from tinytown.cli.common import (
+    Context,
+    age,
+    emit,
+    emit_json,
+    json_option,
+    pass_ctx,
+    print_table,
+    say,
+)
 from tinytown.errors import UsageError, WorkerError
 from tinytown.models import Agent
 
@@ -66,10 +75,7 @@ def spawn(
         host=host, on=list(labels), cold=cold,
     )
     agent = handle.record()
-    if as_json:
-        emit_json(agent)
-    else:
-        say(f"spawned {agent.name} ({agent.display_nickname}) {agent.id}")
+    emit(agent, as_json, f"spawned {agent.name} ({agent.display_nickname}) {agent.id}")
     if foreground:
         from tinytown.keeper import keep
         from tinytown.worker.app import run_worker

@@ -11,6 +11,7 @@ import click
 from tinytown.cli.common import (
     SECONDS,
     Context,
+    emit,
     emit_json,
     json_option,
     pass_ctx,
@@ -20,10 +21,7 @@ from tinytown.cli.common import (
 
 
 def _report(agent: Any, as_json: bool, verb: str) -> None:
-    if as_json:
-        emit_json(agent)
-    else:
-        say(f"{agent.name}: {verb} ({agent.state.value})")
+    emit(agent, as_json, f"{agent.name}: {verb} ({agent.state.value})")
 
 
 def _control_command(name: str, verb: str, doc: str) -> click.Command:
@@ -73,10 +71,7 @@ def wait(obj: Context, agent: str, timeout: float | None, as_json: bool) -> None
 def stop(obj: Context, as_json: bool) -> None:
     """Kill every agent of the town."""
     killed = obj.town().stop_all()
-    if as_json:
-        emit_json(killed)
-    else:
-        say(f"stopping {len(killed)} agent(s)")
+    emit(killed, as_json, f"stopping {len(killed)} agent(s)")
 
 
 @click.command()

@@ -8,7 +8,16 @@ import sys
 
 import click
 
-from tinytown.cli.common import Context, age, emit_json, json_option, pass_ctx, print_table, say
+from tinytown.cli.common import (
+    Context,
+    age,
+    emit,
+    emit_json,
+    json_option,
+    pass_ctx,
+    print_table,
+    say,
+)
 from tinytown.errors import UsageError
 from tinytown.models import AckKind, Message, MessageBody, MessageType, Priority, Task
 
@@ -62,10 +71,7 @@ def send(
         body = MessageType.task(message)
     prio = Priority.URGENT if urgent else Priority(priority or "normal")
     sent = obj.town().channel.send(agent, body, priority=prio, sender=sender)
-    if as_json:
-        emit_json(sent)
-    else:
-        say(f"sent {sent.type} {sent.id} ({prio.value})")
+    emit(sent, as_json, f"sent {sent.type} {sent.id} ({prio.value})")
 
 
 def _describe(m: Message, tasks: dict[str, Task]) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, say
+from tinytown.cli.common import Context, emit, emit_json, json_option, pass_ctx, say
 from tinytown.errors import UsageError
 
 
@@ -18,11 +18,9 @@ from tinytown.errors import UsageError
 def recover(obj: Context, as_json: bool) -> None:
     """Mark agents whose worker is gone as error and hand their work back."""
     recovered = obj.town().recover()
-    if as_json:
-        emit_json(recovered)
-    else:
-        say(f"recovered {len(recovered)} agent(s)"
-                   + (": " + ", ".join(a.name for a in recovered) if recovered else ""))
+    names = ", ".join(a.name for a in recovered)
+    emit(recovered, as_json,
+         f"recovered {len(recovered)} agent(s)" + (f": {names}" if names else ""))
 
 
 @click.command()

@@ -13,6 +13,7 @@ from tinytown.cli.common import (
     SECONDS,
     Context,
     age,
+    emit,
     emit_json,
     json_option,
     pass_ctx,
@@ -73,7 +74,7 @@ def assign(
             town.assign(args[0], task, Priority.URGENT if urgent else Priority.NORMAL)
             live, where = [], f"assigned to {args[0]}"
         if not wait_:
-            if as_json:
+            if as_json:  # the task as stored (read only for --json)
                 emit_json(town.task(task.id))
             else:
                 say(task.id)
@@ -188,10 +189,7 @@ def _finish(kind: str) -> Callable[..., None]:
             t = town.fail_task(task_id, text)
         else:
             t = town.cancel_task(task_id)
-        if as_json:
-            emit_json(t)
-        else:
-            say(f"task {t.id} {t.state.value}")
+        emit(t, as_json, f"task {t.id} {t.state.value}")
 
     return command
 
@@ -222,10 +220,7 @@ def task_current(obj: Context, agent: str | None, as_json: bool) -> None:
         raise UsageError("give an AGENT (or run inside an agent, where TINYTOWN_AGENT_ID is set)")
     current = obj.town().current_task(ref)
     if current is None:
-        if as_json:
-            emit_json(None)
-        else:
-            say("no current task")
+        emit(None, as_json, "no current task")
         return
     _print_task(current, as_json)
 
@@ -247,7 +242,7 @@ def backlog_add(obj: Context, description: str, tags: str | None, role: str | No
     from tinytown.models import Task
 
     task = obj.town().backlog_add(Task(description, tags=tags_option_value(tags)), role=role)
-    emit_json(task) if as_json else say(task.id)
+    emit(task, as_json, task.id)
 
 
 @backlog.command(name="list")
@@ -274,7 +269,7 @@ def backlog_list(obj: Context, as_json: bool) -> None:
 def backlog_claim(obj: Context, task_id: str, agent: str, as_json: bool) -> None:
     """Assign a backlog task to an agent."""
     task = obj.town().backlog_claim(task_id, agent)
-    emit_json(task) if as_json else say(f"task {task.id} assigned")
+    emit(task, as_json, f"task {task.id} assigned")
 
 
 @backlog.command(name="assign-all")
@@ -284,7 +279,7 @@ def backlog_claim(obj: Context, task_id: str, agent: str, as_json: bool) -> None
 def backlog_assign_all(obj: Context, agent: str, as_json: bool) -> None:
     """Assign every backlog task the agent may take."""
     tasks = obj.town().backlog_assign_all(agent)
-    emit_json(tasks) if as_json else say(f"assigned {len(tasks)} task(s)")
+    emit(tasks, as_json, f"assigned {len(tasks)} task(s)")
 
 
 @backlog.command(name="remove")
@@ -294,7 +289,7 @@ def backlog_assign_all(obj: Context, agent: str, as_json: bool) -> None:
 def backlog_remove(obj: Context, task_id: str, as_json: bool) -> None:
     """Take a task out of the backlog (it is kept as cancelled)."""
     task = obj.town().backlog_remove(task_id)
-    emit_json(task) if as_json else say(f"task {task.id} removed from the backlog")
+    emit(task, as_json, f"task {task.id} removed from the backlog")
 
 
 COMMANDS = [assign, task, backlog]
