@@ -257,3 +257,15 @@ def test_refusals_exit_1_and_bad_usage_exits_2(town: TownFixture) -> None:
     assert "stopped" in line
     assert "--to AGENT or --to-backlog" in one_line_error(
         town.tt("reclaim", "--to", "quiet", "--to-backlog"), 2)
+
+
+def test_one_line_is_the_first_line_that_says_something() -> None:
+    """One rule for an error on one line, wherever it is said (tt's stderr, a CLI's
+    report, an MCP tool's refusal, an HTTP error answer)."""
+    from tinytown.errors import NameTaken, one_line
+
+    assert one_line("\n  \n  Error: quota\nTraceback ...") == "Error: quota"
+    assert one_line(NameTaken("\nname 'a' is taken\nby b")) == "name 'a' is taken"
+    assert one_line(NameTaken()) == "NameTaken" and one_line(" \n") == ""
+    assert one_line(ValueError("x" * 600)) == "x" * 499 + "…"
+    assert one_line("y" * 20, limit=10) == "y" * 9 + "…"

@@ -347,3 +347,40 @@ def test_redis_with_a_password(tmp_path: Path, password_redis: RedisServer) -> N
         line = one_line_error(r, EXIT_REDIS_UNREACHABLE)
         assert str(password_redis.socket) in line
         assert "wrong-pw" not in r.err and "s3cr3t-pw" not in r.err
+
+
+# --- tt --help --------------------------------------------------------------------------
+
+# every command `tt` had when the help was grouped by topic: none may go missing
+COMMANDS = {
+    "assign", "auth", "backlog", "branch", "budget", "close", "diff", "doctor", "down",
+    "events", "flower", "history", "host", "hosts", "inbox", "init", "interrupt", "kill",
+    "list", "logs", "mcp", "merge", "migrate", "prune", "reclaim", "recover", "reset",
+    "restart", "restore", "resume", "save", "send", "serve", "show", "spawn", "status", "stop",
+    "supervisor", "task", "up", "usage", "wait", "worker",
+}
+SPEC_COMMANDS = {"spawn", "interrupt", "resume", "close", "wait", "kill", "migrate"}
+
+
+def test_help_lists_every_command_under_its_topic(tmp_path: Path) -> None:
+    """`tt --help` groups the commands by topic, as `gh` and `docker` do: each section
+    lists its commands in its order, and every command is in exactly one section."""
+    from tinytown.cli.main import LAZY_COMMANDS, SECTIONS
+
+    r = tt("--help", cwd=tmp_path)
+    assert r.code == 0, r.err
+    listed: dict[str, list[str]] = {}
+    section = None
+    for line in r.out.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            section = line[:-1]
+            listed[section] = []
+        elif section not in (None, "Options") and line.startswith("  "):
+            listed[section].append(line.split()[0])
+    listed.pop("Options", None)
+    assert list(listed) == ["Town", "Agents", "Messages", "Tasks", "Control", "Monitoring",
+                            "Recovery", "Spend", "Hosts", "Git", "Serve"]
+    assert listed == {title: list(names) for title, names in SECTIONS.items()}
+    every = [name for names in listed.values() for name in names]
+    assert len(every) == len(set(every))
+    assert set(every) == COMMANDS == set(LAZY_COMMANDS) and SPEC_COMMANDS <= COMMANDS

@@ -103,6 +103,21 @@ def cell(agent: str, column: str) -> str:
             " || {}).textContent || ''")
 
 
+def test_every_page_has_the_one_head() -> None:
+    """The head (and the bar of the pages behind the login) is written once, in
+    http/dashboard.py; static/*.html hold each page's body."""
+    from tinytown.http.dashboard import PAGES, STATIC, page_html
+
+    assert {p.name for p in STATIC.glob("*.html")} == set(PAGES)
+    for name, (title, scripts) in PAGES.items():
+        assert "<head>" not in (STATIC / name).read_text()
+        html = page_html(name)
+        assert html.startswith("<!doctype html>\n") and html.endswith("</body>\n</html>\n")
+        assert html.count("<head>") == 1 and f"<title>{title}</title>" in html
+        assert all(f'<script src="/static/{s}" defer>' in html for s in scripts)
+        assert ('id="logout"' in html) == ("common.js" in scripts)
+
+
 # --- over plain HTTP: the session cookie, CSRF, the new read routes ----------------------
 
 
@@ -115,6 +130,7 @@ def test_login_cookie_csrf_logout_and_revocation(dash: Dash) -> None:
         assert r.status_code == 303 and r.headers["location"] == "/login?next=/agents/alice"
         page = anonymous.get("/login")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert page.text.startswith("<!doctype html>") and "<title>Tinytown: log in" in page.text
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert page.headers["x-frame-options"] == "DENY"
         assert anonymous.get("/v1/agents").status_code == 401  # the API: a key as before

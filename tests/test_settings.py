@@ -99,14 +99,19 @@ def test_cli_and_worker_do_not_import_pydantic(module: str) -> None:
     assert out.strip() == "[]"
 
 
-def test_a_short_tt_command_imports_only_what_it_uses(tmp_path: Path) -> None:
-    # what `tt list` loads to parse and start a command (outside a town it stops there)
+@pytest.mark.parametrize(("args", "topic"), [(["list"], "agents"),
+                                           (["send", "a", "hello"], "messages")])
+def test_a_short_tt_command_imports_only_what_it_uses(
+    tmp_path: Path, args: list[str], topic: str
+) -> None:
+    # what `tt list` or `tt send` loads to parse and start a command (outside a town it
+    # stops there): its own topic's module, none of the others
     code = (
-        "import sys\nfrom tinytown.cli.main import cli\n"
-        "try:\n    cli.main(['list'], standalone_mode=False)\nexcept Exception:\n    pass\n"
+        f"import sys\nfrom tinytown.cli.main import cli\n"
+        f"try:\n    cli.main({args!r}, standalone_mode=False)\nexcept Exception:\n    pass\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in"
-        " ('rich', 'celery', 'kombu', 'pydantic') or m in"
-        " ('tinytown.cli.ops', 'tinytown.cli.engine')))"
+        " ('rich', 'celery', 'kombu', 'pydantic') or m.startswith('tinytown.cli.')"
+        f" and m not in ('tinytown.cli.main', 'tinytown.cli.common', 'tinytown.cli.{topic}')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60, cwd=tmp_path).stdout

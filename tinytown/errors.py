@@ -122,3 +122,15 @@ class NotPermitted(TinytownError):
 
 class ApiKeyNotFound(TinytownError):
     """Raised when `tt auth revoke` names no API key of the town."""
+
+
+def one_line(what: BaseException | str, limit: int = 500) -> str:
+    """An error (or a text) as one line, for stderr, a log, a tool's or an HTTP answer:
+    its first line that says something, trimmed and cut to `limit`. An exception with no
+    text gives its class name; a text with none gives ""."""
+    text = what if isinstance(what, str) else str(what)
+    for line in text.splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return "" if isinstance(what, str) else type(what).__name__

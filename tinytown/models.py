@@ -196,6 +196,18 @@ class WireModel(_Normalized, dict=True):
         return fields, {k: v for k, v in doc.items() if k not in cls._wire_fields}
 
 
+def wire(value: Any) -> Any:
+    """Records (inside lists and dicts too) as their wire documents, ready for JSON: what
+    `tt --json` prints and the MCP tools answer."""
+    if isinstance(value, WireModel):
+        return value.to_wire()
+    if isinstance(value, list):
+        return [wire(v) for v in value]
+    if isinstance(value, dict):
+        return {k: wire(v) for k, v in value.items()}
+    return value
+
+
 # --- Agent --------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tinytown.errors import one_line
 from tinytown.presets import OutputFormat
 
 
@@ -89,15 +90,6 @@ def _last_object(text: str) -> dict[str, Any] | None:
             if isinstance(value, dict):
                 return value
     return None
-
-
-def one_line(text: str, limit: int = 500) -> str:
-    """An error as one line (its first non-empty line, shortened)."""
-    for line in text.splitlines():
-        if line.strip():
-            line = line.strip()
-            return line if len(line) <= limit else line[: limit - 1] + "…"
-    return ""
 
 
 def _objects(stdout: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from tinytown.errors import UsageError
-from tinytown.models import WireModel, utcnow
+from tinytown.models import utcnow, wire
 
 if TYPE_CHECKING:
     from tinytown.ops.town import Town
@@ -102,16 +102,16 @@ def json_option(f: F) -> F:
 
 
 def emit_json(value: Any) -> None:
-    def plain(v: Any) -> Any:
-        if isinstance(v, WireModel):
-            return v.to_wire()
-        if isinstance(v, list):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
+    """`--json` output: records as their wire documents (a list for listings)."""
+    click.echo(json.dumps(wire(value), indent=2))
 
-    click.echo(json.dumps(plain(value), indent=2))
+
+def emit(value: Any, as_json: bool, line: str) -> None:
+    """A command's answer: with `--json` the value as JSON, else one line for a person."""
+    if as_json:
+        emit_json(value)
+    else:
+        say(line)
 
 
 def age(when: datetime | None) -> str:

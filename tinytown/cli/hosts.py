@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, print_table, say
+from tinytown.cli.common import Context, emit, emit_json, json_option, pass_ctx, print_table, say
 from tinytown.errors import UsageError
 
 
@@ -44,10 +44,7 @@ def drain(obj: Context, name: str, as_json: bool) -> None:
     """Move a host's agents elsewhere (each finishes its round); it takes no new ones
     until its daemon starts again."""
     report = obj.town().drain_host(name)
-    if as_json:
-        emit_json(report)
-    else:
-        say(f"host {name}: draining; moving {len(report['agents'])} agent(s)")
+    emit(report, as_json, f"host {name}: draining; moving {len(report['agents'])} agent(s)")
 
 
 @click.command()

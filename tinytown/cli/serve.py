@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import click
 
-from tinytown.cli.common import Context, age, emit_json, json_option, pass_ctx, print_table, say
+from tinytown.cli.common import (
+    Context,
+    age,
+    emit,
+    emit_json,
+    json_option,
+    pass_ctx,
+    print_table,
+    say,
+)
 
 
 @click.command()
@@ -99,10 +108,7 @@ def auth_list(obj: Context, as_json: bool) -> None:
 def auth_revoke(obj: Context, name: str, as_json: bool) -> None:
     """Delete a key: every `tt serve` of the town refuses it from the next request."""
     record = obj.town().revoke_api_key(name)
-    if as_json:
-        emit_json(record.to_dict())
-    else:
-        say(f"revoked key {record.name!r} ({record.scope.value})")
+    emit(record.to_dict(), as_json, f"revoked key {record.name!r} ({record.scope.value})")
 
 
 COMMANDS = [serve, auth, mcp]

@@ -92,9 +92,47 @@ def round_log(ref: AgentRef, town: TownDep,
 # --- pages -----------------------------------------------------------------------------
 
 
+PAGES = {  # each page's title and scripts; its body is static/<page>
+    "index.html": ("Tinytown", ("common.js", "index.js")),
+    "agent.html": ("Tinytown: agent", ("common.js", "agent.js")),
+    "task.html": ("Tinytown: task", ("common.js", "task.js")),
+    "login.html": ("Tinytown: log in", ("login.js",)),
+}
+HEAD = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="icon" href="/static/favicon.svg">
+<link rel="stylesheet" href="/static/dashboard.css">
+{scripts}</head>
+<body>
+"""
+BAR = """<header>
+  <a class="brand" href="/">Tinytown</a>
+  <span id="town" class="mono"></span>
+  <span id="live" class="live off">connecting</span>
+  <span class="spacer"></span>
+  <span id="who"></span>
+  <button id="logout" type="button">Log out</button>
+</header>
+"""
+
+
+def page_html(name: str) -> str:
+    """A whole page: the head every page shares (with its title and scripts), the bar
+    of the pages behind the login (those that load common.js), then its body."""
+    title, scripts = PAGES[name]
+    tags = "".join(f'<script src="/static/{s}" defer></script>\n' for s in scripts)
+    bar = BAR if "common.js" in scripts else ""
+    body = (STATIC / name).read_text()
+    return HEAD.format(title=title, scripts=tags) + bar + body + "</body>\n</html>\n"
+
+
 def _file(name: str, media_type: str = "text/html; charset=utf-8") -> Response:
-    return Response((STATIC / name).read_bytes(), media_type=media_type,
-                    headers=PAGE_HEADERS)
+    content = page_html(name).encode() if name in PAGES else (STATIC / name).read_bytes()
+    return Response(content, media_type=media_type, headers=PAGE_HEADERS)
 
 
 def _page(request: Request, town: Town, name: str) -> Response:

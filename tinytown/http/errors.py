@@ -63,8 +63,7 @@ def _tinytown(request: Request, exc: Exception) -> JSONResponse:
     if status == 500:
         log.error("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return error(status, str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                 headers)
+    return error(status, e.one_line(exc), headers)
 
 
 def _validation(request: Request, exc: Exception) -> JSONResponse:
@@ -87,8 +86,8 @@ def _http(request: Request, exc: Exception) -> JSONResponse:
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Starlette raises it again after this answer: the server's log has the traceback
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return error(500, f"unexpected {type(exc).__name__}: {first} (see the server's log)")
+    return error(500, f"unexpected {type(exc).__name__}: {e.one_line(str(exc))} (see the"
+                      " server's log)")
 
 
 def install(app: FastAPI) -> None:

@@ -22,11 +22,11 @@ from starlette.types import Receive, Scope, Send
 
 from tinytown.apikeys import ApiKey
 from tinytown.apikeys import Scope as KeyScope
-from tinytown.errors import TinytownError
+from tinytown.errors import TinytownError, one_line
 from tinytown.http.errors import error, status_of
 from tinytown.http.limits import MAX_BODY_BYTES
 from tinytown.mcp.http import HttpTools
-from tinytown.mcp.tools import Caller, one_line
+from tinytown.mcp.tools import Caller
 from tinytown.ops.town import Town
 
 log = logging.getLogger("tinytown.http")

@@ -31,8 +31,9 @@ from tinytown.errors import (
     TaskNotFound,
     TinytownError,
     UsageError,
+    one_line,
 )
-from tinytown.models import Agent, MessageBody, MessageType, Priority, Task, WireModel
+from tinytown.models import Agent, MessageBody, MessageType, Priority, Task, WireModel, wire
 from tinytown.ops.town import Town
 
 MAX_ACK = 100  # messages one ack_inbox call takes at most
@@ -68,25 +69,9 @@ KINDS: dict[str, Callable[[str], MessageBody]] = {
 }
 
 
-def one_line(exc: TinytownError) -> str:
-    """What `tt` says about `exc`, on one line."""
-    text = str(exc)
-    return " ".join(text.splitlines()[0].split()) if text.strip() else type(exc).__name__
-
-
-def _wire(value: Any) -> Any:
-    if isinstance(value, WireModel):
-        return value.to_wire()
-    if isinstance(value, list):
-        return [_wire(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _wire(v) for k, v in value.items()}
-    return value
-
-
 def _answer(value: Any) -> CallToolResult:
     """A tool's answer: the JSON as text, and as structured content (an object)."""
-    plain = _wire(value)
+    plain = wire(value)
     structured = plain if isinstance(plain, dict) else {"result": plain}
     return CallToolResult(content=[TextContent(type="text", text=json.dumps(plain))],
                           structured_content=structured)

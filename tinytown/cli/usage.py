@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, print_table, say
+from tinytown.cli.common import Context, emit, emit_json, json_option, pass_ctx, print_table, say
 from tinytown.errors import UsageError
 
 if TYPE_CHECKING:
@@ -115,11 +115,8 @@ def budget_set(obj: Context, target: str, usd: str | None, tokens: str | None,
         except ValueError:
             raise UsageError(f"{usd!r} is not an amount in USD (or `none`)") from None
     result = obj.town().set_budget(target, amount, _tokens(tokens))
-    if as_json:
-        emit_json(result)
-    else:
-        say(f"{result.get('agent') or 'town ' + str(result.get('town'))}: budget"
-            f" {_caps(result)}")
+    emit(result, as_json, f"{result.get('agent') or 'town ' + str(result.get('town'))}: budget"
+                          f" {_caps(result)}")
     if result["unpriced"] and isinstance(amount, float) and result["budget_tokens"] is None:
         say(f"tt: warning: the cost of {', '.join(result['unpriced'])} is unknown (its CLI"
             " reports no cost; [prices.<cli>] in tinytown.toml can price its tokens): a USD"
