@@ -15,7 +15,7 @@ import pkgutil
 from dataclasses import dataclass
 from functools import cache
 
-from tinytown.agent_clis.base import AgentCli, Preset
+from tinytown.agent_clis.base import TEXT, AgentCli, Preset
 
 GROUP = "tinytown.agent_clis"
 BUILT_IN = "built in"
@@ -128,3 +128,13 @@ def loaded() -> list[AgentCli]:
     if plugins.cache_info().currsize:
         clis += [f.cli for f in plugins().values()]
     return clis
+
+
+def known_output(name: str) -> bool:
+    """Whether `name` is an output format some CLI reads (plug-ins scanned if need be)."""
+    return name == TEXT or by_output(name) is not None
+
+
+def known_mcp(name: str) -> bool:
+    """Whether `name` is an MCP mode some CLI provides ("none": no MCP server)."""
+    return name == "none" or by_mcp(name) is not None
