@@ -49,29 +49,36 @@ def builtin() -> dict[str, AgentCli]:
     return {c.name: c for c in found}
 
 
+# plug-ins that did not load: entry point name -> why (for `tt doctor`)
+BROKEN: dict[str, str] = {}
+
+
 @cache
 def plugins() -> dict[str, Found]:
     """The plug-ins' CLIs by name (one named like a built-in CLI is left out: the
-    built-in one wins). One that fails to load is logged and left out."""
+    built-in one wins). One that fails to load is logged, kept in BROKEN, left out."""
     from importlib.metadata import entry_points
 
     out: dict[str, Found] = {}
     for point in entry_points(group=GROUP):
+        dist = point.dist
+        origin = f"{dist.name} {dist.version}" if dist is not None else point.value
         try:
             loaded = point.load()
             cli = loaded() if isinstance(loaded, type) else loaded
         except Exception as exc:  # a broken plug-in must not stop the town
-            log.warning("agent CLI plug-in %s (%s) does not load: %s", point.name,
-                        point.value, exc)
+            BROKEN[point.name] = f"plug-in {origin} ({point.value}) does not load: {exc}"
+            log.warning("agent CLI %s", BROKEN[point.name])
             continue
         if not isinstance(cli, AgentCli) or not cli.name:
-            log.warning("agent CLI plug-in %s (%s) is not an AgentCli with a name",
-                        point.name, point.value)
+            BROKEN[point.name] = (f"plug-in {origin} ({point.value}) is not an AgentCli"
+                                  " with a name")
+            log.warning("agent CLI %s", BROKEN[point.name])
             continue
         if cli.name in builtin() or cli.name in out:
+            log.warning("agent CLI plug-in %s (%s): %r is taken, left out", origin,
+                        point.value, cli.name)
             continue
-        dist = point.dist
-        origin = f"{dist.name} {dist.version}" if dist is not None else point.value
         out[cli.name] = Found(cli, origin)
     return out
 
