@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TT, InProcessWorker, TownFixture
-from tinytown.errors import ConfigError, Refused, UsageError
+from tinytown.errors import ConfigError, Refused
 from tinytown.models import SpawnMode, TaskState
 from tinytown.outcomes import read_report
 from tinytown.presets import ARG_LIMIT, PromptVia, resolve_cli, with_prompt_limit
