@@ -21,7 +21,6 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -30,8 +29,8 @@ from tinytown.db import holds, rounds, runtime
 from tinytown.db.tasks import RESULT_LIMIT
 from tinytown.errors import Fenced
 from tinytown.models import Agent, Message, MessageType, SpawnMode, utcnow
-from tinytown.outcomes import RunFacts, copilot_usage, judge, read_report, usage_limit
-from tinytown.presets import CliCommand, OutputFormat, with_prompt_limit
+from tinytown.outcomes import RunFacts, judge, read_report, usage_limit
+from tinytown.presets import CliCommand, with_prompt_limit
 from tinytown.private import private_dir
 from tinytown.processes import kill_group
 from tinytown.usage import Usage, of_round, since_session_start
@@ -170,9 +169,7 @@ def report(r: RoundContext) -> bool:
     it ended at the provider's usage limit."""
     command, result = r.command, r.result
     usage_file = r.usage_file
-    report = read_report(command.output, result.stdout, result.output_tail)
-    if command.output == OutputFormat.COPILOT and usage_file.exists():
-        report.usage = copilot_usage(_json_file(usage_file))  # its counts: a file
+    report = read_report(command.output, result.stdout, result.output_tail, usage_file)
     verdict = judge(RunFacts(result.exit_code, result.timed_out, result.error,
                              result.stdout, result.output_tail),
                     report, r.worker.settings.agent.round_timeout_secs)
@@ -250,7 +247,7 @@ def _parent(w: WorkerContext, agent: Agent) -> Agent | None:
 
 
 def _state_dir(w: WorkerContext, agent: Agent, command: CliCommand) -> Path:
-    """A folder of the agent's own that lasts across rounds (aider's chat history),
+    """A folder of the agent's own that lasts across rounds (a CLI's chat history),
     made only for a CLI whose command line names it."""
     path = w.state_dir_of(agent.id)
     if any("{state}" in a for a in (*command.session_args, *command.fresh_args)):
@@ -320,13 +317,6 @@ def _run_cli(r: RoundContext) -> RunResult:
     if result.error:  # it never started
         prompt_log.write_text(prompt_text)
     return result
-
-
-def _json_file(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _without_session(agent: Agent) -> Agent:
