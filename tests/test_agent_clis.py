@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TT, InProcessWorker, TownFixture
-from tinytown.errors import ConfigError, UsageError
+from tinytown.errors import ConfigError, Refused, UsageError
 from tinytown.models import SpawnMode, TaskState
 from tinytown.outcomes import read_report
-from tinytown.presets import ARG_LIMIT, OutputFormat, PromptVia, resolve_cli, with_prompt_limit
+from tinytown.presets import ARG_LIMIT, PromptVia, resolve_cli, with_prompt_limit
 from tinytown.settings import Settings
 from tinytown.worker.prompt import CONTEXT_BEGIN
 
@@ -125,7 +125,7 @@ def test_spawn_resume_continues_another_agents_session(
     _task(town_s, worker_in_process(town_s, "new"), "new", "what was it?")
     assert _runs(town_s)[-1]["argv"][-2:] == ["--resume", session]  # type: ignore[index]
     town_s.town.spawn_agent("x", cli="structured", start=False)  # no round yet
-    with pytest.raises(UsageError, match="no CLI session"):
+    with pytest.raises(Refused, match="no CLI session"):
         town_s.town.spawn_agent("y", resume="x", start=False)
 
 
@@ -165,13 +165,13 @@ def test_an_entry_named_like_a_preset_extends_it(tmp_path: Path) -> None:
     plain = resolve_cli(_settings(tmp_path, ""), "claude")
     extended = resolve_cli(_settings(tmp_path, '[agent_clis.claude]\nenv = {X = "1"}\n'),
                            "claude")
-    assert extended.argv == plain.argv and extended.output == OutputFormat.CLAUDE
+    assert extended.argv == plain.argv and extended.output == "claude-json"
     assert extended.resume_args == plain.resume_args and extended.env == {"X": "1"}
     other = resolve_cli(_settings(tmp_path, '[agent_clis.claude]\n'
                                             'command = "claude --print --model opus"\n'),
                         "claude")
     assert other.argv == ["claude", "--print", "--model", "opus"]
-    assert other.output == OutputFormat.CLAUDE and other.output_args == plain.output_args
+    assert other.output == "claude-json" and other.output_args == plain.output_args
 
 
 def test_a_cli_of_ones_own_is_described_fully(tmp_path: Path) -> None:
@@ -186,7 +186,7 @@ workdir = "src"
 env = { MODE = "x" }
 """), "mine")
     assert mine.argv == ["mybot", "run"] and mine.prompt_via == PromptVia.FILE
-    assert mine.prompt_flag == "--task-file" and mine.output == OutputFormat.CODEX
+    assert mine.prompt_flag == "--task-file" and mine.output == "codex-jsonl"
     assert mine.round_argv("S1") == ["mybot", "run", "resume", "S1"]
     assert mine.workdir == "src" and mine.env == {"MODE": "x"}
     with pytest.raises(ConfigError, match="missing required field `command`"):
@@ -204,27 +204,27 @@ def test_a_large_prompt_is_never_an_argument(tmp_path: Path) -> None:
 
 
 def test_reports_of_each_format() -> None:
-    claude = read_report(OutputFormat.CLAUDE, '{"type":"result","subtype":"success",'
+    claude = read_report("claude-json", '{"type":"result","subtype":"success",'
                          '"is_error":true,"result":"API Error: 529 overloaded\\nmore",'
                          '"session_id":"s1","total_cost_usd":0.5,"usage":{"input_tokens":3}}')
     assert claude.error == "API Error: 529 overloaded" and claude.session_id == "s1"
     assert claude.usage == {"input_tokens": 3, "cached_input_tokens": 0, "output_tokens": 0,
                             "cost_usd": 0.5}
-    codex = read_report(OutputFormat.CODEX, "\n".join(json.dumps(e) for e in [
+    codex = read_report("codex-jsonl", "\n".join(json.dumps(e) for e in [
         {"type": "thread.started", "thread_id": "th1"},
         {"type": "item.completed", "item": {"type": "agent_message", "text": "done it"}},
         {"type": "turn.completed", "usage": {"input_tokens": 7, "output_tokens": 2}},
     ]))
     assert (codex.result, codex.error, codex.session_id) == ("done it", None, "th1")
     assert codex.usage == {"input_tokens": 7, "cached_input_tokens": 0, "output_tokens": 2}
-    failed = read_report(OutputFormat.CODEX, json.dumps(
+    failed = read_report("codex-jsonl", json.dumps(
         {"type": "turn.failed", "error": {"message": "exceeded retry limit, last status: 429"}}))
     assert failed.error == "exceeded retry limit, last status: 429"
-    gemini = read_report(OutputFormat.GEMINI, json.dumps(
+    gemini = read_report("gemini-json", json.dumps(
         {"response": "ok", "stats": {"models": {"m": {"tokens": {"prompt": 4}}}}}))
     assert (gemini.result, gemini.error) == ("ok", None)
     assert gemini.usage == {"input_tokens": 4, "cached_input_tokens": 0, "output_tokens": 0}
-    garbage = read_report(OutputFormat.CLAUDE, "Segmentation fault")
+    garbage = read_report("claude-json", "Segmentation fault")
     assert not garbage.found
 
 
@@ -233,17 +233,17 @@ SAMPLES = Path(__file__).parent / "stubs" / "samples"
 
 def test_reports_of_the_real_clis_as_they_printed_them() -> None:
     """Samples the real Claude Code and Gemini CLI printed against the stubs."""
-    ok = read_report(OutputFormat.CLAUDE, (SAMPLES / "claude-success.json").read_text())
+    ok = read_report("claude-json", (SAMPLES / "claude-success.json").read_text())
     assert (ok.found, ok.error, ok.result) == (True, None, "Wrote out.txt.")
     assert ok.session_id and ok.usage["output_tokens"] == 52 and ok.usage["cost_usd"] > 0
-    limited = read_report(OutputFormat.CLAUDE, (SAMPLES / "claude-error-429.json").read_text())
+    limited = read_report("claude-json", (SAMPLES / "claude-error-429.json").read_text())
     assert limited.error is not None and limited.error.startswith("API Error: Request rejected")
-    gemini = read_report(OutputFormat.GEMINI, (SAMPLES / "gemini-success.json").read_text())
+    gemini = read_report("gemini-json", (SAMPLES / "gemini-success.json").read_text())
     assert (gemini.error, gemini.result) == (None, "Wrote out.txt.") and gemini.session_id
     # a failed Gemini run: nothing on stdout, a stack trace and the report on stderr
     report = (SAMPLES / "gemini-error-400.json").read_text()
     stderr = "Error: boom\n    at x (file.js:1:2)\n" + report
-    failed = read_report(OutputFormat.GEMINI, "", stderr)
+    failed = read_report("gemini-json", "", stderr)
     assert failed.error == "400 INVALID_ARGUMENT: Request contains an invalid argument."
 
 
@@ -306,18 +306,18 @@ def _sample(name: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize(("sample", "fmt", "resets"), [
-    ("limit-claude-429-unified-oauth.txt", OutputFormat.CLAUDE, "2030-01-01T00:00:00+00:00"),
-    ("limit-claude-429-usage-message.txt", OutputFormat.CLAUDE, "2030-01-01T00:00:00+00:00"),
-    ("limit-claude-429-retry-after-5.txt", OutputFormat.CLAUDE, None),
-    ("limit-claude-400-spend-limit.txt", OutputFormat.CLAUDE, "2030-01-01T00:00:00+00:00"),
-    ("limit-codex-429-usage-limit-reached.txt", OutputFormat.CODEX, "local 2030-01-01 00:00"),
-    ("limit-codex-429-insufficient-quota.txt", OutputFormat.CODEX, None),
-    ("limit-gemini-429-retryinfo-5s.txt", OutputFormat.GEMINI, "+5s"),
-    ("limit-gemini-429-per-day.txt", OutputFormat.GEMINI, None),
-    ("limit-copilot-429-retry-after-5.txt", OutputFormat.COPILOT, "+5s"),
-    ("limit-aider-429-quota-no-pretty.txt", OutputFormat.AIDER, None),
+    ("limit-claude-429-unified-oauth.txt", "claude-json", "2030-01-01T00:00:00+00:00"),
+    ("limit-claude-429-usage-message.txt", "claude-json", "2030-01-01T00:00:00+00:00"),
+    ("limit-claude-429-retry-after-5.txt", "claude-json", None),
+    ("limit-claude-400-spend-limit.txt", "claude-json", "2030-01-01T00:00:00+00:00"),
+    ("limit-codex-429-usage-limit-reached.txt", "codex-jsonl", "local 2030-01-01 00:00"),
+    ("limit-codex-429-insufficient-quota.txt", "codex-jsonl", None),
+    ("limit-gemini-429-retryinfo-5s.txt", "gemini-json", "+5s"),
+    ("limit-gemini-429-per-day.txt", "gemini-json", None),
+    ("limit-copilot-429-retry-after-5.txt", "copilot-jsonl", "+5s"),
+    ("limit-aider-429-quota-no-pretty.txt", "aider-text", None),
 ])
-def test_usage_limits_as_the_real_clis_said_them(sample: str, fmt: OutputFormat,
+def test_usage_limits_as_the_real_clis_said_them(sample: str, fmt: str,
                                                  resets: str | None) -> None:
     from datetime import UTC, datetime, timedelta
 
@@ -346,8 +346,8 @@ def test_an_ordinary_failure_is_no_usage_limit() -> None:
     from tinytown.outcomes import usage_limit
 
     stdout, stderr = _sample("limit-claude-400-credit-balance.txt")
-    for report in (read_report(OutputFormat.CLAUDE, (SAMPLES / "claude-error-400.json")
-                               .read_text()), read_report(OutputFormat.CLAUDE, stdout, stderr)):
+    for report in (read_report("claude-json", (SAMPLES / "claude-error-400.json")
+                               .read_text()), read_report("claude-json", stdout, stderr)):
         assert not usage_limit(report, "", datetime.now(UTC))[0], report.error
 
 

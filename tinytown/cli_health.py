@@ -1,6 +1,7 @@
 """Whether an agent CLI can run on this machine: installed, its version, whether the
 credentials it needs are set (variable names only, never values), and the problems
-known to stop it (Claude Code as root, say). For `tt doctor` and the spawn warning.
+known to stop it (each CLI module's `known_problems`). For `tt doctor` and the spawn
+warning. What to check comes from the CLI modules (tinytown.agent_clis).
 """
 
 from __future__ import annotations
@@ -13,44 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinytown.presets import CliCommand
+from tinytown.agent_clis import registry
+from tinytown.agent_clis.base import CliCommand, Credentials
 
-
-@dataclass(frozen=True)
-class Credentials:
-    """Any one of these environment variables, or of these files under HOME, will do."""
-
-    env: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()
-
-
-# what each preset's CLI signs in with (checked 2026-12: each CLI's own docs)
-CREDENTIALS: dict[str, Credentials] = {
-    "claude": Credentials(("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN",
-                           "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK",
-                           "CLAUDE_CODE_USE_VERTEX"), (".claude/.credentials.json",)),
-    "codex": Credentials(("OPENAI_API_KEY", "CODEX_API_KEY"), (".codex/auth.json",)),
-    "gemini": Credentials(("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"),
-                          (".gemini/oauth_creds.json",)),
-    "copilot": Credentials(("COPILOT_GITHUB_TOKEN", "GH_TOKEN", "GITHUB_TOKEN",
-                            "COPILOT_PROVIDER_API_KEY"), (".copilot/config.json",)),
-    "aider": Credentials(("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
-                          "DEEPSEEK_API_KEY", "OPENROUTER_API_KEY", "AIDER_MODEL"),
-                         (".aider.conf.yml",)),
-    "auggie": Credentials(("AUGMENT_SESSION_AUTH",), (".augment/session.json",)),
-    "cursor": Credentials(("CURSOR_API_KEY",), (".cursor/cli-config.json",)),
-}
-CREDENTIALS["codex-mini"] = CREDENTIALS["codex"]
-INSTALL: dict[str, str] = {
-    "claude": "npm install -g @anthropic-ai/claude-code",
-    "codex": "npm install -g @openai/codex",
-    "codex-mini": "npm install -g @openai/codex",
-    "gemini": "npm install -g @google/gemini-cli",
-    "copilot": "npm install -g @github/copilot",
-    "aider": "pipx install aider-chat",
-    "auggie": "npm install -g @augmentcode/auggie",
-    "cursor": "curl https://cursor.com/install -fsS | bash (not on a package registry)",
-}
+__all__ = ["CliHealth", "Credentials", "check", "known_problems", "version_of"]
 _VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?(?:[-.][0-9A-Za-z.]+)?")
 
 
@@ -82,37 +49,27 @@ class CliHealth:
 
 
 def known_problems(command: CliCommand, env: Mapping[str, str], euid: int) -> list[str]:
-    """Problems known to stop this CLI here, each with what to do."""
-    problems = []
-    argv0 = Path(command.argv[0]).name
-    if argv0 == "claude" and "--dangerously-skip-permissions" in command.argv and euid == 0 \
-            and env.get("IS_SANDBOX") != "1":
-        problems.append(
-            "Claude Code refuses --dangerously-skip-permissions as root: run the worker"
-            " as a normal user, or set IS_SANDBOX=1 if this machine is a sandbox")
-    if argv0 == "gemini" and "--skip-trust" not in command.argv:
-        problems.append(
-            "Gemini CLI exits 55 in a folder it does not trust: add --skip-trust (and --yolo"
-            " for tools that write) to its command")
-    if argv0 == "gh" and command.argv[1:2] == ["copilot"]:
-        problems.append(
-            "`gh copilot` is not the Copilot CLI agent: install @github/copilot and use"
-            " `copilot --yolo`")
-    return problems
+    """Problems known to stop this CLI here, each with what to do: what every CLI module
+    known in this process says of the command."""
+    return [p for cli in registry.loaded() for p in cli.known_problems(command, env, euid)]
 
 
 def check(command: CliCommand, env: Mapping[str, str] | None = None,
           home: Path | None = None, version_timeout: float = 10) -> CliHealth:
-    """This machine's view of `command` (its preset's name picks the credentials)."""
+    """This machine's view of `command` (its preset's CLI module names the credentials
+    and how to install it)."""
     env = dict(os.environ) if env is None else env
     home = home or Path(env.get("HOME") or Path.home())
     merged = {**env, **command.env}
-    health = CliHealth(command.name, command.argv[0], install=INSTALL.get(command.name))
+    found = registry.of(command.name) if command.name.split() == [command.name] else None
+    cli = found.cli if found is not None else None
+    health = CliHealth(command.name, command.argv[0],
+                       install=(cli.install or None) if cli is not None else None)
     health.path = shutil.which(command.argv[0], path=merged.get("PATH"))
     if health.path is not None:
         health.version = version_of(health.path, merged, version_timeout)
-    creds = CREDENTIALS.get(command.name)
-    if creds is not None:
+    creds = cli.credentials if cli is not None else None
+    if creds is not None and (creds.env or creds.files):
         health.credentials_set = [name for name in creds.env if merged.get(name)]
         files = [f for f in creds.files if (home / f).exists()]
         if not health.credentials_set and not files:

@@ -53,8 +53,7 @@ class AgentCliConfig(_Section):
     command: str | None = None
     prompt: Literal["stdin", "file", "arg"] | None = None
     prompt_flag: str | None = None  # before the prompt file's path (or the prompt)
-    output: Literal["text", "claude-json", "codex-jsonl", "gemini-json", "copilot-jsonl",
-                    "aider-text"] | None = None
+    output: str | None = None  # an output format some CLI module reads (or "text")
     output_args: str | None = None
     resume_args: str | None = None
     fork_args: str | None = None
@@ -66,7 +65,7 @@ class AgentCliConfig(_Section):
     workdir: str | None = None
     env: dict[str, str] = msgspec.field(default_factory=dict)
     # how its rounds are given Tinytown's MCP server (`tt mcp`); "none": not at all
-    mcp: Literal["claude-json", "codex-config", "gemini-home", "none"] | None = None
+    mcp: str | None = None  # an MCP mode some CLI module provides
 
 
 class PriceConfig(_Section):
@@ -189,14 +188,26 @@ class Settings(_Section):
         except (msgspec.ValidationError, UsageError) as exc:
             detail = _detail(exc) if isinstance(exc, msgspec.ValidationError) else str(exc)
             raise ConfigError(f"{path}: {detail}") from None
-        from tinytown.presets import PRESETS
-
-        for name, entry in settings.agent_clis.items():
-            if entry.command is None and name not in PRESETS:
-                raise ConfigError(f"{path}: agent_clis.{name}: missing required field"
-                                  " `command` (only an entry named like a preset may leave"
-                                  " it out)")
+        _check_clis(path, settings)
         return settings
+
+
+def _check_clis(path: Path, settings: Settings) -> None:
+    """[agent_clis] entries name known output formats and MCP modes (of the CLI modules,
+    plug-ins included); one without a command is named like a preset."""
+    if not settings.agent_clis:
+        return
+    from tinytown.agent_clis import registry
+
+    for name, entry in settings.agent_clis.items():
+        where = f"{path}: agent_clis.{name}"
+        if entry.output is not None and not registry.known_output(entry.output):
+            raise ConfigError(f"{where}.output: unknown output format {entry.output!r}")
+        if entry.mcp is not None and not registry.known_mcp(entry.mcp):
+            raise ConfigError(f"{where}.mcp: unknown MCP mode {entry.mcp!r}")
+        if entry.command is None and registry.preset(name) is None:
+            raise ConfigError(f"{where}: missing required field `command` (only an entry"
+                              " named like a preset may leave it out)")
 
 
 def _detail(exc: msgspec.ValidationError) -> str:

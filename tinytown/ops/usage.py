@@ -148,11 +148,13 @@ def cost_unknown(town: Town, agent: Agent) -> bool:
     one, or (before its first round) a CLI that reports none with no [prices.<cli>]."""
     if agent.usage is not None and agent.usage.rounds:
         return not agent.usage.cost_known
-    from tinytown.presets import OutputFormat, resolve_cli
+    from tinytown.agent_clis import registry
+    from tinytown.presets import resolve_cli
 
     try:
         command = resolve_cli(town.settings, agent.cli)
     except TinytownError:
         return True
-    return command.output not in (OutputFormat.CLAUDE, OutputFormat.AIDER) and \
+    reader = registry.by_output(command.output)
+    return not (reader is not None and reader.reports_cost) and \
         command.name not in town.settings.prices

@@ -56,12 +56,11 @@ from tinytown.models import (
 from tinytown.outcomes import (
     CliReport,
     RunFacts,
-    copilot_usage,
     judge,
     read_report,
     usage_limit,
 )
-from tinytown.presets import CliCommand, OutputFormat, resolve_cli, with_prompt_limit
+from tinytown.presets import CliCommand, resolve_cli, with_prompt_limit
 from tinytown.private import private_dir
 from tinytown.processes import kill_group
 from tinytown.roles import queues_of
@@ -545,9 +544,7 @@ class WorkerRuntime:
             round_steps.cut_short(self.store, self.agent_id, task.id if task else None,
                                   self.fence)
             return True
-        report = read_report(command.output, result.stdout, result.output_tail)
-        if command.output == OutputFormat.COPILOT and usage_file.exists():
-            report.usage = copilot_usage(_json_file(usage_file))  # its counts: a file
+        report = read_report(command.output, result.stdout, result.output_tail, usage_file)
         verdict = judge(RunFacts(result.exit_code, result.timed_out, result.error,
                                  result.stdout, result.output_tail),
                         report, self.settings.agent.round_timeout_secs)
@@ -627,7 +624,7 @@ class WorkerRuntime:
         return self.store.get_agent(agent.parent_agent_id)
 
     def _state_dir(self, agent: Agent, command: CliCommand) -> Path:
-        """A folder of the agent's own that lasts across rounds (aider's chat history),
+        """A folder of the agent's own that lasts across rounds (a CLI's chat history),
         made only for a CLI whose command line names it."""
         path = self._state_dir_of(agent.id)
         if any("{state}" in a for a in (*command.session_args, *command.fresh_args)):
@@ -765,13 +762,6 @@ class StandDown(BaseException):
     def __init__(self, reason: str, code: int = 0) -> None:
         super().__init__(reason)
         self.code = code
-
-
-def _json_file(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _without_session(agent: Agent) -> Agent:

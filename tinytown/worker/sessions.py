@@ -5,7 +5,8 @@ round goes on with the session the CLI reported last time, so the agent remember
 earlier tasks. A `forkedcontext` agent's first round forks its parent's session where
 the CLI can (otherwise the prompt carries the parent's transcript); a `resumed` one
 (`tt restart`, `tt spawn --resume`) continues the session it was given. A CLI that
-keeps its conversation in a file (aider) gets a file of the agent's own.
+keeps its conversation in a file (`session_args` naming `{state}`) gets a file of the
+agent's own.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinytown.agent_clis.base import CliCommand, CliReport
 from tinytown.models import Agent, SessionPolicy, SpawnMode
-from tinytown.outcomes import CliReport
-from tinytown.presets import CliCommand
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class SessionPlan:
     argv: list[str]
     session: str | None = None  # the session continued (or forked)
     forked: bool = False
-    named: str | None = None  # a new session's id, chosen by Tinytown (copilot)
+    named: str | None = None  # a new session's id, chosen by Tinytown (new_session_args)
     kept: bool = True  # whether the CLI keeps sessions Tinytown can continue
 
     def describe(self) -> str:

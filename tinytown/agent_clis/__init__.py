@@ -1,0 +1,3 @@
+"""The agent CLIs Tinytown runs: one module each (see `base.AgentCli`), found by
+`registry` among this package's modules and the entry points of the group
+`tinytown.agent_clis` (plug-ins)."""
