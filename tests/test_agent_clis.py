@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TT, InProcessWorker, TownFixture
-from tinytown.errors import ConfigError, Refused, UsageError
+from tinytown.errors import ConfigError, Refused
 from tinytown.models import SpawnMode, TaskState
 from tinytown.outcomes import read_report
 from tinytown.presets import ARG_LIMIT, PromptVia, resolve_cli, with_prompt_limit
@@ -363,3 +363,35 @@ def test_logs_show_a_streaming_clis_events_as_what_happened(town: TownFixture) -
     assert "» Wrote out.txt." in shown and "= done: Wrote out.txt." in shown
     assert "plain stderr line" in shown and not any(line.startswith("{") for line in shown)
     assert town.tt("logs", "streamer", "--raw").out == events + "plain stderr line\n"
+
+
+# --- the CLI modules (tinytown/agent_clis) ----------------------------------------------
+
+
+def test_every_cli_module_answers_to_its_name_and_formats_map_to_one_module() -> None:
+    from tinytown.agent_clis import registry
+
+    clis = registry.builtin()
+    assert list(clis)[:3] == ["claude", "auggie", "codex"]  # their `order`
+    settings = Settings.from_mapping(Path("."), {"town": {"name": "t"}}, {})
+    for name, cli in clis.items():
+        assert name in cli.presets
+        for preset in cli.presets:
+            command = resolve_cli(settings, preset)
+            assert command.description == cli.description
+    formats = [c.output_format for c in clis.values() if c.output_format]
+    assert len(formats) == len(set(formats))
+    # the names users write in [agent_clis.<name>] output / mcp, each a module's
+    for fmt in ("claude-json", "codex-jsonl", "gemini-json", "copilot-jsonl", "aider-text"):
+        assert registry.by_output(fmt) is not None, fmt
+    for mode in ("claude-json", "codex-config", "gemini-home"):
+        assert registry.by_mcp(mode) is not None, mode
+    assert resolve_cli(settings, "codex-mini").mcp == "codex-config"
+    assert resolve_cli(settings, "auggie").output == "claude-json"
+
+
+@pytest.mark.parametrize(("key", "value"), [("output", "klingon-json"), ("mcp", "smoke")])
+def test_an_unknown_output_format_or_mcp_mode_is_a_config_error(key: str, value: str) -> None:
+    data = {"town": {"name": "t"}, "agent_clis": {"mine": {"command": "x", key: value}}}
+    with pytest.raises(ConfigError, match=f"agent_clis.mine.{key}: unknown .*{value}"):
+        Settings.from_mapping(Path("."), data, {})

@@ -9,6 +9,9 @@ for type checkers only and do not count). Only the CLI imports `tinytown/http/` 
 serve`, a client of the Town API: http -> ops), and only that layer loads the web stack.
 Only the CLI (`tt mcp`) and the HTTP layer (`/mcp`) import `tinytown/mcp/` (the MCP
 tools, mcp -> ops), and only that layer imports the MCP SDK.
+The agent CLI modules (`tinytown/agent_clis/`, pure) import nothing of the package but
+their interface (`agent_clis.base`), as a plug-in would, and write no files: what a CLI
+needs written (its MCP configuration) they return, and the worker writes it.
 ruff's TID251 enforces the third-party part while editing; this test enforces all of it.
 """
 
@@ -165,3 +168,20 @@ def test_no_import_cycles() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module)
+
+
+AGENT_CLIS = sorted(m for m in MODULES if m.startswith("tinytown.agent_clis."))
+WRITES = {"write_text", "write_bytes", "mkdir", "symlink_to", "touch", "unlink", "chmod"}
+
+
+@pytest.mark.parametrize("module", AGENT_CLIS)
+def test_a_cli_module_uses_only_its_interface_and_writes_nothing(module: str) -> None:
+    outside = {m for m in own_imports(module) if not m.startswith("tinytown.agent_clis.")}
+    assert not outside, f"{module} imports {outside}: a CLI module knows only agent_clis.base"
+    tree = ast.parse(MODULES[module].read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else \
+                node.func.id if isinstance(node.func, ast.Name) else ""
+            assert name not in WRITES | {"open"}, \
+                f"{module} calls {name}: return what to write (McpSetup), the worker writes it"

@@ -23,7 +23,7 @@ from tinytown.errors import UsageError
 if TYPE_CHECKING:  # settings check [agent_clis] entries against the presets' names
     from tinytown.settings import AgentCliConfig, Settings
 
-__all__ = ["ARG_LIMIT", "PRESETS", "CliCommand", "PromptVia", "resolve_cli",
+__all__ = ["ARG_LIMIT", "CliCommand", "PromptVia", "builtin_presets", "resolve_cli",
            "with_prompt_limit"]
 
 
@@ -31,9 +31,17 @@ def _args(command: str) -> tuple[str, ...]:
     return tuple(shlex.split(command))
 
 
-# the built-in CLIs' presets (a plug-in's are found when asked for by name)
-PRESETS: dict[str, Preset] = {name: preset for cli in registry.builtin().values()
-                              for name, preset in cli.presets.items()}
+def builtin_presets() -> dict[str, Preset]:
+    """The built-in CLIs' presets (a plug-in's are found when asked for by name)."""
+    return {name: preset for cli in registry.builtin().values()
+            for name, preset in cli.presets.items()}
+
+
+def __getattr__(name: str) -> dict[str, Preset]:
+    """`PRESETS`, built when first asked for: a resolve of one preset loads one module."""
+    if name == "PRESETS":
+        return builtin_presets()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _split(command: str, what: str) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from tinytown.agent_clis import DEFAULT_CLI
 from tinytown.errors import ConfigError, TownNotFound, UsageError
 
 CONFIG_FILE = "tinytown.toml"
@@ -95,7 +96,7 @@ class WorkspaceSettings(_Section):
 
 
 class AgentSettings(_Section):
-    default_cli: str = "claude"
+    default_cli: str = DEFAULT_CLI
     round_timeout_secs: Annotated[float, msgspec.Meta(gt=0)] = 3600
     idle_timeout_secs: Annotated[float, msgspec.Meta(ge=0)] = 0
     context_rounds: Annotated[int, msgspec.Meta(ge=0)] = 3

@@ -10,10 +10,9 @@ everything is listed, for `tt doctor`), once per process.
 from __future__ import annotations
 
 import importlib
-import logging
-import pkgutil
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from tinytown.agent_clis.base import TEXT, AgentCli, Preset
 
@@ -21,7 +20,6 @@ GROUP = "tinytown.agent_clis"
 BUILT_IN = "built in"
 _SUPPORT = {"base", "registry"}  # modules of the package that are not CLIs
 
-log = logging.getLogger("tinytown")
 
 
 @dataclass(frozen=True)
@@ -32,46 +30,57 @@ class Found:
     origin: str
 
 
+def _modules() -> list[str]:
+    """The names of this package's CLI modules (a file each)."""
+    return sorted(p.stem for p in Path(__file__).parent.glob("*.py")
+                  if p.stem not in _SUPPORT and not p.stem.startswith("_"))
+
+
+def _load(module: str) -> AgentCli | None:
+    cli = getattr(importlib.import_module(f"{__package__}.{module}"), "CLI", None)
+    return cli if isinstance(cli, AgentCli) else None
+
+
 @cache
 def builtin() -> dict[str, AgentCli]:
     """The built-in CLIs by name, in their `order`."""
-    import tinytown.agent_clis as package
-
-    found = []
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name in _SUPPORT or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
-        cli = getattr(module, "CLI", None)
-        if isinstance(cli, AgentCli):
-            found.append(cli)
+    found = [cli for module in _modules() if (cli := _load(module)) is not None]
     found.sort(key=lambda c: (c.order, c.name))
     return {c.name: c for c in found}
+
+
+# plug-ins that did not load: entry point name -> why (for `tt doctor`)
+BROKEN: dict[str, str] = {}
 
 
 @cache
 def plugins() -> dict[str, Found]:
     """The plug-ins' CLIs by name (one named like a built-in CLI is left out: the
-    built-in one wins). One that fails to load is logged and left out."""
+    built-in one wins). One that fails to load is logged, kept in BROKEN, left out."""
+    import logging
     from importlib.metadata import entry_points
 
+    log = logging.getLogger("tinytown")
     out: dict[str, Found] = {}
     for point in entry_points(group=GROUP):
+        dist = point.dist
+        origin = f"{dist.name} {dist.version}" if dist is not None else point.value
         try:
             loaded = point.load()
             cli = loaded() if isinstance(loaded, type) else loaded
         except Exception as exc:  # a broken plug-in must not stop the town
-            log.warning("agent CLI plug-in %s (%s) does not load: %s", point.name,
-                        point.value, exc)
+            BROKEN[point.name] = f"plug-in {origin} ({point.value}) does not load: {exc}"
+            log.warning("agent CLI %s", BROKEN[point.name])
             continue
         if not isinstance(cli, AgentCli) or not cli.name:
-            log.warning("agent CLI plug-in %s (%s) is not an AgentCli with a name",
-                        point.name, point.value)
+            BROKEN[point.name] = (f"plug-in {origin} ({point.value}) is not an AgentCli"
+                                  " with a name")
+            log.warning("agent CLI %s", BROKEN[point.name])
             continue
         if cli.name in builtin() or cli.name in out:
+            log.warning("agent CLI plug-in %s (%s): %r is taken, left out", origin,
+                        point.value, cli.name)
             continue
-        dist = point.dist
-        origin = f"{dist.name} {dist.version}" if dist is not None else point.value
         out[cli.name] = Found(cli, origin)
     return out
 
@@ -99,7 +108,13 @@ def _matches(cli: AgentCli, key: str, match: object) -> bool:
 
 def preset(name: str) -> tuple[AgentCli, Preset] | None:
     """The CLI that has a preset `name`, and the preset (plug-ins scanned only when no
-    built-in CLI has one)."""
+    built-in CLI has one). The module named like it is tried first: `tt spawn --cli
+    claude` loads one CLI module, not all of them."""
+    module = name.replace("-", "_")
+    if module.isidentifier() and module in _modules():
+        cli = _load(module)
+        if cli is not None and name in cli.presets:
+            return cli, cli.presets[name]
     found = _search(name, "preset")
     return (found.cli, found.cli.presets[name]) if found else None
 

@@ -68,10 +68,11 @@ def _show_clis(report: dict[str, Any]) -> None:
         else:
             state = "; ".join([*c["problems"], *([c["credentials_needed"]]
                                                  if c["credentials_needed"] else [])])
-        rows.append([c["name"] + (" *" if c["used"] else ""), c["version"] or "-",
-                     ", ".join(c["credentials_set"]) or "-", state])
+        rows.append([c["name"] + (" *" if c["used"] else ""), c["origin"],
+                     c["version"] or "-", ", ".join(c["credentials_set"]) or "-", state])
     used = "this town's agents" if report["town"] else "default"
-    print_table(f"agent CLIs (* {used})", ["cli", "version", "credentials", "status"], rows)
+    print_table(f"agent CLIs (* {used})", ["cli", "from", "version", "credentials", "status"],
+                rows)
     if not report["ready"]:
         say("not ready: see above")
     else:

@@ -1,9 +1,9 @@
 """`tt doctor`: is this machine ready for the town's agents?
 
-For every preset and configured CLI: installed, version, credentials (names only),
-known problems. For the town: Redis reachable, a supervisor leading, workers per
-host. Ready when Redis answers and every CLI the town's agents use (and the default
-CLI) is ready here.
+For every preset (of the built-in CLI modules and of plug-ins) and configured CLI:
+where it came from, installed, version, credentials (names only), known problems. For
+the town: Redis reachable, a supervisor leading, workers per host. Ready when Redis
+answers and every CLI the town's agents use (and the default CLI) is ready here.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tinytown.agent_clis import registry
 from tinytown.cli_health import CliHealth, check
 from tinytown.errors import TinytownError
-from tinytown.presets import PRESETS, resolve_cli
+from tinytown.presets import resolve_cli
 from tinytown.settings import Settings
 from tinytown.urls import redact, redis_url
 
@@ -24,15 +25,27 @@ if TYPE_CHECKING:
 
 
 def cli_report(settings: Settings, used: set[str]) -> list[dict[str, Any]]:
-    """Every preset, every [agent_clis] entry and every CLI in `used`, checked here."""
-    names = list(dict.fromkeys([*PRESETS, *settings.agent_clis, *sorted(used)]))
+    """Every preset (built in and of plug-ins), every [agent_clis] entry and every CLI
+    in `used`, checked here, each with where it came from (`origin`): "built in", the
+    plug-in's distribution and version, "tinytown.toml" (an entry of the user's own) or
+    "command" (a raw command line). A plug-in that does not load is listed too."""
+    origins = {name: found.origin for found in registry.everything()
+               for name in found.cli.presets}
+    names = list(dict.fromkeys([*origins, *settings.agent_clis, *sorted(used)]))
     out = []
     for name in names:
         try:
             health = check(resolve_cli(settings, name))
         except TinytownError as exc:  # an entry that does not parse
             health = CliHealth(name, "?", problems=[str(exc)])
-        out.append({**health.to_dict(), "used": name in used})
+        origin = origins.get(name) or ("tinytown.toml" if name in settings.agent_clis
+                                       else "command")
+        out.append({**health.to_dict(), "used": name in used, "origin": origin,
+                    "configured": name in settings.agent_clis})
+    for name, why in registry.BROKEN.items():
+        if name not in origins:
+            out.append({**CliHealth(name, "?", problems=[why]).to_dict(), "used": name in used,
+                        "origin": "plug-in", "configured": False})
     return out
 
 
