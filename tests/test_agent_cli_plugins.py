@@ -34,6 +34,8 @@ def test_a_plugin_cli_runs_rounds_read_by_its_own_reader(town: TownFixture) -> N
     agent = town.town.resolve("e")
     assert agent.usage is not None and agent.usage.output_tokens == len(
         "hello from the plug-in")
+    shown = town.tt("logs", "e").out  # its events, as its module shows them
+    assert "» heard hello from the plug-in" in shown, shown
     bad = town.town.assign("e", "ECHO: TROUBLE ahead")
     town.wait_task(bad, TaskState.COMPLETED, TaskState.FAILED, timeout=60)
     failed = town.town.store.require_task(bad)

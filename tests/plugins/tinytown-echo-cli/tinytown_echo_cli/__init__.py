@@ -6,8 +6,17 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
-from tinytown.agent_clis.base import AgentCli, CliReport, Credentials, Preset, objects
+from tinytown.agent_clis.base import (
+    NOT_MINE,
+    AgentCli,
+    CliReport,
+    Credentials,
+    NotMine,
+    Preset,
+    objects,
+)
 
 
 class Echo(AgentCli):
@@ -30,6 +39,11 @@ class Echo(AgentCli):
         return CliReport(True, f"echo heard: {last.get('said', '')}", last.get("trouble"),
                          usage={"input_tokens": spent.get("in", 0),
                                 "output_tokens": spent.get("out", 0)})
+
+    def render_event(self, kind: str, event: dict[str, Any]) -> str | None | NotMine:
+        if kind == "echo_heard":
+            return f"» heard {event.get('said', '')}"
+        return NOT_MINE
 
 
 CLI = Echo()

@@ -13,6 +13,7 @@ def main() -> int:
     said = line.split("ECHO:", 1)[1].strip() if line else ""
     trouble = "the echo is lost" if "TROUBLE" in said else None
     print("some chatter on stdout that is not the report")
+    print(json.dumps({"type": "echo_heard", "said": said}))  # an event, for `tt logs`
     print(json.dumps({"echo": {"said": said, "trouble": trouble,
                                "spent": {"in": len(prompt), "out": len(said)}}}))
     return 0
