@@ -177,8 +177,10 @@ def _fill(schema: dict[str, Any], command: str) -> dict[str, Any]:
     if cmd_field is None:
         cmd_field = required[0] if required else "command"
     spec = props.get(cmd_field) or {}
-    args: dict[str, Any] = {
-        cmd_field: ["bash", "-lc", command] if spec.get("type") == "array" else command}
+    value: Any = command
+    if spec.get("type") == "array":  # a list of commands (Cline's run_commands), or an argv
+        value = [command] if cmd_field == "commands" else ["bash", "-lc", command]
+    args: dict[str, Any] = {cmd_field: value}
     for name in required:
         if name in args:
             continue

