@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tinytown.errors import one_line  # for the readers: a CLI's error in one line
+from tinytown.errors import one_line as one_line  # re-exported: a CLI error in one line
 
 ARG_LIMIT = 128 * 1024  # Linux's limit on one argument (MAX_ARG_STRLEN), in bytes
 TEXT = "text"  # the output format of a CLI without structured output: stdout is the answer
