@@ -15,13 +15,13 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__all__ = ["access", "agents", "control", "flower", "health", "hosts", "reclaim", "routing",
-           "snapshot", "spending", "starting", "tasks", "workspaces"]
+__all__ = ["access", "assignments", "control", "flower", "health", "hosts", "reclaim",
+           "routing", "snapshot", "spawning", "spending", "starting", "workspaces"]
 
 if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
     from tinytown.ops import (
         access,
-        agents,
+        assignments,
         control,
         flower,
         health,
@@ -29,9 +29,9 @@ if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
         reclaim,
         routing,
         snapshot,
+        spawning,
         spending,
         starting,
-        tasks,
         workspaces,
     )
 

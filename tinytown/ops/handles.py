@@ -15,7 +15,7 @@ from tinytown import keys, ops
 from tinytown.db.messages import deliver
 from tinytown.errors import AgentNotFound
 from tinytown.models import Agent, AgentState, AgentType, Message, MessageBody, Priority, Task
-from tinytown.ops import tasks
+from tinytown.ops import assignments
 from tinytown.ops.context import TownContext
 from tinytown.ops.polling import poll
 from tinytown.ops.references import resolve
@@ -61,7 +61,7 @@ class AgentHandle:
         return self._ctx.store.peek_inbox(self._id)
 
     def assign(self, task: Task | str) -> str:
-        return tasks.assign(self._ctx, self._id, task)
+        return assignments.assign(self._ctx, self._id, task)
 
     def send(
         self,
@@ -154,7 +154,7 @@ class Channel:
         )
         self.deliver(message)
         if recipient.agent_type == AgentType.WORKER:
-            tasks.work_arrived(self._ctx, recipient, "the message")
+            assignments.work_arrived(self._ctx, recipient, "the message")
         return message
 
     def deliver(self, message: Message, pipe: TownPipeline | None = None) -> None:

@@ -2,12 +2,12 @@
 
 Every operation a client of a town has is a method here, and each one is a call into
 the module that does it, on the town's `TownContext` (its store, settings and name):
-`references` (naming agents and tasks), `agents` (spawning), `tasks`, `routing` (roles
-and the backlog), `control`, `reclaim`, `snapshot`, `workspaces`, `hosts`,
-`spending`, `access` (API keys), `health`; `handles` holds `AgentHandle` and
-`Channel`. No ops module imports this one. `tinytown.db` does all Redis work.
-Modules that load much (Celery, Flower, the maintenance scripts) are imported only by
-the operations that need them, so scripts that only read and write records start fast.
+`references` (naming agents and tasks), `spawning`, `assignments` (tasks: assign,
+finish, wait), `routing` (roles and the backlog), `control`, `reclaim`, `snapshot`,
+`workspaces`, `hosts`, `spending`, `access` (API keys), `health`; `handles` holds
+`AgentHandle` and `Channel`. No ops module imports this one. `tinytown.db` does all
+Redis work. The ops modules are loaded on first use (`ops.<module>`, see
+tinytown/ops/__init__.py), so scripts that only read and write records start fast.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ class Town:
         (here); by default auto while a host daemon runs, local otherwise. `on`: labels
         its host must have. `cold`: recorded `cold`, no process until work arrives.
         """
-        agent = ops.agents.spawn(
+        agent = ops.spawning.spawn(
             self.context, name, cli, role, nickname, parent, fork=fork,
             max_rounds=max_rounds, scope=scope, start=start, session=session,
             resume=resume, budget=budget, workspace=workspace, base=base, host=host, on=on,
@@ -170,7 +170,7 @@ class Town:
 
     def assign(self, agent_ref: str, task: Task | str, priority: Priority = Priority.NORMAL) -> str:
         """Record the task as `assigned` and put a `task_assign` in the agent's inbox."""
-        return ops.tasks.assign(self.context, agent_ref, task, priority)
+        return ops.assignments.assign(self.context, agent_ref, task, priority)
 
     def task(self, ref: str) -> Task:
         """A task by full id or a unique prefix of 4+ characters."""
@@ -179,17 +179,17 @@ class Town:
     def list_tasks(
         self, state: TaskState | str | None = None, agent_ref: str | None = None
     ) -> list[Task]:
-        return ops.tasks.list_tasks(self.context, state, agent_ref)
+        return ops.assignments.list_tasks(self.context, state, agent_ref)
 
     def complete_task(self, ref: str, result: str | None = None) -> Task:
         """Mark a task completed; counts once for its agent (a second completion is refused)."""
-        return ops.tasks.finish(self.context, ref, TaskState.COMPLETED, result)
+        return ops.assignments.finish(self.context, ref, TaskState.COMPLETED, result)
 
     def fail_task(self, ref: str, error: str | None = None) -> Task:
-        return ops.tasks.finish(self.context, ref, TaskState.FAILED, error)
+        return ops.assignments.finish(self.context, ref, TaskState.FAILED, error)
 
     def cancel_task(self, ref: str) -> Task:
-        return ops.tasks.finish(self.context, ref, TaskState.CANCELLED, None)
+        return ops.assignments.finish(self.context, ref, TaskState.CANCELLED, None)
 
     def wait_task(
         self,
@@ -204,7 +204,7 @@ class Town:
         coming (`restart = "never"`, a crash loop), runs only after `tt restart`:
         refused at once (NotRunning) rather than waited on for the whole timeout, unless
         `queue` (wait for the restart, up to `timeout`)."""
-        return ops.tasks.wait(self.context, ref, timeout, on_poll, queue)
+        return ops.assignments.wait(self.context, ref, timeout, on_poll, queue)
 
     def assign_to_role(self, role: str, task: Task | str) -> tuple[Task, list[Agent]]:
         """Queue a task for whichever agent of the role is free; returns the task and
@@ -232,7 +232,7 @@ class Town:
         return ops.routing.backlog_remove(self.context, task_ref)
 
     def current_task(self, agent_ref: str) -> Task | None:
-        return ops.tasks.current(self.context, agent_ref)
+        return ops.assignments.current(self.context, agent_ref)
 
     # --- maintenance --------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 
 from tinytown import ops
-from tinytown.db import tasks as stored
+from tinytown.db import tasks
 from tinytown.errors import MessageTooLarge, NotRunning, TaskNotFound, UsageError
 from tinytown.models import (
     MAX_MESSAGE_BYTES,
@@ -43,7 +43,7 @@ def assign(town: TownContext, agent_ref: str, task: Task | str,
         )
     if task.parent_id and town.store.get_task(task.parent_id) is None:
         raise TaskNotFound(f"parent task {task.parent_id} does not exist")
-    stored.assign(town.store, task, agent, priority)
+    tasks.assign(town.store, task, agent, priority)
     work_arrived(town, agent, "the task")
     return task.id
 
@@ -74,7 +74,7 @@ def list_tasks(town: TownContext, state: TaskState | str | None = None,
 def finish(town: TownContext, ref: str, state: TaskState, text: str | None) -> Task:
     """Complete, fail or cancel a task by hand; counts once for its agent (a second
     ending is refused)."""
-    return stored.finish_task(town.store, resolve_task(town, ref).id, state, text)
+    return tasks.finish_task(town.store, resolve_task(town, ref).id, state, text)
 
 
 def current(town: TownContext, agent_ref: str) -> Task | None:
