@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Town": "tinytown.ops.town",
-    "AgentHandle": "tinytown.ops.town",
-    "Channel": "tinytown.ops.town",
+    "AgentHandle": "tinytown.ops.handles",
+    "Channel": "tinytown.ops.handles",
     "Agent": "tinytown.models",
     "AgentState": "tinytown.models",
     "AgentType": "tinytown.models",
@@ -99,7 +99,8 @@ if TYPE_CHECKING:
         Task,
         TaskState,
     )
-    from tinytown.ops.town import AgentHandle, Channel, Town
+    from tinytown.ops.handles import AgentHandle, Channel
+    from tinytown.ops.town import Town
     from tinytown.settings import Settings
 
 

@@ -1,6 +1,6 @@
 """How the town's processes are started: their command lines, and a detached start.
 
-Pure (no Redis): the client (`tinytown.ops.launcher`), a host daemon and a worker
+Pure (no Redis): the client (`tinytown.ops.starting`), a host daemon and a worker
 waking itself all start the same commands. Children get the town's root folder (and
 REDIS_URL through the environment) and build their own settings and clients; nothing
 but plain data crosses the process boundary.

@@ -8,9 +8,12 @@ reports nothing, the round's usage is unknown: counted as such, never as 0.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    from tinytown.settings import BudgetSettings
 
 TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens")
 ROUND_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)  # seconds: /metrics' histogram
@@ -80,6 +83,18 @@ def spend_text(usd: float, budget: float | None = None) -> str:
             f"{usd:.{MAX_PLACES + 2}f}".split(".")[1].lstrip("0"))
         digits = max(digits, min(leading + 2, MAX_PLACES + 2))
     return f"${usd:.{digits}f}"
+
+
+def agent_budget_usd(own: float | None, defaults: BudgetSettings) -> float | None:
+    """The agent's USD budget in force: its own (`tt budget set AGENT`), else
+    tinytown.toml's `[budget] agent_usd`; None: no cap."""
+    return own if own is not None else defaults.agent_usd
+
+
+def town_budget_usd(recorded: float | None, defaults: BudgetSettings) -> float | None:
+    """The town's USD budget in force: the one recorded by `tt budget set town`, else
+    tinytown.toml's `[budget] town_usd`; None: no cap."""
+    return recorded if recorded is not None else defaults.town_usd
 
 
 def as_usage(value: Any) -> Usage:

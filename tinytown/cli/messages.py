@@ -120,7 +120,7 @@ def inbox(obj: Context, agent: str | None, all_: bool, as_json: bool) -> None:
     else:
         ref = agent or os.environ.get("TINYTOWN_AGENT_ID") or "supervisor"
         targets = [town.resolve(ref)]
-    from tinytown.ops.town import AgentHandle
+    from tinytown.ops.handles import AgentHandle
 
     messages = [m for a in targets for m in AgentHandle(town, a.id).inbox()]
     if as_json:

@@ -10,7 +10,7 @@ from tinytown.cli.common import Context, emit, emit_json, json_option, pass_ctx,
 from tinytown.errors import UsageError
 
 if TYPE_CHECKING:
-    from tinytown.ops.usage import Keep
+    from tinytown.ops.spending import Keep
 
 
 @click.command()
@@ -81,7 +81,7 @@ def _caps(doc: dict[str, Any]) -> str:
 
 
 def _tokens(value: str | None) -> int | None | Keep:
-    from tinytown.ops.usage import KEEP
+    from tinytown.ops.spending import KEEP
 
     if value is None:
         return KEEP
@@ -104,7 +104,7 @@ def budget_set(obj: Context, target: str, usd: str | None, tokens: str | None,
                as_json: bool) -> None:
     """Cap an agent's spend (or the town's: `town`), in USD and/or tokens; `none`
     removes a cap. A held agent carries on after `tt resume`."""
-    from tinytown.ops.usage import KEEP
+    from tinytown.ops.spending import KEEP
 
     amount: float | None | Keep = KEEP
     if usd is None and tokens is None:

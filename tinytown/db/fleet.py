@@ -16,7 +16,7 @@ from collections.abc import Callable
 from redis.client import Pipeline
 
 from tinytown import keys, placement
-from tinytown.db import recovery, runtime, states
+from tinytown.db import hosts, recovery, runtime, states
 from tinytown.db.connection import texts
 from tinytown.db.store import Store
 from tinytown.errors import InvalidTransition
@@ -137,6 +137,46 @@ def wake(store: Store, agent_id: str, reason: str, host: str | None = None) -> A
                                  change=place)
     except InvalidTransition:
         return None
+
+
+def host_for(store: Store, agent: Agent, timeout: float) -> str | None:
+    """The host an agent should start on now: its own while it is live, not draining
+    and has its CLI, else the best other live one (`placement.choose`); None when no
+    live host can run it (it then starts where the caller is)."""
+    known = [h for h in hosts.read_all(store) if h.live(timeout)]
+    if not known:
+        return None  # no host daemon: not worth reading the agents
+    mine = next((h for h in known if h.name == agent.host), None)
+    if mine is not None and not mine.draining and agent.cli not in mine.lacks:
+        return mine.name
+    chosen = placement.choose(known, agent.cli, agent.host_labels, store.list_agents(),
+                              timeout, exclude=[agent.host] if agent.host else [])
+    return chosen.name if chosen else None
+
+
+def wake_cold(store: Store, agent: Agent, reason: str, timeout: float,
+              start_here: Callable[[Agent], object] | None) -> Agent | None:
+    """Work arrived for a cold agent (a client's message or task, work that came while
+    it drained, a draining host moving it): `starting` on the host `host_for` picks,
+    which is nudged; with no live host that can run it, started by `start_here` (the
+    caller's way to start a worker on its machine), or, with no `start_here`, left
+    cold for whoever gives it work next. The woken record; None when it was not cold
+    any more (someone else woke it, or it was killed) or was left cold."""
+    target = host_for(store, agent, timeout)
+    if target is None and start_here is None:
+        return None
+    woken = wake(store, agent.id, reason, host=target)
+    if woken is None:
+        return None
+    if target is not None:
+        hosts.nudge(store.r, store.town, target)
+        return woken
+    if woken.host is not None:
+        move(store, agent.id, woken.host, None)
+        woken.host = None
+    assert start_here is not None
+    start_here(woken)
+    return woken
 
 
 def move(store: Store, agent_id: str, from_host: str | None, to_host: str | None) -> bool:

@@ -9,7 +9,7 @@ For each agent placed on it (`agent.host`), by state:
   or it crashed `crash_loop_limit` times within `crash_loop_window_secs`, which halts
   it (`crash loop`, told to the supervisor's mailbox).
 
-(A cold agent is woken by whoever gives it work: the client, `tinytown.ops.hosts.wake`,
+(A cold agent is woken by whoever gives it work, through `tinytown.db.fleet.wake_cold`:
 moves it to `starting` and nudges its host.)
 
 An agent whose host is gone (no beat within the heartbeat timeout) or draining, and
@@ -280,10 +280,11 @@ class HostDaemon:
         if not fleet.move(self.store, agent.id, self.name, chosen.name if chosen else None):
             return
         if agent.id in self.evacuating and agent.state == S.COLD and chosen is not None:
-            fleet.wake(self.store, agent.id, f"moved from host {self.name}")
-        self.evacuating.discard(agent.id)
-        if chosen is not None:
+            agent.host = chosen.name  # moved: it wakes there, or stays cold
+            fleet.wake_cold(self.store, agent, f"moved from host {self.name}", self.timeout, None)
+        elif chosen is not None:
             hosts.nudge(self.store.r, self.store.town, chosen.name)
+        self.evacuating.discard(agent.id)
 
     def _signal(self, agent: Agent, sig: int) -> None:
         proc = self.children.get(agent.id)

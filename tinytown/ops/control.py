@@ -18,6 +18,8 @@ from tinytown.db.wakeup import enqueue_round
 from tinytown.errors import InvalidTransition, TinytownError
 from tinytown.logs import round_logs, tail
 from tinytown.models import Agent, AgentState, AgentType, utcnow
+from tinytown.ops.context import TownContext, worker_status
+from tinytown.ops.starting import start_supervisor, start_worker
 from tinytown.processes import pid_alive
 from tinytown.roles import queues_of
 from tinytown.urls import redact, redis_url
@@ -25,26 +27,25 @@ from tinytown.urls import redact, redis_url
 if TYPE_CHECKING:
     from celery import Celery
 
-    from tinytown.ops.town import Town
 
 S = AgentState
 
 
-def _celery(town: Town) -> Celery:
+def _celery(town: TownContext) -> Celery:
     from tinytown.celery_app import make_app
 
     return make_app(town.settings)
 
 
-def _queues(town: Town, agent: Agent) -> list[str]:
+def _queues(town: TownContext, agent: Agent) -> list[str]:
     return queues_of(town.name, agent, town.settings.known_roles())
 
 
-def interrupt(town: Town, agent_id: str) -> Agent:
+def interrupt(town: TownContext, agent_id: str) -> Agent:
     """Pause: the worker stops consuming its queue; a running round finishes."""
     agent = states.transition(town.store, agent_id, S.PAUSED,
                               expect=(S.IDLE, S.WORKING, S.STARTING), reason="tt interrupt")
-    alive, hostname = town.worker_status(agent)
+    alive, hostname = worker_status(town, agent)
     if alive:
         control = _celery(town).control
         for queue in _queues(town, agent):
@@ -52,12 +53,12 @@ def interrupt(town: Town, agent_id: str) -> Agent:
     return agent
 
 
-def resume(town: Town, agent_id: str) -> Agent:
+def resume(town: TownContext, agent_id: str) -> Agent:
     """Consume again; waiting work proceeds."""
     agent = states.transition(town.store, agent_id, S.IDLE, expect=(S.PAUSED,),
                               reason="tt resume", change=holds.clear,
                               also=lambda pipe, a: holds.forget(town.store, pipe, a.id))
-    alive, hostname = town.worker_status(agent)
+    alive, hostname = worker_status(town, agent)
     if alive:
         control = _celery(town).control
         for queue in _queues(town, agent):
@@ -66,12 +67,12 @@ def resume(town: Town, agent_id: str) -> Agent:
     return agent
 
 
-def close(town: Town, agent_id: str) -> Agent:
+def close(town: TownContext, agent_id: str) -> Agent:
     """Drain: the running round finishes, no new one starts, the worker exits: cold."""
     agent = states.transition(town.store, agent_id, S.DRAINING,
                               expect=(S.IDLE, S.WORKING, S.PAUSED, S.STARTING),
                               reason="tt close")
-    alive, hostname = town.worker_status(agent)
+    alive, hostname = worker_status(town, agent)
     if alive:
         _celery(town).control.shutdown(destination=[hostname])
     else:
@@ -79,13 +80,13 @@ def close(town: Town, agent_id: str) -> Agent:
     return agent
 
 
-def kill(town: Town, agent_id: str) -> Agent:
+def kill(town: TownContext, agent_id: str) -> Agent:
     """Stop at the start of the next round (at once when idle). Nothing queued is deleted."""
     agent = town.store.require_agent(agent_id)
     if agent.state.is_terminal:
         raise InvalidTransition(f"agent {agent.name!r} is already {agent.state.value}")
     town.store.set_stop(agent_id)
-    alive, hostname = town.worker_status(agent)
+    alive, hostname = worker_status(town, agent)
     if not alive:
         return states.transition(town.store, agent_id, S.STOPPED, reason="killed (no worker)")
     enqueue_round(town.store.r, town.name, agent_id, force=True)
@@ -94,11 +95,11 @@ def kill(town: Town, agent_id: str) -> Agent:
     return town.store.require_agent(agent_id)
 
 
-def restart(town: Town, agent_id: str) -> Agent:
+def restart(town: TownContext, agent_id: str) -> Agent:
     """Bring a stopped, cold or errored agent back: same id, spawn mode `resumed`."""
     agent = town.store.require_agent(agent_id)
     if not agent.state.is_terminal:
-        alive, _ = town.worker_status(agent)
+        alive, _ = worker_status(town, agent)
         if alive:
             raise InvalidTransition(
                 f"agent {agent.name!r} is {agent.state.value}: only a stopped, cold or errored"
@@ -116,16 +117,14 @@ def restart(town: Town, agent_id: str) -> Agent:
 
         start_placed(town, agent)
         return agent
-    from tinytown.ops.launcher import start_worker
-
     start_worker(town.store, town.settings, agent)
     return agent
 
 
-def stop_all(town: Town) -> list[Agent]:
+def stop_all(town: TownContext) -> list[Agent]:
     """Kill every live agent of the town."""
     killed = []
-    for agent in town.list_agents():
+    for agent in town.store.list_agents():
         if not agent.state.is_terminal:
             try:
                 killed.append(kill(town, agent.id))
@@ -134,7 +133,7 @@ def stop_all(town: Town) -> list[Agent]:
     return killed
 
 
-def _wait_terminal(town: Town, agent_ids: list[str], timeout: float) -> None:
+def _wait_terminal(town: TownContext, agent_ids: list[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     pending = set(agent_ids)
     while pending and time.monotonic() < deadline:
@@ -145,7 +144,7 @@ def _wait_terminal(town: Town, agent_ids: list[str], timeout: float) -> None:
         time.sleep(0.05)
 
 
-def prune(town: Town, all_agents: bool = False, force: bool = False,
+def prune(town: TownContext, all_agents: bool = False, force: bool = False,
           delete_branches: bool = False) -> dict[str, Any]:
     """Remove terminal agents' records, inboxes and runtime keys, and their worktrees
     (their branches stay unless `delete_branches`).
@@ -161,7 +160,7 @@ def prune(town: Town, all_agents: bool = False, force: bool = False,
         _wait_terminal(town, [a.id for a in killed], 15)
     report: dict[str, Any] = {"pruned": [], "kept": [], "unfinished_tasks": []}
     tasks = town.store.list_tasks()
-    for agent in town.list_agents():
+    for agent in town.store.list_agents():
         if not agent.state.is_terminal:
             report["kept"].append({"name": agent.name, "reason": f"{agent.state.value}"})
             continue
@@ -183,16 +182,16 @@ def prune(town: Town, all_agents: bool = False, force: bool = False,
     return report
 
 
-def down(town: Town) -> dict[str, Any]:
+def down(town: TownContext) -> dict[str, Any]:
     """Stop workers, supervisors and (for the embedded default) the town's Redis. The
     agents it stops while live are remembered for `tt up`."""
-    running = [a.id for a in town.list_agents() if town.worker_status(a)[0]]
+    running = [a.id for a in town.store.list_agents() if worker_status(town, a)[0]]
     killed = stop_all(town)
     fleet.remember_down(town.store, [a.id for a in killed])
     host = socket.gethostname()
     _stop_host_daemons(town, host)  # before they restart anything: their agents are stopped
     lingering = []
-    for agent in town.list_agents():
+    for agent in town.store.list_agents():
         pid = runtime.local_pid(town.store, agent.id)
         if pid is not None and pid_alive(pid):
             # warm shutdown: a running round is cut short and its task handed back
@@ -221,22 +220,22 @@ def down(town: Town) -> dict[str, Any]:
             "embedded": town.settings.embedded}
 
 
-def up(town: Town, all_agents: bool = False) -> dict[str, Any]:
+def up(town: TownContext, all_agents: bool = False) -> dict[str, Any]:
     """Bring the town back after `tt down`: its Redis (connecting started it), a
     supervisor unless one leads, and the agents `tt down` stopped while they were live
     (`all_agents`: every stopped or errored agent; a cold one stays cold, as work wakes
     it). Idempotent: what runs already is left alone and reported."""
-    report: dict[str, Any] = {"redis": "started" if town.started_redis else "running",
+    report: dict[str, Any] = {"redis": "started" if town.store.r.tt_started else "running",
                               "started": [], "already": [], "failed": []}
     owner = leader.leader(town.store)
     if owner:
         report["supervisor"] = f"running (leader {owner})"
     elif leader.claim_launch(town.store):
-        report["supervisor"] = f"started (pid {town.start_supervisor()})"
+        report["supervisor"] = f"started (pid {start_supervisor(town.settings)})"
     else:
         report["supervisor"] = "starting (by another command)"
     remembered = fleet.down_list(town.store)
-    agents = {a.id: a for a in town.list_agents() if a.agent_type == AgentType.WORKER}
+    agents = {a.id: a for a in town.store.list_agents() if a.agent_type == AgentType.WORKER}
     wanted = [a for a in agents.values() if a.state in (S.STOPPED, S.ERROR)] if all_agents \
         else [agents[i] for i in remembered if i in agents]
     report["already"] = sorted(a.name for a in agents.values() if not a.state.is_terminal)
@@ -254,7 +253,7 @@ def up(town: Town, all_agents: bool = False) -> dict[str, Any]:
     return report
 
 
-def _stop_host_daemons(town: Town, machine: str) -> None:
+def _stop_host_daemons(town: TownContext, machine: str) -> None:
     """The host daemons on this machine stop (warmly: their agents are stopped already)."""
     stopping = []
     for h in hosts.read_all(town.store):
@@ -273,13 +272,13 @@ def _wait_pids(pids: list[int], timeout: float) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def supervisor_status(town: Town) -> str:
+def supervisor_status(town: TownContext) -> str:
     owner = leader.leader(town.store)
     return f"leader {owner}" if owner else "not running"
 
 
-def town_status(town: Town, deep: bool = False) -> dict[str, Any]:
-    agents = town.list_agents()
+def town_status(town: TownContext, deep: bool = False) -> dict[str, Any]:
+    agents = town.store.list_agents()
     inbox = town.store.inbox_lens([a.id for a in agents])
     report: dict[str, Any] = {
         "town": town.name,
@@ -294,7 +293,7 @@ def town_status(town: Town, deep: bool = False) -> dict[str, Any]:
     return report
 
 
-def _deep(town: Town, agent: Agent) -> dict[str, Any]:
+def _deep(town: TownContext, agent: Agent) -> dict[str, Any]:
     rt = runtime.read(town.store, agent.id)
     uptime = "-"
     if rt.get("started_at") and rt.get("pid"):

@@ -11,17 +11,17 @@ from __future__ import annotations
 import socket
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tinytown.agent_clis import registry
 from tinytown.cli_health import CliHealth, check
 from tinytown.errors import TinytownError
+from tinytown.ops.context import TownContext, worker_status
+from tinytown.ops.control import supervisor_status
+from tinytown.ops.hosts import report as host_report
 from tinytown.presets import resolve_cli
 from tinytown.settings import Settings
 from tinytown.urls import redact, redis_url
-
-if TYPE_CHECKING:
-    from tinytown.ops.town import Town
 
 
 def cli_report(settings: Settings, used: set[str]) -> list[dict[str, Any]]:
@@ -49,7 +49,8 @@ def cli_report(settings: Settings, used: set[str]) -> list[dict[str, Any]]:
     return out
 
 
-def town_report(town: Town | None, settings: Settings, error: str | None) -> dict[str, Any]:
+def town_report(town: TownContext | None, settings: Settings, error: str | None
+                ) -> dict[str, Any]:
     """The town's side: Redis, the supervisor, the live workers by host, the host daemons
     (`tt host`), the CLIs used."""
     report: dict[str, Any] = {"town": settings.town, "root": str(settings.root),
@@ -57,22 +58,22 @@ def town_report(town: Town | None, settings: Settings, error: str | None) -> dic
                                         "reachable": town is not None, "error": error}}
     used = {settings.agent.default_cli}
     if town is not None:
-        agents = [a for a in town.list_agents() if a.agent_type.value == "worker"]
+        agents = [a for a in town.store.list_agents() if a.agent_type.value == "worker"]
         live = [a for a in agents if not a.state.is_terminal]
         used |= {a.cli for a in live}
         hosts: Counter[str] = Counter()
         for agent in live:
-            alive, hostname = town.worker_status(agent)
+            alive, hostname = worker_status(town, agent)
             if alive:
                 hosts[hostname.partition("@")[2] or socket.gethostname()] += 1
         report["stale_worktrees"] = [
             {"agent": a.name, "path": a.workspace, "branch": a.branch} for a in agents
             if a.branch and a.workspace and not Path(a.workspace).is_dir()]
-        report["supervisor"] = town.supervisor_status()
+        report["supervisor"] = supervisor_status(town)
         report["workers_by_host"] = dict(hosts)
         report["live_agents"] = len(live)
         report["host_daemons"] = [{k: h[k] for k in ("name", "machine", "state", "load")}
-                                  for h in town.hosts()]
+                                  for h in host_report(town)]
     clis = cli_report(settings, used)
     report["clis"] = clis
     report["ready"] = town is not None and all(c["ready"] for c in clis if c["used"])
@@ -95,11 +96,10 @@ def diagnose_clis(folder: Path, env: dict[str, str] | None = None) -> dict[str, 
 def diagnose(settings: Settings) -> dict[str, Any]:
     """The whole report; Redis out of reach is part of it, not an exception."""
     from tinytown.errors import RedisUnreachable
-    from tinytown.ops.town import Town
 
     try:
-        town = Town.from_settings(settings)
-        town.redis.ping()
+        town = TownContext.connect(settings)
+        town.store.r.ping()
     except RedisUnreachable as exc:
         return town_report(None, settings, str(exc))
     try:

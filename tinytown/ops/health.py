@@ -7,13 +7,10 @@ sends no traffic to a server whose town is not ready.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tinytown.db import leader
 from tinytown.errors import RedisUnreachable
-
-if TYPE_CHECKING:
-    from tinytown.ops.town import Town
+from tinytown.ops.context import TownContext
 
 
 @dataclass(frozen=True)
@@ -27,9 +24,9 @@ class Health:
         return self.reason is None
 
 
-def health(town: Town) -> Health:
+def health(town: TownContext) -> Health:
     try:
-        town.redis.ping()
+        town.store.r.ping()
         owner = leader.leader(town.store)
     except RedisUnreachable as exc:
         return Health(redis=False, leader=None, reason=str(exc))

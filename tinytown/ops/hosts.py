@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tinytown import placement
 from tinytown.db import fleet, hosts
 from tinytown.errors import Refused, UsageError
 from tinytown.models import Agent, AgentState
-
-if TYPE_CHECKING:
-    from tinytown.ops.town import Town
+from tinytown.ops.context import TownContext
+from tinytown.ops.starting import start_worker
 
 log = logging.getLogger("tinytown")
 LOCAL = "local"  # `--host local`: a worker here, as without host daemons
 
 
-def _timeout(town: Town) -> float:
+def _timeout(town: TownContext) -> float:
     return town.settings.supervisor.heartbeat_timeout_secs
 
 
-def place(town: Town, agent: Agent, host: str | None, labels: list[str]) -> None:
+def place(town: TownContext, agent: Agent, host: str | None, labels: list[str]) -> None:
     """Decide where a new agent runs (`agent.host`): `host` named, "auto" (the least
     loaded live host that has its CLI and the labels), "local", or None: auto when a
     host daemon is live, local otherwise. Refuses (Refused) a placement that
@@ -45,7 +44,7 @@ def place(town: Town, agent: Agent, host: str | None, labels: list[str]) -> None
             raise Refused("--on LABEL needs a live host daemon (`tt host --labels ...`):"
                           " none is running")
         return  # today's behaviour: a worker here
-    agents = town.list_agents()
+    agents = town.store.list_agents()
     if host is None or host == "auto":
         chosen = placement.choose(live, agent.cli, labels, agents, _timeout(town))
         if chosen is None:
@@ -66,58 +65,32 @@ def place(town: Town, agent: Agent, host: str | None, labels: list[str]) -> None
     agent.host = host
 
 
-def start_placed(town: Town, agent: Agent) -> None:
+def start_placed(town: TownContext, agent: Agent) -> None:
     """An agent in `starting` placed on a host: that host starts it. When its host is
     gone or draining it goes to another that can run it, or starts here when none can."""
-    target = _target(town, agent)
+    target = fleet.host_for(town.store, agent, _timeout(town))
     if target != agent.host:
         fleet.move(town.store, agent.id, agent.host, target)
     if target is None:
         log.warning("%s: no live host can run it; starting it here", agent.name)
-        from tinytown.ops.launcher import start_worker
-
         start_worker(town.store, town.settings, agent)
     else:
         hosts.nudge(town.store.r, town.name, target)
 
 
-def _target(town: Town, agent: Agent) -> str | None:
-    """The host an agent should start on now: its own while it is live and not
-    draining, else the best other one; None: no live host can (start it here)."""
-    known = [h for h in hosts.read_all(town.store) if h.live(_timeout(town))]
-    if not known:
-        return None  # no host daemon: not worth reading the agents
-    mine = next((h for h in known if h.name == agent.host), None)
-    if mine is not None and not mine.draining and agent.cli not in mine.lacks:
-        return mine.name
-    chosen = placement.choose(known, agent.cli, agent.host_labels, town.list_agents(),
-                              _timeout(town), exclude=[agent.host] if agent.host else [])
-    return chosen.name if chosen else None
-
-
-def wake(town: Town, agent: Agent, why: str) -> bool:
+def wake(town: TownContext, agent: Agent, why: str) -> bool:
     """Work arrived for a cold agent: start it where it can run (its host, another
     host, or here with no host daemon). False when it was not cold any more."""
     if agent.state != AgentState.COLD:
         return False
-    target = _target(town, agent)
-    woken = fleet.wake(town.store, agent.id, why, host=target)
-    if woken is None:
-        return False
-    if target is not None:
-        hosts.nudge(town.store.r, town.name, target)
-    else:
-        if woken.host is not None:
-            fleet.move(town.store, agent.id, woken.host, None)
-        from tinytown.ops.launcher import start_worker
-
-        start_worker(town.store, town.settings, woken)
-    return True
+    return fleet.wake_cold(town.store, agent, why, _timeout(town),
+                           lambda woken: start_worker(town.store, town.settings, woken)
+                           ) is not None
 
 
-def report(town: Town) -> list[dict[str, Any]]:
+def report(town: TownContext) -> list[dict[str, Any]]:
     """Every registered host: state, load, capacity, labels, CLIs and its agents."""
-    agents = town.list_agents()
+    agents = town.store.list_agents()
     now = time.time()
     out = []
     for h in hosts.read_all(town.store):
@@ -132,7 +105,7 @@ def report(town: Town) -> list[dict[str, Any]]:
     return out
 
 
-def drain(town: Town, name: str) -> dict[str, Any]:
+def drain(town: TownContext, name: str) -> dict[str, Any]:
     """Host `name` takes no new agents and moves its agents elsewhere (each finishes
     its round first)."""
     known = {h.name: h for h in hosts.read_all(town.store)}
@@ -141,4 +114,4 @@ def drain(town: Town, name: str) -> dict[str, Any]:
     hosts.set_draining(town.store, name, True)
     hosts.nudge(town.store.r, town.name, name)
     return {"name": name, "draining": True,
-            "agents": [a.name for a in town.list_agents() if a.host == name]}
+            "agents": [a.name for a in town.store.list_agents() if a.host == name]}

@@ -8,27 +8,26 @@ inbox, their unfinished tasks) to another agent or to the backlog. The writes li
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tinytown.db import recovery, runtime, states
-from tinytown.db.tasks import move_to_backlog
+from tinytown.db.tasks import finish_task, move_to_backlog
 from tinytown.errors import InvalidTransition, UsageError
-from tinytown.models import Agent, AgentState, Task
+from tinytown.models import Agent, AgentState, Task, TaskState
+from tinytown.ops.context import TownContext, worker_status
+from tinytown.ops.references import resolve
 
-if TYPE_CHECKING:
-    from tinytown.ops.town import Town
 
-
-def recover_town(town: Town) -> list[Agent]:
+def recover_town(town: TownContext) -> list[Agent]:
     """Once, what the supervisor does continuously: live agents whose worker is gone
     (no process on this host, or no heartbeat within the limit) become `error`."""
     recovered = []
-    for agent in town.list_agents():
+    for agent in town.store.list_agents():
         if agent.state not in states.ALLOWED_LIVE:
             continue
         if agent.state == AgentState.STARTING and not runtime.read(town.store, agent.id).get("pid"):
             continue  # its worker has not started yet (`--no-start`): not a crash
-        alive, _ = town.worker_status(agent)
+        alive, _ = worker_status(town, agent)
         if not alive:
             after = recovery.recover_agent(town.store, agent, "tt recover: its worker is gone")
             if after is not None:
@@ -36,13 +35,13 @@ def recover_town(town: Town) -> list[Agent]:
     return recovered
 
 
-def _unfinished(town: Town, agent_id: str) -> list[Task]:
+def _unfinished(town: TownContext, agent_id: str) -> list[Task]:
     return [t for t in town.store.list_tasks()
             if t.assigned_to == agent_id and not t.state.is_terminal]
 
 
 def reclaim(
-    town: Town,
+    town: TownContext,
     source: str | None = None,
     to_agent: str | None = None,
     to_backlog: bool = False,
@@ -55,10 +54,10 @@ def reclaim(
     """
     if to_agent and to_backlog:
         raise UsageError("give --to AGENT or --to-backlog, not both")
-    target = town.resolve(to_agent) if to_agent else None
+    target = resolve(town, to_agent) if to_agent else None
     if target is not None and target.state.is_terminal:
         raise InvalidTransition(f"--to {target.name}: that agent is {target.state.value}")
-    agents = [town.resolve(source)] if source else town.list_agents()
+    agents = [resolve(town, source)] if source else town.store.list_agents()
     report = []
     for agent in agents:
         if not agent.state.is_terminal or (target is not None and agent.id == target.id):
@@ -84,16 +83,16 @@ def reclaim(
     return report
 
 
-def orphan_tasks(town: Town, to_backlog: bool = False, cancel: bool = False) -> list[Task]:
+def orphan_tasks(town: TownContext, to_backlog: bool = False, cancel: bool = False) -> list[Task]:
     """Unfinished tasks whose agent no longer exists; moved or cancelled when asked."""
     if to_backlog and cancel:
         raise UsageError("give --to-backlog or --cancel, not both")
-    live = {a.id for a in town.list_agents()}
+    live = {a.id for a in town.store.list_agents()}
     orphans = [t for t in town.store.list_tasks()
                if t.assigned_to and t.assigned_to not in live and not t.state.is_terminal]
     for task in orphans:
         if cancel:
-            town.cancel_task(task.id)
+            finish_task(town.store, task.id, TaskState.CANCELLED, None)
         elif to_backlog:
             move_to_backlog(town.store, task.id)
     return orphans

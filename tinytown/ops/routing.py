@@ -6,30 +6,28 @@ The writes live in `tinytown.db.tasks`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from tinytown import keys
 from tinytown.db import tasks
 from tinytown.errors import TaskNotFound, UsageError
 from tinytown.models import Agent, AgentState, Task
+from tinytown.ops.context import TownContext
+from tinytown.ops.hosts import wake
+from tinytown.ops.references import resolve
 from tinytown.roles import roles_of
 
-if TYPE_CHECKING:
-    from tinytown.ops.town import Town
 
-
-def role_members(town: Town, role: str) -> list[Agent]:
+def role_members(town: TownContext, role: str) -> list[Agent]:
     known = set(town.settings.known_roles())
-    return [a for a in town.list_agents() if role in roles_of(a, known)]
+    return [a for a in town.store.list_agents() if role in roles_of(a, known)]
 
 
-def _check_role(town: Town, role: str) -> None:
+def _check_role(town: TownContext, role: str) -> None:
     known = town.settings.known_roles()
     if role not in known:
         raise UsageError(f"unknown role {role!r}; known roles: {', '.join(sorted(known))}")
 
 
-def assign_to_role(town: Town, role: str, task: Task) -> tuple[Task, list[Agent]]:
+def assign_to_role(town: TownContext, role: str, task: Task) -> tuple[Task, list[Agent]]:
     """Queue a task for whichever agent of `role` is free; returns it and the live members.
 
     With no live member the task waits in the role's queue: it is never dropped.
@@ -40,8 +38,6 @@ def assign_to_role(town: Town, role: str, task: Task) -> tuple[Task, list[Agent]
     live = [a for a in members if not a.state.is_terminal]
     cold = [a for a in members if a.state == AgentState.COLD]
     if not live and cold:  # scale to zero: the one idle longest wakes for it
-        from tinytown.ops.hosts import wake
-
         sleeper = min(cold, key=lambda a: a.last_active_at)
         if wake(town, sleeper, "a task for its role arrived"):
             live = [town.store.require_agent(sleeper.id)]
@@ -51,18 +47,18 @@ def assign_to_role(town: Town, role: str, task: Task) -> tuple[Task, list[Agent]
 # --- backlog ----------------------------------------------------------------------
 
 
-def backlog_add(town: Town, task: Task, role: str | None = None) -> Task:
+def backlog_add(town: TownContext, task: Task, role: str | None = None) -> Task:
     if role is not None:
         _check_role(town, role)
     return tasks.add_to_backlog(town.store, task, role)
 
 
-def backlog_list(town: Town) -> list[Task]:
+def backlog_list(town: TownContext) -> list[Task]:
     found = [town.store.get_task(i) for i in town.store.backlog_ids()]
     return [t for t in found if t is not None]
 
 
-def _backlog_task(town: Town, ref: str) -> Task:
+def _backlog_task(town: TownContext, ref: str) -> Task:
     matches = [i for i in town.store.backlog_ids() if i.startswith(ref.strip().lower())]
     if len(matches) != 1:
         raise TaskNotFound(
@@ -71,10 +67,10 @@ def _backlog_task(town: Town, ref: str) -> Task:
     return town.store.require_task(matches[0])
 
 
-def backlog_claim(town: Town, task_ref: str, agent_ref: str) -> Task:
+def backlog_claim(town: TownContext, task_ref: str, agent_ref: str) -> Task:
     """Assign a backlog task to an agent, atomically. The agent is resolved first, so a
     bad name leaves the backlog untouched."""
-    agent = town.resolve(agent_ref)
+    agent = resolve(town, agent_ref)
     if agent.id == keys.SUPERVISOR_ID:
         raise UsageError("backlog tasks are claimed by worker agents, not the supervisor")
     claimed = tasks.claim(town.store, _backlog_task(town, task_ref).id, agent, from_backlog=True)
@@ -82,9 +78,9 @@ def backlog_claim(town: Town, task_ref: str, agent_ref: str) -> Task:
     return claimed
 
 
-def backlog_assign_all(town: Town, agent_ref: str) -> list[Task]:
+def backlog_assign_all(town: TownContext, agent_ref: str) -> list[Task]:
     """Claim every backlog task the agent may take (no role, or one of its roles)."""
-    agent = town.resolve(agent_ref)
+    agent = resolve(town, agent_ref)
     mine = set(roles_of(agent, set(town.settings.known_roles())))
     claimed = []
     for task in backlog_list(town):
@@ -94,6 +90,6 @@ def backlog_assign_all(town: Town, agent_ref: str) -> list[Task]:
     return claimed
 
 
-def backlog_remove(town: Town, task_ref: str) -> Task:
+def backlog_remove(town: TownContext, task_ref: str) -> Task:
     """Take a task out of the backlog; it is kept, as `cancelled`."""
     return tasks.remove_from_backlog(town.store, _backlog_task(town, task_ref).id)

@@ -21,16 +21,15 @@ import json
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tinytown import keys
 from tinytown.db import fleet, raw, recovery, states
 from tinytown.errors import TinytownError, UsageError
 from tinytown.models import AgentState
+from tinytown.ops.context import TownContext, worker_status
+from tinytown.ops.references import resolve
 from tinytown.private import private_dir, private_file
-
-if TYPE_CHECKING:
-    from tinytown.ops.town import Town
 
 FORMAT = "tinytown-snapshot/1"
 MAX_SNAPSHOT_BYTES = 2**30  # a town's data lives in Redis's memory: more is a mistake
@@ -43,7 +42,7 @@ def _kept(town: str, key: str) -> bool:
     return not rest.startswith(_SKIP)
 
 
-def save(town: Town, path: Path | None = None) -> tuple[Path, int]:
+def save(town: TownContext, path: Path | None = None) -> tuple[Path, int]:
     """Write the snapshot (default: .tt/snapshots/<UTC time>.jsonl); returns path, keys."""
     if path is None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -66,7 +65,7 @@ def save(town: Town, path: Path | None = None) -> tuple[Path, int]:
     return path, count
 
 
-def restore(town: Town, path: Path, force: bool = False, start: bool = False
+def restore(town: TownContext, path: Path, force: bool = False, start: bool = False
             ) -> dict[str, Any]:
     """Load a snapshot into this town (its keys are renamed to this town's prefix):
     `keys` loaded, the agents it `stopped` (live in the snapshot, with no worker here),
@@ -116,23 +115,23 @@ def restore(town: Town, path: Path, force: bool = False, start: bool = False
 
         for name in report["stopped"]:
             try:
-                restart(town, town.resolve(name).id)
+                restart(town, resolve(town, name).id)
                 report["started"].append(name)
             except TinytownError as exc:
                 report["failed"].append({"name": name, "error": str(exc)})
-        fleet.forget_down(town.store, [town.resolve(n).id for n in report["started"]])
+        fleet.forget_down(town.store, [resolve(town, n).id for n in report["started"]])
     return report
 
 
-def _settle(town: Town, agent_ids: set[str]) -> list[str]:
+def _settle(town: TownContext, agent_ids: set[str]) -> list[str]:
     """Restored agents that were live have no worker here (unless one serves them,
     restored over a live town with --force): `stopped`, their work handed back, and
     remembered for `tt up`. Their names."""
     settled = []
-    for agent in town.list_agents():
+    for agent in town.store.list_agents():
         if agent.id not in agent_ids or agent.state not in states.ALLOWED_LIVE:
             continue
-        if town.worker_status(agent)[0]:
+        if worker_status(town, agent)[0]:
             continue
         if recovery.recover_agent(town.store, agent, "restored from a snapshot: no worker",
                                   to=AgentState.STOPPED) is not None:

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tinytown import workspace as ws
+from tinytown import workspace
 from tinytown.errors import UsageError, WorkspaceError
 from tinytown.models import Agent
-
-if TYPE_CHECKING:
-    from tinytown.ops.town import Town
+from tinytown.ops.context import TownContext
+from tinytown.ops.references import resolve
 
 log = logging.getLogger("tinytown")
 
 
-def place(town: Town, agent: Agent, mode: str | None, base: str | None,
+def place(town: TownContext, agent: Agent, mode: str | None, base: str | None,
           parent: Agent | None) -> str | None:
     """Give a new agent its workspace (before its record is written: a failure here
     leaves nothing behind); a one-line notice when it shares the town's folder for want
@@ -33,70 +32,70 @@ def place(town: Town, agent: Agent, mode: str | None, base: str | None,
             folder = town.settings.root / folder
         if not folder.is_dir():
             raise UsageError(f"--workspace {mode}: no such folder (or give shared|worktree)")
-        taken = [a.name for a in town.list_agents()
+        taken = [a.name for a in town.store.list_agents()
                  if a.workspace == str(folder.resolve()) and not a.state.is_terminal]
         if taken:
             raise WorkspaceError(f"--workspace {mode}: agent {taken[0]!r} works there; two"
                                  " agents never share a workspace")
         agent.workspace = str(folder.resolve())
         return None
-    repo = ws.repo_root(town.settings.root)
+    repo = workspace.repo_root(town.settings.root)
     if repo is None:
         if base:
             raise UsageError("--base needs a git repository: the town's folder is not in one")
         return (f"{town.settings.root} is not in a git work tree: agent {agent.name} works"
                 " in the town's folder (shared)")
     start = base or (parent.branch if parent is not None and parent.branch else None)
-    if start is None and not ws.has_commit(repo):
+    if start is None and not workspace.has_commit(repo):
         return (f"{repo} has no commit yet: agent {agent.name} works in the town's folder"
                 " (shared) until there is one")
-    made = ws.create(repo, town.settings.runtime_dir / "worktrees" / agent.name,
+    made = workspace.create(repo, town.settings.runtime_dir / "worktrees" / agent.name,
                      agent.name, start)
     agent.workspace, agent.branch, agent.base = str(made.path), made.branch, made.base
     return None
 
 
-def _repo(town: Town) -> Path:
-    repo = ws.repo_root(town.settings.root)
+def _repo(town: TownContext) -> Path:
+    repo = workspace.repo_root(town.settings.root)
     if repo is None:
         raise WorkspaceError(f"{town.settings.root} is not in a git work tree")
     return repo
 
 
-def _branched(town: Town, ref: str) -> Agent:
-    agent = town.resolve(ref)
+def _branched(town: TownContext, ref: str) -> Agent:
+    agent = resolve(town, ref)
     if not agent.branch or not agent.base:
         raise WorkspaceError(f"agent {agent.name!r} has no branch of its own (its workspace"
                              f" is {agent.workspace or 'the town folder'})")
     return agent
 
 
-def diff(town: Town, ref: str, stat: bool = False) -> str:
+def diff(town: TownContext, ref: str, stat: bool = False) -> str:
     agent = _branched(town, ref)
-    return ws.diff(_repo(town), agent.base or "", agent.branch or "", stat)
+    return workspace.diff(_repo(town), agent.base or "", agent.branch or "", stat)
 
 
-def merge(town: Town, ref: str, into: str | None = None, squash: bool = False
+def merge(town: TownContext, ref: str, into: str | None = None, squash: bool = False
           ) -> dict[str, Any]:
     agent = _branched(town, ref)
     return {"agent": agent.name, "branch": agent.branch,
-            **ws.merge(_repo(town), agent.branch or "", into, squash, agent.name)}
+            **workspace.merge(_repo(town), agent.branch or "", into, squash, agent.name)}
 
 
-def branch(town: Town, ref: str) -> str:
+def branch(town: TownContext, ref: str) -> str:
     return _branched(town, ref).branch or ""
 
 
 def can_remove(agent: Agent, force: bool) -> str | None:
     """Why the agent's worktree must stay (work not committed), if it must."""
     if agent.branch and agent.workspace and Path(agent.workspace).is_dir() and not force \
-            and ws.dirty(Path(agent.workspace)):
+            and workspace.dirty(Path(agent.workspace)):
         return "its worktree has work not committed; --force drops it"
     return None
 
 
-def remove(town: Town, agent: Agent, force: bool, delete_branch: bool) -> None:
+def remove(town: TownContext, agent: Agent, force: bool, delete_branch: bool) -> None:
     if agent.branch and agent.workspace:
-        repo = ws.repo_root(town.settings.root)
+        repo = workspace.repo_root(town.settings.root)
         if repo is not None:
-            ws.remove(repo, Path(agent.workspace), agent.branch, force, delete_branch)
+            workspace.remove(repo, Path(agent.workspace), agent.branch, force, delete_branch)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tinytown import keys
-from tinytown.db import fleet, hosts, rounds, runtime, states, tasks
+from tinytown.db import fleet, rounds, runtime, states, tasks
 from tinytown.db.connection import connect
 from tinytown.db.fence import Fence
 from tinytown.db.store import Store
@@ -186,21 +186,18 @@ class WorkerRuntime:
             return
         if new == AgentState.COLD and self.state.idle_drained and \
                 self.store.inbox_len(self.agent_id):
-            self._wake_again()
+            self._wake_again(agent)
 
-    def _wake_again(self) -> None:
+    def _wake_again(self, agent: Agent) -> None:
         """Work arrived while the idle agent drained (its sender saw it draining, not cold,
         and woke nobody): the agent starts again, on its host or here. (After `tt close`
         work left in the inbox waits: only work that arrives later wakes the agent.)"""
-        woken = fleet.wake(self.store, self.agent_id, "work arrived while it drained")
-        if woken is None:
-            return
-        if woken.host is not None:
-            hosts.nudge(self.redis, self.town, woken.host)
-            return
-        launch = runtime.launching(self.store, self.agent_id)
-        detached(worker_argv(self.settings.root, launch, self.agent_id),
-                 self.logs / "worker.log", self.settings.root)
+        fleet.wake_cold(self.store, agent, "work arrived while it drained",
+                        self.settings.supervisor.heartbeat_timeout_secs,
+                        lambda woken: detached(
+                            worker_argv(self.settings.root,
+                                        runtime.launching(self.store, woken.id), woken.id),
+                            self.logs / "worker.log", self.settings.root))
 
     def on_shutting_down(self) -> None:
         """worker_shutting_down (a warm shutdown begins): after `tt close` the running

@@ -23,7 +23,13 @@ from tinytown.errors import TinytownError
 from tinytown.models import Agent, AgentState, format_timestamp, utcnow
 from tinytown.presets import resolve_cli
 from tinytown.settings import Settings
-from tinytown.usage import Usage, budget_text, spend_text
+from tinytown.usage import (
+    Usage,
+    agent_budget_usd,
+    budget_text,
+    spend_text,
+    town_budget_usd,
+)
 from tinytown.worker.state import RoundContext
 
 
@@ -35,7 +41,7 @@ def over_budget(store: Store, settings: Settings, agent: Agent, recorded: str | 
     first step read them (no round trip of its own on the way to every CLI); the
     town's spend is read only under a cap."""
     used = agent.usage or Usage()
-    cap = agent.budget_usd if agent.budget_usd is not None else settings.budget.agent_usd
+    cap = agent_budget_usd(agent.budget_usd, settings.budget)
     resume = f"then `tt resume {agent.name}`"
     if cap is not None and used.cost_usd >= cap:
         return (f"budget: spent {spend_text(used.cost_usd, cap)} of {budget_text(cap)}"
@@ -43,9 +49,7 @@ def over_budget(store: Store, settings: Settings, agent: Agent, recorded: str | 
     if agent.budget_tokens is not None and used.tokens >= agent.budget_tokens:
         return (f"token budget: spent {used.tokens} of {agent.budget_tokens} tokens (raise"
                 f" it with `tt budget set {agent.name} --tokens N`, {resume})")
-    town_cap = _number(recorded)
-    if town_cap is None:
-        town_cap = settings.budget.town_usd
+    town_cap = town_budget_usd(_number(recorded), settings.budget)
     town_tokens = _number(recorded_tokens)
     if town_cap is None and town_tokens is None:
         return None

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tinytown.db import usage as round_usage
 from tinytown.errors import TinytownError, UsageError
 from tinytown.models import Agent, utcnow
-from tinytown.usage import TOKEN_FIELDS, Usage
+from tinytown.ops.context import TownContext
+from tinytown.ops.references import resolve
+from tinytown.usage import TOKEN_FIELDS, Usage, agent_budget_usd, town_budget_usd
 from tinytown.validate import parse_since, validate_usd
-
-if TYPE_CHECKING:
-    from tinytown.ops.town import Town
 
 GROUPS = ("agent", "task", "role", "day")
 
 
-def report(town: Town, agent_ref: str | None = None, task_id: str | None = None,
+def report(town: TownContext, agent_ref: str | None = None, task_id: str | None = None,
            since: str | None = None, by: str = "agent") -> dict[str, Any]:
     """Tokens and cost of the rounds (of one agent or task, from `since`), grouped."""
     if by not in GROUPS:
         raise UsageError(f"--by {by!r}: give one of {', '.join(GROUPS)}")
-    agent_id = town.resolve(agent_ref).id if agent_ref else None
+    agent_id = resolve(town, agent_ref).id if agent_ref else None
     task = town.store.require_task(task_id) if task_id else None
     start = parse_since(since, utcnow()) if since else None
     rows: dict[str, dict[str, Any]] = {}
@@ -72,12 +71,12 @@ def _group(entry: dict[str, Any], by: str) -> tuple[str, str]:
     return day, day
 
 
-def budget_status(town: Town) -> dict[str, Any]:
+def budget_status(town: TownContext) -> dict[str, Any]:
     """The town's budgets and spend, and each agent's (`cost_known`: false when some of
     its rounds' cost is unknown, which a USD budget does not count)."""
     spent = round_usage.town_totals(town.store)
     agents = []
-    for agent in town.list_agents():
+    for agent in town.store.list_agents():
         if agent.agent_type.value != "worker":
             continue
         cap = agent_budget(town, agent.budget_usd)
@@ -92,13 +91,12 @@ def budget_status(town: Town) -> dict[str, Any]:
                      "cost": spent.cost_text()}, "agents": agents}
 
 
-def town_budget(town: Town) -> float | None:
-    recorded = round_usage.town_budget(town.store)
-    return recorded if recorded is not None else town.settings.budget.town_usd
+def town_budget(town: TownContext) -> float | None:
+    return town_budget_usd(round_usage.town_budget(town.store), town.settings.budget)
 
 
-def agent_budget(town: Town, own: float | None) -> float | None:
-    return own if own is not None else town.settings.budget.agent_usd
+def agent_budget(town: TownContext, own: float | None) -> float | None:
+    return agent_budget_usd(own, town.settings.budget)
 
 
 class Keep:
@@ -108,7 +106,7 @@ class Keep:
 KEEP = Keep()
 
 
-def set_budget(town: Town, target: str, usd: float | None | Keep = KEEP,
+def set_budget(town: TownContext, target: str, usd: float | None | Keep = KEEP,
                tokens: int | None | Keep = KEEP) -> dict[str, Any]:
     """`tt budget set AGENT|town [USD] [--tokens N]` (None: no cap of its own; a USD
     cap falls back to tinytown.toml's). `unpriced`: the agents it covers whose cost is
@@ -123,11 +121,11 @@ def set_budget(town: Town, target: str, usd: float | None | Keep = KEEP,
             round_usage.set_town_budget(town.store, usd)
         if not isinstance(tokens, Keep):
             round_usage.set_town_budget_tokens(town.store, tokens)
-        covered = [a for a in town.list_agents() if a.agent_type.value == "worker"]
+        covered = [a for a in town.store.list_agents() if a.agent_type.value == "worker"]
         out: dict[str, Any] = {"town": town.name, "budget_usd": town_budget(town),
                                "budget_tokens": round_usage.town_budget_tokens(town.store)}
     else:
-        agent = town.resolve(target)
+        agent = resolve(town, target)
 
         def change(a: Agent) -> None:
             if not isinstance(usd, Keep):
@@ -143,7 +141,7 @@ def set_budget(town: Town, target: str, usd: float | None | Keep = KEEP,
     return out
 
 
-def cost_unknown(town: Town, agent: Agent) -> bool:
+def cost_unknown(town: TownContext, agent: Agent) -> bool:
     """Whether a USD budget misses some of the agent's cost: rounds that ran without
     one, or (before its first round) a CLI that reports none with no [prices.<cli>]."""
     if agent.usage is not None and agent.usage.rounds:

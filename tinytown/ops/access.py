@@ -10,23 +10,20 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from tinytown import apikeys
 from tinytown.apikeys import ApiKey, Scope
 from tinytown.db import apikeys as stored
 from tinytown.errors import KeyRefused, Refused
 from tinytown.models import utcnow
-
-if TYPE_CHECKING:
-    from tinytown.ops.town import Town
+from tinytown.ops.context import TownContext
 
 TOUCH_EVERY_SECS = 60.0  # "last used" is written at most this often per key and process
 _touched: dict[tuple[str, str], float] = {}
 _touched_lock = threading.Lock()
 
 
-def add_key(town: Town, name: str, scope: str) -> tuple[ApiKey, str]:
+def add_key(town: TownContext, name: str, scope: str) -> tuple[ApiKey, str]:
     """Record a new key; returns its record and the key itself, which nobody sees again."""
     record = ApiKey(name=apikeys.validate_key_name(name), scope=apikeys.parse_scope(scope))
     key = apikeys.mint()
@@ -34,15 +31,15 @@ def add_key(town: Town, name: str, scope: str) -> tuple[ApiKey, str]:
     return record, key
 
 
-def list_keys(town: Town) -> list[ApiKey]:
+def list_keys(town: TownContext) -> list[ApiKey]:
     return stored.all_keys(town.store)
 
 
-def revoke_key(town: Town, name: str) -> ApiKey:
+def revoke_key(town: TownContext, name: str) -> ApiKey:
     return stored.revoke(town.store, name)
 
 
-def authenticate(town: Town, key: str | None, needed: Scope) -> ApiKey:
+def authenticate(town: TownContext, key: str | None, needed: Scope) -> ApiKey:
     """The key's record if it is the town's and its scope allows `needed`: KeyRefused
     (no key, or an unknown or revoked one) or NotPermitted otherwise."""
     if not key:
@@ -56,7 +53,7 @@ def authenticate(town: Town, key: str | None, needed: Scope) -> ApiKey:
     return record
 
 
-def _touch(town: Town, name: str) -> None:
+def _touch(town: TownContext, name: str) -> None:
     now = time.monotonic()
     with _touched_lock:
         last = _touched.get((town.name, name))
@@ -66,13 +63,13 @@ def _touch(town: Town, name: str) -> None:
     stored.touch(town.store, name, utcnow())
 
 
-def audit(town: Town, key_name: str, method: str, path: str, status: int) -> None:
+def audit(town: TownContext, key_name: str, method: str, path: str, status: int) -> None:
     """An `api` event: which key wrote what (method, path) and how it went (status)."""
     town.store.add_event("api", None, key_name=key_name, method=method, path=path,
                          status=status)
 
 
-def check_address(town: Town, address: str) -> None:
+def check_address(town: TownContext, address: str) -> None:
     """Serving beyond this machine needs a key to exist first: with none, every request
     would be refused, or, worse, a mistake elsewhere would leave the town open."""
     if is_loopback(address):

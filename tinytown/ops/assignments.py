@@ -1,0 +1,131 @@
+"""Tasks from a client's side: assign one to an agent, list them, finish one by hand
+(complete, fail, cancel), and wait for one to end. The writes are `tinytown.db.tasks`;
+work aimed at a role or the backlog is `tinytown.ops.routing`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from tinytown import ops
+from tinytown.db import tasks
+from tinytown.errors import MessageTooLarge, NotRunning, TaskNotFound, UsageError
+from tinytown.models import (
+    MAX_MESSAGE_BYTES,
+    Agent,
+    AgentState,
+    AgentType,
+    Priority,
+    Task,
+    TaskState,
+)
+from tinytown.ops.context import TownContext
+from tinytown.ops.polling import poll
+from tinytown.ops.references import resolve, resolve_task
+from tinytown.validate import utf8_size, validate_timeout
+
+log = logging.getLogger("tinytown")
+
+
+def assign(town: TownContext, agent_ref: str, task: Task | str,
+           priority: Priority = Priority.NORMAL) -> str:
+    """Record the task as `assigned` and put a `task_assign` in the agent's inbox."""
+    agent = resolve(town, agent_ref)
+    if agent.agent_type == AgentType.SUPERVISOR:
+        raise UsageError("tasks are assigned to worker agents, not to the supervisor")
+    if isinstance(task, str):
+        task = Task(task)
+    size = utf8_size(task.description)
+    if size > MAX_MESSAGE_BYTES:
+        raise MessageTooLarge(
+            f"the description is {size} bytes;"
+            f" the limit is {MAX_MESSAGE_BYTES} (1 MiB)"
+        )
+    if task.parent_id and town.store.get_task(task.parent_id) is None:
+        raise TaskNotFound(f"parent task {task.parent_id} does not exist")
+    tasks.assign(town.store, task, agent, priority)
+    work_arrived(town, agent, "the task")
+    return task.id
+
+
+def work_arrived(town: TownContext, agent: Agent, what: str) -> None:
+    """Work (a task, a message) went to `agent`: a cold one is woken where it can run
+    (scale to zero: `ops.hosts.wake`, loaded only then); for a stopped or errored one
+    it waits in its inbox, and we say so."""
+    if agent.state == AgentState.COLD:
+        ops.hosts.wake(town, agent, f"{what.removeprefix('the ')} arrived")
+    elif agent.state.is_terminal:
+        log.warning("%s is %s: %s waits in its inbox until `tt restart %s`",
+                    agent.name, agent.state.value, what, agent.name)
+
+
+def list_tasks(town: TownContext, state: TaskState | str | None = None,
+               agent_ref: str | None = None) -> list[Task]:
+    wanted = TaskState(state) if state else None
+    agent_id = resolve(town, agent_ref).id if agent_ref else None
+    return [
+        t
+        for t in town.store.list_tasks()
+        if (wanted is None or t.state == wanted)
+        and (agent_id is None or t.assigned_to == agent_id)
+    ]
+
+
+def finish(town: TownContext, ref: str, state: TaskState, text: str | None) -> Task:
+    """Complete, fail or cancel a task by hand; counts once for its agent (a second
+    ending is refused)."""
+    return tasks.finish_task(town.store, resolve_task(town, ref).id, state, text)
+
+
+def current(town: TownContext, agent_ref: str) -> Task | None:
+    agent = resolve(town, agent_ref)
+    return town.store.get_task(agent.current_task) if agent.current_task else None
+
+
+def wait(
+    town: TownContext,
+    ref: str,
+    timeout: float | None = None,
+    on_poll: Callable[[Task, float], None] | None = None,
+    queue: bool = False,
+) -> Task:
+    """Block until the task is completed, failed or cancelled; returns it.
+
+    An unfinished task whose agent is stopped, or errored with no automatic restart
+    coming (`restart = "never"`, a crash loop), runs only after `tt restart`:
+    refused at once (NotRunning) rather than waited on for the whole timeout, unless
+    `queue` (wait for the restart, up to `timeout`)."""
+    validate_timeout(timeout)
+    found = resolve_task(town, ref)
+    task_id = found.id
+    assignee = _assignee(town, task_id)
+    if not queue and not found.state.is_terminal and assignee is not None \
+            and assignee.state.is_terminal \
+            and assignee.state != AgentState.COLD \
+            and not _comes_back(town, assignee):  # a cold one wakes for its work
+        raise NotRunning(
+            f"task {task_id[:8]} waits for {assignee.name}, which is"
+            f" {assignee.state.value}: it runs after `tt restart {assignee.name}`"
+            f" (`tt task wait {task_id[:8]} --queue` waits for that)")
+
+    def read() -> Task:
+        task = town.store.get_task(task_id)
+        if task is None:
+            raise TaskNotFound(f"task {task_id} disappeared")
+        return task
+
+    return poll(read, lambda t: t.state.is_terminal, timeout, on_poll,
+                lambda t: f"task {task_id} is still {t.state.value} after {timeout:g}s")
+
+
+def _comes_back(town: TownContext, agent: Agent) -> bool:
+    """An agent in `error` that its host daemon or the supervisor restarts
+    (`[agent] restart = "on-failure"`, no crash loop): its work is worth waiting for."""
+    from tinytown.db.fleet import restartable
+
+    return agent.state == AgentState.ERROR and restartable(town.settings.agent, agent)
+
+
+def _assignee(town: TownContext, task_id: str) -> Agent | None:
+    task = town.store.get_task(task_id)
+    return town.store.get_agent(task.assigned_to) if task and task.assigned_to else None
