@@ -1,0 +1,77 @@
+"""The records' enumerations: agent and task states, agent types, spawn modes, session
+policies and message priorities.
+
+Their own module so that the records (tinytown/models.py) and the message types
+(tinytown/message_types.py) share them without importing each other; import them from
+tinytown.models as before.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AgentState(StrEnum):
+    STARTING = "starting"
+    IDLE = "idle"
+    WORKING = "working"
+    PAUSED = "paused"
+    DRAINING = "draining"
+    COLD = "cold"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_AGENT_STATES
+
+
+TERMINAL_AGENT_STATES = frozenset({AgentState.STOPPED, AgentState.ERROR, AgentState.COLD})
+
+
+class AgentType(StrEnum):
+    WORKER = "worker"
+    SUPERVISOR = "supervisor"
+
+
+class SpawnMode(StrEnum):
+    FRESH = "fresh"
+    FORKED_CONTEXT = "forkedcontext"
+    RESUMED = "resumed"
+
+
+class SessionPolicy(StrEnum):
+    """Whether an agent's CLI goes on with its session from one task to the next
+    (`continue`: it remembers its earlier work) or starts each one afresh."""
+
+    CONTINUE = "continue"
+    FRESH = "fresh"
+
+
+class TaskState(StrEnum):
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @classmethod
+    def _missing_(cls, value: object) -> TaskState | None:
+        return cls.RUNNING if value == "in_flight" else None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def goes_first(self) -> bool:
+        """urgent and high go to the head of the inbox (LPUSH), the rest to its tail."""
+        return self in (Priority.HIGH, Priority.URGENT)
