@@ -1,5 +1,8 @@
 """All Redis access for a town's records, inboxes, tasks and events.
 
+The inbox methods live in db/inboxes.py, a mixin of `Store` that keeps this module
+under 500 lines; `store.push_message(...)` and the rest work as before.
+
 The client is passed in (never a module global). Writers take an optional pipeline so
 callers can batch several writes into one atomic MULTI. Read-modify-write of a record
 goes through `transaction` (WATCH/MULTI with retry), so concurrent writers never lose
@@ -19,19 +22,17 @@ from redis.client import Pipeline
 from tinytown import keys
 from tinytown.db.connection import BLOCK_SECS, TownRedis, text, text_map, texts
 from tinytown.db.fence import Fence, watching
+from tinytown.db.inboxes import Inboxes
 from tinytown.errors import (
     AgentNotFound,
     InvalidRecord,
-    MessageTooLarge,
     NameTaken,
     TaskNotFound,
     TownExists,
     WrongType,
 )
 from tinytown.models import (
-    MAX_MESSAGE_BYTES,
     Agent,
-    Message,
     Task,
     WireModel,
     format_timestamp,
@@ -63,7 +64,7 @@ def event_entry(kind: str, agent_id: str | None = None, **fields: Any) -> dict[s
     return entry
 
 
-class Store:
+class Store(Inboxes):
     def __init__(self, r: TownRedis, town: str) -> None:
         self.r = r
         self.town = town
@@ -123,6 +124,31 @@ class Store:
             log.warning("skipping %s: not a string value", key)
             return None
         return raw
+
+    def set_aside(self, key: str) -> str:
+        """Move a key of the wrong Redis type out of the way (kept, renamed): what was
+        there is not lost, and the town's own use of the key can go on."""
+        target = keys.set_aside(self.town, key, f"{time.time():.6f}")
+        kind = self.r.type(key)
+        if self.r.renamenx(key, target):
+            log.warning("%s is a %s, not what Tinytown keeps there: moved to %s",
+                        key, text(kind), target)
+        return target
+
+    def ensure_lists(self, *names: str) -> None:
+        """Before a MULTI that writes into lists Tinytown keeps (inboxes) and the event
+        stream: a key of another type is set aside first, so the MULTI does not fail
+        halfway. One round trip for all of them."""
+        wanted = {name: "list" for name in names}
+        if not self._events_checked:
+            wanted[keys.events(self.town)] = "stream"
+            self._events_checked = True
+        pipe = self.r.pipeline(transaction=False)
+        for name in wanted:
+            pipe.type(name)
+        for (name, kind), found in zip(wanted.items(), pipe.execute(), strict=True):
+            if text(found) not in (kind, "none"):
+                self.set_aside(name)
 
     # --- agents -----------------------------------------------------------------
 
@@ -267,144 +293,6 @@ class Store:
         target.hdel(keys.names(self.town), agent.name)
         if pipe is None:
             target.execute()
-
-    # --- inboxes ----------------------------------------------------------------
-
-    def push_message(self, message: Message, pipe: Pipeline | None = None) -> None:
-        """Put a message in its recipient's inbox: urgent/high at the head, others at the tail."""
-        data = message.to_json()
-        if len(data.encode()) > MAX_MESSAGE_BYTES:
-            raise MessageTooLarge(
-                f"message is {len(data.encode())} bytes; the limit is {MAX_MESSAGE_BYTES} (1 MiB)"
-            )
-        target: Any = pipe if pipe is not None else self.r
-        key = keys.inbox(self.town, message.to)
-        if message.priority.goes_first:
-            target.lpush(key, data)
-        else:
-            target.rpush(key, data)
-
-    def peek_inbox(self, agent_id: str, limit: int = -1) -> list[Message]:
-        key = keys.inbox(self.town, agent_id)
-        try:
-            raws = texts(self.r.lrange(key, 0, limit - 1 if limit > 0 else -1))
-        except WrongType:
-            log.warning("skipping %s: not a list", key)
-            return []
-        return self._parse_messages(key, raws)
-
-    def ensure_lists(self, *names: str) -> None:
-        """Before a MULTI that writes into lists Tinytown keeps (inboxes) and the event
-        stream: a key of another type is set aside first, so the MULTI does not fail
-        halfway. One round trip for all of them."""
-        wanted = {name: "list" for name in names}
-        if not self._events_checked:
-            wanted[keys.events(self.town)] = "stream"
-            self._events_checked = True
-        pipe = self.r.pipeline(transaction=False)
-        for name in wanted:
-            pipe.type(name)
-        for (name, kind), found in zip(wanted.items(), pipe.execute(), strict=True):
-            if text(found) not in (kind, "none"):
-                self.set_aside(name)
-
-    def inbox_len(self, agent_id: str) -> int:
-        return int(self.r.llen(keys.inbox(self.town, agent_id)))
-
-    def inbox_lens(self, agent_ids: list[str]) -> dict[str, int]:
-        """Each agent's inbox length, in one round trip."""
-        pipe = self.r.pipeline(transaction=False)
-        for agent_id in agent_ids:
-            pipe.llen(keys.inbox(self.town, agent_id))
-        lens = pipe.execute(raise_on_error=False) if agent_ids else []
-        out = {}
-        for agent_id, n in zip(agent_ids, lens, strict=True):
-            if isinstance(n, Exception):  # another Redis type: counted as empty
-                log.warning("skipping %s: not a list", keys.inbox(self.town, agent_id))
-            out[agent_id] = n if isinstance(n, int) else 0
-        return out
-
-    def set_aside(self, key: str) -> str:
-        """Move a key of the wrong Redis type out of the way (kept, renamed): what was
-        there is not lost, and the town's own use of the key can go on."""
-        target = keys.set_aside(self.town, key, f"{time.time():.6f}")
-        kind = self.r.type(key)
-        if self.r.renamenx(key, target):
-            log.warning("%s is a %s, not what Tinytown keeps there: moved to %s",
-                        key, text(kind), target)
-        return target
-
-    def dead_letter(self, raw: str, pipe: Pipeline | None = None) -> None:
-        """Keep an inbox element that is not a valid message for a human to look at."""
-        log.warning("moving a message that does not parse to %s", keys.deadletter(self.town))
-        target: Any = pipe if pipe is not None else self.r
-        target.rpush(keys.deadletter(self.town), raw)
-
-    def parse_messages(self, raws: list[str], pipe: Pipeline | None = None) -> list[Message]:
-        """The messages among `raws`; those that do not parse go to the dead letters."""
-        messages = []
-        for raw in raws:
-            try:
-                messages.append(Message.from_json(raw))
-            except InvalidRecord:
-                self.dead_letter(raw, pipe)
-        return messages
-
-    def pop_message(self, agent_id: str) -> Message | None:
-        """Take the inbox's first valid message (elements that are not one go to the
-        dead letters on the way); None when the inbox holds none."""
-        key = keys.inbox(self.town, agent_id)
-        while True:
-            try:
-                popped = self.r.lpop(key)
-            except WrongType:
-                log.warning("skipping %s: not a list", key)
-                return None
-            raw = None if isinstance(popped, list) else text(popped)
-            if raw is None:
-                return None
-            message = self._valid_message(raw)
-            if message is not None:
-                return message
-
-    def blocking_pop(self, agent_id: str, timeout: float) -> Message | None:
-        """`pop_message`, waiting up to `timeout` seconds for a valid message (0: as
-        long as it takes, like BLPOP). One BLPOP waits at most BLOCK_SECS, under the
-        client's read timeout: a dead Redis is noticed (RedisUnreachable) however long
-        the wait."""
-        key = keys.inbox(self.town, agent_id)
-        deadline = time.monotonic() + timeout
-        while True:
-            left = BLOCK_SECS if timeout <= 0 else deadline - time.monotonic()
-            if left <= 0:
-                return None
-            try:
-                # at least 10 ms: Redis reads a timeout under 1 ms as 0, for ever
-                got = self.r.blpop([key], timeout=max(0.01, min(left, BLOCK_SECS)))
-            except WrongType:
-                log.warning("skipping %s: not a list", key)
-                return None
-            if not got:
-                continue
-            message = self._valid_message(str(text(got[1])))
-            if message is not None:
-                return message
-
-    def _valid_message(self, raw: str) -> Message | None:
-        try:
-            return Message.from_json(raw)
-        except InvalidRecord:
-            self.dead_letter(raw)
-            return None
-
-    def _parse_messages(self, key: str, raws: list[str]) -> list[Message]:
-        messages = []
-        for i, raw in enumerate(raws):
-            try:
-                messages.append(Message.from_json(raw))
-            except InvalidRecord:
-                log.warning("skipping element %d of %s: not a valid Message", i, key)
-        return messages
 
     # --- tasks ------------------------------------------------------------------
 
