@@ -16,10 +16,8 @@ from typing import Any, TypeVar, cast
 
 from redis.client import Pipeline
 
-from tinytown import keys
-from tinytown.db.connection import BLOCK_SECS, TownRedis, text, text_map, texts
-from tinytown.db.fence import Fence, watching
-from tinytown.errors import (
+from tinytown.core import keys
+from tinytown.core.errors import (
     AgentNotFound,
     InvalidRecord,
     MessageTooLarge,
@@ -28,7 +26,7 @@ from tinytown.errors import (
     TownExists,
     WrongType,
 )
-from tinytown.models import (
+from tinytown.core.models import (
     MAX_MESSAGE_BYTES,
     Agent,
     Message,
@@ -37,6 +35,8 @@ from tinytown.models import (
     format_timestamp,
     utcnow,
 )
+from tinytown.db.connection import BLOCK_SECS, TownRedis, text, text_map, texts
+from tinytown.db.fence import Fence, watching
 
 log = logging.getLogger("tinytown")
 M = TypeVar("M", bound=WireModel)

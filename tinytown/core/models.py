@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
 import msgspec
 
-from tinytown import keys
-from tinytown.errors import InvalidRecord, UsageError
-from tinytown.usage import Usage
+from tinytown.core import keys
+from tinytown.core.errors import InvalidRecord, UsageError
+from tinytown.core.usage import Usage
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 # True while a stored document is parsed: readers accept what a writer may refuse to create
@@ -263,7 +263,7 @@ class Agent(WireModel):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.nickname is None and not _reading.get():  # a stored null stays null
-            from tinytown.nicknames import default_nickname
+            from tinytown.core.nicknames import default_nickname
 
             self.nickname = default_nickname(self.id)
 
@@ -288,7 +288,7 @@ class Agent(WireModel):
 
     @property
     def display_nickname(self) -> str:
-        from tinytown.nicknames import default_nickname
+        from tinytown.core.nicknames import default_nickname
 
         return self.nickname or default_nickname(self.id)
 
