@@ -33,11 +33,11 @@ from typing import Any
 import pytest
 import redis
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import TinytownError
+from tinytown.core.models import TaskState
 from tinytown.db.connection import TownRedis
 from tinytown.db.embedded import find_redis_server
-from tinytown.errors import TinytownError
-from tinytown.models import TaskState
 from tinytown.ops.town import Town
 from tinytown.worker.lifecycle import WorkerRuntime
 

@@ -2,7 +2,7 @@
 its main thread is gone (`ps` shows a zombie) while another thread still runs, and its
 shell tool, in a session of its own, stays its child until that last thread ends.
 
-    dying_cli.py worker MARKER LINGER   splits into keeper and worker (tinytown.keeper),
+    dying_cli.py worker MARKER LINGER   splits into keeper and worker (tinytown.system.keeper),
         starts the CLI, and SIGKILLs the worker once the CLI's main thread is gone
     dying_cli.py cli MARKER LINGER      the CLI: `sleep MARKER` in a new session, then
         its main thread exits; its last thread exits LINGER seconds later
@@ -35,7 +35,7 @@ def cli(marker: str, linger: str) -> None:
 
 
 def worker(marker: str, linger: str) -> None:
-    from tinytown.keeper import keep
+    from tinytown.system.keeper import keep
 
     keep()  # returns in the worker, a child of the keeper (this process, exec'd)
     proc = subprocess.Popen([sys.executable, __file__, "cli", marker, linger])

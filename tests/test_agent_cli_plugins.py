@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 import pytest
 
 from tests.conftest import TownFixture
-from tinytown.models import TaskState
+from tinytown.core.models import TaskState
 
 try:
     distribution("tinytown-echo-cli")
@@ -59,9 +59,9 @@ def test_plugins_are_looked_for_only_for_a_name_not_built_in() -> None:
     code = (
         "import sys\n"
         "from tinytown.agent_clis import registry\n"
-        "from tinytown.settings import Settings\n"
+        "from tinytown.core.settings import Settings\n"
         "from pathlib import Path\n"
-        "from tinytown.presets import resolve_cli\n"
+        "from tinytown.core.presets import resolve_cli\n"
         "s = Settings.from_mapping(Path('.'), {'town': {'name': 't'}}, {})\n"
         "resolve_cli(s, 'claude'); resolve_cli(s, 'python3 -m x')\n"
         "assert registry.plugins.cache_info().currsize == 0, 'scanned for a built-in'\n"

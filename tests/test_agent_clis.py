@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TT, InProcessWorker, TownFixture
-from tinytown.errors import ConfigError, Refused
-from tinytown.models import SpawnMode, TaskState
-from tinytown.outcomes import read_report
-from tinytown.presets import ARG_LIMIT, PromptVia, resolve_cli, with_prompt_limit
-from tinytown.settings import Settings
+from tinytown.core.errors import ConfigError, Refused
+from tinytown.core.models import SpawnMode, TaskState
+from tinytown.core.outcomes import read_report
+from tinytown.core.presets import ARG_LIMIT, PromptVia, resolve_cli, with_prompt_limit
+from tinytown.core.settings import Settings
 from tinytown.worker.prompt import CONTEXT_BEGIN
 
 FAKE = f"{sys.executable} {Path(__file__).parent / 'fake_structured.py'}"
@@ -321,7 +321,7 @@ def test_usage_limits_as_the_real_clis_said_them(sample: str, fmt: str,
                                                  resets: str | None) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from tinytown.outcomes import usage_limit
+    from tinytown.core.outcomes import usage_limit
 
     stdout, stderr = _sample(sample)
     now = datetime(2029, 6, 1, tzinfo=UTC)
@@ -343,7 +343,7 @@ def test_usage_limits_as_the_real_clis_said_them(sample: str, fmt: str,
 def test_an_ordinary_failure_is_no_usage_limit() -> None:
     from datetime import UTC, datetime
 
-    from tinytown.outcomes import usage_limit
+    from tinytown.core.outcomes import usage_limit
 
     stdout, stderr = _sample("limit-claude-400-credit-balance.txt")
     for report in (read_report("claude-json", (SAMPLES / "claude-error-400.json")

@@ -5,8 +5,8 @@ dropped and never a traceback."""
 from __future__ import annotations
 
 from tests.conftest import TownFixture
-from tinytown import keys
-from tinytown.models import MessageType
+from tinytown.core import keys
+from tinytown.core.models import MessageType
 
 GARBAGE = "{not a message"
 

@@ -10,10 +10,10 @@ import pytest
 
 from tests.conftest import Result, TownFixture
 from tests.helpers import key_snapshot, one_line_error
-from tinytown import keys
-from tinytown.models import Agent
-from tinytown.nicknames import default_nickname
-from tinytown.settings import BUILTIN_ROLES
+from tinytown.core import keys
+from tinytown.core.models import Agent
+from tinytown.core.nicknames import default_nickname
+from tinytown.core.settings import BUILTIN_ROLES
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -306,7 +306,7 @@ def _in_terminal(town: TownFixture, *args: str, columns: int = 100) -> str:
 def test_a_paused_agent_keeps_its_row_on_one_line(town: TownFixture) -> None:
     """STATE is one word: the hold's reason goes to `tt show`, `tt status --deep` and
     --json, not into the table, where it wrapped a row over many lines."""
-    from tinytown.models import AgentState
+    from tinytown.core.models import AgentState
 
     reason = ("budget: spent $0.0020 of $0.001 (raise it with `tt budget set backend USD`,"
               " then `tt resume backend`)")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tests.conftest import TT, RedisServer, TownFixture, tt, wait_until
 from tests.helpers import key_snapshot, one_line_error
+from tinytown.core.models import AgentState, TaskState
 from tinytown.db import states
-from tinytown.models import AgentState, TaskState
 
 
 def _stopped(town: TownFixture, name: str = "gone") -> None:
@@ -262,7 +262,7 @@ def test_refusals_exit_1_and_bad_usage_exits_2(town: TownFixture) -> None:
 def test_one_line_is_the_first_line_that_says_something() -> None:
     """One rule for an error on one line, wherever it is said (tt's stderr, a CLI's
     report, an MCP tool's refusal, an HTTP error answer)."""
-    from tinytown.errors import NameTaken, one_line
+    from tinytown.core.errors import NameTaken, one_line
 
     assert one_line("\n  \n  Error: quota\nTraceback ...") == "Error: quota"
     assert one_line(NameTaken("\nname 'a' is taken\nby b")) == "name 'a' is taken"

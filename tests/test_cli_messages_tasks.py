@@ -27,7 +27,7 @@ from tinytown import (
     Town,
     keys,
 )
-from tinytown.errors import (
+from tinytown.core.errors import (
     AgentNotFound,
     AmbiguousReference,
     InvalidTransition,

@@ -15,8 +15,8 @@ import redis
 
 from tests.conftest import RedisServer, TownFixture, session_tmp, stop_redis, tt, wait_until
 from tests.helpers import one_line_error
+from tinytown.core.errors import EXIT_REDIS_UNREACHABLE
 from tinytown.db.embedded import find_redis_server
-from tinytown.errors import EXIT_REDIS_UNREACHABLE
 
 
 def _external(server: RedisServer) -> dict[str, str]:

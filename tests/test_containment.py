@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TownFixture, pid_gone, wait_until
-from tinytown import keys
-from tinytown.models import Task, TaskState
+from tinytown.core import keys
+from tinytown.core.models import Task, TaskState
 
 ESCAPE_AGENT = Path(__file__).parent / "escape_agent.py"
 ESCAPE_CLI = f"{sys.executable} {ESCAPE_AGENT}"

@@ -28,7 +28,7 @@ import pytest
 from tests.browser import Chromium, Page, chromium_or_skip
 from tests.conftest import TownFixture, wait_until
 from tests.test_http import Server, add_key, self_signed, start_server
-from tinytown.models import AgentState, TaskState, utcnow
+from tinytown.core.models import AgentState, TaskState, utcnow
 
 ARTIFACTS = Path(os.environ.get("TT_TEST_ARTIFACTS") or
                  Path(__file__).resolve().parent.parent / "test-artifacts") / "dashboard"

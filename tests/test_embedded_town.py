@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import pid_gone, tt, wait_until
-from tinytown import keys
+from tinytown.core import keys
 
 
 def test_embedded_town_end_to_end(tmp_path: Path) -> None:

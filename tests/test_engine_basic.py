@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.conftest import InProcessWorker, TownFixture
-from tinytown import keys
-from tinytown.models import TaskState
+from tinytown.core import keys
+from tinytown.core.models import TaskState
 
 
 def test_spawned_agent_runs_an_assigned_task(

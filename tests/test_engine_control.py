@@ -13,9 +13,9 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import TownFixture, pid_gone, wait_until
-from tinytown import keys
-from tinytown.errors import InvalidTransition, WaitTimeout
-from tinytown.models import MessageType, TaskState
+from tinytown.core import keys
+from tinytown.core.errors import InvalidTransition, WaitTimeout
+from tinytown.core.models import MessageType, TaskState
 
 TownFactory = Callable[..., TownFixture]
 
@@ -170,7 +170,7 @@ def test_python_api_control_plane(town: TownFixture) -> None:
 
 
 def _states(*names: str) -> list:  # type: ignore[type-arg]
-    from tinytown.models import AgentState
+    from tinytown.core.models import AgentState
 
     return [AgentState(n) for n in names]
 

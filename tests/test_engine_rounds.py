@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import InProcessWorker, TownFixture, pid_gone, wait_until
-from tinytown import keys
-from tinytown.models import MessageType, Priority, Task, TaskState
+from tinytown.core import keys
+from tinytown.core.models import MessageType, Priority, Task, TaskState
 from tinytown.worker.prompt import CONTEXT_END
 
 Worker = Callable[..., InProcessWorker]

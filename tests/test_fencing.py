@@ -18,10 +18,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import TownFixture, pid_gone, wait_until
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.models import Message, TaskState
 from tinytown.db import runtime
-from tinytown.models import Message, TaskState
-from tinytown.processes import pid_alive
+from tinytown.system.processes import pid_alive
 
 ELSEWHERE = "tt-elsewhere"
 Stray = list[subprocess.Popen[bytes] | int]

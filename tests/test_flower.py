@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import TT, TownFixture, wait_until
 from tests.helpers import one_line_error
-from tinytown.models import TaskState
+from tinytown.core.models import TaskState
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

@@ -18,12 +18,12 @@ import pytest
 import redis
 
 from tests.conftest import RedisServer, TownFixture, pid_gone, stop_town_processes, wait_until
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.models import Task
 from tinytown.db import leader
 from tinytown.db.embedded import find_redis_server
-from tinytown.models import Task
-from tinytown.processes import group_alive, kill_group
 from tinytown.supervisor.sight import Sight
+from tinytown.system.processes import group_alive, kill_group
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -16,9 +16,9 @@ import pytest
 
 from tests.conftest import TownFixture, wait_until
 from tests.netns import Host, Network, python_cli_wrapper, why_not
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.models import AgentState, Message, TaskState
 from tinytown.db import runtime
-from tinytown.models import AgentState, Message, TaskState
 
 _SKIP = why_not()
 pytestmark = [pytest.mark.skipif(_SKIP is not None, reason=_SKIP or ""), pytest.mark.slow,

@@ -27,8 +27,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import TT, TownFixture, start_redis, stop_redis, wait_until
 from tests.helpers import one_line_error
-from tinytown import keys
-from tinytown.models import TaskState
+from tinytown.core import keys
+from tinytown.core.models import TaskState
 
 SERVING = re.compile(r"serving town '[^']*' at (https?://\S+) ")
 KEY = re.compile(r"^tt_[A-Za-z0-9_-]{43}$")

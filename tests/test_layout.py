@@ -1,6 +1,10 @@
 """The architecture, checked: layers and processes as folders, and who may import what.
 
-    cli -> ops -> db -> pure modules;   worker/, supervisor/, host/ -> db -> pure modules
+    cli -> ops -> db -> system -> core;   worker/, supervisor/, host/ -> db -> system -> core
+
+`core/` is records, rules and configuration (no sockets, no processes; reading tinytown.toml
+is its one read); `system/` is this machine (processes, private files, logs, git); both
+may read the agent CLI table (`agent_clis/`), whose modules import only `core.errors`.
 
 Only `tinytown/db/` imports redis; only the processes (`worker/`, `supervisor/`, `host/`) and the
 control plane (`celery_app`, `ops/control`) import Celery. No module imports another
@@ -11,9 +15,10 @@ Only the CLI imports `tinytown/http/` (`tt serve`, a client of the Town API: htt
 ops), and only that layer loads the web stack.
 Only the CLI (`tt mcp`) and the HTTP layer (`/mcp`) import `tinytown/mcp/` (the MCP
 tools, mcp -> ops), and only that layer imports the MCP SDK.
-The agent CLI modules (`tinytown/agent_clis/`, pure) import nothing of the package but
-their interface (`agent_clis.base`), as a plug-in would, and write no files: what a CLI
-needs written (its MCP configuration) they return, and the worker writes it.
+The agent CLI modules (`tinytown/agent_clis/`) import nothing of the package but
+their interface (`agent_clis.base`) and the error tree, as a plug-in would, and write
+no files: what a CLI needs written (its MCP configuration) they return, and the worker
+writes it.
 ruff's TID251 enforces the third-party part while editing; this test enforces all of it.
 """
 
@@ -27,19 +32,26 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "tinytown"
 CONTROL_PLANE = {"tinytown.celery_app", "tinytown.ops.control"}
 
-# what each layer may import from the package, besides itself and the pure modules
+LAYERS = ("core", "system", "agent_clis", "db", "ops", "worker", "supervisor", "host", "cli",
+          "http", "mcp")
+BASE = {"core", "system", "agent_clis"}  # what every layer above them may use
+# what each layer may import from the package, besides itself; "top" is what sits in
+# tinytown/ itself (the control plane celery_app, demo_agent)
 ALLOWED = {
-    "pure": set(),
-    "db": set(),
-    "ops": {"db", "control"},
-    "worker": {"db", "control"},
-    "supervisor": {"db", "control"},
-    "host": {"db", "control"},
-    "mcp": {"ops"},  # the MCP tools: each one Town call
-    "http": {"ops", "mcp"},  # `tt serve`: a client of the Town API, like the CLI; /mcp
+    "core": {"agent_clis"},  # settings, presets, outcomes read the CLI table
+    "agent_clis": {"core"},  # core.errors only (test_a_cli_module_uses_only_its_interface)
+    "system": {"core", "agent_clis"},  # cli_health asks each CLI for its version
+    "top": {"core"},
+    "db": {"core", "system"},
+    "ops": BASE | {"db", "control"},
+    "worker": BASE | {"db", "control"},
+    "supervisor": BASE | {"db", "control"},
+    "host": BASE | {"db", "control"},
+    "mcp": BASE | {"ops"},  # the MCP tools: each one Town call
+    "http": BASE | {"ops", "mcp"},  # `tt serve`: a client of the Town API, like the CLI; /mcp
     # the CLI runs a worker or supervisor in the foreground (`tt worker`): their entry;
     # `tt serve` runs the HTTP layer, `tt mcp` the MCP tools over stdio
-    "cli": {"ops", "entry", "http", "mcp"},
+    "cli": BASE | {"ops", "entry", "http", "mcp"},
 }
 WEB_STACK = {"fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"}
 MCP_SDK = {"mcp", "mcp_types"}
@@ -57,10 +69,9 @@ MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 def layer(module: str) -> str:
     parts = module.split(".")
-    if len(parts) > 2 and parts[1] in ("db", "ops", "worker", "supervisor", "host", "cli",
-                                       "http", "mcp"):
+    if len(parts) > 2 and parts[1] in LAYERS:
         return parts[1]
-    return "pure"
+    return "top"
 
 
 def _type_checking_block(node: ast.AST) -> bool:
@@ -99,7 +110,8 @@ def own_imports(module: str, type_only: bool = False) -> set[str]:
 
 
 def test_the_layout_is_read_as_it_should_be() -> None:
-    assert layer("tinytown.db.store") == "db" and layer("tinytown.models") == "pure"
+    assert layer("tinytown.db.store") == "db" and layer("tinytown.core.models") == "core"
+    assert layer("tinytown.system.keeper") == "system" and layer("tinytown.celery_app") == "top"
     assert "tinytown.db.store" in own_imports("tinytown.ops.town")
     assert "tinytown.ops.hosts" in own_imports("tinytown.ops.control")  # function-local
     assert "celery" not in imports("tinytown.ops.control")  # TYPE_CHECKING
@@ -111,7 +123,7 @@ def test_each_module_imports_only_what_its_layer_may(module: str) -> None:
     mine = layer(module)
     for target in sorted(own_imports(module)):
         theirs = layer(target)
-        if theirs in ("pure", mine) and not (theirs == "pure" and target in CONTROL_PLANE):
+        if theirs == mine and target not in CONTROL_PLANE:
             continue
         kind = ("control" if target in CONTROL_PLANE else
                 "entry" if target in ENTRY_POINTS else theirs)
@@ -184,7 +196,7 @@ WRITES = {"write_text", "write_bytes", "mkdir", "symlink_to", "touch", "unlink",
 @pytest.mark.parametrize("module", AGENT_CLIS)
 def test_a_cli_module_uses_only_its_interface_and_writes_nothing(module: str) -> None:
     outside = {m for m in own_imports(module) if not m.startswith("tinytown.agent_clis.")
-               and m != "tinytown.errors"}  # the error tree: pure, imports nothing
+               and m != "tinytown.core.errors"}  # the error tree: core, imports nothing
     assert not outside, f"{module} imports {outside}: a CLI module knows only agent_clis.base"
     tree = ast.parse(MODULES[module].read_text())
     for node in ast.walk(tree):
@@ -208,6 +220,6 @@ MAX_LINES = 500
 
 def test_no_module_is_over_500_lines() -> None:
     """Small modules (issue 21): a module past 500 lines is split by concept, its old
-    name re-exporting what moved (as tinytown/models.py does)."""
+    name re-exporting what moved (as tinytown/core/models.py does)."""
     long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"over {MAX_LINES} lines: {long}"

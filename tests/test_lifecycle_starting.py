@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import TownFixture, wait_until
-from tinytown.models import AgentState
+from tinytown.core.models import AgentState
 
 
 def worker_pids(agent_id: str, keepers: bool = True) -> list[int]:

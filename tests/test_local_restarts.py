@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import TownFixture, pid_gone, wait_until
-from tinytown import keys
-from tinytown.models import AgentState, Task, TaskState
+from tinytown.core import keys
+from tinytown.core.models import AgentState, Task, TaskState
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,10 +1,10 @@
-"""tinytown.logview: each streaming CLI's events (samples the real CLIs printed) as lines."""
+"""tinytown.core.logview: each streaming CLI's events (samples the real CLIs printed) as lines."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tinytown.logview import render
+from tinytown.core.logview import render
 
 SAMPLES = Path(__file__).parent / "stubs" / "samples"
 

@@ -29,8 +29,8 @@ from mcp.shared.exceptions import MCPError
 from tests.conftest import TT, TownFixture, wait_until
 from tests.helpers import one_line_error
 from tests.test_http import Server, add_key, start_server
-from tinytown import keys
-from tinytown.models import TaskState
+from tinytown.core import keys
+from tinytown.core.models import TaskState
 
 T = TypeVar("T")
 TOOLS = {"whoami", "list_agents", "send_message", "read_inbox", "ack_inbox", "assign_task",

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import tinytown
-from tinytown.errors import InvalidRecord, UsageError
-from tinytown.models import (
+from tinytown.core.errors import InvalidRecord, UsageError
+from tinytown.core.models import (
     AckKind,
     Agent,
     AgentState,
@@ -29,7 +29,7 @@ from tinytown.models import (
     Task,
     TaskState,
 )
-from tinytown.nicknames import default_nickname
+from tinytown.core.nicknames import default_nickname
 
 SUP = "00000000-0000-0000-0000-000000000001"
 AGENT = "550e8400-e29b-41d4-a716-446655440000"

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Callable
 
 from tests.conftest import TownFixture, pid_gone, wait_until
-from tinytown import keys
-from tinytown.models import Task, TaskState
+from tinytown.core import keys
+from tinytown.core.models import Task, TaskState
 
 TownFactory = Callable[..., TownFixture]
 

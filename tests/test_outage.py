@@ -12,9 +12,9 @@ from pathlib import Path
 import redis
 
 from tests.conftest import RedisServer, TownFixture, pid_gone, stop_town_processes, wait_until
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.models import TaskState
 from tinytown.db.embedded import find_redis_server
-from tinytown.models import TaskState
 
 
 def _redis(folder: Path) -> subprocess.Popen[bytes]:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tinytown.outcomes import read_report
+from tinytown.core.outcomes import read_report
 
 
 def _jsonl(*events: dict[str, Any]) -> str:

@@ -17,10 +17,10 @@ import pytest
 
 from tests.conftest import TT, TownFixture, wait_until
 from tests.helpers import key_snapshot, one_line_error
-from tinytown import urls
+from tinytown.core import urls
+from tinytown.core.errors import ConfigError
+from tinytown.core.models import TaskState
 from tinytown.db.embedded import EmbeddedRedis
-from tinytown.errors import ConfigError
-from tinytown.models import TaskState
 from tinytown.ops.town import Town
 
 

@@ -17,8 +17,8 @@ import pytest
 
 from tests.conftest import RedisServer, start_redis, stop_redis, tt
 from tinytown import MessageType
+from tinytown.core.errors import RedisUnreachable
 from tinytown.db.connection import SOCKET_TIMEOUT
-from tinytown.errors import RedisUnreachable
 from tinytown.ops.town import Town
 
 pytestmark = pytest.mark.timeout(90)

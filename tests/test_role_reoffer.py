@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 
 from tests.conftest import TownFixture, wait_until
-from tinytown import keys
+from tinytown.core import keys
 from tinytown.db.wakeup import queue_key
 
 

@@ -15,10 +15,10 @@ import pytest
 
 from tests.conftest import InProcessWorker, TownFixture
 from tests.test_agent_clis import STRUCTURED
+from tinytown.core.models import TaskState, format_timestamp, utcnow
+from tinytown.core.usage import Usage
 from tinytown.db import holds
 from tinytown.db import usage as round_usage
-from tinytown.models import TaskState, format_timestamp, utcnow
-from tinytown.usage import Usage
 
 RETRIED = f"{sys.executable} {Path(__file__).parent / 'fake_retried.py'}"
 CLIS = STRUCTURED + f"""

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import InProcessWorker, TownFixture, pid_gone
-from tinytown import keys
-from tinytown.models import Task, TaskState
+from tinytown.core import keys
+from tinytown.core.models import Task, TaskState
 from tinytown.worker import pipeline, steps
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tinytown"

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from tests.conftest import TownFixture
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.models import AgentState, Message, MessageType, Task, TaskState, utcnow
 from tinytown.db import rounds as round_steps
-from tinytown.models import AgentState, Message, MessageType, Task, TaskState, utcnow
 
 SUP = keys.SUPERVISOR_ID
 

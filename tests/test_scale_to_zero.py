@@ -2,7 +2,7 @@
 
 A cold agent costs no process; work that arrives for it (assign, send, a task for its
 role) starts its worker here when no host daemon runs. The choice of a host is pure
-(`tinytown.placement`) and tested as such; the hosts themselves are test_hosts.py.
+(`tinytown.core.placement`) and tested as such; the hosts themselves are test_hosts.py.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import TT, InProcessWorker, TownFixture, wait_until
-from tinytown import placement
+from tinytown.core import placement
+from tinytown.core.models import Agent, AgentState, TaskState
 from tinytown.db import runtime
-from tinytown.models import Agent, AgentState, TaskState
 
 
 def _host(name: str, **kw: object) -> placement.HostInfo:

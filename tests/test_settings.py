@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tinytown.errors import ConfigError
-from tinytown.settings import BUILTIN_ROLES, Settings
+from tinytown.core.errors import ConfigError
+from tinytown.core.settings import BUILTIN_ROLES, Settings
 
 
 def _load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Settings:

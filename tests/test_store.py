@@ -19,10 +19,10 @@ import redis
 import tinytown
 from tests.conftest import TownFixture, wait_until
 from tests.helpers import private_town
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import MessageTooLarge
+from tinytown.core.models import MAX_MESSAGE_BYTES, Agent, AgentState, Message, MessageType, Task
 from tinytown.db.wakeup import queue_key
-from tinytown.errors import MessageTooLarge
-from tinytown.models import MAX_MESSAGE_BYTES, Agent, AgentState, Message, MessageType, Task
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -124,7 +124,7 @@ def test_inbox_priority_placement(town: TownFixture) -> None:
 
 _WRITER = """
 import os, sys
-from tinytown.models import AgentState
+from tinytown.core.models import AgentState
 from tinytown.ops.town import Town
 
 root, agent_id, index, rounds = sys.argv[1:]
@@ -144,7 +144,7 @@ for _ in range(int(rounds)):
 
 _FINISHER = """
 import os, sys
-from tinytown.errors import InvalidTransition
+from tinytown.core.errors import InvalidTransition
 from tinytown.ops.town import Town
 
 root, *task_ids = sys.argv[1:]

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 
 from tests.conftest import TownFixture, wait_until
-from tinytown import keys
+from tinytown.core import keys
 from tinytown.db import leader
 
 

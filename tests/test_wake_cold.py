@@ -11,9 +11,9 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import TownFixture
+from tinytown.core.models import Agent, AgentState
+from tinytown.core.placement import HostInfo
 from tinytown.db import fleet, hosts
-from tinytown.models import Agent, AgentState
-from tinytown.placement import HostInfo
 
 pytestmark = pytest.mark.timeout(60)
 TIMEOUT = 3.0

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.conftest import TownFixture
-from tinytown import keys
 from tinytown.celery_app import make_app
+from tinytown.core import keys
 from tinytown.db.wakeup import ROUND_TASK, TASK_TASK, celery_message, queue_key
 
 # differ from one message (or process) to the next, by design

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import InProcessWorker, TownFixture, wait_until
+from tinytown.core.models import TaskState
 from tinytown.db import runtime
-from tinytown.models import TaskState
 
 Workers = Callable[..., InProcessWorker]
 APPEND = "sh -c 'echo \"line from $TINYTOWN_AGENT_NAME\" >> shared.txt'"

@@ -8,7 +8,7 @@ import signal
 import subprocess
 
 from tests.conftest import TownFixture, wait_until
-from tinytown import keys
+from tinytown.core import keys
 
 
 def test_a_wrong_typed_inflight_key_does_not_lose_the_task(town: TownFixture) -> None:

@@ -19,29 +19,29 @@ _EXPORTS = {
     "Town": "tinytown.ops.town",
     "AgentHandle": "tinytown.ops.handles",
     "Channel": "tinytown.ops.handles",
-    "Agent": "tinytown.models",
-    "AgentState": "tinytown.models",
-    "AgentType": "tinytown.models",
-    "SpawnMode": "tinytown.models",
-    "Task": "tinytown.models",
-    "TaskState": "tinytown.models",
-    "Message": "tinytown.models",
-    "MessageType": "tinytown.models",
-    "Priority": "tinytown.models",
-    "AckKind": "tinytown.models",
-    "Settings": "tinytown.settings",
-    "TinytownError": "tinytown.errors",
-    "UsageError": "tinytown.errors",
-    "TownNotFound": "tinytown.errors",
-    "RedisUnreachable": "tinytown.errors",
-    "AgentNotFound": "tinytown.errors",
-    "AmbiguousReference": "tinytown.errors",
-    "NameTaken": "tinytown.errors",
-    "TaskNotFound": "tinytown.errors",
-    "InvalidTransition": "tinytown.errors",
-    "MessageTooLarge": "tinytown.errors",
-    "WaitTimeout": "tinytown.errors",
-    "SUPERVISOR_ID": "tinytown.keys",
+    "Agent": "tinytown.core.models",
+    "AgentState": "tinytown.core.models",
+    "AgentType": "tinytown.core.models",
+    "SpawnMode": "tinytown.core.models",
+    "Task": "tinytown.core.models",
+    "TaskState": "tinytown.core.models",
+    "Message": "tinytown.core.models",
+    "MessageType": "tinytown.core.models",
+    "Priority": "tinytown.core.models",
+    "AckKind": "tinytown.core.models",
+    "Settings": "tinytown.core.settings",
+    "TinytownError": "tinytown.core.errors",
+    "UsageError": "tinytown.core.errors",
+    "TownNotFound": "tinytown.core.errors",
+    "RedisUnreachable": "tinytown.core.errors",
+    "AgentNotFound": "tinytown.core.errors",
+    "AmbiguousReference": "tinytown.core.errors",
+    "NameTaken": "tinytown.core.errors",
+    "TaskNotFound": "tinytown.core.errors",
+    "InvalidTransition": "tinytown.core.errors",
+    "MessageTooLarge": "tinytown.core.errors",
+    "WaitTimeout": "tinytown.core.errors",
+    "SUPERVISOR_ID": "tinytown.core.keys",
 }
 __all__ = [
     "AckKind",
@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from tinytown.errors import (
+    from tinytown.core.errors import (
         AgentNotFound,
         AmbiguousReference,
         InvalidTransition,
@@ -86,8 +86,8 @@ if TYPE_CHECKING:
         UsageError,
         WaitTimeout,
     )
-    from tinytown.keys import SUPERVISOR_ID
-    from tinytown.models import (
+    from tinytown.core.keys import SUPERVISOR_ID
+    from tinytown.core.models import (
         AckKind,
         Agent,
         AgentState,
@@ -99,9 +99,9 @@ if TYPE_CHECKING:
         Task,
         TaskState,
     )
+    from tinytown.core.settings import Settings
     from tinytown.ops.handles import AgentHandle, Channel
     from tinytown.ops.town import Town
-    from tinytown.settings import Settings
 
 
 def __getattr__(name: str) -> Any:

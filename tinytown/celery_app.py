@@ -19,10 +19,10 @@ from typing import Any
 
 from celery import Celery
 
-from tinytown import keys
 from tinytown.config.celery_settings import CELERY_SETTINGS
-from tinytown.settings import Settings, find_root
-from tinytown.urls import celery_url
+from tinytown.core import keys
+from tinytown.core.settings import Settings, find_root
+from tinytown.core.urls import celery_url
 
 
 def make_app(settings: Settings) -> Celery:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinytown import keys
+from tinytown.core import keys
 
 from .common import median, user_env
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from celery.events.state import State
 
 from tinytown.celery_app import make_app
+from tinytown.core.models import AgentState
 from tinytown.db import runtime
-from tinytown.models import AgentState
 
 from .common import log, median, wait_until, worker_pid
 

@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from tinytown.models import AgentState, Task, TaskState
+from tinytown.core.models import AgentState, Task, TaskState
 
 from .common import alternate, median, pct, wait_until
 

@@ -31,10 +31,10 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
+from tinytown.core.models import AgentState
 from tinytown.db import leader, runtime
-from tinytown.models import AgentState
 from tinytown.ops.town import Town
-from tinytown.processes import pid_alive
+from tinytown.system.processes import pid_alive
 
 from .common import HOST, log, median, wait_until
 from .hostd import Hosts, fleet_town

@@ -28,8 +28,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from tinytown.core.models import Agent, AgentState
 from tinytown.db import runtime
-from tinytown.models import Agent, AgentState
 
 from . import many
 from .common import log, median, pct, wait_until

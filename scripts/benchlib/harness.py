@@ -22,8 +22,8 @@ from typing import Any
 
 import redis
 
+from tinytown.core.models import AgentState
 from tinytown.db.embedded import find_redis_server
-from tinytown.models import AgentState
 from tinytown.ops.town import AgentHandle, Town
 
 from .common import HOST, SCRIPTS, log, wait_until

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from tinytown.db import hosts, runtime
 from tinytown.ops.town import Town
-from tinytown.processes import pid_alive
+from tinytown.system.processes import pid_alive
 
 from .common import log, user_env, wait_until
 from .procs import CLK_TCK, cpu_ticks, mem_kib, proc_stat, tree, with_keeper

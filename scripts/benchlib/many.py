@@ -9,8 +9,8 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
-from tinytown.models import AgentState
-from tinytown.processes import pid_alive
+from tinytown.core.models import AgentState
+from tinytown.system.processes import pid_alive
 
 from .common import log, median, user_env, wait_until, worker_pid
 from .procs import CLK_TCK, cpu_ticks, tree, tree_mem_mib, with_keeper

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from tinytown import keys
-from tinytown.models import MessageType
+from tinytown.core import keys
+from tinytown.core.models import MessageType
 
 from .common import alternate, median
 

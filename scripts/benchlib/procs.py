@@ -2,7 +2,7 @@
 
 The bench measures other programs' processes (bare Celery workers, redis-server) the
 same way as Tinytown's, so it reads /proc itself; whether a pid runs is the package's
-tinytown.processes.pid_alive.
+tinytown.system.processes.pid_alive.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import signal
 import time
 from pathlib import Path
 
-from tinytown.processes import pid_alive
+from tinytown.system.processes import pid_alive
 
 MARK_VAR = "TINYTOWN_BENCH_RUN"  # in the environment of every process a run starts
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 import celery
 import redis
 
-from tinytown import keys
 from tinytown.celery_app import make_app
+from tinytown.core import keys
+from tinytown.core.errors import TinytownError
+from tinytown.core.models import Agent, AgentState, utcnow
 from tinytown.db import leader, runtime, scripts, states
 from tinytown.db.fence import Fence
 from tinytown.db.wakeup import ROUND_TASK
-from tinytown.errors import TinytownError
-from tinytown.models import Agent, AgentState, utcnow
 from tinytown.ops.town import Town
 
 from .common import HOST, log, median, pct, wait_until

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from tinytown.models import Task, TaskState
+from tinytown.core.models import Task, TaskState
 
 from .common import HOST, median, wait_until
 

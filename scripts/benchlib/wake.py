@@ -22,8 +22,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from tinytown.core.models import AgentState, TaskState
 from tinytown.db import runtime
-from tinytown.models import AgentState, TaskState
 
 from .common import log, median, pct, wait_until
 from .dispatch import read_rec

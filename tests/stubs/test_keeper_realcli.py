@@ -25,8 +25,8 @@ from tests.conftest import TownFixture, pid_gone, wait_until
 from tests.stubs._base import StubServer, ToolCall
 from tests.stubs.realcli import Sandbox, installed
 from tests.stubs.test_presets import _setup
-from tinytown import keys
-from tinytown.models import Task
+from tinytown.core import keys
+from tinytown.core.models import Task
 
 pytestmark = pytest.mark.realcli
 TRIES = int(os.environ.get("TT_KEEPER_TRIES") or 20)  # of Claude Code

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import InProcessWorker, TownFixture, wait_until
 from tests.stubs._base import Text, ToolCall
 from tests.stubs.test_presets import Preset, preset_town
-from tinytown.models import TaskState
+from tinytown.core.models import TaskState
 
 pytestmark = pytest.mark.realcli
 

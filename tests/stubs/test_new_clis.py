@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tinytown import logview
 from tinytown.agent_clis import cline, opencode, qwen, registry
 from tinytown.agent_clis.base import CliCommand
+from tinytown.core import logview
 from tinytown.worker.runner import run_cli
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -148,8 +148,8 @@ def test_their_presets_take_the_prompt_on_stdin_and_continue_sessions_where_they
     """A prompt of any size (never an argument); Cline's `" "` is the last argument, so
     its prompt (stdin) is not joined to anything else."""
     from tinytown.agent_clis.base import PromptVia
-    from tinytown.presets import resolve_cli
-    from tinytown.settings import Settings
+    from tinytown.core.presets import resolve_cli
+    from tinytown.core.settings import Settings
 
     settings = Settings.from_mapping(tmp_path, {"town": {"name": "t"}}, {})
     oc, qw, cl = (resolve_cli(settings, n) for n in ("opencode", "qwen", "cline"))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tinytown.errors import one_line as one_line  # re-exported: a CLI error in one line
+from tinytown.core.errors import one_line as one_line  # re-exported: a CLI error in one line
 
 ARG_LIMIT = 128 * 1024  # Linux's limit on one argument (MAX_ARG_STRLEN), in bytes
 TEXT = "text"  # the output format of a CLI without structured output: stdout is the answer
@@ -40,7 +40,7 @@ class PromptVia(StrEnum):
 
 @dataclass(frozen=True)
 class CliCommand:
-    """One agent CLI, resolved and fully described (see `tinytown.presets.resolve_cli`).
+    """One agent CLI, resolved and fully described (see `tinytown.core.presets.resolve_cli`).
     `resume_args`, `fork_args` and `session_args` are argv pieces with `{session}` (the
     session to continue or fork) and `{state}` (a folder of the agent's own that lasts
     across rounds) filled in per round; `output_args` may name `{usage_file}`, where

@@ -19,8 +19,8 @@ from tinytown.cli.common import (
     print_table,
     say,
 )
-from tinytown.errors import UsageError, WorkerError
-from tinytown.models import Agent
+from tinytown.core.errors import UsageError, WorkerError
+from tinytown.core.models import Agent
 
 if TYPE_CHECKING:
     from tinytown.ops.town import Town
@@ -77,7 +77,7 @@ def spawn(
     agent = handle.record()
     emit(agent, as_json, f"spawned {agent.name} ({agent.display_nickname}) {agent.id}")
     if foreground:
-        from tinytown.keeper import keep
+        from tinytown.system.keeper import keep
         from tinytown.worker.app import run_worker
 
         town.close()
@@ -158,7 +158,7 @@ def show(obj: Context, agent: str, as_json: bool) -> None:
 @pass_ctx
 def worker(obj: Context, agent: str, repo: str | None) -> None:
     """Run an existing agent's worker in the foreground (systemd, containers, other hosts)."""
-    from tinytown.keeper import keep
+    from tinytown.system.keeper import keep
     from tinytown.worker.app import run_worker
 
     town = obj.town()

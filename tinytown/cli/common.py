@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from tinytown.errors import UsageError
-from tinytown.models import utcnow, wire
+from tinytown.core.errors import UsageError
+from tinytown.core.models import utcnow, wire
 
 if TYPE_CHECKING:
+    from tinytown.core.settings import Settings
     from tinytown.ops.town import Town
-    from tinytown.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,7 +45,7 @@ class Context:
 
     def settings(self) -> Settings:
         """The town's settings, without connecting to its Redis."""
-        from tinytown.settings import Settings, find_root
+        from tinytown.core.settings import Settings, find_root
 
         start = Path(self.town_path) if self.town_path else Path.cwd()
         if self.town_path and not start.exists():
@@ -84,7 +84,7 @@ class Seconds(_FloatParam):
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> float:
-        from tinytown.validate import validate_timeout
+        from tinytown.core.validate import validate_timeout
 
         try:
             seconds = float(value)

@@ -19,7 +19,7 @@ def doctor(obj: Context, as_json: bool) -> None:
     town (Redis, supervisor, workers per host). Exit 0 when the town's agents can run.
     Outside a town only the CLIs are checked (before `tt init`): exit 0 when the
     default CLI is ready."""
-    from tinytown.errors import TownNotFound
+    from tinytown.core.errors import TownNotFound
     from tinytown.ops.doctor import diagnose, diagnose_clis
 
     try:

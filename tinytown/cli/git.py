@@ -22,7 +22,7 @@ def diff(obj: Context, agent: str, stat: bool) -> None:
         sys.stdout.write(text)
         return
     record = town.resolve(agent)  # nothing on stdout, for scripts; the reason on stderr
-    from tinytown.workspace import dirty
+    from tinytown.system.workspace import dirty
 
     pending = record.workspace and Path(record.workspace).is_dir() and \
         dirty(Path(record.workspace))

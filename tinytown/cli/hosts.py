@@ -7,7 +7,7 @@ import sys
 import click
 
 from tinytown.cli.common import Context, emit, emit_json, json_option, pass_ctx, print_table, say
-from tinytown.errors import UsageError
+from tinytown.core.errors import UsageError
 
 
 @click.group(invoke_without_command=True)

@@ -16,7 +16,7 @@ from importlib import import_module
 import click
 
 from tinytown.cli.common import Context, say
-from tinytown.errors import TinytownError, one_line
+from tinytown.core.errors import TinytownError, one_line
 
 # The help's sections, in order, and each command's place in them (as `gh` and
 # `docker` group theirs); a command in no section is listed under "Other".

@@ -18,8 +18,8 @@ from tinytown.cli.common import (
     print_table,
     say,
 )
-from tinytown.errors import UsageError
-from tinytown.models import AckKind, Message, MessageBody, MessageType, Priority, Task
+from tinytown.core.errors import UsageError
+from tinytown.core.models import AckKind, Message, MessageBody, MessageType, Priority, Task
 
 
 def _ack(text: str) -> MessageBody:
@@ -76,7 +76,7 @@ def send(
 
 def _describe(m: Message, tasks: dict[str, Task]) -> str:
     """A message's content as text: what a task message says, not its JSON."""
-    from tinytown import models as mt
+    from tinytown.core import models as mt
 
     b = m.body
     if isinstance(b, mt.TaskDoneMsg):
@@ -113,7 +113,7 @@ def inbox(obj: Context, agent: str | None, all_: bool, as_json: bool) -> None:
     town = obj.town()
     if all_ and agent:
         raise UsageError("give an AGENT or --all, not both")
-    from tinytown.models import Agent as AgentModel
+    from tinytown.core.models import Agent as AgentModel
 
     if all_:
         targets = [AgentModel.supervisor(), *town.list_agents()]

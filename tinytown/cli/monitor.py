@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, say, visible
-from tinytown.errors import Refused
+from tinytown.core.errors import Refused
 
 MAX_EVENTS = 10_000  # the stream keeps about this many
 
@@ -75,7 +75,7 @@ def history(obj: Context, count: int, agent: str | None, as_json: bool) -> None:
         emit_json(found)
         return
     names = {a.id: a.name for a in town.list_agents()}
-    from tinytown import keys
+    from tinytown.core import keys
 
     names[keys.SUPERVISOR_ID] = "supervisor"
     for e in found:
@@ -105,7 +105,7 @@ def logs(obj: Context, agent: str, round_no: int | None, follow: bool, worker: b
     elif round_no is not None:
         path = folder / f"round-{round_no}.log"
     else:
-        from tinytown.logs import round_logs
+        from tinytown.system.logs import round_logs
 
         rounds = round_logs(folder)
         if not rounds:
@@ -123,7 +123,7 @@ def logs(obj: Context, agent: str, round_no: int | None, follow: bool, worker: b
 def _print_log(path: Path, raw: bool, follow: bool, rounds: Path | None) -> Path | None:
     """Print `path`; with `follow`, keep printing what is written to it, and (with
     `rounds`, the agent's log folder) move on to a newer round's log once one starts."""
-    from tinytown.logs import round_logs
+    from tinytown.system.logs import round_logs
 
     pending = b""  # a line not finished yet: shown once its end is written
     with path.open("rb") as f:
@@ -156,8 +156,8 @@ def _newer(found: list[Path], path: Path) -> Path | None:
 
 def _shown(lines: list[bytes]) -> bytes:
     """Whole log lines for a terminal: a streaming CLI's JSON events as what happened
-    (tinytown.logview), escape sequences visible."""
-    from tinytown.logview import render
+    (tinytown.core.logview), escape sequences visible."""
+    from tinytown.core.logview import render
 
     out = []
     for line in lines:

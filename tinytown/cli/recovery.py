@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from tinytown.cli.common import Context, emit, emit_json, json_option, pass_ctx, say
-from tinytown.errors import UsageError
+from tinytown.core.errors import UsageError
 
 
 @click.command()

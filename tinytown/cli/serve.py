@@ -54,7 +54,7 @@ def mcp(obj: Context, agent: str | None, scope: str) -> None:
     Runs with your rights, like `tt`: no API key. The task complete_task and fail_task
     finish by default is $TINYTOWN_TASK_ID, else the agent's current task.
     """
-    from tinytown.apikeys import Scope
+    from tinytown.core.apikeys import Scope
     from tinytown.mcp.stdio import caller_from_env, serve_stdio
 
     serve_stdio(obj.town(), caller_from_env(agent, Scope(scope)))

@@ -21,8 +21,8 @@ from tinytown.cli.common import (
     say,
     tags_option_value,
 )
-from tinytown.errors import UsageError
-from tinytown.models import Priority, Task, TaskState
+from tinytown.core.errors import UsageError
+from tinytown.core.models import Priority, Task, TaskState
 
 if TYPE_CHECKING:
     from tinytown.ops.town import Town
@@ -81,7 +81,7 @@ def assign(
             return
         announce(task.id, where, as_json)
         if role is not None and not live and not queue:
-            from tinytown.errors import NotRunning
+            from tinytown.core.errors import NotRunning
 
             raise NotRunning(f"not waiting for task {task.id[:8]}: no agent of role"
                              f" {role!r} runs (`tt task wait {task.id[:8]}` waits for one)")
@@ -239,7 +239,7 @@ def backlog() -> None:
 def backlog_add(obj: Context, description: str, tags: str | None, role: str | None,
                 as_json: bool) -> None:
     """Add a task to the backlog; prints its id."""
-    from tinytown.models import Task
+    from tinytown.core.models import Task
 
     task = obj.town().backlog_add(Task(description, tags=tags_option_value(tags)), role=role)
     emit(task, as_json, task.id)

@@ -20,8 +20,8 @@ from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, say
 @click.pass_obj
 def init(obj: Context, name: str | None, join: bool, nested: bool) -> None:
     """Create tinytown.toml and .tt/ here, and start the town's Redis."""
+    from tinytown.core.urls import redact, redis_url
     from tinytown.ops.town import Town
-    from tinytown.urls import redact, redis_url
 
     town = Town.init(obj.town_path or ".", name=name, join=join, nested=nested)
     say(f"town {town.name!r} ready in {town.settings.root}")
@@ -34,7 +34,7 @@ def _say_what_to_commit(root: Path) -> None:
     worktrees start from a commit, and a merge wants the target's tracked files clean)."""
     import shlex
 
-    from tinytown.workspace import uncommitted
+    from tinytown.system.workspace import uncommitted
 
     files = uncommitted(root, ["tinytown.toml", ".gitignore"])
     if files:

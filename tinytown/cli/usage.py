@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tinytown.cli.common import Context, emit, emit_json, json_option, pass_ctx, print_table, say
-from tinytown.errors import UsageError
+from tinytown.core.errors import UsageError
 
 if TYPE_CHECKING:
     from tinytown.ops.spending import Keep
@@ -64,7 +64,7 @@ def budget_show(obj: Context, as_json: bool) -> None:
 
 def _spent(cost: str, usd: float, cap: float | None) -> str:
     """The cost as `Usage.cost_text` says it, with the digits its budget needs."""
-    from tinytown.usage import spend_text
+    from tinytown.core.usage import spend_text
 
     if cost == "unknown":
         return cost
@@ -72,7 +72,7 @@ def _spent(cost: str, usd: float, cap: float | None) -> str:
 
 
 def _caps(doc: dict[str, Any]) -> str:
-    from tinytown.usage import budget_text
+    from tinytown.core.usage import budget_text
 
     if doc.get("budget_tokens") is None:
         return budget_text(doc["budget_usd"])

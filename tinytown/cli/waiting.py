@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from tinytown.cli.common import emit_json, progress_line, say
-from tinytown.errors import TinytownError
-from tinytown.models import Task, TaskState
+from tinytown.core.errors import TinytownError
+from tinytown.core.models import Task, TaskState
 
 if TYPE_CHECKING:
     from tinytown.ops.town import Town

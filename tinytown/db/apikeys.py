@@ -13,12 +13,12 @@ from datetime import datetime
 
 from redis.client import Pipeline
 
-from tinytown import keys
-from tinytown.apikeys import ApiKey
+from tinytown.core import keys
+from tinytown.core.apikeys import ApiKey
+from tinytown.core.errors import ApiKeyNotFound, InvalidRecord, NameTaken, WrongType
+from tinytown.core.models import format_timestamp
 from tinytown.db.connection import text, text_map
 from tinytown.db.store import Store
-from tinytown.errors import ApiKeyNotFound, InvalidRecord, NameTaken, WrongType
-from tinytown.models import format_timestamp
 
 log = logging.getLogger("tinytown")
 

@@ -15,9 +15,9 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from tinytown.errors import RedisUnreachable, WrongType
-from tinytown.settings import Settings
-from tinytown.urls import redact, redact_text, redis_url
+from tinytown.core.errors import RedisUnreachable, WrongType
+from tinytown.core.settings import Settings
+from tinytown.core.urls import redact, redact_text, redis_url
 
 # Every reply within this, or RedisUnreachable: a Redis that died or froze does not
 # hold a caller (an API thread, a worker's beat, the supervisor) for longer. redis-py 8
@@ -85,7 +85,7 @@ def connect(settings: Settings, start: bool = True) -> TownRedis:
 
         started = EmbeddedRedis(settings.runtime_dir).ensure_running()
     if not re.match(r"^(redis|rediss|unix)://", url):
-        from tinytown.errors import ConfigError
+        from tinytown.core.errors import ConfigError
 
         raise ConfigError(f"unsupported Redis URL {redact(url)}: use redis://, rediss:// or unix://")
     try:

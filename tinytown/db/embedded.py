@@ -17,10 +17,10 @@ import time
 from importlib.util import find_spec
 from pathlib import Path
 
-from tinytown.errors import RedisUnreachable
-from tinytown.private import UMASK, owned_dir, private_dir
-from tinytown.processes import pid_alive
-from tinytown.urls import socket_path_for
+from tinytown.core.errors import RedisUnreachable
+from tinytown.core.urls import socket_path_for
+from tinytown.system.private import UMASK, owned_dir, private_dir
+from tinytown.system.processes import pid_alive
 
 
 def find_redis_server() -> str:

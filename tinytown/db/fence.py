@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tinytown.core.errors import Fenced, WrongType
 from tinytown.db.connection import text
-from tinytown.errors import Fenced, WrongType
 
 
 @dataclass(frozen=True)

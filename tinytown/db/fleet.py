@@ -15,13 +15,13 @@ from collections.abc import Callable
 
 from redis.client import Pipeline
 
-from tinytown import keys, placement
+from tinytown.core import keys, placement
+from tinytown.core.errors import InvalidTransition
+from tinytown.core.models import Agent, AgentState, Message, MessageType, SpawnMode, utcnow
+from tinytown.core.settings import AgentSettings
 from tinytown.db import hosts, recovery, runtime, states
 from tinytown.db.connection import texts
 from tinytown.db.store import Store
-from tinytown.errors import InvalidTransition
-from tinytown.models import Agent, AgentState, Message, MessageType, SpawnMode, utcnow
-from tinytown.settings import AgentSettings
 
 S = AgentState
 log = logging.getLogger("tinytown.fleet")

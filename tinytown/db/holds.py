@@ -15,7 +15,10 @@ from typing import Any
 
 from redis.client import Pipeline
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import TinytownError
+from tinytown.core.models import Agent, AgentState, Message, MessageType, Task, TaskState, utcnow
+from tinytown.core.usage import Usage
 from tinytown.db import runtime, states
 from tinytown.db import usage as round_usage
 from tinytown.db.connection import text, texts
@@ -24,9 +27,6 @@ from tinytown.db.rounds import return_inflight
 from tinytown.db.store import Store
 from tinytown.db.tasks import back_to_assigned
 from tinytown.db.wakeup import enqueue_round
-from tinytown.errors import TinytownError
-from tinytown.models import Agent, AgentState, Message, MessageType, Task, TaskState, utcnow
-from tinytown.usage import Usage
 
 S = AgentState
 HOLDABLE = (S.IDLE, S.STARTING, S.WORKING)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import WrongType
+from tinytown.core.placement import HostInfo
 from tinytown.db.connection import text_map, texts
 from tinytown.db.store import Store
 from tinytown.db.wakeup import celery_message, queue_key
-from tinytown.errors import WrongType
-from tinytown.placement import HostInfo
 
 HOST_WAKE_TASK = "tinytown.host.wake"
 

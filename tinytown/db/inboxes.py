@@ -14,10 +14,10 @@ from typing import Any
 
 from redis.client import Pipeline
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import InvalidRecord, MessageTooLarge, WrongType
+from tinytown.core.models import MAX_MESSAGE_BYTES, Message
 from tinytown.db.connection import BLOCK_SECS, TownRedis, text, texts
-from tinytown.errors import InvalidRecord, MessageTooLarge, WrongType
-from tinytown.models import MAX_MESSAGE_BYTES, Message
 
 log = logging.getLogger("tinytown")
 

@@ -9,13 +9,13 @@ import time
 
 import redis
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import InvalidRecord
+from tinytown.core.models import utcnow
 from tinytown.db import scripts
 from tinytown.db.connection import text, texts
 from tinytown.db.store import Store
-from tinytown.errors import InvalidRecord
-from tinytown.models import utcnow
-from tinytown.processes import pid_alive
+from tinytown.system.processes import pid_alive
 
 LAUNCH_FLAG_SECS = 15
 LOCK_TTL_SECS = 4.0  # a standby takes over within this (plus its poll) of a leader's death

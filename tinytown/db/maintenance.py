@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import InvalidRecord
+from tinytown.core.models import Agent, Message, Task
 from tinytown.db.connection import text
 from tinytown.db.store import Store, log
 from tinytown.db.wakeup import queue_key
-from tinytown.errors import InvalidRecord
-from tinytown.models import Agent, Message, Task
 
 _LEGACY = re.compile(
     r"^tt:(agent|inbox|task):[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.models import Message
 from tinytown.db.connection import TownPipeline
 from tinytown.db.store import Store
 from tinytown.db.wakeup import enqueue_round
-from tinytown.models import Message
 
 
 def deliver(store: Store, messages: list[Message], pipe: TownPipeline | None = None) -> None:

@@ -12,16 +12,16 @@ import threading
 
 from redis.client import Pipeline
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import InvalidTransition
+from tinytown.core.models import Agent, AgentState, Message, Task, TaskState, utcnow
 from tinytown.db import runtime, states
 from tinytown.db.connection import texts
 from tinytown.db.rounds import return_inflight
 from tinytown.db.store import Store
 from tinytown.db.tasks import back_to_assigned, queue_assignment, queue_in_backlog
 from tinytown.db.wakeup import enqueue_round
-from tinytown.errors import InvalidTransition
-from tinytown.models import Agent, AgentState, Message, Task, TaskState, utcnow
-from tinytown.processes import kill_recorded
+from tinytown.system.processes import kill_recorded
 
 
 def kill_local_processes(store: Store, agent_id: str, wait: bool = True

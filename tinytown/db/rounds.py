@@ -29,16 +29,9 @@ from typing import Any
 
 from redis.client import Pipeline
 
-from tinytown import keys
-from tinytown.db import runtime, scripts, states
-from tinytown.db import usage as round_usage
-from tinytown.db.connection import text
-from tinytown.db.fence import Fence, check, token, watching
-from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
-from tinytown.db.tasks import back_to_assigned, mark_finished
-from tinytown.db.wakeup import enqueue_round
-from tinytown.errors import AgentNotFound, Fenced, InvalidRecord, InvalidTransition
-from tinytown.models import (
+from tinytown.core import keys
+from tinytown.core.errors import AgentNotFound, Fenced, InvalidRecord, InvalidTransition
+from tinytown.core.models import (
     NEEDS_CLI,
     Agent,
     AgentState,
@@ -48,7 +41,14 @@ from tinytown.models import (
     TaskState,
     utcnow,
 )
-from tinytown.usage import Usage
+from tinytown.core.usage import Usage
+from tinytown.db import runtime, scripts, states
+from tinytown.db import usage as round_usage
+from tinytown.db.connection import text
+from tinytown.db.fence import Fence, check, token, watching
+from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
+from tinytown.db.tasks import back_to_assigned, mark_finished
+from tinytown.db.wakeup import enqueue_round
 
 
 @dataclass

@@ -19,14 +19,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import LeaseHeld, WrongType
+from tinytown.core.models import Agent, utcnow
 from tinytown.db import scripts
 from tinytown.db.connection import text, text_map
 from tinytown.db.fence import Fence
 from tinytown.db.store import Store
-from tinytown.errors import LeaseHeld, WrongType
-from tinytown.models import Agent, utcnow
-from tinytown.processes import pid_alive
+from tinytown.system.processes import pid_alive
 
 PROCESS_FIELDS = ("pid", "cli_pgid")  # what describes a live process, not a past one
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from redis.client import Pipeline
 
+from tinytown.core.errors import InvalidTransition
+from tinytown.core.models import Agent, AgentState, utcnow
 from tinytown.db.fence import Fence
 from tinytown.db.store import Store
-from tinytown.errors import InvalidTransition
-from tinytown.models import Agent, AgentState, utcnow
 
 S = AgentState
 _LIVE = {S.STARTING, S.IDLE, S.WORKING, S.PAUSED, S.DRAINING}

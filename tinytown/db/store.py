@@ -19,11 +19,8 @@ from typing import Any, TypeVar, cast
 
 from redis.client import Pipeline
 
-from tinytown import keys
-from tinytown.db.connection import BLOCK_SECS, TownRedis, text, text_map, texts
-from tinytown.db.fence import Fence, watching
-from tinytown.db.inboxes import Inboxes
-from tinytown.errors import (
+from tinytown.core import keys
+from tinytown.core.errors import (
     AgentNotFound,
     InvalidRecord,
     NameTaken,
@@ -31,13 +28,16 @@ from tinytown.errors import (
     TownExists,
     WrongType,
 )
-from tinytown.models import (
+from tinytown.core.models import (
     Agent,
     Task,
     WireModel,
     format_timestamp,
     utcnow,
 )
+from tinytown.db.connection import BLOCK_SECS, TownRedis, text, text_map, texts
+from tinytown.db.fence import Fence, watching
+from tinytown.db.inboxes import Inboxes
 
 log = logging.getLogger("tinytown")
 M = TypeVar("M", bound=WireModel)

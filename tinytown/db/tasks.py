@@ -14,12 +14,12 @@ from typing import Any
 
 from redis.client import Pipeline
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import InvalidRecord, InvalidTransition
+from tinytown.core.models import Agent, Message, MessageType, Priority, Task, TaskState, utcnow
 from tinytown.db.connection import texts
 from tinytown.db.store import Store, log
 from tinytown.db.wakeup import enqueue_round, enqueue_task_job, queue_key
-from tinytown.errors import InvalidRecord, InvalidTransition
-from tinytown.models import Agent, Message, MessageType, Priority, Task, TaskState, utcnow
 
 RESULT_LIMIT = 4000  # characters of output kept as a task's result
 

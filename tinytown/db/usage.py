@@ -12,12 +12,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import WrongType
+from tinytown.core.models import Agent, Task, format_timestamp, utcnow
+from tinytown.core.usage import ROUND_BUCKETS, TOKEN_FIELDS, Usage
 from tinytown.db.connection import text, text_map
 from tinytown.db.store import Store
-from tinytown.errors import WrongType
-from tinytown.models import Agent, Task, format_timestamp, utcnow
-from tinytown.usage import ROUND_BUCKETS, TOKEN_FIELDS, Usage
 
 ROUNDS_MAXLEN = 200_000  # a few months of a busy town's rounds; totals never trim
 

@@ -16,7 +16,7 @@ import socket
 import uuid
 from typing import Any
 
-from tinytown import keys
+from tinytown.core import keys
 from tinytown.db import scripts
 
 ROUND_TASK = "tinytown.round"

@@ -17,12 +17,12 @@ import sys
 import threading
 from pathlib import Path
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import EXIT_REDIS_UNREACHABLE, EXIT_USAGE, HostNameTaken, RedisUnreachable
+from tinytown.core.settings import Settings
 from tinytown.db.hosts import HOST_WAKE_TASK
-from tinytown.errors import EXIT_REDIS_UNREACHABLE, EXIT_USAGE, HostNameTaken, RedisUnreachable
 from tinytown.host.daemon import HostDaemon
-from tinytown.private import go_private
-from tinytown.settings import Settings
+from tinytown.system.private import go_private
 
 log = logging.getLogger("tinytown.host")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")

@@ -31,16 +31,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from tinytown import placement
+from tinytown.core import placement
+from tinytown.core.errors import HostNameTaken, InvalidTransition, TinytownError
+from tinytown.core.models import Agent, AgentState, AgentType
+from tinytown.core.presets import PRESETS, resolve_cli
+from tinytown.core.settings import Settings
 from tinytown.db import fleet, hosts, leader, recovery, runtime, states
 from tinytown.db.connection import connect
 from tinytown.db.store import Store
-from tinytown.errors import HostNameTaken, InvalidTransition, TinytownError
-from tinytown.launching import child, detached, supervisor_argv, worker_argv
-from tinytown.models import Agent, AgentState, AgentType
-from tinytown.presets import PRESETS, resolve_cli
-from tinytown.processes import pid_alive
-from tinytown.settings import Settings
+from tinytown.system.launching import child, detached, supervisor_argv, worker_argv
+from tinytown.system.processes import pid_alive
 
 log = logging.getLogger("tinytown.host")
 S = AgentState

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from tinytown.apikeys import Scope
+from tinytown.core.apikeys import Scope
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
 from tinytown.http.errors import responses

@@ -21,9 +21,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tinytown.apikeys import ApiKey
-from tinytown.apikeys import Scope as KeyScope
-from tinytown.errors import NotPermitted, TinytownError
+from tinytown.core.apikeys import ApiKey
+from tinytown.core.apikeys import Scope as KeyScope
+from tinytown.core.errors import NotPermitted, TinytownError
 from tinytown.ops.town import Town
 
 log = logging.getLogger("tinytown.http")

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from tinytown.apikeys import Scope
+from tinytown.core.apikeys import Scope
+from tinytown.core.models import Task as TaskRecord
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
 from tinytown.http.errors import responses
 from tinytown.http.tasks import TaskRef
-from tinytown.models import Task as TaskRecord
 from tinytown.ops.town import Town
 
 router = APIRouter(prefix="/v1/backlog", tags=["backlog"])

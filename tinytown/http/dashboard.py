@@ -26,8 +26,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tinytown.apikeys import ApiKey, Scope
-from tinytown.errors import KeyRefused
+from tinytown.core.apikeys import ApiKey, Scope
+from tinytown.core.errors import KeyRefused
 from tinytown.http import schemas as s
 from tinytown.http.agents import AgentRef
 from tinytown.http.auth import check_same_origin, needs, session_cookie, session_key, town_of

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from tinytown import errors as e
+from tinytown.core import errors as e
 from tinytown.http.schemas import Error
 
 log = logging.getLogger("tinytown.http")

@@ -16,8 +16,8 @@ import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from tinytown.apikeys import Scope
-from tinytown.errors import TinytownError
+from tinytown.core.apikeys import Scope
+from tinytown.core.errors import TinytownError
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
 from tinytown.http.errors import responses

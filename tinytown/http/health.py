@@ -8,7 +8,7 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from tinytown.apikeys import Scope
+from tinytown.core.apikeys import Scope
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
 from tinytown.http.errors import error, responses

@@ -20,9 +20,9 @@ import anyio
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from tinytown.apikeys import ApiKey
-from tinytown.apikeys import Scope as KeyScope
-from tinytown.errors import TinytownError, one_line
+from tinytown.core.apikeys import ApiKey
+from tinytown.core.apikeys import Scope as KeyScope
+from tinytown.core.errors import TinytownError, one_line
 from tinytown.http.errors import error, status_of
 from tinytown.http.limits import MAX_BODY_BYTES
 from tinytown.mcp.http import HttpTools

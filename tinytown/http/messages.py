@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 
-from tinytown.apikeys import Scope
+from tinytown.core.apikeys import Scope
 from tinytown.http import schemas as s
 from tinytown.http.agents import AgentRef
 from tinytown.http.auth import needs, town_of

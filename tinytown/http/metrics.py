@@ -21,12 +21,12 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from tinytown.apikeys import Scope
+from tinytown.core.apikeys import Scope
+from tinytown.core.models import Agent, AgentState, TaskState
+from tinytown.core.usage import ROUND_BUCKETS, TOKEN_FIELDS
 from tinytown.http.auth import needs, town_of
 from tinytown.http.errors import responses
-from tinytown.models import Agent, AgentState, TaskState
 from tinytown.ops.town import Town
-from tinytown.usage import ROUND_BUCKETS, TOKEN_FIELDS
 
 router = APIRouter(tags=["metrics"])
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tinytown.models import (
+from tinytown.core.models import (
     AckKind,
     AgentState,
     AgentType,

@@ -17,7 +17,7 @@ from typing import Any
 
 import uvicorn
 
-from tinytown.errors import TinytownError, UsageError
+from tinytown.core.errors import TinytownError, UsageError
 from tinytown.http.app import create_app
 from tinytown.ops.town import Town
 

@@ -7,13 +7,13 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from tinytown.apikeys import Scope
-from tinytown.errors import UsageError
+from tinytown.core.apikeys import Scope
+from tinytown.core.errors import UsageError
+from tinytown.core.models import Priority, TaskState
+from tinytown.core.models import Task as TaskRecord
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
 from tinytown.http.errors import responses
-from tinytown.models import Priority, TaskState
-from tinytown.models import Task as TaskRecord
 from tinytown.ops.town import Town
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])

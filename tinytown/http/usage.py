@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from tinytown.apikeys import Scope
+from tinytown.core.apikeys import Scope
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
 from tinytown.http.errors import responses

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 
-from tinytown.apikeys import Scope
+from tinytown.core.apikeys import Scope
 from tinytown.mcp.tools import Caller, build
 from tinytown.ops.town import Town
 

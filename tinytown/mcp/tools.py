@@ -23,9 +23,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
-from tinytown import keys
-from tinytown.apikeys import ApiKey, Scope
-from tinytown.errors import (
+from tinytown.core import keys
+from tinytown.core.apikeys import ApiKey, Scope
+from tinytown.core.errors import (
     AgentNotFound,
     NotPermitted,
     TaskNotFound,
@@ -33,7 +33,7 @@ from tinytown.errors import (
     UsageError,
     one_line,
 )
-from tinytown.models import Agent, MessageBody, MessageType, Priority, Task, WireModel, wire
+from tinytown.core.models import Agent, MessageBody, MessageType, Priority, Task, WireModel, wire
 from tinytown.ops.town import Town
 
 MAX_ACK = 100  # messages one ack_inbox call takes at most

@@ -11,11 +11,11 @@ import ipaddress
 import threading
 import time
 
-from tinytown import apikeys
-from tinytown.apikeys import ApiKey, Scope
+from tinytown.core import apikeys
+from tinytown.core.apikeys import ApiKey, Scope
+from tinytown.core.errors import KeyRefused, Refused
+from tinytown.core.models import utcnow
 from tinytown.db import apikeys as stored
-from tinytown.errors import KeyRefused, Refused
-from tinytown.models import utcnow
 from tinytown.ops.context import TownContext
 
 TOUCH_EVERY_SECS = 60.0  # "last used" is written at most this often per key and process

@@ -8,9 +8,8 @@ import logging
 from collections.abc import Callable
 
 from tinytown import ops
-from tinytown.db import tasks
-from tinytown.errors import MessageTooLarge, NotRunning, TaskNotFound, UsageError
-from tinytown.models import (
+from tinytown.core.errors import MessageTooLarge, NotRunning, TaskNotFound, UsageError
+from tinytown.core.models import (
     MAX_MESSAGE_BYTES,
     Agent,
     AgentState,
@@ -19,10 +18,11 @@ from tinytown.models import (
     Task,
     TaskState,
 )
+from tinytown.core.validate import utf8_size, validate_timeout
+from tinytown.db import tasks
 from tinytown.ops.context import TownContext
 from tinytown.ops.polling import poll
 from tinytown.ops.references import resolve, resolve_task
-from tinytown.validate import utf8_size, validate_timeout
 
 log = logging.getLogger("tinytown")
 

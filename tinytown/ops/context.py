@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tinytown.core.models import Agent
+from tinytown.core.settings import Settings
 from tinytown.db import runtime
 from tinytown.db.connection import connect
 from tinytown.db.store import Store
-from tinytown.models import Agent
-from tinytown.settings import Settings
 
 
 @dataclass(frozen=True)

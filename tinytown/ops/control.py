@@ -13,16 +13,16 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from tinytown.core.errors import InvalidTransition, TinytownError
+from tinytown.core.models import Agent, AgentState, AgentType, utcnow
+from tinytown.core.roles import queues_of
+from tinytown.core.urls import redact, redis_url
 from tinytown.db import fleet, holds, hosts, leader, recovery, runtime, states
 from tinytown.db.wakeup import enqueue_round
-from tinytown.errors import InvalidTransition, TinytownError
-from tinytown.logs import round_logs, tail
-from tinytown.models import Agent, AgentState, AgentType, utcnow
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.starting import start_supervisor, start_worker
-from tinytown.processes import pid_alive
-from tinytown.roles import queues_of
-from tinytown.urls import redact, redis_url
+from tinytown.system.logs import round_logs, tail
+from tinytown.system.processes import pid_alive
 
 if TYPE_CHECKING:
     from celery import Celery

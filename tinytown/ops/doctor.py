@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from tinytown.agent_clis import registry
-from tinytown.cli_health import CliHealth, check
-from tinytown.errors import TinytownError
+from tinytown.core.errors import TinytownError
+from tinytown.core.presets import resolve_cli
+from tinytown.core.settings import Settings
+from tinytown.core.urls import redact, redis_url
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.control import supervisor_status
 from tinytown.ops.hosts import report as host_report
-from tinytown.presets import resolve_cli
-from tinytown.settings import Settings
-from tinytown.urls import redact, redis_url
+from tinytown.system.cli_health import CliHealth, check
 
 
 def cli_report(settings: Settings, used: set[str]) -> list[dict[str, Any]]:
@@ -95,7 +95,7 @@ def diagnose_clis(folder: Path, env: dict[str, str] | None = None) -> dict[str, 
 
 def diagnose(settings: Settings) -> dict[str, Any]:
     """The whole report; Redis out of reach is part of it, not an exception."""
-    from tinytown.errors import RedisUnreachable
+    from tinytown.core.errors import RedisUnreachable
 
     try:
         town = TownContext.connect(settings)

@@ -13,8 +13,8 @@ import os
 import socket
 import sys
 
-from tinytown.errors import TinytownError, UsageError
-from tinytown.settings import Settings
+from tinytown.core.errors import TinytownError, UsageError
+from tinytown.core.settings import Settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -11,15 +11,16 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tinytown import keys, ops
+from tinytown import ops
+from tinytown.core import keys
+from tinytown.core.errors import AgentNotFound
+from tinytown.core.models import Agent, AgentState, AgentType, Message, MessageBody, Priority, Task
+from tinytown.core.validate import validate_timeout
 from tinytown.db.messages import deliver
-from tinytown.errors import AgentNotFound
-from tinytown.models import Agent, AgentState, AgentType, Message, MessageBody, Priority, Task
 from tinytown.ops import assignments
 from tinytown.ops.context import TownContext
 from tinytown.ops.polling import poll
 from tinytown.ops.references import resolve
-from tinytown.validate import validate_timeout
 
 if TYPE_CHECKING:
     from tinytown.db.connection import TownPipeline

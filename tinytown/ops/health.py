@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tinytown.core.errors import RedisUnreachable
 from tinytown.db import leader
-from tinytown.errors import RedisUnreachable
 from tinytown.ops.context import TownContext
 
 

@@ -12,10 +12,10 @@ import logging
 import time
 from typing import Any
 
-from tinytown import placement
+from tinytown.core import placement
+from tinytown.core.errors import Refused, UsageError
+from tinytown.core.models import Agent, AgentState
 from tinytown.db import fleet, hosts
-from tinytown.errors import Refused, UsageError
-from tinytown.models import Agent, AgentState
 from tinytown.ops.context import TownContext
 from tinytown.ops.starting import start_worker
 

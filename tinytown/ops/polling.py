@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from tinytown.errors import WaitTimeout
+from tinytown.core.errors import WaitTimeout
 
 T = TypeVar("T")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tinytown.core.errors import InvalidTransition, UsageError
+from tinytown.core.models import Agent, AgentState, Task, TaskState
 from tinytown.db import recovery, runtime, states
 from tinytown.db.tasks import finish_task, move_to_backlog
-from tinytown.errors import InvalidTransition, UsageError
-from tinytown.models import Agent, AgentState, Task, TaskState
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.references import resolve
 

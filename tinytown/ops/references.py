@@ -7,11 +7,11 @@ from __future__ import annotations
 import re
 import uuid
 
-from tinytown import keys
-from tinytown.errors import AgentNotFound, AmbiguousReference, TaskNotFound
-from tinytown.models import Agent, Task
+from tinytown.core import keys
+from tinytown.core.errors import AgentNotFound, AmbiguousReference, TaskNotFound
+from tinytown.core.models import Agent, Task
+from tinytown.core.validate import RESERVED_NAMES
 from tinytown.ops.context import TownContext
-from tinytown.validate import RESERVED_NAMES
 
 _HEX_PREFIX = re.compile(r"^[0-9a-fA-F-]{4,36}$")
 

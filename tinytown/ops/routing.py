@@ -1,4 +1,4 @@
-"""Work not aimed at one agent: role queues (see tinytown.roles) and the backlog.
+"""Work not aimed at one agent: role queues (see tinytown.core.roles) and the backlog.
 
 The backlog is a list of unassigned (`pending`) tasks that people or agents claim.
 The writes live in `tinytown.db.tasks`.
@@ -6,14 +6,14 @@ The writes live in `tinytown.db.tasks`.
 
 from __future__ import annotations
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import TaskNotFound, UsageError
+from tinytown.core.models import Agent, AgentState, Task
+from tinytown.core.roles import roles_of
 from tinytown.db import tasks
-from tinytown.errors import TaskNotFound, UsageError
-from tinytown.models import Agent, AgentState, Task
 from tinytown.ops.context import TownContext
 from tinytown.ops.hosts import wake
 from tinytown.ops.references import resolve
-from tinytown.roles import roles_of
 
 
 def role_members(town: TownContext, role: str) -> list[Agent]:

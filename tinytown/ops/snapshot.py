@@ -23,13 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import TinytownError, UsageError
+from tinytown.core.models import AgentState
 from tinytown.db import fleet, raw, recovery, states
-from tinytown.errors import TinytownError, UsageError
-from tinytown.models import AgentState
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.references import resolve
-from tinytown.private import private_dir, private_file
+from tinytown.system.private import private_dir, private_file
 
 FORMAT = "tinytown-snapshot/1"
 MAX_SNAPSHOT_BYTES = 2**30  # a town's data lives in Redis's memory: more is a mistake

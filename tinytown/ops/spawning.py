@@ -13,15 +13,15 @@ import os
 import shutil
 from typing import TYPE_CHECKING
 
-from tinytown.errors import AgentNotFound, NameTaken, Refused, UsageError
-from tinytown.models import Agent, AgentState, AgentType, SessionPolicy, SpawnMode
+from tinytown.core.errors import AgentNotFound, NameTaken, Refused, UsageError
+from tinytown.core.models import Agent, AgentState, AgentType, SessionPolicy, SpawnMode
+from tinytown.core.validate import validate_agent_name, validate_nickname, validate_usd
 from tinytown.ops import hosts, starting, workspaces
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
-from tinytown.validate import validate_agent_name, validate_nickname, validate_usd
 
 if TYPE_CHECKING:
-    from tinytown.presets import CliCommand
+    from tinytown.core.presets import CliCommand
 
 log = logging.getLogger("tinytown")
 
@@ -69,7 +69,7 @@ def spawn(
         role_config = known[role]
     if cli is None:
         cli = (role_config.cli if role_config else None) or town.settings.agent.default_cli
-    from tinytown.presets import resolve_cli
+    from tinytown.core.presets import resolve_cli
 
     command = resolve_cli(town.settings, cli)  # refuse an empty or unparsable one now
     if start:  # warn, don't refuse: the worker may run on another machine
@@ -170,7 +170,7 @@ def _check_spawn(fork: bool, parent: str | None, max_rounds: int | None,
 
 def _warn_about(command: CliCommand, name: str) -> None:
     """Warn when the agent's CLI is missing here, or is known not to run as set up."""
-    from tinytown.cli_health import known_problems
+    from tinytown.system.cli_health import known_problems
 
     if shutil.which(command.argv[0]) is None:
         log.warning("%r is not installed here (no %s on PATH): agent %s's rounds will"

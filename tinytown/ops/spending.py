@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from tinytown.core.errors import TinytownError, UsageError
+from tinytown.core.models import Agent, utcnow
+from tinytown.core.usage import TOKEN_FIELDS, Usage, agent_budget_usd, town_budget_usd
+from tinytown.core.validate import parse_since, validate_usd
 from tinytown.db import usage as round_usage
-from tinytown.errors import TinytownError, UsageError
-from tinytown.models import Agent, utcnow
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
-from tinytown.usage import TOKEN_FIELDS, Usage, agent_budget_usd, town_budget_usd
-from tinytown.validate import parse_since, validate_usd
 
 GROUPS = ("agent", "task", "role", "day")
 
@@ -147,7 +147,7 @@ def cost_unknown(town: TownContext, agent: Agent) -> bool:
     if agent.usage is not None and agent.usage.rounds:
         return not agent.usage.cost_known
     from tinytown.agent_clis import registry
-    from tinytown.presets import resolve_cli
+    from tinytown.core.presets import resolve_cli
 
     try:
         command = resolve_cli(town.settings, agent.cli)

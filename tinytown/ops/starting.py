@@ -1,18 +1,18 @@
 """Starting a town's worker and supervisor processes from a client, detached from the
-terminal (the command lines and the detaching are `tinytown.launching`)."""
+terminal (the command lines and the detaching are `tinytown.system.launching`)."""
 
 from __future__ import annotations
 
+from tinytown.core.models import Agent
+from tinytown.core.settings import Settings
 from tinytown.db import runtime
 from tinytown.db.store import Store
-from tinytown.launching import detached, supervisor_argv, worker_argv
-from tinytown.models import Agent
-from tinytown.settings import Settings
+from tinytown.system.launching import detached, supervisor_argv, worker_argv
 
 
 def start_worker(store: Store, settings: Settings, agent: Agent) -> int:
     """Start the agent's worker in the background; returns the pid of the process
-    started, on Linux the worker's keeper (`tinytown.keeper`), whose child the worker
+    started, on Linux the worker's keeper (`tinytown.system.keeper`), whose child the worker
     is: the worker's own pid is the one it records in its runtime hash. It carries a
     new launch token: a worker started earlier for the agent (still starting) stands
     down."""

@@ -19,26 +19,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tinytown import ops
-from tinytown.db.connection import TownRedis, connect
-from tinytown.db.store import Store
-from tinytown.errors import TownExists, UsageError
-from tinytown.models import Agent, Priority, Task, TaskState
-from tinytown.ops.context import TownContext, worker_status
-from tinytown.ops.handles import AgentHandle, Channel
-from tinytown.ops.references import resolve, resolve_task
-from tinytown.ops.spending import KEEP, Keep
-from tinytown.private import private_dir
-from tinytown.settings import (
+from tinytown.core.errors import TownExists, UsageError
+from tinytown.core.models import Agent, Priority, Task, TaskState
+from tinytown.core.settings import (
     CONFIG_FILE,
     Settings,
     config_template,
     default_town_name,
     validate_town_name,
 )
-from tinytown.settings import find_root as _find_root
+from tinytown.core.settings import find_root as _find_root
+from tinytown.db.connection import TownRedis, connect
+from tinytown.db.store import Store
+from tinytown.ops.context import TownContext, worker_status
+from tinytown.ops.handles import AgentHandle, Channel
+from tinytown.ops.references import resolve, resolve_task
+from tinytown.ops.spending import KEEP, Keep
+from tinytown.system.private import private_dir
 
 if TYPE_CHECKING:
-    from tinytown.apikeys import ApiKey, Scope
+    from tinytown.core.apikeys import ApiKey, Scope
     from tinytown.ops.health import Health
 
 __all__ = ["AgentHandle", "Channel", "Town"]
@@ -418,7 +418,7 @@ class Town:
         worker ran): the newest rounds' numbers, sizes and last writes, and the last
         `limit` bytes of one round's log, the newest by default (what `tt logs` prints).
         UsageError for a round this machine has no log of."""
-        from tinytown.logs import round_log
+        from tinytown.system.logs import round_log
 
         record = self.resolve(agent_ref)
         found = round_log(self.settings.logs_dir, record.name, round_no, limit,

@@ -7,11 +7,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tinytown import workspace
-from tinytown.errors import UsageError, WorkspaceError
-from tinytown.models import Agent
+from tinytown.core.errors import UsageError, WorkspaceError
+from tinytown.core.models import Agent
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
+from tinytown.system import workspace
 
 log = logging.getLogger("tinytown")
 

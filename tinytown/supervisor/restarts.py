@@ -21,12 +21,12 @@ import socket
 import subprocess
 import threading
 
+from tinytown.core.errors import TinytownError
+from tinytown.core.models import Agent, AgentState, AgentType
+from tinytown.core.settings import Settings
 from tinytown.db import fleet, recovery, runtime
 from tinytown.db.store import Store
-from tinytown.errors import TinytownError
-from tinytown.launching import detached, worker_argv
-from tinytown.models import Agent, AgentState, AgentType
-from tinytown.settings import Settings
+from tinytown.system.launching import detached, worker_argv
 
 log = logging.getLogger("tinytown.supervisor")
 

@@ -22,18 +22,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tinytown.core.errors import InvalidRecord, RedisUnreachable, TinytownError
+from tinytown.core.models import Agent, AgentState, utcnow
+from tinytown.core.settings import Settings
 from tinytown.db import holds, leader, runtime, states
 from tinytown.db.connection import connect
 from tinytown.db.recovery import recover_agent
 from tinytown.db.store import Store
 from tinytown.db.tasks import reoffer_role_tasks
-from tinytown.errors import InvalidRecord, RedisUnreachable, TinytownError
-from tinytown.models import Agent, AgentState, utcnow
-from tinytown.private import go_private
-from tinytown.processes import pid_alive
-from tinytown.settings import Settings
 from tinytown.supervisor.restarts import Restarts
 from tinytown.supervisor.sight import Sight
+from tinytown.system.private import go_private
+from tinytown.system.processes import pid_alive
 
 log = logging.getLogger("tinytown.supervisor")
 

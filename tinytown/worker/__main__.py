@@ -1,10 +1,10 @@
 """`python -m tinytown.worker --town ROOT AGENT_ID`: run one agent's worker.
 
-The process splits into the worker's keeper and the worker (`tinytown.keeper`) first,
+The process splits into the worker's keeper and the worker (`tinytown.system.keeper`) first,
 before anything is imported or connected: the keeper stays small and holds nothing.
 """
 
-from tinytown.keeper import keep
+from tinytown.system.keeper import keep
 
 keep()
 

@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tinytown.core.errors import EXIT_REDIS_UNREACHABLE, RedisUnreachable
+from tinytown.core.settings import Settings
 from tinytown.db.connection import connect
 from tinytown.db.store import Store
 from tinytown.db.wakeup import ROUND_TASK, TASK_TASK
-from tinytown.errors import EXIT_REDIS_UNREACHABLE, RedisUnreachable
-from tinytown.private import go_private
-from tinytown.settings import Settings
+from tinytown.system.private import go_private
 from tinytown.worker.lifecycle import StandDown, WorkerRuntime
 
 if TYPE_CHECKING:

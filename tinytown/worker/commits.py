@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tinytown import workspace
-from tinytown.models import Agent
-from tinytown.settings import Settings
+from tinytown.core.models import Agent
+from tinytown.core.settings import Settings
+from tinytown.system import workspace
+from tinytown.system.workspace import GitError
 from tinytown.worker.state import RoundContext
-from tinytown.workspace import GitError
 
 log = logging.getLogger("tinytown.worker")
 

@@ -23,24 +23,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tinytown import keys
-from tinytown.db import fleet, rounds, runtime, states, tasks
-from tinytown.db.connection import connect
-from tinytown.db.fence import Fence
-from tinytown.db.store import Store
-from tinytown.db.wakeup import enqueue_round, enqueue_task_job
-from tinytown.errors import (
+from tinytown.core import keys
+from tinytown.core.errors import (
     EXIT_REDIS_UNREACHABLE,
     Fenced,
     LeaseHeld,
     RedisUnreachable,
     TinytownError,
 )
-from tinytown.launching import detached, worker_argv
-from tinytown.models import Agent, AgentState, Task, utcnow
-from tinytown.processes import kill_group
-from tinytown.roles import queues_of
-from tinytown.settings import Settings
+from tinytown.core.models import Agent, AgentState, Task, utcnow
+from tinytown.core.roles import queues_of
+from tinytown.core.settings import Settings
+from tinytown.db import fleet, rounds, runtime, states, tasks
+from tinytown.db.connection import connect
+from tinytown.db.fence import Fence
+from tinytown.db.store import Store
+from tinytown.db.wakeup import enqueue_round, enqueue_task_job
+from tinytown.system.launching import detached, worker_argv
+from tinytown.system.processes import kill_group
 from tinytown.worker import commits
 from tinytown.worker.pipeline import Next, one_round
 from tinytown.worker.runner import Watchdog

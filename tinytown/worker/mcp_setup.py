@@ -21,8 +21,8 @@ from pathlib import Path
 
 from tinytown.agent_clis import registry
 from tinytown.agent_clis.base import CliCommand, McpServer, McpSetup
-from tinytown.models import Agent
-from tinytown.private import private_dir
+from tinytown.core.models import Agent
+from tinytown.system.private import private_dir
 
 SERVER = "tinytown"
 

@@ -20,8 +20,8 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tinytown.core.models import Message, MessageBody, MessageType
 from tinytown.db import rounds
-from tinytown.models import Message, MessageBody, MessageType
 from tinytown.worker import steps
 from tinytown.worker.state import RoundContext, WorkerContext
 

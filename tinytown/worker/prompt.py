@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from tinytown.models import Agent, Message, Task
+from tinytown.core.models import Agent, Message, Task
 
 CONTEXT_BEGIN = "===== BEGIN INHERITED CONTEXT from {parent} ({parent_id}) ====="
 CONTEXT_END = "===== END INHERITED CONTEXT ====="

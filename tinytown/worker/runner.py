@@ -4,7 +4,7 @@ own process group, a time limit, and output to the round's log file.
 Nothing the CLI starts outlives its round. When the round ends (the CLI exited, timed
 out or was cut short) its whole process group is killed, and then every process it
 left behind in another session or group (a tool started with setsid, a daemon that
-double-forked), which the worker's keeper adopted (`tinytown.keeper`, Linux). If the
+double-forked), which the worker's keeper adopted (`tinytown.system.keeper`, Linux). If the
 worker dies, by SIGKILL too, the keeper ends them all. A `Watchdog` also kills the
 CLI's group the moment the worker dies: a tiny `sh` that reads the running group's id
 from a pipe and acts on end-of-file, which the kernel delivers when the worker is gone.
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tinytown.keeper import end_strays
-from tinytown.logs import tail
-from tinytown.presets import CliCommand, PromptVia
-from tinytown.private import user_umask
-from tinytown.processes import kill_group
+from tinytown.core.presets import CliCommand, PromptVia
+from tinytown.system.keeper import end_strays
+from tinytown.system.logs import tail
+from tinytown.system.private import user_umask
+from tinytown.system.processes import kill_group
 
 STDOUT_KEPT = 8 * 1024 * 1024  # of a CLI's stdout: its structured report comes last
 _STDIN_INLINE = 32 * 1024  # smaller prompts fit the pipe: written without a thread

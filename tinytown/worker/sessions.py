@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinytown.agent_clis.base import CliCommand, CliReport
-from tinytown.models import Agent, SessionPolicy, SpawnMode
+from tinytown.core.models import Agent, SessionPolicy, SpawnMode
 
 
 @dataclass(frozen=True)

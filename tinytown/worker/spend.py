@@ -16,20 +16,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tinytown.db import holds
-from tinytown.db import usage as round_usage
-from tinytown.db.store import Store
-from tinytown.errors import TinytownError
-from tinytown.models import Agent, AgentState, format_timestamp, utcnow
-from tinytown.presets import resolve_cli
-from tinytown.settings import Settings
-from tinytown.usage import (
+from tinytown.core.errors import TinytownError
+from tinytown.core.models import Agent, AgentState, format_timestamp, utcnow
+from tinytown.core.presets import resolve_cli
+from tinytown.core.settings import Settings
+from tinytown.core.usage import (
     Usage,
     agent_budget_usd,
     budget_text,
     spend_text,
     town_budget_usd,
 )
+from tinytown.db import holds
+from tinytown.db import usage as round_usage
+from tinytown.db.store import Store
 from tinytown.worker.state import RoundContext
 
 

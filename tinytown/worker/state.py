@@ -21,15 +21,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tinytown.core.models import Agent, Message, Task
+from tinytown.core.outcomes import CliReport
+from tinytown.core.presets import CliCommand, resolve_cli
+from tinytown.core.settings import Settings
+from tinytown.core.usage import Usage
 from tinytown.db import rounds
 from tinytown.db.fence import Fence
 from tinytown.db.store import Store
-from tinytown.models import Agent, Message, Task
-from tinytown.outcomes import CliReport
-from tinytown.presets import CliCommand, resolve_cli
-from tinytown.processes import kill_group
-from tinytown.settings import Settings
-from tinytown.usage import Usage
+from tinytown.system.processes import kill_group
 from tinytown.worker import sessions
 from tinytown.worker.runner import RunResult, Watchdog
 

@@ -24,16 +24,16 @@ from pathlib import Path
 
 import msgspec
 
-from tinytown import keys
+from tinytown.core import keys
+from tinytown.core.errors import Fenced
+from tinytown.core.models import Agent, Message, MessageType, SpawnMode, utcnow
+from tinytown.core.outcomes import RunFacts, judge, read_report, usage_limit
+from tinytown.core.presets import CliCommand, with_prompt_limit
+from tinytown.core.usage import Usage, of_round, since_session_start
 from tinytown.db import holds, rounds, runtime
 from tinytown.db.tasks import RESULT_LIMIT
-from tinytown.errors import Fenced
-from tinytown.models import Agent, Message, MessageType, SpawnMode, utcnow
-from tinytown.outcomes import RunFacts, judge, read_report, usage_limit
-from tinytown.presets import CliCommand, with_prompt_limit
-from tinytown.private import private_dir
-from tinytown.processes import kill_group
-from tinytown.usage import Usage, of_round, since_session_start
+from tinytown.system.private import private_dir
+from tinytown.system.processes import kill_group
 from tinytown.worker import commits, mcp_setup, sessions, spend
 from tinytown.worker.prompt import RoundInput, build_prompt
 from tinytown.worker.runner import RunResult, run_cli

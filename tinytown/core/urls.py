@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from tinytown.settings import Settings
+from tinytown.core.settings import Settings
 
 SOCKET_FALLBACK = "/tmp/tinytown-{uid}"  # when .tt/redis.sock is too long for AF_UNIX
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux

@@ -13,7 +13,7 @@ import stat
 from collections.abc import MutableMapping
 from pathlib import Path
 
-from tinytown.errors import ConfigError
+from tinytown.core.errors import ConfigError
 
 UMASK = 0o077  # what a town's processes create is theirs alone
 # The user's own umask, recorded by whoever launches a town's process (`tt spawn`, `tt

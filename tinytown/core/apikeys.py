@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 
-from tinytown.errors import InvalidRecord, NotPermitted, UsageError
-from tinytown.models import format_timestamp, utcnow
+from tinytown.core.errors import InvalidRecord, NotPermitted, UsageError
+from tinytown.core.models import format_timestamp, utcnow
 
 KEY_PREFIX = "tt_"  # says what a leaked string is (and lets secret scanners find one)
 _KEY = re.compile(r"^tt_[A-Za-z0-9_-]{43}$")  # the prefix and 32 bytes in URL-safe base64

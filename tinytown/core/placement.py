@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from tinytown.models import Agent, AgentState
+from tinytown.core.models import Agent, AgentState
 
 S = AgentState
 _NO_PROCESS = frozenset({S.COLD, S.STOPPED})

@@ -1,11 +1,11 @@
 """Agent and Task, serialized exactly as shared/wire-format.md says; and, re-exported,
-every record name Tinytown has, so `from tinytown.models import X` works for them all.
+every record name Tinytown has, so `from tinytown.core.models import X` works for them all.
 
 msgspec structs: importing them costs a few milliseconds, where pydantic cost ~85 ms
 on every `tt` call. Records keep the fields they do not know in ``extra`` so that a
 read-modify-write by this version never drops what a newer writer added. The shared
-base (tinytown/records.py), the enums (tinytown/enums.py) and the messages
-(tinytown/message_types.py) live in modules of their own to keep each one small.
+base (tinytown/core/records.py), the enums (tinytown/core/enums.py) and the messages
+(tinytown/core/message_types.py) live in modules of their own to keep each one small.
 """
 
 from __future__ import annotations
@@ -15,42 +15,42 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import msgspec
 
-from tinytown import keys
-from tinytown.enums import TERMINAL_AGENT_STATES as TERMINAL_AGENT_STATES
-from tinytown.enums import AgentState as AgentState
-from tinytown.enums import AgentType as AgentType
-from tinytown.enums import Priority as Priority
-from tinytown.enums import SessionPolicy as SessionPolicy
-from tinytown.enums import SpawnMode as SpawnMode
-from tinytown.enums import TaskState as TaskState
-from tinytown.errors import InvalidRecord, UsageError
-from tinytown.message_types import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
-from tinytown.message_types import NEEDS_CLI as NEEDS_CLI
-from tinytown.message_types import Ack as Ack
-from tinytown.message_types import AckKind as AckKind
-from tinytown.message_types import ConfirmationMsg as ConfirmationMsg
-from tinytown.message_types import CustomMsg as CustomMsg
-from tinytown.message_types import InformationalMsg as InformationalMsg
-from tinytown.message_types import Message as Message
-from tinytown.message_types import MessageBody as MessageBody
-from tinytown.message_types import MessageType as MessageType
-from tinytown.message_types import PingMsg as PingMsg
-from tinytown.message_types import PongMsg as PongMsg
-from tinytown.message_types import QueryMsg as QueryMsg
-from tinytown.message_types import ShutdownMsg as ShutdownMsg
-from tinytown.message_types import StatusRequestMsg as StatusRequestMsg
-from tinytown.message_types import StatusResponseMsg as StatusResponseMsg
-from tinytown.message_types import TaskAssignMsg as TaskAssignMsg
-from tinytown.message_types import TaskDoneMsg as TaskDoneMsg
-from tinytown.message_types import TaskFailedMsg as TaskFailedMsg
-from tinytown.message_types import TaskMsg as TaskMsg
-from tinytown.records import WireModel as WireModel
-from tinytown.records import _reading
-from tinytown.records import format_timestamp as format_timestamp
-from tinytown.records import new_id as new_id
-from tinytown.records import utcnow as utcnow
-from tinytown.records import wire as wire
-from tinytown.usage import Usage
+from tinytown.core import keys
+from tinytown.core.enums import TERMINAL_AGENT_STATES as TERMINAL_AGENT_STATES
+from tinytown.core.enums import AgentState as AgentState
+from tinytown.core.enums import AgentType as AgentType
+from tinytown.core.enums import Priority as Priority
+from tinytown.core.enums import SessionPolicy as SessionPolicy
+from tinytown.core.enums import SpawnMode as SpawnMode
+from tinytown.core.enums import TaskState as TaskState
+from tinytown.core.errors import InvalidRecord, UsageError
+from tinytown.core.message_types import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from tinytown.core.message_types import NEEDS_CLI as NEEDS_CLI
+from tinytown.core.message_types import Ack as Ack
+from tinytown.core.message_types import AckKind as AckKind
+from tinytown.core.message_types import ConfirmationMsg as ConfirmationMsg
+from tinytown.core.message_types import CustomMsg as CustomMsg
+from tinytown.core.message_types import InformationalMsg as InformationalMsg
+from tinytown.core.message_types import Message as Message
+from tinytown.core.message_types import MessageBody as MessageBody
+from tinytown.core.message_types import MessageType as MessageType
+from tinytown.core.message_types import PingMsg as PingMsg
+from tinytown.core.message_types import PongMsg as PongMsg
+from tinytown.core.message_types import QueryMsg as QueryMsg
+from tinytown.core.message_types import ShutdownMsg as ShutdownMsg
+from tinytown.core.message_types import StatusRequestMsg as StatusRequestMsg
+from tinytown.core.message_types import StatusResponseMsg as StatusResponseMsg
+from tinytown.core.message_types import TaskAssignMsg as TaskAssignMsg
+from tinytown.core.message_types import TaskDoneMsg as TaskDoneMsg
+from tinytown.core.message_types import TaskFailedMsg as TaskFailedMsg
+from tinytown.core.message_types import TaskMsg as TaskMsg
+from tinytown.core.records import WireModel as WireModel
+from tinytown.core.records import _reading
+from tinytown.core.records import format_timestamp as format_timestamp
+from tinytown.core.records import new_id as new_id
+from tinytown.core.records import utcnow as utcnow
+from tinytown.core.records import wire as wire
+from tinytown.core.usage import Usage
 
 Count = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -110,7 +110,7 @@ class Agent(WireModel):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.nickname is None and not _reading.get():  # a stored null stays null
-            from tinytown.nicknames import default_nickname
+            from tinytown.core.nicknames import default_nickname
 
             self.nickname = default_nickname(self.id)
 
@@ -135,7 +135,7 @@ class Agent(WireModel):
 
     @property
     def display_nickname(self) -> str:
-        from tinytown.nicknames import default_nickname
+        from tinytown.core.nicknames import default_nickname
 
         return self.nickname or default_nickname(self.id)
 

@@ -1,4 +1,4 @@
-"""Start a command fully detached: `python -m tinytown._detach LOG CMD...`.
+"""Start a command fully detached: `python -m tinytown.system._detach LOG CMD...`.
 
 The caller waits for this short-lived process, which starts CMD in a new session
 (stdin from /dev/null, output appended to LOG) and prints its pid. CMD is then

@@ -1,8 +1,8 @@
 """Messages: a message's type and that type's fields (`MessageType` and its subclasses,
 one per `type` tag) and `Message`, one flat JSON object as shared/wire-format.md says.
 
-Their own module, the largest concept of the records, to keep tinytown/models.py
-small; import them from tinytown.models as before (it re-exports every name here).
+Their own module, the largest concept of the records, to keep tinytown/core/models.py
+small; import them from tinytown.core.models as before (it re-exports every name here).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from tinytown.enums import AgentState, Priority
-from tinytown.records import WireModel, _Normalized, new_id, utcnow
+from tinytown.core.enums import AgentState, Priority
+from tinytown.core.records import WireModel, _Normalized, new_id, utcnow
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 

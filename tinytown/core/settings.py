@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from tinytown.agent_clis import DEFAULT_CLI
-from tinytown.errors import ConfigError, TownNotFound, UsageError
+from tinytown.core.errors import ConfigError, TownNotFound, UsageError
 
 CONFIG_FILE = "tinytown.toml"
 RUNTIME_DIR = ".tt"
@@ -49,7 +49,7 @@ class RoleConfig(_Section):
 class AgentCliConfig(_Section):
     """[agent_clis.<name>]: a CLI of the user's own (command required), or, named like
     a preset, the keys that change it. The args keys are command-line pieces with
-    `{session}` / `{state}` filled in per run (see tinytown.presets)."""
+    `{session}` / `{state}` filled in per run (see tinytown.core.presets)."""
 
     command: str | None = None
     prompt: Literal["stdin", "file", "arg"] | None = None

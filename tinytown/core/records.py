@@ -1,8 +1,8 @@
 """The machinery every stored record shares: ids, UTC times, and `WireModel`, a record
 serialized exactly as shared/wire-format.md says, keeping the fields it does not know.
 
-Split out of tinytown/models.py (which re-exports these names) so that the records
-there and the message types in tinytown/message_types.py build on one base without
+Split out of tinytown/core/models.py (which re-exports these names) so that the records
+there and the message types in tinytown/core/message_types.py build on one base without
 importing each other. msgspec structs: importing them costs a few milliseconds, where
 pydantic cost ~85 ms on every `tt` call.
 """
@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Self
 
 import msgspec
 
-from tinytown.errors import InvalidRecord, UsageError
+from tinytown.core.errors import InvalidRecord, UsageError
 
 # True while a stored document is parsed: readers accept what a writer may refuse to create
 _reading: ContextVar[bool] = ContextVar("tinytown_reading", default=False)

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 from tinytown.agent_clis import registry
 from tinytown.agent_clis.base import ARG_LIMIT, TEXT, AgentCli, CliCommand, Preset, PromptVia
-from tinytown.errors import UsageError
+from tinytown.core.errors import UsageError
 
 if TYPE_CHECKING:  # settings check [agent_clis] entries against the presets' names
-    from tinytown.settings import AgentCliConfig, Settings
+    from tinytown.core.settings import AgentCliConfig, Settings
 
 __all__ = ["ARG_LIMIT", "CliCommand", "PromptVia", "builtin_presets", "resolve_cli",
            "with_prompt_limit"]

@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tinytown.errors import WorkerError
-from tinytown.private import private_dir, remember_user_umask
+from tinytown.core.errors import WorkerError
+from tinytown.system.private import private_dir, remember_user_umask
 
 # a worker spawned from inside a round is not that agent
 _NOT_INHERITED = ("TINYTOWN_AGENT_ID", "TINYTOWN_AGENT_NAME", "TINYTOWN_TASK_ID")
@@ -37,11 +37,11 @@ def child_env(root: Path) -> dict[str, str]:
 
 
 def detached(argv: list[str], log_path: Path, root: Path) -> int:
-    """Start `argv` in a session of its own, nobody's child (via tinytown._detach, so
+    """Start `argv` in a session of its own, nobody's child (via tinytown.system._detach, so
     the caller never keeps a zombie); returns its pid."""
     private_dir(log_path.parent)
     done = subprocess.run(
-        [sys.executable, "-m", "tinytown._detach", str(log_path), *argv],
+        [sys.executable, "-m", "tinytown.system._detach", str(log_path), *argv],
         cwd=root, env=child_env(root), stdin=subprocess.DEVNULL, capture_output=True,
         text=True, timeout=30,
     )

@@ -1,6 +1,6 @@
 """What rounds cost: tokens and money, per round, summed per task, agent and town.
 
-A round's usage comes from its CLI's own report (`tinytown.outcomes`): input, cached
+A round's usage comes from its CLI's own report (`tinytown.core.outcomes`): input, cached
 input and output tokens, and the cost in USD where the CLI reports it. Where it reports
 tokens but no cost, `[prices.<cli>]` in tinytown.toml turns them into money; where it
 reports nothing, the round's usage is unknown: counted as such, never as 0.
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 if TYPE_CHECKING:
-    from tinytown.settings import BudgetSettings
+    from tinytown.core.settings import BudgetSettings
 
 TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens")
 ROUND_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)  # seconds: /metrics' histogram

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tinytown.errors import UsageError
-from tinytown.models import format_timestamp
+from tinytown.core.errors import UsageError
+from tinytown.core.models import format_timestamp
 
 
 def round_logs(folder: Path) -> list[Path]:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinytown.errors import NameTaken, UsageError, WorkspaceError
+from tinytown.core.errors import NameTaken, UsageError, WorkspaceError
 
 BRANCH_PREFIX = "tt/"
 AUTHOR_EMAIL = "tinytown@localhost"

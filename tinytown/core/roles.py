@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from tinytown import keys
-from tinytown.models import Agent
+from tinytown.core import keys
+from tinytown.core.models import Agent
 
 
 def roles_of(agent: Agent, known: Collection[str]) -> list[str]:

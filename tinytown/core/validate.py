@@ -7,7 +7,7 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 
-from tinytown.errors import UsageError
+from tinytown.core.errors import UsageError
 
 RESERVED_NAMES = ("supervisor", "conductor")
 _AGENT_NAME = re.compile(r"^(?!-)[A-Za-z0-9._-]{1,64}$")

@@ -1,0 +1,1 @@
+"""This machine: processes, launching, private files, logs, git work trees."""
