@@ -25,8 +25,8 @@ from tinytown import (
     Task,
     TaskState,
     Town,
-    keys,
 )
+from tinytown.core import keys
 from tinytown.core.errors import (
     AgentNotFound,
     AmbiguousReference,
