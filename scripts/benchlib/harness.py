@@ -129,6 +129,12 @@ class Bench:
         root = self.tmp / name
         root.mkdir()
         town = Town.init(root, name=name)
+        # the crash phase times detection: a supervisor that restarts the killed worker
+        # (the default, `restart = "on-failure"`) brings it back before Celery's event
+        # state (the baseline) can mark it offline
+        config = root / "tinytown.toml"
+        config.write_text(config.read_text().replace(
+            "[agent]\n", '[agent]\nrestart = "never"\n', 1))
         self.towns.append(town)
         # the baselines get the same heartbeat interval as the town's workers
         self.heartbeat = town.settings.supervisor.heartbeat_interval_secs
