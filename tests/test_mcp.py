@@ -214,7 +214,9 @@ def test_stdio_tasks_assign_complete_fail_and_the_backlog(agents: TownFixture) -
 
     async def body(session: ClientSession) -> None:
         task = await call(session, "assign_task", description="real work", agent="alice")
-        assert task["assigned_to"] == alice.id and task["state"] == "assigned"
+        # the task as read back: alice's worker may have taken it up already
+        assert task["assigned_to"] == alice.id
+        assert task["state"] in ("assigned", "running", "completed")
         state["alice_task"] = task["id"]
         queued = await call(session, "assign_task", description="review it", role="reviewer")
         assert queued["state"] == "pending" and queued["role"] == "reviewer"
