@@ -231,8 +231,9 @@ class Page:
             try:
                 value = self.eval(expression)
             except CdpError as exc:  # the document changed under it (a navigation)
-                if "Execution context was destroyed" not in str(exc) and \
-                        "Cannot find context" not in str(exc):
+                if not any(said in str(exc) for said in (
+                        "Execution context was destroyed", "Cannot find context",
+                        "Inspected target navigated or closed")):
                     raise
                 value = None
             if value:
