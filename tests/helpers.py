@@ -3,6 +3,7 @@ CLI errors, a snapshot of a town's keys. (Fixtures live in conftest.py.)"""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,8 @@ from typing import Any
 
 import redis
 
-from tests.conftest import Result, TownFixture, start_redis, stop_redis
+from tests.conftest import RedisServer, Result, TownFixture, start_redis, stop_redis
+from tinytown.db.embedded import find_redis_server
 from tinytown.ops.town import Town
 
 
@@ -60,3 +62,21 @@ def key_snapshot(town: TownFixture) -> dict[str, Any]:
         out[key] = (r.get(key) if kind == "string" else r.hgetall(key) if kind == "hash"
                     else r.lrange(key, 0, -1) if kind == "list" else r.xlen(key))
     return out
+
+
+def durable_redis(folder: Path) -> subprocess.Popen[bytes]:
+    """A redis-server of the test's own on `folder`/redis.sock, its AOF fsynced on every
+    write: killed and started again on the same folder, it comes back with every key (the
+    outage tests)."""
+    return subprocess.Popen(
+        [find_redis_server(), "--port", "0", "--unixsocket", str(folder / "redis.sock"),
+         "--dir", str(folder), "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def redis_answers(server: RedisServer) -> bool:
+    try:
+        return bool(server.client().ping())
+    except redis.RedisError:
+        return False

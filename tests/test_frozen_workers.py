@@ -15,13 +15,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.conftest import RedisServer, TownFixture, pid_gone, stop_town_processes, wait_until
+from tests.helpers import durable_redis, redis_answers
 from tinytown.core import keys
 from tinytown.core.models import Task
 from tinytown.db import leader
-from tinytown.db.embedded import find_redis_server
 from tinytown.supervisor.sight import Sight
 from tinytown.system.processes import group_alive, kill_group
 
@@ -129,32 +128,17 @@ def test_a_frozen_worker_across_a_supervisor_failover(
             proc.wait(10)
 
 
-def _redis(folder: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [find_redis_server(), "--port", "0", "--unixsocket", str(folder / "redis.sock"),
-         "--dir", str(folder), "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-
-
-def _ready(server: RedisServer) -> bool:
-    try:
-        return bool(server.client().ping())
-    except redis.RedisError:
-        return False
-
-
 @pytest.mark.parametrize("outage", ["restart", "freeze", "short-freeze"])
 def test_a_frozen_worker_after_a_redis_outage(
     town_factory: Callable[..., TownFixture], frozen: list[int], tmp_path: Path, outage: str
 ) -> None:
     folder = Path(tempfile.mkdtemp(prefix="ttr-frozen-"))
-    server = _redis(folder)
+    server = durable_redis(folder)
     probe = RedisServer(folder / "redis.sock", folder, server)
     town: TownFixture | None = None
     sup: subprocess.Popen[bytes] | None = None
     try:
-        wait_until(lambda: _ready(probe), 10, "redis to start")
+        wait_until(lambda: redis_answers(probe), 10, "redis to start")
         # a beat every 2 s: after the outage the supervisor looks before the workers beat
         town = town_factory(url=probe.url, hb_interval=2)
         sup = _supervisor(town, tmp_path / "supervisor.log")
@@ -177,10 +161,10 @@ def test_a_frozen_worker_after_a_redis_outage(
                        and "cannot reach Redis" in (tmp_path / "supervisor.log").read_text(),
                        20, "the supervisor to meet the outage")
         if outage == "restart":
-            server = probe.proc = _redis(folder)
+            server = probe.proc = durable_redis(folder)
         else:
             os.kill(server.pid, signal.SIGCONT)
-        wait_until(lambda: _ready(probe), 20, "redis to answer again")
+        wait_until(lambda: redis_answers(probe), 20, "redis to answer again")
         back = time.monotonic()
         _pid, at = _freeze(town, "a", frozen)
         _marked_within(town, "a", at, 3)

@@ -4,37 +4,19 @@ worker carries on by itself."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import redis
-
 from tests.conftest import RedisServer, TownFixture, pid_gone, stop_town_processes, wait_until
+from tests.helpers import durable_redis, redis_answers
 from tinytown.core import keys
 from tinytown.core.models import TaskState
-from tinytown.db.embedded import find_redis_server
-
-
-def _redis(folder: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [find_redis_server(), "--port", "0", "--unixsocket", str(folder / "redis.sock"),
-         "--dir", str(folder), "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-
-
-def _ready(server: RedisServer) -> bool:
-    try:
-        return bool(server.client().ping())
-    except redis.RedisError:
-        return False
 
 
 def test_redis_restart_mid_round(town_factory: Callable[..., TownFixture]) -> None:
     folder = Path(tempfile.mkdtemp(prefix="ttr-outage-"))
-    server = _redis(folder)
+    server = durable_redis(folder)
     town: TownFixture | None = None
     try:
         probe = RedisServer(folder / "redis.sock", folder, server)
@@ -51,8 +33,8 @@ def test_redis_restart_mid_round(town_factory: Callable[..., TownFixture]) -> No
         log = town.root / ".tt" / "logs" / "alice" / "worker.log"
         wait_until(lambda: "Redis went away during a round" in log.read_text(), 20,
                    "the round's end to meet the outage")
-        server = _redis(folder)  # back, on the same socket
-        wait_until(lambda: _ready(probe), 20, "redis to load its AOF")
+        server = durable_redis(folder)  # back, on the same socket
+        wait_until(lambda: redis_answers(probe), 20, "redis to load its AOF")
         town.reconnect()
         town.wait_task(task_id, TaskState.COMPLETED, timeout=60)  # after the outage
         town.wait_state("alice", "idle", timeout=30)
