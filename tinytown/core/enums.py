@@ -50,6 +50,7 @@ class SessionPolicy(StrEnum):
 
 class TaskState(StrEnum):
     PENDING = "pending"
+    BLOCKED = "blocked"  # waits for its dependencies (`after`) or its mission's go-ahead
     ASSIGNED = "assigned"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -63,6 +64,23 @@ class TaskState(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self in (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+class MissionState(StrEnum):
+    """A mission's life (tinytown.db.missions): `planning` before its tasks exist (a
+    conductor plans; a plan file skips it), `running`, `blocked` (nothing can proceed:
+    a task failed, or over budget), then `done`, `failed` or `cancelled` for good."""
+
+    PLANNING = "planning"
+    RUNNING = "running"
+    BLOCKED = "blocked"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (MissionState.DONE, MissionState.FAILED, MissionState.CANCELLED)
 
 
 class Priority(StrEnum):

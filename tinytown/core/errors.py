@@ -74,6 +74,14 @@ class TaskNotFound(TinytownError):
     """Raised when a task id matches no task."""
 
 
+class MissionNotFound(TinytownError):
+    """No mission of that name in the town."""
+
+
+class PlanInvalid(TinytownError):
+    """A plan (file or request body) with problems; the message lists them, one a line."""
+
+
 class InvalidRecord(TinytownError, ValueError):
     """Raised when a stored document is not JSON, or not a valid record of its kind."""
 

@@ -36,6 +36,8 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
     tt:<town>:apikeys:used         hash    API key name -> when it was last used
     tt:<town>:down:agents          set     ids of the agents `tt down` stopped while they
                                            were live: what `tt up` starts again
+    tt:<town>:mission:<name>       string  one Mission as JSON (tinytown/db/missions.py)
+    tt:<town>:missions             set     the names of the town's missions
 
 Legacy, un-isolated keys that `tt migrate` moves: tt:agent:<id>, tt:inbox:<id>,
 tt:task:<id>.
@@ -200,6 +202,16 @@ def role_queue(town: str, role: str) -> str:
 def down_agents(town: str) -> str:
     """The agents that were live when `tt down` stopped the town (`tt up` starts them)."""
     return f"tt:{town}:down:agents"
+
+
+def mission(town: str, name: str) -> str:
+    """One mission (`tt mission start`): its goal, budget, state and task names -> ids."""
+    return f"tt:{town}:mission:{name}"
+
+
+def missions(town: str) -> str:
+    """The names of the town's missions (`tt mission list`)."""
+    return f"tt:{town}:missions"
 
 
 def per_agent_keys(town: str, agent_id: str) -> list[str]:

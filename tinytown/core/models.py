@@ -19,6 +19,7 @@ from tinytown.core import keys
 from tinytown.core.enums import TERMINAL_AGENT_STATES as TERMINAL_AGENT_STATES
 from tinytown.core.enums import AgentState as AgentState
 from tinytown.core.enums import AgentType as AgentType
+from tinytown.core.enums import MissionState as MissionState
 from tinytown.core.enums import Priority as Priority
 from tinytown.core.enums import SessionPolicy as SessionPolicy
 from tinytown.core.enums import SpawnMode as SpawnMode
@@ -160,10 +161,15 @@ class Task(WireModel):
     usage: Usage | None = None  # Tinytown's own: tokens and cost of the rounds it took
     branch: str | None = None  # the branch its rounds committed to
     commits: list[str] = msgspec.field(default_factory=list)  # those commits, in order
+    after: list[str] = msgspec.field(default_factory=list)  # ids of the tasks it waits for
+    blocked_reason: str | None = None  # why it is `blocked`
+    mission: str | None = None  # the name of the mission it belongs to
 
     _uuids = ("id", "assigned_to", "parent_id")
     _timestamps = ("created_at", "updated_at", "started_at", "completed_at")
-    _own_defaults: ClassVar[dict[str, Any]] = {"usage": None, "branch": None, "commits": []}
+    _own_defaults: ClassVar[dict[str, Any]] = {"usage": None, "branch": None, "commits": [],
+                                               "after": [], "blocked_reason": None,
+                                               "mission": None}
     _wire_fields = (
         "id", "description", "state", "assigned_to", "created_at", "updated_at", "started_at",
         "completed_at", "result", "parent_id", "tags", *_own_defaults,
@@ -183,3 +189,30 @@ class Task(WireModel):
         if "description" not in doc:
             raise InvalidRecord("Object missing required field `description`")
         return super()._split(doc)
+
+
+# --- Mission --------------------------------------------------------------------
+
+
+class Mission(WireModel):
+    """A named graph of tasks with a goal, a budget and a cap on how many of its tasks
+    are dispatched at once (`tt:<town>:mission:<name>`, written by tinytown.db.missions
+    only). `tasks` maps each task's name in the mission to its task id, in plan order;
+    the dependencies live on the tasks (`after`)."""
+
+    name: str
+    goal: str = ""
+    id: str = msgspec.field(default_factory=new_id)
+    state: MissionState = MissionState.PLANNING
+    reason: str | None = None  # why it is blocked, failed or cancelled
+    budget_usd: float | None = None  # its tasks' cost at which it dispatches no more
+    parallel: int | None = None  # at most this many of its tasks assigned or running
+    tasks: dict[str, str] = msgspec.field(default_factory=dict)  # task name -> task id
+    created_at: datetime = msgspec.field(default_factory=utcnow)
+    updated_at: datetime = msgspec.field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+    _uuids = ("id",)
+    _timestamps = ("created_at", "updated_at", "finished_at")
+    _wire_fields = ("id", "name", "goal", "state", "reason", "budget_usd", "parallel", "tasks",
+                    "created_at", "updated_at", "finished_at")

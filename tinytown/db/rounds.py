@@ -42,12 +42,12 @@ from tinytown.core.models import (
     utcnow,
 )
 from tinytown.core.usage import Usage
-from tinytown.db import runtime, scripts, states
+from tinytown.db import missions, runtime, scripts, states
 from tinytown.db import usage as round_usage
 from tinytown.db.connection import text
 from tinytown.db.fence import Fence, check, token, watching
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
-from tinytown.db.tasks import back_to_assigned, mark_finished
+from tinytown.db.tasks import back_to_assigned, mark_finished, release
 from tinytown.db.wakeup import enqueue_round
 
 
@@ -247,6 +247,7 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
             if task.state == TaskState.COMPLETED:
                 agent.tasks_completed += 1
         _round_done(agent, task, outcome)
+        mission = missions.watch(store, pipe, task) if task is not None else None
         old = agent.state
         if old == AgentState.WORKING:
             states.step(agent, AgentState.IDLE)
@@ -254,6 +255,9 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
         if task is not None:
             if finished or outcome.usage is not None or outcome.commits:
                 store.put_task(task, pipe)
+            if finished or outcome.usage is not None:  # a release, or its cost counted
+                missions.queue_advance(store, pipe, mission, task,
+                                       lambda p, t: release(store, p, t))
             if finished:
                 store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
                                 task=task.id)

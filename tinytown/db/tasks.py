@@ -17,6 +17,7 @@ from redis.client import Pipeline
 from tinytown.core import keys
 from tinytown.core.errors import InvalidRecord, InvalidTransition
 from tinytown.core.models import Agent, Message, MessageType, Priority, Task, TaskState, utcnow
+from tinytown.db import missions
 from tinytown.db.connection import texts
 from tinytown.db.store import Store, log
 from tinytown.db.wakeup import enqueue_round, enqueue_task_job, queue_key
@@ -47,9 +48,12 @@ def finish_task(
         if agent_key and state == TaskState.COMPLETED:
             pipe.watch(agent_key)  # type: ignore[no-untyped-call]
             agent = _agent_or_none(pipe, agent_key)
+        mission = missions.watch(store, pipe, task)
         now = mark_finished(task, state, text)
+        task.blocked_reason = None
         pipe.multi()
         pipe.set(task_key, task.to_json())
+        missions.queue_advance(store, pipe, mission, task, lambda p, t: release(store, p, t))
         pipe.zrem(keys.role_pending(store.town), task.id)
         if agent is not None and agent_key:
             agent.tasks_completed += 1
@@ -171,6 +175,18 @@ def claim(
     return store.transaction(body, *watch)
 
 
+def release(store: Store, pipe: Pipeline, task: Task) -> None:
+    """Queue on `pipe`: a held task goes to work: to its agent (`assigned_to`) or its
+    role's queue (`role`). The mission dispatcher's way out (tinytown.db.missions)."""
+    role = task.extra.get("role")
+    if task.assigned_to:
+        queue_assignment(store, pipe, task, task.assigned_to, queue=None)
+    elif isinstance(role, str):
+        queue_role_job(store, pipe, task, role)
+    else:  # neither: the backlog, where anyone may claim it
+        queue_in_backlog(store, pipe, task)
+
+
 # --- waiting for an agent: the backlog and role queues ----------------------------------
 
 
@@ -216,16 +232,21 @@ def remove_from_backlog(store: Store, task_id: str) -> Task:
 def queue_for_role(store: Store, task: Task, role: str) -> Task:
     """The task `pending` on the role's queue: whichever agent of the role is free
     takes it (a `tinytown.task` job)."""
+    pipe = store.r.pipeline()
+    queue_role_job(store, pipe, task, role)
+    pipe.execute()
+    return task
+
+
+def queue_role_job(store: Store, pipe: Pipeline, task: Task, role: str) -> None:
+    """Queue on `pipe`: the task `pending` on the role's queue, and offered."""
     task.state = TaskState.PENDING
     task.assigned_to = None
     task.extra["role"] = role
-    pipe = store.r.pipeline()
     store.put_task(task, pipe)
     enqueue_task_job(pipe, store.town, keys.role_queue(store.town, role), task.id)
     pipe.zadd(keys.role_pending(store.town), {task.id: time.time()})
     store.add_event("queued", None, pipe=pipe, task=task.id, role=role)
-    pipe.execute()
-    return task
 
 
 def reoffer_role_tasks(store: Store, older_than: float) -> list[str]:

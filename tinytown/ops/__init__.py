@@ -15,8 +15,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__all__ = ["access", "assignments", "control", "flower", "health", "hosts", "reclaim",
-           "routing", "snapshot", "spawning", "spending", "starting", "workspaces"]
+__all__ = ["access", "assignments", "control", "flower", "health", "hosts", "missions",
+           "reclaim", "routing", "snapshot", "spawning", "spending", "starting", "workspaces"]
 
 if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
     from tinytown.ops import (
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
         flower,
         health,
         hosts,
+        missions,
         reclaim,
         routing,
         snapshot,

@@ -39,6 +39,8 @@ from tinytown.system.private import private_dir
 
 if TYPE_CHECKING:
     from tinytown.core.apikeys import ApiKey, Scope
+    from tinytown.core.models import Mission
+    from tinytown.core.plans import Plan
     from tinytown.ops.health import Health
 
 __all__ = ["AgentHandle", "Channel", "Town"]
@@ -233,6 +235,41 @@ class Town:
 
     def current_task(self, agent_ref: str) -> Task | None:
         return ops.assignments.current(self.context, agent_ref)
+
+    # --- missions -------------------------------------------------------------------
+
+    def start_mission(self, name: str, plan: Plan | str | dict[str, Any] | None,
+                      goal: str | None = None, budget: float | None = None,
+                      parallel: int | None = None) -> Mission:
+        """Start a mission from a plan (a `Plan`, a plan file's TOML text or its data):
+        all its tasks are created at once and run as their dependencies complete, at
+        most `parallel` at a time, within `budget` USD (see ops.missions)."""
+        found = ops.missions.plan_of(plan) if plan is not None else None
+        return ops.missions.start(self.context, name, found, goal, budget, parallel)
+
+    def mission(self, name: str) -> dict[str, Any]:
+        """The mission (brought up to date) and its tasks in waves."""
+        return ops.missions.status(self.context, name)
+
+    def missions(self) -> list[Mission]:
+        return ops.missions.list_missions(self.context)
+
+    def cancel_mission(self, name: str, fail: bool = False, reason: str | None = None
+                       ) -> Mission:
+        """End the mission as `cancelled` (or `failed`); its unfinished tasks are cancelled."""
+        from tinytown.core.models import MissionState
+
+        state = MissionState.FAILED if fail else MissionState.CANCELLED
+        return ops.missions.end(self.context, name, state, reason)
+
+    def add_mission_task(self, name: str, text: str, agent: str | None = None,
+                         role: str | None = None, after: list[str] | tuple[str, ...] = (),
+                         label: str | None = None) -> Task:
+        """Add a task to a mission while it runs (after some of its tasks, by name or id)."""
+        return ops.missions.add_task(self.context, name, text, agent, role, after, label)
+
+    def set_mission_budget(self, name: str, usd: float | None) -> Mission:
+        return ops.missions.set_budget(self.context, name, usd)
 
     # --- maintenance --------------------------------------------------------------
 
