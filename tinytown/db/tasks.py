@@ -17,6 +17,7 @@ from redis.client import Pipeline
 from tinytown.core import keys
 from tinytown.core.errors import InvalidRecord, InvalidTransition
 from tinytown.core.models import Agent, Message, MessageType, Priority, Task, TaskState, utcnow
+from tinytown.db import graph
 from tinytown.db.connection import texts
 from tinytown.db.store import Store, log
 from tinytown.db.wakeup import enqueue_round, enqueue_task_job, queue_key
@@ -30,11 +31,14 @@ def finish_task(
     state: TaskState,
     text: str | None,
     also: Callable[[Pipeline, Task], None] | None = None,
+    released: list[Task] | None = None,
 ) -> Task:
     """Move a task to a terminal state; a completion counts once on its agent.
 
     Task and agent are updated in one transaction, so finishing a task twice (or two
-    processes finishing it at once) is refused instead of counted twice.
+    processes finishing it at once) is refused instead of counted twice. The same
+    transaction releases the tasks that waited only for this one (`graph.followers`),
+    or gives them the reason they stay blocked; `released` gets those dispatched.
     """
     task_key = keys.task(store.town, task_id)
 
@@ -48,9 +52,14 @@ def finish_task(
             pipe.watch(agent_key)  # type: ignore[no-untyped-call]
             agent = _agent_or_none(pipe, agent_key)
         now = mark_finished(task, state, text)
+        follow = graph.followers(store, pipe, task)
+        ensure_inboxes(store, follow.released)
         pipe.multi()
         pipe.set(task_key, task.to_json())
         pipe.zrem(keys.role_pending(store.town), task.id)
+        dispatched = follow.queue(store, pipe, queue_dispatch)
+        if released is not None:
+            released[:] = dispatched
         if agent is not None and agent_key:
             agent.tasks_completed += 1
             agent.last_active_at = now
@@ -82,6 +91,25 @@ def _agent_or_none(pipe: Pipeline, key: str) -> Agent | None:
     except InvalidRecord:
         log.warning("not counting the task for %s: not a valid Agent record", key)
         return None
+
+
+def ensure_inboxes(store: Store, going: list[Task]) -> None:
+    """Before a MULTI that dispatches `going`: their agents' inboxes are lists."""
+    inboxes = [keys.inbox(store.town, t.assigned_to) for t in going if t.assigned_to]
+    if inboxes:
+        store.ensure_lists(*inboxes)
+
+
+def queue_dispatch(store: Store, pipe: Pipeline, task: Task) -> None:
+    """Queue on `pipe` a task whose dependencies are done, where a new one goes: its
+    agent's inbox (woken), else its role's queue, else the backlog."""
+    if task.assigned_to:
+        queue_assignment(store, pipe, task, task.assigned_to, priority=task.priority)
+    elif task.role:
+        queue_role_job(store, pipe, task, task.role)
+    else:
+        queue_in_backlog(store, pipe, task)
+        store.add_event("backlog_added", None, pipe=pipe, task=task.id)
 
 
 def back_to_assigned(task: Task) -> None:
@@ -184,7 +212,7 @@ def queue_in_backlog(store: Store, pipe: Pipeline, task: Task) -> None:
 
 def add_to_backlog(store: Store, task: Task, role: str | None = None) -> Task:
     if role is not None:
-        task.extra["role"] = role
+        task.role = role
     pipe = store.r.pipeline()
     queue_in_backlog(store, pipe, task)
     store.add_event("backlog_added", None, pipe=pipe, task=task.id, role=role)
@@ -216,16 +244,23 @@ def remove_from_backlog(store: Store, task_id: str) -> Task:
 def queue_for_role(store: Store, task: Task, role: str) -> Task:
     """The task `pending` on the role's queue: whichever agent of the role is free
     takes it (a `tinytown.task` job)."""
+    pipe = store.r.pipeline()
+    queue_role_job(store, pipe, task, role)
+    pipe.execute()
+    return task
+
+
+def queue_role_job(store: Store, pipe: Pipeline, task: Task, role: str) -> None:
+    """Queue on `pipe`: the task `pending` for `role`, a `tinytown.task` job on the
+    role's queue, its offer time and a `queued` event."""
     task.state = TaskState.PENDING
     task.assigned_to = None
-    task.extra["role"] = role
-    pipe = store.r.pipeline()
+    task.role = role
+    task.updated_at = utcnow()
     store.put_task(task, pipe)
     enqueue_task_job(pipe, store.town, keys.role_queue(store.town, role), task.id)
     pipe.zadd(keys.role_pending(store.town), {task.id: time.time()})
     store.add_event("queued", None, pipe=pipe, task=task.id, role=role)
-    pipe.execute()
-    return task
 
 
 def reoffer_role_tasks(store: Store, older_than: float) -> list[str]:
@@ -243,7 +278,7 @@ def reoffer_role_tasks(store: Store, older_than: float) -> list[str]:
     offered = []
     for task_id in due:
         task = store.get_task(task_id)
-        role = task.extra.get("role") if task is not None else None
+        role = task.role if task is not None else None
         if task is None or task.state != TaskState.PENDING or not isinstance(role, str):
             store.r.zrem(pending_key, task_id)
             continue
