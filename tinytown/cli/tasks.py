@@ -257,7 +257,7 @@ def backlog_list(obj: Context, as_json: bool) -> None:
         say("the backlog is empty")
     else:
         print_table(None, ["ID", "ROLE", "TAGS", "DESCRIPTION"], [
-            [t.id[:8], t.extra.get("role") or "-", ",".join(t.tags),
+            [t.id[:8], t.role or "-", ",".join(t.tags),
              t.description[:70]] for t in tasks])
 
 

@@ -50,7 +50,7 @@ class SessionPolicy(StrEnum):
 
 class TaskState(StrEnum):
     PENDING = "pending"
-    BLOCKED = "blocked"  # waits for its dependencies (`after`) or its mission's go-ahead
+    BLOCKED = "blocked"  # waits for its dependencies (`after`); in no inbox or queue
     ASSIGNED = "assigned"
     RUNNING = "running"
     COMPLETED = "completed"

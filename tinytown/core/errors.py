@@ -60,6 +60,11 @@ class Refused(TinytownError):
     operation (exit 1: exit 2 is for bad usage only)."""
 
 
+class DependencyCycle(Refused):
+    """Raised when dependencies between tasks would make a cycle (which it names): no
+    task of it could ever start."""
+
+
 class WorkspaceError(Refused):
     """Raised when an agent's workspace cannot be made or used: another agent works in
     the folder, there is no git work tree or branch, or work is not committed."""

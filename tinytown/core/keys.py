@@ -30,6 +30,9 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
     tt:<town>:backlog              list    ids of unassigned tasks waiting to be claimed
     tt:<town>:rolepending          zset    ids of tasks queued for a role, not yet taken
                                            (score: when last offered; re-offered)
+    tt:<town>:dependents:<task-id> set     ids of the `blocked` tasks that wait for this
+                                           task (their `after` names it); dropped once
+                                           it is completed (tinytown/db/graph.py)
     tt:<town>:celery:*             ...     Celery/kombu keys (queues, bindings,
                                            pidbox, results) via kombu's global_keyprefix
     tt:<town>:apikeys              hash    `tt serve` API keys: sha256 of the key -> record
@@ -161,6 +164,13 @@ def backlog(town: str) -> str:
 def role_pending(town: str) -> str:
     """Tasks queued for a role and not yet taken, by when they were last offered."""
     return f"tt:{town}:rolepending"
+
+
+def dependents(town: str, task_id: str) -> str:
+    """The blocked tasks that wait for `task_id`: its completion releases them (a reverse
+    index of the tasks' `after`, so the release reads only its own children). Not under
+    `task:` so that `task_pattern` still matches task records only."""
+    return f"tt:{town}:dependents:{task_id}"
 
 
 def set_aside(town: str, key: str, stamp: str) -> str:

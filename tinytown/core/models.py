@@ -10,6 +10,7 @@ base (tinytown/core/records.py), the enums (tinytown/core/enums.py) and the mess
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
@@ -161,15 +162,19 @@ class Task(WireModel):
     usage: Usage | None = None  # Tinytown's own: tokens and cost of the rounds it took
     branch: str | None = None  # the branch its rounds committed to
     commits: list[str] = msgspec.field(default_factory=list)  # those commits, in order
-    after: list[str] = msgspec.field(default_factory=list)  # ids of the tasks it waits for
-    blocked_reason: str | None = None  # why it is `blocked`
-    mission: str | None = None  # the name of the mission it belongs to
+    # dependencies (tinytown/db/graph.py): the ids of the tasks it waits for; `blocked`
+    # until all are completed, then dispatched to `assigned_to` or to `role`'s queue
+    after: list[str] = msgspec.field(default_factory=list)
+    blocked_reason: str | None = None  # why a blocked task cannot go on (a failed dependency)
+    role: str | None = None  # the role whose queue it is for (`tt assign --role`, the backlog)
+    priority: Priority = Priority.NORMAL  # its task_assign's, when it is dispatched later
+    mission: str | None = None  # the mission it belongs to (tinytown/db/missions.py)
 
     _uuids = ("id", "assigned_to", "parent_id")
     _timestamps = ("created_at", "updated_at", "started_at", "completed_at")
-    _own_defaults: ClassVar[dict[str, Any]] = {"usage": None, "branch": None, "commits": [],
-                                               "after": [], "blocked_reason": None,
-                                               "mission": None}
+    _own_defaults: ClassVar[dict[str, Any]] = {
+        "usage": None, "branch": None, "commits": [], "after": [], "blocked_reason": None,
+        "role": None, "priority": Priority.NORMAL, "mission": None}
     _wire_fields = (
         "id", "description", "state", "assigned_to", "created_at", "updated_at", "started_at",
         "completed_at", "result", "parent_id", "tags", *_own_defaults,
@@ -180,6 +185,7 @@ class Task(WireModel):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.after = [str(uuid.UUID(x)) for x in self.after]  # ids, as the other ids
         if not _reading.get() and not (self.description or "").strip():
             raise UsageError("a task needs a non-empty description")
 

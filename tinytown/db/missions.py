@@ -29,7 +29,7 @@ from tinytown.core.models import Mission, MissionState, Task, TaskState, utcnow
 from tinytown.db.connection import text, texts
 from tinytown.db.store import Store, log
 
-Dispatch = Callable[[Pipeline, Task], None]
+Dispatch = Callable[[Store, Pipeline, Task], None]  # tinytown.db.tasks.queue_dispatch
 ACTIVE = (TaskState.PENDING, TaskState.ASSIGNED, TaskState.RUNNING)  # released, not ended
 OVER_BUDGET = "over budget"
 
@@ -237,7 +237,7 @@ def _queue(store: Store, pipe: Pipeline, view: View, dispatch: Dispatch,
         for task, reason in _decide(view):
             if reason is None:
                 task.blocked_reason = None
-                dispatch(pipe, task)  # writes it
+                dispatch(store, pipe, task)  # writes it
                 store.add_event("mission_released", task.assigned_to, pipe=pipe,
                                 mission=mission.name, task=task.id)
             elif task.blocked_reason != reason and task.id not in written:

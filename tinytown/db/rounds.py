@@ -42,12 +42,12 @@ from tinytown.core.models import (
     utcnow,
 )
 from tinytown.core.usage import Usage
-from tinytown.db import missions, runtime, scripts, states
+from tinytown.db import graph, missions, runtime, scripts, states
 from tinytown.db import usage as round_usage
 from tinytown.db.connection import text
 from tinytown.db.fence import Fence, check, token, watching
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
-from tinytown.db.tasks import back_to_assigned, mark_finished, release
+from tinytown.db.tasks import back_to_assigned, ensure_inboxes, mark_finished, queue_dispatch
 from tinytown.db.wakeup import enqueue_round
 
 
@@ -225,8 +225,12 @@ class Outcome:
 
 
 def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
-           fence: Fence | None = None) -> Agent:
+           fence: Fence | None = None, released: list[Task] | None = None) -> Agent:
     """Record the round's outcome in one transaction; returns the agent as written.
+
+    A task completed here releases the tasks that waited only for it in the same
+    transaction (`graph.followers`; `released` gets them): re-recorded after a kill,
+    the completion finds the task finished and releases nothing again.
 
     A task the CLI already finished itself (`tt task complete`) keeps its outcome; the
     supervisor gets a `task_done` / `task_failed` report either way (none for a task
@@ -241,11 +245,7 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
         if task is not None and task.assigned_to not in (None, agent_id):
             task = None
         finished = task is not None and not task.state.is_terminal
-        if task is not None and finished:
-            mark_finished(task, TaskState.COMPLETED if outcome.ok else TaskState.FAILED,
-                          outcome.output if outcome.ok else outcome.error)
-            if task.state == TaskState.COMPLETED:
-                agent.tasks_completed += 1
+        follow = _end_task(store, pipe, agent, task, outcome) if finished else None
         _round_done(agent, task, outcome)
         mission = missions.watch(store, pipe, task) if task is not None else None
         old = agent.state
@@ -255,12 +255,15 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
         if task is not None:
             if finished or outcome.usage is not None or outcome.commits:
                 store.put_task(task, pipe)
-            if finished or outcome.usage is not None:  # a release, or its cost counted
-                missions.queue_advance(store, pipe, mission, task,
-                                       lambda p, t: release(store, p, t))
             if finished:
                 store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
                                 task=task.id)
+            if follow is not None:
+                dispatched = follow.queue(store, pipe, queue_dispatch)
+                if released is not None:
+                    released[:] = dispatched
+            if finished or outcome.usage is not None:  # a release, or its cost counted
+                missions.queue_advance(store, pipe, mission, task, queue_dispatch)
             _report(store, pipe, agent_id, task, outcome.error)
         if outcome.usage is not None:
             round_usage.queue_round(store, pipe, agent, task, outcome.number, outcome.usage)
@@ -276,6 +279,21 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
         return agent
 
     return store.transaction(body, *watching(fence, *watch))
+
+
+def _end_task(store: Store, pipe: Pipeline, agent: Agent, task: Task | None,
+              outcome: Outcome) -> graph.Followers | None:
+    """The task's outcome in memory, and (read under WATCH) what it does to the tasks
+    that wait for it."""
+    if task is None:
+        return None
+    mark_finished(task, TaskState.COMPLETED if outcome.ok else TaskState.FAILED,
+                  outcome.output if outcome.ok else outcome.error)
+    if task.state == TaskState.COMPLETED:
+        agent.tasks_completed += 1
+    follow = graph.followers(store, pipe, task)
+    ensure_inboxes(store, follow.released)
+    return follow
 
 
 def _round_done(agent: Agent, task: Task | None, outcome: Outcome) -> None:

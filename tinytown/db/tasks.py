@@ -17,7 +17,7 @@ from redis.client import Pipeline
 from tinytown.core import keys
 from tinytown.core.errors import InvalidRecord, InvalidTransition
 from tinytown.core.models import Agent, Message, MessageType, Priority, Task, TaskState, utcnow
-from tinytown.db import missions
+from tinytown.db import graph, missions
 from tinytown.db.connection import texts
 from tinytown.db.store import Store, log
 from tinytown.db.wakeup import enqueue_round, enqueue_task_job, queue_key
@@ -31,11 +31,14 @@ def finish_task(
     state: TaskState,
     text: str | None,
     also: Callable[[Pipeline, Task], None] | None = None,
+    released: list[Task] | None = None,
 ) -> Task:
     """Move a task to a terminal state; a completion counts once on its agent.
 
     Task and agent are updated in one transaction, so finishing a task twice (or two
-    processes finishing it at once) is refused instead of counted twice.
+    processes finishing it at once) is refused instead of counted twice. The same
+    transaction releases the tasks that waited only for this one (`graph.followers`),
+    or gives them the reason they stay blocked; `released` gets those dispatched.
     """
     task_key = keys.task(store.town, task_id)
 
@@ -48,13 +51,17 @@ def finish_task(
         if agent_key and state == TaskState.COMPLETED:
             pipe.watch(agent_key)  # type: ignore[no-untyped-call]
             agent = _agent_or_none(pipe, agent_key)
-        mission = missions.watch(store, pipe, task)
         now = mark_finished(task, state, text)
-        task.blocked_reason = None
+        follow = graph.followers(store, pipe, task)
+        ensure_inboxes(store, follow.released)
+        mission = missions.watch(store, pipe, task)
         pipe.multi()
         pipe.set(task_key, task.to_json())
-        missions.queue_advance(store, pipe, mission, task, lambda p, t: release(store, p, t))
         pipe.zrem(keys.role_pending(store.town), task.id)
+        dispatched = follow.queue(store, pipe, queue_dispatch)
+        missions.queue_advance(store, pipe, mission, task, queue_dispatch)
+        if released is not None:
+            released[:] = dispatched
         if agent is not None and agent_key:
             agent.tasks_completed += 1
             agent.last_active_at = now
@@ -86,6 +93,25 @@ def _agent_or_none(pipe: Pipeline, key: str) -> Agent | None:
     except InvalidRecord:
         log.warning("not counting the task for %s: not a valid Agent record", key)
         return None
+
+
+def ensure_inboxes(store: Store, going: list[Task]) -> None:
+    """Before a MULTI that dispatches `going`: their agents' inboxes are lists."""
+    inboxes = [keys.inbox(store.town, t.assigned_to) for t in going if t.assigned_to]
+    if inboxes:
+        store.ensure_lists(*inboxes)
+
+
+def queue_dispatch(store: Store, pipe: Pipeline, task: Task) -> None:
+    """Queue on `pipe` a task whose dependencies are done, where a new one goes: its
+    agent's inbox (woken), else its role's queue, else the backlog."""
+    if task.assigned_to:
+        queue_assignment(store, pipe, task, task.assigned_to, priority=task.priority)
+    elif task.role:
+        queue_role_job(store, pipe, task, task.role)
+    else:
+        queue_in_backlog(store, pipe, task)
+        store.add_event("backlog_added", None, pipe=pipe, task=task.id)
 
 
 def back_to_assigned(task: Task) -> None:
@@ -175,18 +201,6 @@ def claim(
     return store.transaction(body, *watch)
 
 
-def release(store: Store, pipe: Pipeline, task: Task) -> None:
-    """Queue on `pipe`: a held task goes to work: to its agent (`assigned_to`) or its
-    role's queue (`role`). The mission dispatcher's way out (tinytown.db.missions)."""
-    role = task.extra.get("role")
-    if task.assigned_to:
-        queue_assignment(store, pipe, task, task.assigned_to, queue=None)
-    elif isinstance(role, str):
-        queue_role_job(store, pipe, task, role)
-    else:  # neither: the backlog, where anyone may claim it
-        queue_in_backlog(store, pipe, task)
-
-
 # --- waiting for an agent: the backlog and role queues ----------------------------------
 
 
@@ -200,7 +214,7 @@ def queue_in_backlog(store: Store, pipe: Pipeline, task: Task) -> None:
 
 def add_to_backlog(store: Store, task: Task, role: str | None = None) -> Task:
     if role is not None:
-        task.extra["role"] = role
+        task.role = role
     pipe = store.r.pipeline()
     queue_in_backlog(store, pipe, task)
     store.add_event("backlog_added", None, pipe=pipe, task=task.id, role=role)
@@ -239,10 +253,12 @@ def queue_for_role(store: Store, task: Task, role: str) -> Task:
 
 
 def queue_role_job(store: Store, pipe: Pipeline, task: Task, role: str) -> None:
-    """Queue on `pipe`: the task `pending` on the role's queue, and offered."""
+    """Queue on `pipe`: the task `pending` for `role`, a `tinytown.task` job on the
+    role's queue, its offer time and a `queued` event."""
     task.state = TaskState.PENDING
     task.assigned_to = None
-    task.extra["role"] = role
+    task.role = role
+    task.updated_at = utcnow()
     store.put_task(task, pipe)
     enqueue_task_job(pipe, store.town, keys.role_queue(store.town, role), task.id)
     pipe.zadd(keys.role_pending(store.town), {task.id: time.time()})
@@ -264,7 +280,7 @@ def reoffer_role_tasks(store: Store, older_than: float) -> list[str]:
     offered = []
     for task_id in due:
         task = store.get_task(task_id)
-        role = task.extra.get("role") if task is not None else None
+        role = task.role if task is not None else None
         if task is None or task.state != TaskState.PENDING or not isinstance(role, str):
             store.r.zrem(pending_key, task_id)
             continue

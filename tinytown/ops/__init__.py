@@ -15,14 +15,16 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__all__ = ["access", "assignments", "control", "flower", "health", "hosts", "missions",
-           "reclaim", "routing", "snapshot", "spawning", "spending", "starting", "workspaces"]
+__all__ = ["access", "assignments", "control", "dependencies", "flower", "health", "hosts",
+           "missions", "reclaim", "routing", "snapshot", "spawning", "spending", "starting",
+           "workspaces"]
 
 if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
     from tinytown.ops import (
         access,
         assignments,
         control,
+        dependencies,
         flower,
         health,
         hosts,

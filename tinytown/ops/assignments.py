@@ -5,7 +5,7 @@ work aimed at a role or the backlog is `tinytown.ops.routing`."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from tinytown import ops
 from tinytown.core.errors import MessageTooLarge, NotRunning, TaskNotFound, UsageError
@@ -19,7 +19,7 @@ from tinytown.core.models import (
     TaskState,
 )
 from tinytown.core.validate import utf8_size, validate_timeout
-from tinytown.db import tasks
+from tinytown.db import dependencies, tasks
 from tinytown.ops.context import TownContext
 from tinytown.ops.polling import poll
 from tinytown.ops.references import resolve, resolve_task
@@ -28,8 +28,11 @@ log = logging.getLogger("tinytown")
 
 
 def assign(town: TownContext, agent_ref: str, task: Task | str,
-           priority: Priority = Priority.NORMAL) -> str:
-    """Record the task as `assigned` and put a `task_assign` in the agent's inbox."""
+           priority: Priority = Priority.NORMAL, after: Iterable[str] = ()) -> str:
+    """Record the task as `assigned` and put a `task_assign` in the agent's inbox.
+
+    With `after` (task ids or prefixes) it is `blocked` until those are completed and
+    only then goes to the inbox (tinytown.db.dependencies)."""
     agent = resolve(town, agent_ref)
     if agent.agent_type == AgentType.SUPERVISOR:
         raise UsageError("tasks are assigned to worker agents, not to the supervisor")
@@ -43,7 +46,13 @@ def assign(town: TownContext, agent_ref: str, task: Task | str,
         )
     if task.parent_id and town.store.get_task(task.parent_id) is None:
         raise TaskNotFound(f"parent task {task.parent_id} does not exist")
-    tasks.assign(town.store, task, agent, priority)
+    deps = ops.dependencies.resolve_after(town, after)
+    if deps:
+        task.assigned_to, task.priority = agent.id, priority
+        if not dependencies.submit(town.store, task, deps):
+            return task.id  # blocked: no inbox, nothing to wake yet
+    else:
+        tasks.assign(town.store, task, agent, priority)
     work_arrived(town, agent, "the task")
     return task.id
 
@@ -74,7 +83,11 @@ def list_tasks(town: TownContext, state: TaskState | str | None = None,
 def finish(town: TownContext, ref: str, state: TaskState, text: str | None) -> Task:
     """Complete, fail or cancel a task by hand; counts once for its agent (a second
     ending is refused)."""
-    return tasks.finish_task(town.store, resolve_task(town, ref).id, state, text)
+    released: list[Task] = []
+    task = tasks.finish_task(town.store, resolve_task(town, ref).id, state, text,
+                             released=released)
+    ops.dependencies.wake(town, released)
+    return task
 
 
 def current(town: TownContext, agent_ref: str) -> Task | None:

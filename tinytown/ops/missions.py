@@ -34,17 +34,13 @@ from tinytown.core.plans import (
     waves,
 )
 from tinytown.db import missions
-from tinytown.db.tasks import release
+from tinytown.db.tasks import ensure_inboxes, queue_dispatch
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
 
 GATES_REFUSED = "gates (check/review/approve) are not supported yet"
 NO_PLAN = ("a mission without a plan needs a conductor, which is not built yet: pass"
            " --plan FILE for now")
-
-
-def _dispatch(town: TownContext) -> missions.Dispatch:
-    return lambda pipe, task: release(town.store, pipe, task)
 
 
 # --- plans ------------------------------------------------------------------------------
@@ -123,7 +119,8 @@ def start(town: TownContext, name: str, plan: Plan | None, goal: str | None = No
     ids = {t.name: Task("-").id for t in plan.tasks}
     tasks = [_held(town, name, t, ids[t.name], [ids[a] for a in t.after]) for t in plan.tasks]
     mission.tasks = {t.name: ids[t.name] for t in plan.tasks}
-    created = missions.create(town.store, mission, tasks, _dispatch(town))
+    ensure_inboxes(town.store, tasks)
+    created = missions.create(town.store, mission, tasks, queue_dispatch)
     _wake(town, tasks)
     return created
 
@@ -134,8 +131,7 @@ def _held(town: TownContext, mission: str, spec: PlanTask, task_id: str, after: 
                 blocked_reason="waiting to start", tags=[f"mission:{mission}"])
     if spec.agent is not None:
         task.assigned_to = _agent_id(town, spec.agent)
-    if spec.role is not None:
-        task.extra["role"] = spec.role
+    task.role = spec.role
     return task
 
 
@@ -185,7 +181,8 @@ def add_task(town: TownContext, name: str, text: str, agent: str | None = None,
     if not text.strip():
         raise UsageError("a task needs a non-empty description")
     task = _held(town, name, spec, Task("-").id, list(dict.fromkeys(after_ids)))
-    view = missions.add_task(town.store, name, task, label, _dispatch(town))
+    ensure_inboxes(town.store, [task])
+    view = missions.add_task(town.store, name, task, label, queue_dispatch)
     _wake(town, [task])
     return view.tasks[task.id]
 
@@ -216,7 +213,7 @@ def end(town: TownContext, name: str, state: MissionState = MissionState.CANCELL
 
 
 def set_budget(town: TownContext, name: str, usd: float | None) -> Mission:
-    return missions.set_budget(town.store, name, _budget(usd), _dispatch(town)).mission
+    return missions.set_budget(town.store, name, _budget(usd), queue_dispatch).mission
 
 
 # --- looking ------------------------------------------------------------------------------
@@ -231,7 +228,7 @@ def status(town: TownContext, name: str) -> dict[str, Any]:
     """The mission, brought up to date, and its tasks in waves: each one's name, id,
     state, agent, role, cost, branch, dependencies and why it waits."""
     missions.require(town.store, name)
-    view = missions.advance(town.store, name, _dispatch(town))
+    view = missions.advance(town.store, name, queue_dispatch)
     mission, tasks = view.mission, view.tasks
     label = {task_id: n for n, task_id in mission.tasks.items()}
     graph = {n: tuple(label.get(a, a) for a in (tasks[i].after if i in tasks else []))
@@ -244,7 +241,7 @@ def status(town: TownContext, name: str) -> dict[str, Any]:
             return {"name": n, "id": mission.tasks[n], "state": "missing"}
         return {"name": n, "id": t.id, "state": t.state.value,
                 "agent": agents.get(t.assigned_to or "", t.assigned_to),
-                "role": t.extra.get("role"), "after": list(graph[n]),
+                "role": t.role, "after": list(graph[n]),
                 "cost_usd": t.usage.cost_usd if t.usage else None,
                 "branch": t.branch, "blocked_reason": t.blocked_reason}
 

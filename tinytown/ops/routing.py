@@ -6,14 +6,16 @@ The writes live in `tinytown.db.tasks`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from tinytown.core import keys
 from tinytown.core.errors import TaskNotFound, UsageError
 from tinytown.core.models import Agent, AgentState, Task
 from tinytown.core.roles import roles_of
-from tinytown.db import tasks
+from tinytown.db import dependencies, tasks
 from tinytown.ops.context import TownContext
 from tinytown.ops.hosts import wake
-from tinytown.ops.references import resolve
+from tinytown.ops.references import resolve, resolve_task
 
 
 def role_members(town: TownContext, role: str) -> list[Agent]:
@@ -21,19 +23,29 @@ def role_members(town: TownContext, role: str) -> list[Agent]:
     return [a for a in town.store.list_agents() if role in roles_of(a, known)]
 
 
-def _check_role(town: TownContext, role: str) -> None:
+def check_role(town: TownContext, role: str) -> None:
     known = town.settings.known_roles()
     if role not in known:
         raise UsageError(f"unknown role {role!r}; known roles: {', '.join(sorted(known))}")
 
 
-def assign_to_role(town: TownContext, role: str, task: Task) -> tuple[Task, list[Agent]]:
+def assign_to_role(town: TownContext, role: str, task: Task, after: Iterable[str] = ()
+                   ) -> tuple[Task, list[Agent]]:
     """Queue a task for whichever agent of `role` is free; returns it and the live members.
 
-    With no live member the task waits in the role's queue: it is never dropped.
+    With no live member the task waits in the role's queue: it is never dropped. With
+    `after` (task ids or prefixes) it is `blocked` until those are completed, then
+    queued (tinytown.db.dependencies).
     """
-    _check_role(town, role)
-    tasks.queue_for_role(town.store, task, role)
+    check_role(town, role)
+    deps = list(dict.fromkeys(resolve_task(town, ref).id for ref in after if ref.strip()))
+    if deps:
+        task.assigned_to, task.role = None, role
+        if not dependencies.submit(town.store, task, deps):
+            members = role_members(town, role)
+            return task, [a for a in members if not a.state.is_terminal]
+    else:
+        tasks.queue_for_role(town.store, task, role)
     members = role_members(town, role)
     live = [a for a in members if not a.state.is_terminal]
     cold = [a for a in members if a.state == AgentState.COLD]
@@ -49,7 +61,7 @@ def assign_to_role(town: TownContext, role: str, task: Task) -> tuple[Task, list
 
 def backlog_add(town: TownContext, task: Task, role: str | None = None) -> Task:
     if role is not None:
-        _check_role(town, role)
+        check_role(town, role)
     return tasks.add_to_backlog(town.store, task, role)
 
 
@@ -84,7 +96,7 @@ def backlog_assign_all(town: TownContext, agent_ref: str) -> list[Task]:
     mine = set(roles_of(agent, set(town.settings.known_roles())))
     claimed = []
     for task in backlog_list(town):
-        role = task.extra.get("role")
+        role = task.role
         if role is None or role in mine:
             claimed.append(backlog_claim(town, task.id, agent.id))
     return claimed

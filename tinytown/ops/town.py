@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -170,9 +170,11 @@ class Town:
 
     # --- tasks --------------------------------------------------------------------
 
-    def assign(self, agent_ref: str, task: Task | str, priority: Priority = Priority.NORMAL) -> str:
-        """Record the task as `assigned` and put a `task_assign` in the agent's inbox."""
-        return ops.assignments.assign(self.context, agent_ref, task, priority)
+    def assign(self, agent_ref: str, task: Task | str, priority: Priority = Priority.NORMAL,
+               after: Iterable[str] = ()) -> str:
+        """Record the task as `assigned` and put a `task_assign` in the agent's inbox;
+        with `after` (task ids or prefixes), `blocked` until those are completed."""
+        return ops.assignments.assign(self.context, agent_ref, task, priority, after)
 
     def task(self, ref: str) -> Task:
         """A task by full id or a unique prefix of 4+ characters."""
@@ -208,11 +210,27 @@ class Town:
         `queue` (wait for the restart, up to `timeout`)."""
         return ops.assignments.wait(self.context, ref, timeout, on_poll, queue)
 
-    def assign_to_role(self, role: str, task: Task | str) -> tuple[Task, list[Agent]]:
+    def assign_to_role(self, role: str, task: Task | str, after: Iterable[str] = ()
+                       ) -> tuple[Task, list[Agent]]:
         """Queue a task for whichever agent of the role is free; returns the task and
-        the role's live agents (none: it waits in the role's queue)."""
+        the role's live agents (none: it waits in the role's queue); with `after`,
+        `blocked` until those tasks are completed."""
         return ops.routing.assign_to_role(self.context, role,
-                                      Task(task) if isinstance(task, str) else task)
+                                      Task(task) if isinstance(task, str) else task, after)
+
+    def retry_task(self, ref: str, to: str | None = None, role: str | None = None) -> Task:
+        """Run a failed or cancelled task again: for its agent (or role), for agent
+        `to`, or for `role`; the tasks blocked on it wait for it again."""
+        return ops.dependencies.retry(self.context, ref, to, role)
+
+    def unblock_task(self, ref: str) -> Task:
+        """A task blocked by a failed or cancelled dependency goes on without it:
+        dispatched when nothing else it waits for is unfinished."""
+        return ops.dependencies.unblock(self.context, ref)
+
+    def add_dependencies(self, ref: str, after: Iterable[str]) -> Task:
+        """More dependencies for a blocked task (a cycle is refused, naming it)."""
+        return ops.dependencies.add(self.context, ref, after)
 
     # --- the backlog --------------------------------------------------------------
 
