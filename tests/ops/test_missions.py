@@ -1,0 +1,193 @@
+"""Missions at the record level: a plan's tasks created at once, released by the mission
+as their dependencies complete (at most `parallel` at a time, none over budget), its
+state, cancel, add-task. Tasks are ended by hand (`complete_task`): the same finish path
+a round's end takes (tinytown.db.tasks / tinytown.db.rounds call the same hook)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import TownFixture
+from tinytown.core import keys
+from tinytown.core.errors import MissionNotFound, NameTaken, PlanInvalid, Refused, UsageError
+from tinytown.core.models import Mission, MissionState, Task, TaskState
+from tinytown.core.usage import Usage
+
+PLAN = """
+name = "ignored"
+goal = "ship it"
+
+[[task]]
+name = "a"
+text = "first"
+agent = "alice"
+
+[[task]]
+name = "b"
+text = "second"
+agent = "bob"
+after = ["a"]
+
+[[task]]
+name = "c"
+text = "third"
+role = "worker"
+after = ["a"]
+
+[[task]]
+name = "d"
+text = "last"
+agent = "alice"
+after = ["b", "c"]
+"""
+
+
+def _town(town: TownFixture) -> TownFixture:
+    for name in ("alice", "bob"):
+        town.town.spawn_agent(name, start=False)
+    return town
+
+
+def _states(town: TownFixture, name: str) -> dict[str, str]:
+    status = town.town.mission(name)
+    return {row["name"]: row["state"] for wave in status["waves"] for row in wave}
+
+
+def _id(town: TownFixture, mission: str, task: str) -> str:
+    found = town.town.store.r.get(keys.mission(town.name, mission))
+    assert found is not None
+    return Mission.from_json(found).tasks[task]
+
+
+def test_a_plan_runs_in_waves_to_done(town: TownFixture) -> None:
+    _town(town)
+    mission = town.town.start_mission("m1", PLAN)
+    assert mission.state == MissionState.RUNNING and mission.goal == "ship it"
+    status = town.town.mission("m1")
+    assert [[r["name"] for r in w] for w in status["waves"]] == [["a"], ["b", "c"], ["d"]]
+    assert _states(town, "m1") == {"a": "assigned", "b": "blocked", "c": "blocked",
+                                   "d": "blocked"}
+    town.town.complete_task(_id(town, "m1", "a"), "done a")
+    assert _states(town, "m1") == {"a": "completed", "b": "assigned", "c": "pending",
+                                   "d": "blocked"}
+    town.town.complete_task(_id(town, "m1", "b"))
+    assert _states(town, "m1")["d"] == "blocked"  # fan-in: c is not done
+    town.town.complete_task(_id(town, "m1", "c"))
+    assert _states(town, "m1")["d"] == "assigned"
+    assert town.town.mission("m1")["state"] == "running"
+    town.town.complete_task(_id(town, "m1", "d"))
+    status = town.town.mission("m1")
+    assert status["state"] == "done" and status["finished_at"]
+    d = town.town.task(_id(town, "m1", "d"))
+    assert d.mission == "m1" and d.assigned_to == town.town.resolve("alice").id
+
+
+def test_parallel_caps_the_tasks_released_at_once(town: TownFixture) -> None:
+    _town(town)
+    plan = "\n".join(f'[[task]]\nname = "t{i}"\ntext = "x{i}"\nagent = "alice"\n'
+                     for i in range(4))
+    town.town.start_mission("wide", plan, parallel=2)
+    assert sorted(_states(town, "wide").values()) == ["assigned", "assigned", "blocked",
+                                                      "blocked"]
+    status = town.town.mission("wide")
+    held = [r for w in status["waves"] for r in w if r["state"] == "blocked"]
+    assert all("free slot" in r["blocked_reason"] for r in held)
+    town.town.complete_task(_id(town, "wide", "t0"))
+    assert sorted(_states(town, "wide").values()) == ["assigned", "assigned", "blocked",
+                                                      "completed"]
+
+
+def test_over_budget_holds_the_unstarted_tasks(town: TownFixture) -> None:
+    _town(town)
+    town.town.start_mission("cheap", PLAN, budget=0.5)
+    a = town.town.task(_id(town, "cheap", "a"))
+    a.usage = Usage(cost_usd=0.75, rounds=1)
+    town.town.store.put_task(a)
+    town.town.complete_task(a.id)
+    status = town.town.mission("cheap")
+    assert status["state"] == "blocked" and status["reason"] == "over budget"
+    assert _states(town, "cheap")["b"] == "blocked"
+    town.town.set_mission_budget("cheap", 2.0)
+    assert town.town.mission("cheap")["state"] == "running"
+    assert _states(town, "cheap")["b"] == "assigned"
+
+
+def test_a_failed_task_blocks_the_mission_and_a_retry_moves_it_on(town: TownFixture) -> None:
+    _town(town)
+    town.town.start_mission("m2", PLAN)
+    a = _id(town, "m2", "a")
+    town.town.fail_task(a, "boom")
+    status = town.town.mission("m2")
+    assert status["state"] == "blocked" and "a failed" in status["reason"]
+    town.town.retry_task(a)
+    assert town.town.mission("m2")["state"] == "running"
+    town.town.complete_task(a)
+    assert _states(town, "m2")["b"] == "assigned"
+
+
+def test_cancel_ends_its_tasks(town: TownFixture) -> None:
+    _town(town)
+    town.town.start_mission("m3", PLAN)
+    mission = town.town.cancel_mission("m3")
+    assert mission.state == MissionState.CANCELLED
+    assert set(_states(town, "m3").values()) == {"cancelled"}
+    with pytest.raises(Refused):
+        town.town.cancel_mission("m3")
+    with pytest.raises(Refused):
+        town.town.add_mission_task("m3", "more", agent="alice")
+
+
+def test_add_task_while_it_runs(town: TownFixture) -> None:
+    _town(town)
+    town.town.start_mission("m4", PLAN)
+    a = _id(town, "m4", "a")
+    late = town.town.add_mission_task("m4", "after a", agent="bob", after=["a"], label="e")
+    assert late.state == TaskState.BLOCKED and late.after == [a]
+    town.town.complete_task(a)
+    assert _states(town, "m4")["e"] == "assigned"
+    # after a task already completed: released at once
+    now = town.town.add_mission_task("m4", "also after a", role="worker", after=[a[:8]])
+    assert now.state == TaskState.PENDING
+    with pytest.raises(NameTaken):
+        town.town.add_mission_task("m4", "dup", agent="bob", label="e")
+
+
+def test_add_task_to_a_done_mission_runs_it_again(town: TownFixture) -> None:
+    _town(town)
+    town.town.start_mission("m5", '[[task]]\nname = "a"\ntext = "x"\nagent = "alice"\n')
+    town.town.complete_task(_id(town, "m5", "a"))
+    assert town.town.mission("m5")["state"] == "done"
+    town.town.add_mission_task("m5", "one more", agent="alice", after=["a"])
+    assert town.town.mission("m5")["state"] == "running"
+
+
+def test_refusals_write_nothing(town: TownFixture) -> None:
+    _town(town)
+    before = town.town_keys()
+    with pytest.raises(UsageError, match="--plan"):
+        town.town.start_mission("x", None, goal="do it all")
+    with pytest.raises(PlanInvalid, match="unknown role 'nobody'"):
+        town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nrole = "nobody"\n')
+    with pytest.raises(PlanInvalid, match="no agent 'carol'"):
+        town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nagent = "carol"\n')
+    with pytest.raises(Refused, match="gates .check/review/approve. are not supported yet"):
+        town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nagent = "bob"\n'
+                                'review = "reviewer"\n')
+    with pytest.raises(PlanInvalid, match="comes after itself"):
+        town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nagent = "bob"\n'
+                                'after = ["a"]\n')
+    with pytest.raises(UsageError, match="invalid mission name"):
+        town.town.start_mission("no spaces", PLAN)
+    assert town.town_keys() == before
+    town.town.start_mission("x", PLAN)
+    with pytest.raises(NameTaken):
+        town.town.start_mission("x", PLAN)
+    with pytest.raises(MissionNotFound):
+        town.town.mission("nope")
+
+
+def test_old_task_records_read_without_a_mission(town: TownFixture) -> None:
+    task = Task("plain")
+    assert "mission" not in task.to_wire()
+    assert Task.from_json(task.to_json()).mission is None
+    assert [m.name for m in town.town.missions()] == []
