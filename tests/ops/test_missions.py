@@ -164,7 +164,7 @@ def test_add_task_to_a_done_mission_runs_it_again(town: TownFixture) -> None:
 def test_refusals_write_nothing(town: TownFixture) -> None:
     _town(town)
     before = town.town_keys()
-    with pytest.raises(UsageError, match="--plan"):
+    with pytest.raises(Refused, match="--plan"):
         town.town.start_mission("x", None, goal="do it all")
     with pytest.raises(PlanInvalid, match="unknown role 'nobody'"):
         town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nrole = "nobody"\n')

@@ -121,11 +121,11 @@ def waves(graph: dict[str, tuple[str, ...]]) -> list[list[str]]:
 def check_plan(text: str | bytes) -> Plan | list[Problem]:
     """The plan in `text` (a plan file's content), or every problem with its line."""
     if isinstance(text, bytes):
+        data = text
         try:
-            text = text.decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return [Problem(text[:exc.start].count(b"\n") + 1,
-                            "the file is not UTF-8 text")]
+            return [Problem(data[:exc.start].count(b"\n") + 1, "the file is not UTF-8 text")]
     if "\x00" in text:
         return [Problem(text[:text.index("\x00")].count("\n") + 1,
                         "the file holds a NUL character: not a TOML plan")]
@@ -237,7 +237,10 @@ def _task(raw: Any, index: int, where: _Lines, problems: list[Problem]) -> PlanT
     if not isinstance(raw, dict):
         problems.append(Problem(line, f"task {index + 1} is not a table"))
         return None
-    at = lambda key: where.of_task(index, key)  # noqa: E731
+
+    def at(key: str) -> int:
+        return where.of_task(index, key)
+
     before = len(problems)
     for key in raw:
         if key not in TASK_KEYS:

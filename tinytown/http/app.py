@@ -15,7 +15,18 @@ import anyio
 from fastapi import FastAPI
 from starlette.routing import Route
 
-from tinytown.http import agents, backlog, errors, events, health, messages, metrics, tasks, usage
+from tinytown.http import (
+    agents,
+    backlog,
+    errors,
+    events,
+    health,
+    messages,
+    metrics,
+    missions,
+    tasks,
+    usage,
+)
 from tinytown.http.auth import Audit
 from tinytown.http.dashboard import router as dashboard
 from tinytown.http.limits import BodyLimit
@@ -47,7 +58,8 @@ def create_app(town: Town) -> FastAPI:
     app.state.waits = anyio.CapacityLimiter(WAITS)
     app.state.streams = anyio.CapacityLimiter(STREAMS)
     app.state.registry = metrics.registry_for(town)
-    for module in (agents, messages, tasks, backlog, events, usage, metrics, health):
+    for module in (agents, messages, tasks, missions, backlog, events, usage, metrics,
+                   health):
         app.include_router(module.router)
     app.include_router(dashboard)  # /, /agents/{ref}, /login, /static/ and their reads
     # an ASGI app, not a FastAPI route: the MCP SDK answers the requests it takes

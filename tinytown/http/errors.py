@@ -25,6 +25,8 @@ STATUS: list[tuple[type[e.TinytownError], int]] = [
     (e.NotPermitted, 403),
     (e.AgentNotFound, 404),
     (e.TaskNotFound, 404),
+    (e.MissionNotFound, 404),
+    (e.PlanInvalid, 422),
     (e.ApiKeyNotFound, 404),
     (e.InvalidTransition, 409),
     (e.NameTaken, 409),

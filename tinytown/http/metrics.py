@@ -22,7 +22,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from tinytown.core.apikeys import Scope
-from tinytown.core.models import Agent, AgentState, TaskState
+from tinytown.core.models import Agent, AgentState, MissionState, TaskState
 from tinytown.core.usage import ROUND_BUCKETS, TOKEN_FIELDS
 from tinytown.http.auth import needs, town_of
 from tinytown.http.errors import responses
@@ -48,6 +48,7 @@ class TownCollector(Collector):
         for task_state in TaskState:
             gauge.add_metric([task_state.value], tasks[task_state])
         yield gauge
+        yield _missions(town)
         yield from _per_agent(town, agents)
         spent = town.budgets()["town"]["spent_usd"]
         yield CounterMetricFamily("tinytown_town_cost_usd",
@@ -57,6 +58,14 @@ class TownCollector(Collector):
         yield GaugeMetricFamily("tinytown_supervisor_leader",
                                 "1 while a supervisor leads the town", int(health.leader
                                                                            is not None))
+
+
+def _missions(town: Town) -> Metric:
+    by_state = Counter(m.state for m in town.missions())
+    gauge = GaugeMetricFamily("tinytown_missions", "Missions by state", labels=["state"])
+    for state in MissionState:
+        gauge.add_metric([state.value], by_state[state])
+    return gauge
 
 
 def _per_agent(town: Town, workers: list[Agent]) -> Iterator[Metric]:

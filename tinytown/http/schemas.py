@@ -9,7 +9,7 @@ Tinytown's own fields and a newer writer's pass through as extra fields.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -19,6 +19,7 @@ from tinytown.core.models import (
     AgentType,
     MessageBody,
     MessageType,
+    MissionState,
     Priority,
     SessionPolicy,
     SpawnMode,
@@ -90,6 +91,43 @@ class Message(_Record):
     correlation_id: Uuid | None
 
 
+class Mission(_Record):
+    """A mission's record (`tt:<town>:mission:<name>`): `tasks` maps each task's name in
+    the mission to its task id."""
+
+    id: Uuid
+    name: str
+    goal: str
+    state: MissionState
+    reason: str | None
+    budget_usd: float | None
+    parallel: int | None
+    tasks: dict[str, Uuid]
+    created_at: Timestamp
+    updated_at: Timestamp
+    finished_at: Timestamp | None
+
+
+class MissionTaskRow(BaseModel):
+    """One task of a mission as `tt mission status` shows it."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    id: Uuid
+    state: str
+    agent: str | None = None
+    role: str | None = None
+    after: list[str] = []
+    cost_usd: float | None = None
+    branch: str | None = None
+    blocked_reason: str | None = None
+
+
+class MissionStatus(Mission):
+    spent_usd: float
+    waves: list[list[MissionTaskRow]]
+
+
 # --- requests -----------------------------------------------------------------------
 
 
@@ -135,6 +173,50 @@ class Assign(_Request):
     tags: list[str] = []
     parent_id: str | None = None
     urgent: bool = Field(False, description="At the head of the agent's inbox")
+
+
+class PlanTask(_Request):
+    """One task of a plan: a [[task]] table of a plan file (tinytown/core/plans.py)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    text: Text = Field(min_length=1)
+    role: str | None = Field(None, description="A role (whichever agent of it is free)...")
+    agent: str | None = Field(None, description="... or one agent: give one of the two")
+    after: list[str] = Field([], description="Names of the plan's tasks it waits for")
+    review: str | None = Field(None, description="A gate: not supported yet (refused)")
+    approve: bool = Field(False, description="A gate: not supported yet (refused)")
+    check: str | None = Field(None, description="A gate: not supported yet (refused)")
+    max_fix_rounds: int | None = Field(None, ge=0, le=100)
+
+
+class StartMission(_Request):
+    """`tt mission start NAME --plan FILE`: the plan file's settings and its tasks
+    (`task`, as the file's [[task]] tables)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    goal: str | None = Field(None, max_length=1024 * 1024)
+    budget: float | None = Field(None, gt=0, description="USD for all its tasks")
+    parallel: int | None = Field(None, ge=1, le=1000,
+                                 description="At most this many of its tasks at work at once")
+    task: list[PlanTask] = Field(min_length=1, max_length=500)
+
+    def plan(self) -> dict[str, Any]:
+        """The plan as data, for tinytown.core.plans (keys not given left out)."""
+        doc: dict[str, Any] = self.model_dump(exclude_none=True, exclude={"task"})
+        doc["task"] = [t.model_dump(exclude_none=True, exclude_defaults=True) | {
+            "name": t.name, "text": t.text} for t in self.task]
+        return doc
+
+
+class AddMissionTask(_Request):
+    """`tt mission add-task`: a task for an agent or a role, after some of the
+    mission's tasks (their names in it or their ids)."""
+
+    text: Text = Field(min_length=1)
+    agent: str | None = None
+    role: str | None = None
+    after: list[str] = []
+    name: str | None = Field(None, min_length=1, max_length=64)
 
 
 class Complete(_Request):

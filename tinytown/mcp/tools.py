@@ -252,6 +252,34 @@ class Tools:
 
         return self.run(ctx, "spawn_helper", Scope.ADMIN, call)
 
+    def start_mission(self, ctx: Context, name: str, tasks: list[dict[str, Any]],
+                      goal: str | None = None, budget: float | None = None,
+                      parallel: int | None = None) -> CallToolResult:
+        """Start mission `name` from a plan: `tasks` as a plan file's [[task]] tables,
+        each {"name", "text", "agent" or "role", "after": [names]}; `budget` in USD,
+        `parallel`: at most that many tasks at work at once. Returns its status."""
+
+        def call(caller: Caller) -> dict[str, Any]:
+            plan = {"task": tasks, **{k: v for k, v in (("goal", goal), ("budget", budget),
+                                                         ("parallel", parallel)) if v is not None}}
+            self.town.start_mission(name, plan)
+            return self.town.mission(name)
+
+        return self.run(ctx, "start_mission", Scope.WRITE, call)
+
+    def mission_status(self, ctx: Context, name: str) -> CallToolResult:
+        """A mission's state and its tasks in waves (state, agent, cost, branch, results
+        by task id through the task resource)."""
+        return self.run(ctx, "mission_status", Scope.READ, lambda c: self.town.mission(name))
+
+    def add_mission_task(self, ctx: Context, mission: str, text: str, agent: str | None = None,
+                         role: str | None = None, after: list[str] | None = None,
+                         name: str | None = None) -> CallToolResult:
+        """Add a task to a running mission, for `agent` or `role`, after some of its tasks
+        (their names in the mission or ids). Returns the task."""
+        return self.run(ctx, "add_mission_task", Scope.WRITE, lambda c: self.town.add_mission_task(
+            mission, text, agent, role, after or [], name))
+
     # --- resources ------------------------------------------------------------------------
 
     def agent_resource(self, ref: str) -> str:
@@ -275,7 +303,8 @@ TOOLS: list[tuple[str, ToolAnnotations]] = [
     ("whoami", READ), ("list_agents", READ), ("send_message", WRITE), ("read_inbox", READ),
     ("ack_inbox", WRITE), ("assign_task", WRITE), ("complete_task", WRITE),
     ("fail_task", WRITE), ("list_backlog", READ), ("claim_backlog", WRITE),
-    ("spawn_helper", WRITE),
+    ("spawn_helper", WRITE), ("start_mission", WRITE), ("mission_status", READ),
+    ("add_mission_task", WRITE),
 ]
 
 

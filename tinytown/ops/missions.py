@@ -107,7 +107,7 @@ def start(town: TownContext, name: str, plan: Plan | None, goal: str | None = No
     line's name, goal, budget and parallel win over the plan's."""
     _check_name(name)
     if plan is None:
-        raise UsageError(NO_PLAN)
+        raise Refused(NO_PLAN)
     problems = runnable_problems(town, plan)
     if any(GATES_REFUSED in p.message for p in problems):
         raise Refused(GATES_REFUSED)
