@@ -195,3 +195,54 @@ def test_old_task_records_read_without_a_mission(town: TownFixture) -> None:
     assert "mission" not in task.to_wire()
     assert Task.from_json(task.to_json()).mission is None
     assert [m.name for m in town.town.missions()] == []
+
+
+def test_a_task_released_by_the_dependency_index_is_not_released_twice(
+        town: TownFixture) -> None:
+    """A mission task cancelled and retried while its dependency is unfinished waits in
+    the dependency index too: the completion that releases it there is the mission's
+    too, and the task gets one assignment, not two."""
+    _town(town)
+    plan = ('[[task]]\nname = "a"\ntext = "x"\nagent = "alice"\n'
+            '[[task]]\nname = "b"\ntext = "y"\nagent = "bob"\nafter = ["a"]\n')
+    town.town.start_mission("twice", plan)
+    b = _id(town, "twice", "b")
+    town.town.cancel_task(b)
+    town.town.retry_task(b)
+    assert town.town.task(b).state == TaskState.BLOCKED
+    town.town.complete_task(_id(town, "twice", "a"))
+    bob = town.town.resolve("bob").id
+    assigned = [m for m in town.town.store.peek_inbox(bob) if m.type == "task_assign"]
+    assert [m.body.task_id for m in assigned] == [b]  # type: ignore[union-attr]
+    assert town.town.task(b).state == TaskState.ASSIGNED
+
+
+def test_tasks_ending_at_once_release_no_more_than_parallel(town: TownFixture) -> None:
+    """Each end of a mission task writes the mission's key, which each WATCHes: ends at
+    the same moment are serialised and the cap holds."""
+    import threading
+
+    _town(town)
+    plan = "".join(f'[[task]]\nname = "t{i}"\ntext = "x{i}"\nagent = "alice"\n'
+                   for i in range(12))
+    town.town.start_mission("burst", plan, parallel=4)
+    first = [n for n, s in _states(town, "burst").items() if s == "assigned"]
+    assert len(first) == 4
+    ids = [_id(town, "burst", n) for n in first]
+    start = threading.Barrier(len(ids))
+
+    def finish(task_id: str) -> None:
+        start.wait()
+        town.town.complete_task(task_id)
+
+    threads = [threading.Thread(target=finish, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    states = list(_states(town, "burst").values())
+    assert states.count("completed") == 4 and states.count("assigned") == 4
+    alice = town.town.resolve("alice").id
+    assigned = [m.body.task_id for m in town.town.store.peek_inbox(alice)  # type: ignore
+                if m.type == "task_assign"]
+    assert len(assigned) == len(set(assigned)) == 8

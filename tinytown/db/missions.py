@@ -18,7 +18,7 @@ this one for its hooks).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from redis.client import Pipeline
@@ -145,13 +145,20 @@ def watch(store: Store, pipe: Pipeline, task: Task) -> View | None:
 
 
 def queue_advance(store: Store, pipe: Pipeline, view: View | None, task: Task,
-                  dispatch: Dispatch) -> None:
+                  dispatch: Dispatch, released: Sequence[Task] = ()) -> None:
     """In the same transaction, after MULTI: `task` as it is about to be written (its
-    new state), and what its mission releases because of it."""
+    new state), and what its mission releases because of it. `released`: tasks the
+    same transaction dispatched already (the dependency index's followers: a mission
+    task retried while its dependencies were unfinished is indexed there too), never
+    released twice."""
     if view is None:
         return
+    for done in (task, *released):
+        if done.id in view.tasks:
+            view.tasks[done.id] = done
     view.tasks[task.id] = task
-    _queue(store, pipe, view, dispatch, view.mission.state, written={task.id})
+    _queue(store, pipe, view, dispatch, view.mission.state,
+           written={task.id, *(t.id for t in released)})
 
 
 def add_task(store: Store, name: str, task: Task, label: str, dispatch: Dispatch) -> View:

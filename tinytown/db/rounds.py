@@ -258,12 +258,13 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
             if finished:
                 store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
                                 task=task.id)
+            dispatched: list[Task] = []
             if follow is not None:
                 dispatched = follow.queue(store, pipe, queue_dispatch)
                 if released is not None:
                     released[:] = dispatched
             if finished or outcome.usage is not None:  # a release, or its cost counted
-                missions.queue_advance(store, pipe, mission, task, queue_dispatch)
+                missions.queue_advance(store, pipe, mission, task, queue_dispatch, dispatched)
             _report(store, pipe, agent_id, task, outcome.error)
         if outcome.usage is not None:
             round_usage.queue_round(store, pipe, agent, task, outcome.number, outcome.usage)
