@@ -25,6 +25,10 @@ _EXPORTS = {
     "SpawnMode": "tinytown.core.models",
     "Task": "tinytown.core.models",
     "TaskState": "tinytown.core.models",
+    "Mission": "tinytown.core.models",
+    "MissionState": "tinytown.core.models",
+    "Plan": "tinytown.core.plans",
+    "check_plan": "tinytown.core.plans",
     "Message": "tinytown.core.models",
     "MessageType": "tinytown.core.models",
     "Priority": "tinytown.core.models",
@@ -41,6 +45,8 @@ _EXPORTS = {
     "InvalidTransition": "tinytown.core.errors",
     "MessageTooLarge": "tinytown.core.errors",
     "WaitTimeout": "tinytown.core.errors",
+    "MissionNotFound": "tinytown.core.errors",
+    "PlanInvalid": "tinytown.core.errors",
     "SUPERVISOR_ID": "tinytown.core.keys",
 }
 __all__ = [
@@ -56,7 +62,12 @@ __all__ = [
     "Message",
     "MessageTooLarge",
     "MessageType",
+    "Mission",
+    "MissionNotFound",
+    "MissionState",
     "NameTaken",
+    "Plan",
+    "PlanInvalid",
     "Priority",
     "RedisUnreachable",
     "SUPERVISOR_ID",
@@ -70,6 +81,7 @@ __all__ = [
     "TownNotFound",
     "UsageError",
     "WaitTimeout",
+    "check_plan",
 ]
 
 if TYPE_CHECKING:
@@ -78,7 +90,9 @@ if TYPE_CHECKING:
         AmbiguousReference,
         InvalidTransition,
         MessageTooLarge,
+        MissionNotFound,
         NameTaken,
+        PlanInvalid,
         RedisUnreachable,
         TaskNotFound,
         TinytownError,
@@ -94,11 +108,14 @@ if TYPE_CHECKING:
         AgentType,
         Message,
         MessageType,
+        Mission,
+        MissionState,
         Priority,
         SpawnMode,
         Task,
         TaskState,
     )
+    from tinytown.core.plans import Plan, check_plan
     from tinytown.core.settings import Settings
     from tinytown.ops.handles import AgentHandle, Channel
     from tinytown.ops.town import Town
