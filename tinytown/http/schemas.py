@@ -75,6 +75,10 @@ class Task(_Record):
     result: str | None
     parent_id: Uuid | None
     tags: list[str] = []
+    after: list[Uuid] = Field([], description="The tasks it waits for (blocked until all"
+                                              " are completed)")
+    blocked_reason: str | None = Field(None, description="Why a blocked task cannot go on"
+                                                         " (a dependency failed)")
 
 
 class Message(_Record):
@@ -135,6 +139,18 @@ class Assign(_Request):
     tags: list[str] = []
     parent_id: str | None = None
     urgent: bool = Field(False, description="At the head of the agent's inbox")
+    after: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        [], max_length=1000,
+        description="Task ids (or prefixes of 4+): it is blocked until they are all"
+                    " completed, then dispatched")
+
+
+class Retry(_Request):
+    """Run a failed or cancelled task again: for its agent (or role), or for another
+    agent (`to`) or role (`role`)."""
+
+    to: str | None = None
+    role: str | None = None
 
 
 class Complete(_Request):
