@@ -75,10 +75,9 @@ class Task(_Record):
     result: str | None
     parent_id: Uuid | None
     tags: list[str] = []
-    after: list[Uuid] = Field([], description="The tasks it waits for (blocked until all"
-                                              " are completed)")
-    blocked_reason: str | None = Field(None, description="Why a blocked task cannot go on"
-                                                         " (a dependency failed)")
+    # Tinytown's own fields pass through as extra ones, written only when they say
+    # something (the wire document, field for field): `after` (the tasks it waits for),
+    # `blocked_reason`, `role`, `priority`, `usage`, `branch`, `commits`
 
 
 class Message(_Record):
