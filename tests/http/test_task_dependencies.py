@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import TownFixture
 from tests.test_http import add_key, bearer, error_of, start_server
@@ -27,6 +28,11 @@ def test_rest_after_retry_and_unblock(town: TownFixture) -> None:
             queued = api.post("/v1/tasks", json={"role": "worker", "description": "r",
                                                  "after": [parent["id"]]}).json()
             assert queued["state"] == "blocked" and queued["role"] == "worker"
+            metrics = api.get("/metrics")
+            assert metrics.status_code == 200, metrics.text
+            samples = {(m.name, tuple(m.labels.items())): m.value for family in
+                       text_string_to_metric_families(metrics.text) for m in family.samples}
+            assert samples[("tinytown_tasks", (("state", "blocked"),))] == 2
             error_of(api.post("/v1/tasks", json={"agent": "w", "description": "x",
                                                  "after": ["0000dead"]}), 404)
             assert api.post(f"/v1/tasks/{parent['id']}/fail", json={"error": "no"}
