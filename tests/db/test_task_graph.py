@@ -4,7 +4,6 @@ transaction as the completion, exactly once; refusals that write nothing."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from tests.conftest import TownFixture
 from tinytown.core import keys
 from tinytown.core.errors import DependencyCycle, InvalidTransition, TaskNotFound
 from tinytown.core.models import Task, TaskState
-from tinytown.db import dependencies, rounds, tasks
+from tinytown.db import dependencies, graph, rounds, tasks
 from tinytown.ops.town import Town
 
 
@@ -98,38 +97,34 @@ def test_a_round_recorded_again_after_a_kill_releases_once(town: TownFixture,
 
 
 def test_fan_in_completed_at_once_from_two_processes_releases_once(
-        town: TownFixture, agent_id: str) -> None:
+        town: TownFixture, agent_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The two last dependencies completed at the same moment (a round and a person):
-    each transaction watches the other's task, so the child is released once, never
-    left blocked."""
+    the other completion commits between this one's reads and its MULTI. Each
+    transaction watches the other's task, so this one reads again and releases the
+    child, once; it is never left blocked."""
     t = town.town
-    for _ in range(10):
-        p1, p2 = t.assign("w", "left"), t.assign("w", "right")
-        child = t.assign("w", "join", after=[p1, p2])
+    t.spawn_agent("v", start=False)
+    p1, p2 = t.assign("w", "left"), t.assign("v", "right")  # two agents: nothing shared
+    child = t.assign("w", "join", after=[p1, p2])
+    other = Town.connect(town.root)  # another process, as it were
+    real, fired = graph.unfinished, []
+
+    def meanwhile(task: Task, deps: Any) -> list[str]:
+        if not fired:  # once: the person completes p2 while the round completes p1
+            fired.append(True)
+            tasks.finish_task(other.store, p2, TaskState.COMPLETED, "by hand")
+        return real(task, deps)
+
+    monkeypatch.setattr(graph, "unfinished", meanwhile)
+    try:
         outcome = rounds.Outcome(number=1, ok=True, output="ok", error="", context="{}",
                                  context_rounds=1)
-        go = threading.Barrier(2)
-
-        def end(p: str, by_round: bool, go: threading.Barrier = go,
-                o: rounds.Outcome = outcome) -> None:
-            own = Town.connect(town.root)  # a process of its own, as it were
-            try:
-                go.wait()
-                if by_round:
-                    rounds.finish(own.store, agent_id, p, o)
-                else:
-                    tasks.finish_task(own.store, p, TaskState.COMPLETED, "ok")
-            finally:
-                own.close()
-
-        threads = [threading.Thread(target=end, args=(p1, True)),
-                   threading.Thread(target=end, args=(p2, False))]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(20)
-        assert t.task(child).state == TaskState.ASSIGNED
-        assert _assigns(town, agent_id).count(child) == 1
+        rounds.finish(t.store, agent_id, p1, outcome)
+    finally:
+        other.close()
+    assert fired
+    assert t.task(child).state == TaskState.ASSIGNED
+    assert _assigns(town, agent_id).count(child) == 1
 
 
 def test_unknown_dependency_is_refused_and_nothing_written(town: TownFixture,
