@@ -119,3 +119,18 @@ def test_bad_input_is_one_line_and_writes_nothing(town: TownFixture) -> None:
     one_line_error(town.tt("task", "unblock", known), 1)  # not blocked
     one_line_error(town.tt("task", "retry", known, "--to", "w", "--role", "worker"), 2)
     one_line_error(town.tt("task", "retry", "0000dead"), 1)
+
+
+def test_a_released_task_wakes_its_cold_agent(town: TownFixture) -> None:
+    """The worker whose round completed the dependency starts the cold agent's worker
+    (no host daemon), as `tt assign` would for new work."""
+    assert town.tt("spawn", "a").code == 0
+    assert town.tt("spawn", "sleeper", "--cold").code == 0
+    town.wait_state("a", "idle")
+    assert town.agent_state("sleeper") == "cold"
+    parent = _assign(town, "a", "first this\n@sleep 1")
+    child = _assign(town, "sleeper", "then this", "--after", parent)
+    assert _task(town, child).state == TaskState.BLOCKED
+    assert town.agent_state("sleeper") == "cold"  # blocked work wakes nobody
+    town.wait_task(child, TaskState.COMPLETED, timeout=60)
+    assert _task(town, child).assigned_to == town.town.resolve("sleeper").id
