@@ -248,3 +248,21 @@ def test_old_records_read_with_the_defaults() -> None:
     assert "after" not in wire and "blocked_reason" not in wire and "priority" not in wire
     assert wire["role"] == "reviewer"
     assert TaskState("blocked") == TaskState.BLOCKED and not TaskState.BLOCKED.is_terminal
+
+
+def test_reclaim_keeps_a_blocked_task_blocked_for_its_new_agent(
+        town: TownFixture, agent_id: str) -> None:
+    """`tt reclaim --to` moves a stopped agent's work; a blocked task among it is in no
+    inbox: it goes to the new agent still blocked, and is dispatched there once its
+    dependency completes."""
+    t = town.town
+    other = t.spawn_agent("v", start=False).id
+    parent = t.assign("v", "parent")
+    child = t.assign("w", "child", after=[parent])
+    t.store.update_agent(agent_id, lambda a: setattr(a, "state", "stopped"))
+    t.reclaim(source="w", to_agent="v")
+    moved = t.task(child)
+    assert moved.state == TaskState.BLOCKED and moved.assigned_to == other
+    assert child not in _assigns(town, other)
+    t.complete_task(parent, "ok")
+    assert _assigns(town, other).count(child) == 1
