@@ -35,7 +35,7 @@ def test_role_queue_goes_to_whichever_member_is_free(town: TownFixture) -> None:
     reviewers = {town.town.resolve(n).id for n in ("rev-a", "rev-b")}
     assert {busy, quick_owner} == reviewers
     town.wait_task(slow_task["id"], TaskState.COMPLETED)
-    assert town.town.store.require_task(slow_task["id"]).extra["role"] == "reviewer"
+    assert town.town.store.require_task(slow_task["id"]).role == "reviewer"
 
 
 def test_role_without_live_agent_waits_and_is_reported(town: TownFixture) -> None:

@@ -144,6 +144,9 @@ def show(obj: Context, agent: str, as_json: bool) -> None:
             value = ", ".join(map(str, value)) or None
         say(f"{key:16} {value if value is not None else '-'}")
     say(f"{'inbox':16} {inbox.get(record.id, 0)}")
+    for t in town.list_tasks(state="blocked", agent_ref=record.id):  # waiting for others
+        why = f": {t.blocked_reason}" if t.blocked_reason else ""
+        say(f"{'blocked_task':16} {t.id[:8]} after {','.join(i[:8] for i in t.after)}{why}")
     say(f"{'heartbeat_age':16} {age(record.last_heartbeat)}")
     if record.usage is not None:
         u = record.usage

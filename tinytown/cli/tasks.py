@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 @click.option("--role", help="Queue it for whichever agent of this role is free (no AGENT).")
 @click.option("--tags", help="Comma-separated tags.")
 @click.option("--parent", "parent_task", help="Parent task id.")
+@click.option("--after", "after", metavar="T1,T2",
+              help="Comma-separated task ids (or prefixes): it is blocked until they are"
+                   " all completed, then dispatched.")
 @click.option("--urgent", is_flag=True, help="Put the assignment at the head of the inbox.")
 @click.option("--wait", "wait_", is_flag=True,
               help="Block until the task ends: exit 0 completed, 1 failed/cancelled, 124 timeout.")
@@ -43,8 +46,8 @@ if TYPE_CHECKING:
 @pass_ctx
 def assign(
     obj: Context, args: tuple[str, ...], role: str | None, tags: str | None,
-    parent_task: str | None, urgent: bool, wait_: bool, timeout: float | None, queue: bool,
-    as_json: bool,
+    parent_task: str | None, after: str | None, urgent: bool, wait_: bool,
+    timeout: float | None, queue: bool, as_json: bool,
 ) -> None:
     """Create a task for an agent (or a role) and wake it; prints the task id.
 
@@ -63,16 +66,22 @@ def assign(
     town = obj.town()
     parent_id = town.task(parent_task).id if parent_task else None
     task = Task(description, tags=tags_option_value(tags), parent_id=parent_id)
+    deps = [ref.strip() for ref in (after or "").split(",") if ref.strip()]
+    if after is not None and not deps:
+        raise UsageError("--after needs task ids (comma-separated)")
     with interrupted_keeps(town, task.id, queue):
         if role is not None:
-            task, live = town.assign_to_role(role, task)
+            task, live = town.assign_to_role(role, task, after=deps)
             where = f"queued for role {role}"
             if not live:
                 say(f"tt: warning: no live agent has role {role!r}; the task waits in its"
                     " queue until one starts", err=True)
         else:
-            town.assign(args[0], task, Priority.URGENT if urgent else Priority.NORMAL)
+            town.assign(args[0], task, Priority.URGENT if urgent else Priority.NORMAL,
+                        after=deps)
             live, where = [], f"assigned to {args[0]}"
+        if deps and town.task(task.id).state == TaskState.BLOCKED:
+            where += " (blocked until its dependencies are completed)"
         if not wait_:
             if as_json:  # the task as stored (read only for --json)
                 emit_json(town.task(task.id))
@@ -93,13 +102,15 @@ def task() -> None:
     """Show and change tasks."""
 
 
-def _print_task(t: Task, as_json: bool) -> None:
+def _print_task(t: Task, as_json: bool, town: Town | None = None) -> None:
     if as_json:
         emit_json(t)
         return
     for key, value in t.to_wire().items():
         if key == "usage":
             continue
+        if key == "after" and town is not None:
+            value = ", ".join(_dependency(town, i) for i in t.after)
         if isinstance(value, list):
             value = ", ".join(map(str, value)) or None
         if key == "result" and t.state == TaskState.FAILED:
@@ -114,13 +125,46 @@ def _print_task(t: Task, as_json: bool) -> None:
                 f" {u.cached_input_tokens} cached, {u.output_tokens} output tokens)")
 
 
+def _dependency(town: Town, task_id: str) -> str:
+    """A dependency as `tt task show` lists it: its short id and its state."""
+    found = town.store.get_task(task_id)
+    return f"{task_id[:8]} ({found.state.value if found else 'gone'})"
+
+
 @task.command(name="show")
 @click.argument("task_id")
 @json_option
 @pass_ctx
 def task_show(obj: Context, task_id: str, as_json: bool) -> None:
-    """One task."""
-    _print_task(obj.town().task(task_id), as_json)
+    """One task (a blocked one: what it waits for and why)."""
+    town = obj.town()
+    _print_task(town.task(task_id), as_json, town)
+
+
+@task.command(name="retry")
+@click.argument("task_id")
+@click.option("--to", "to", metavar="AGENT", help="Run it on this agent instead.")
+@click.option("--role", help="Queue it for this role instead.")
+@json_option
+@pass_ctx
+def task_retry(obj: Context, task_id: str, to: str | None, role: str | None,
+               as_json: bool) -> None:
+    """Run a failed or cancelled task again (same agent, or --to / --role); the tasks
+    blocked on it wait for it again."""
+    if to is not None and role is not None:
+        raise UsageError("give --to AGENT or --role ROLE, not both")
+    t = obj.town().retry_task(task_id, to=to, role=role)
+    emit(t, as_json, f"task {t.id} {t.state.value}")
+
+
+@task.command(name="unblock")
+@click.argument("task_id")
+@json_option
+@pass_ctx
+def task_unblock(obj: Context, task_id: str, as_json: bool) -> None:
+    """Let a task blocked by a failed or cancelled dependency go on without it."""
+    t = obj.town().unblock_task(task_id)
+    emit(t, as_json, f"task {t.id} {t.state.value}")
 
 
 @task.command(name="wait")
@@ -162,7 +206,14 @@ def task_list(obj: Context, state: str | None, agent: str | None, as_json: bool)
          age(t.updated_at), ",".join(t.tags), t.description[:60]]
         for t in tasks
     ]
-    print_table(None, ["ID", "STATE", "AGENT", "UPDATED", "TAGS", "DESCRIPTION"], rows)
+    headers = ["ID", "STATE", "AGENT", "UPDATED", "TAGS", "DESCRIPTION"]
+    if any(t.after for t in tasks):  # a graph: what each waits for (and why it cannot)
+        headers[4:4] = ["AFTER"]
+        for row, t in zip(rows, tasks, strict=True):
+            row.insert(4, ",".join(i[:8] for i in t.after) or "-")
+            if t.blocked_reason:
+                row[-1] = f"{row[-1]} [{t.blocked_reason[:60]}]"
+    print_table(None, headers, rows)
 
 
 def _agent_names(town: Town, tasks: list[Task]) -> dict[str, str]:

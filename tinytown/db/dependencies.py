@@ -154,6 +154,23 @@ def unblock(store: Store, task_id: str) -> tuple[Task, bool]:
     return store.transaction(body, key)
 
 
+def retarget(store: Store, task_id: str, agent_id: str | None) -> bool:
+    """A blocked task's work goes to another agent (or, with None, to the backlog when
+    it is released): its agent is gone (`tt reclaim`). False when it is no longer
+    blocked (released meanwhile: it went where a task goes)."""
+    moved: list[bool] = []
+
+    def change(task: Task) -> None:
+        moved[:] = [task.state == TaskState.BLOCKED]
+        if moved[0]:
+            task.assigned_to = agent_id
+            if agent_id is None:
+                task.role = None
+
+    store.update_task(task_id, change)
+    return bool(moved and moved[0])
+
+
 def wake_released(store: Store, settings: Settings, released: list[Task],
                   start_here: Callable[[Agent], object] | None) -> None:
     """Dispatched tasks whose agent is cold wake it, as a new assignment does (a role's

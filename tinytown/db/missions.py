@@ -145,20 +145,20 @@ def watch(store: Store, pipe: Pipeline, task: Task) -> View | None:
 
 
 def queue_advance(store: Store, pipe: Pipeline, view: View | None, task: Task,
-                  dispatch: Dispatch, released: Sequence[Task] = ()) -> None:
+                  dispatch: Dispatch, released: Sequence[Task] = ()) -> list[Task]:
     """In the same transaction, after MULTI: `task` as it is about to be written (its
     new state), and what its mission releases because of it. `released`: tasks the
     same transaction dispatched already (the dependency index's followers: a mission
     task retried while its dependencies were unfinished is indexed there too), never
-    released twice."""
+    released twice. Returns the tasks the mission released."""
     if view is None:
-        return
+        return []
     for done in (task, *released):
         if done.id in view.tasks:
             view.tasks[done.id] = done
     view.tasks[task.id] = task
-    _queue(store, pipe, view, dispatch, view.mission.state,
-           written={task.id, *(t.id for t in released)})
+    return _queue(store, pipe, view, dispatch, view.mission.state,
+                  written={task.id, *(t.id for t in released)})
 
 
 def add_task(store: Store, name: str, task: Task, label: str, dispatch: Dispatch) -> View:
@@ -236,15 +236,19 @@ def spent(view: View) -> float:
 
 
 def _queue(store: Store, pipe: Pipeline, view: View, dispatch: Dispatch,
-           before: MissionState, written: frozenset[str] | set[str] = frozenset()) -> None:
+           before: MissionState, written: frozenset[str] | set[str] = frozenset()
+           ) -> list[Task]:
     """Queue on `pipe` (after MULTI) the releases, the held tasks' reasons and the
-    mission's new state; `written`: tasks the caller writes itself."""
+    mission's new state; `written`: tasks the caller writes itself. Returns the tasks
+    released."""
     mission = view.mission
+    out: list[Task] = []
     if not mission.state.is_terminal:
         for task, reason in _decide(view):
             if reason is None:
                 task.blocked_reason = None
                 dispatch(store, pipe, task)  # writes it
+                out.append(task)
                 store.add_event("mission_released", task.assigned_to, pipe=pipe,
                                 mission=mission.name, task=task.id)
             elif task.blocked_reason != reason and task.id not in written:
@@ -255,6 +259,7 @@ def _queue(store: Store, pipe: Pipeline, view: View, dispatch: Dispatch,
     else:
         mission.updated_at = utcnow()
         pipe.set(keys.mission(store.town, mission.name), mission.to_json())
+    return out
 
 
 def _decide(view: View) -> list[tuple[Task, str | None]]:

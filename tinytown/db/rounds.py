@@ -261,10 +261,11 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
             dispatched: list[Task] = []
             if follow is not None:
                 dispatched = follow.queue(store, pipe, queue_dispatch)
-                if released is not None:
-                    released[:] = dispatched
             if finished or outcome.usage is not None:  # a release, or its cost counted
-                missions.queue_advance(store, pipe, mission, task, queue_dispatch, dispatched)
+                dispatched += missions.queue_advance(store, pipe, mission, task,
+                                                     queue_dispatch, dispatched)
+            if released is not None:
+                released[:] = dispatched
             _report(store, pipe, agent_id, task, outcome.error)
         if outcome.usage is not None:
             round_usage.queue_round(store, pipe, agent, task, outcome.number, outcome.usage)

@@ -59,7 +59,8 @@ def finish_task(
         pipe.set(task_key, task.to_json())
         pipe.zrem(keys.role_pending(store.town), task.id)
         dispatched = follow.queue(store, pipe, queue_dispatch)
-        missions.queue_advance(store, pipe, mission, task, queue_dispatch, dispatched)
+        dispatched += missions.queue_advance(store, pipe, mission, task, queue_dispatch,
+                                             dispatched)
         if released is not None:
             released[:] = dispatched
         if agent is not None and agent_key:

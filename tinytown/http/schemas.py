@@ -76,6 +76,9 @@ class Task(_Record):
     result: str | None
     parent_id: Uuid | None
     tags: list[str] = []
+    # Tinytown's own fields pass through as extra ones, written only when they say
+    # something (the wire document, field for field): `after` (the tasks it waits for),
+    # `blocked_reason`, `role`, `priority`, `usage`, `branch`, `commits`
 
 
 class Message(_Record):
@@ -173,6 +176,18 @@ class Assign(_Request):
     tags: list[str] = []
     parent_id: str | None = None
     urgent: bool = Field(False, description="At the head of the agent's inbox")
+    after: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        [], max_length=1000,
+        description="Task ids (or prefixes of 4+): it is blocked until they are all"
+                    " completed, then dispatched")
+
+
+class Retry(_Request):
+    """Run a failed or cancelled task again: for its agent (or role), or for another
+    agent (`to`) or role (`role`)."""
+
+    to: str | None = None
+    role: str | None = None
 
 
 class PlanTask(_Request):

@@ -1,4 +1,5 @@
-"""/v1/tasks: list, show, assign (to an agent or a role), wait, complete, fail, cancel."""
+"""/v1/tasks: list, show, assign (to an agent or a role, after other tasks), wait,
+complete, fail, cancel, retry, unblock."""
 
 from __future__ import annotations
 
@@ -40,10 +41,11 @@ def assign(body: s.Assign, town: TownDep) -> s.Task:
     parent_id = town.task(body.parent_id).id if body.parent_id else None
     task = TaskRecord(body.description, tags=body.tags, parent_id=parent_id)
     if body.role is not None:
-        queued, _live = town.assign_to_role(body.role, task)
+        queued, _live = town.assign_to_role(body.role, task, after=body.after)
         return s.Task.of(queued)
     assert body.agent is not None
-    task_id = town.assign(body.agent, task, Priority.URGENT if body.urgent else Priority.NORMAL)
+    task_id = town.assign(body.agent, task, Priority.URGENT if body.urgent else Priority.NORMAL,
+                          after=body.after)
     return s.Task.of(town.task(task_id))
 
 
@@ -81,3 +83,20 @@ def fail(ref: TaskRef, town: TownDep, body: s.Fail | None = None) -> s.Task:
              responses=responses(404, 409))
 def cancel(ref: TaskRef, town: TownDep) -> s.Task:
     return s.Task.of(town.cancel_task(ref))
+
+
+@router.post("/{ref}/retry", dependencies=[needs(Scope.WRITE)],
+             responses=responses(404, 409))
+def retry(ref: TaskRef, town: TownDep, body: s.Retry | None = None) -> s.Task:
+    """Run a failed or cancelled task again (`tt task retry`); the tasks blocked on it
+    wait for it again."""
+    return s.Task.of(town.retry_task(ref, to=body.to if body else None,
+                                     role=body.role if body else None))
+
+
+@router.post("/{ref}/unblock", dependencies=[needs(Scope.WRITE)],
+             responses=responses(404, 409))
+def unblock(ref: TaskRef, town: TownDep) -> s.Task:
+    """A task blocked by a failed or cancelled dependency goes on without it
+    (`tt task unblock`)."""
+    return s.Task.of(town.unblock_task(ref))

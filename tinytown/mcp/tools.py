@@ -201,18 +201,22 @@ class Tools:
         return self.run(ctx, "ack_inbox", Scope.WRITE, call)
 
     def assign_task(self, ctx: Context, description: str, agent: str | None = None,
-                    role: str | None = None) -> CallToolResult:
+                    role: str | None = None, after: list[str] | None = None
+                    ) -> CallToolResult:
         """Give a task to an agent (`agent`: name, nickname or id), or queue it for
-        whichever agent of a role is free (`role`); one of the two. Returns the task
-        (its id is how complete_task, wait and `tt task show` name it)."""
+        whichever agent of a role is free (`role`); one of the two. `after`: task ids
+        it waits for (it is `blocked` until they are all completed, then dispatched,
+        their results in its prompt). Returns the task (its id is how complete_task,
+        wait and `tt task show` name it)."""
 
         def call(caller: Caller) -> Task:
             if (agent is None) == (role is None):
                 raise UsageError("give `agent` or `role` (one of them)")
             if role is not None:
-                return self.town.assign_to_role(role, Task(description))[0]
+                return self.town.assign_to_role(role, Task(description), after=after or ())[0]
             assert agent is not None
-            return self.town.task(self.town.assign(agent, Task(description)))
+            return self.town.task(self.town.assign(agent, Task(description),
+                                                   after=after or ()))
 
         return self.run(ctx, "assign_task", Scope.WRITE, call)
 
@@ -229,6 +233,19 @@ class Tools:
         working on now. Returns the task."""
         return self.run(ctx, "fail_task", Scope.WRITE, lambda c: self.town.fail_task(
             self.my_task_id(c, task_id), error))
+
+    def retry_task(self, ctx: Context, task_id: str, to: str | None = None,
+                   role: str | None = None) -> CallToolResult:
+        """Run a failed or cancelled task again: for its agent, or for agent `to`, or
+        for `role`. The tasks blocked on it wait for it again. Returns the task."""
+        return self.run(ctx, "retry_task", Scope.WRITE,
+                        lambda c: self.town.retry_task(task_id, to=to, role=role))
+
+    def unblock_task(self, ctx: Context, task_id: str) -> CallToolResult:
+        """Let a task blocked by a failed or cancelled dependency go on without it
+        (dispatched when nothing else it waits for is unfinished). Returns the task."""
+        return self.run(ctx, "unblock_task", Scope.WRITE,
+                        lambda c: self.town.unblock_task(task_id))
 
     def list_backlog(self, ctx: Context) -> CallToolResult:
         """The backlog: tasks nobody was given yet (oldest first), to claim_backlog."""
@@ -302,7 +319,8 @@ class Tools:
 TOOLS: list[tuple[str, ToolAnnotations]] = [
     ("whoami", READ), ("list_agents", READ), ("send_message", WRITE), ("read_inbox", READ),
     ("ack_inbox", WRITE), ("assign_task", WRITE), ("complete_task", WRITE),
-    ("fail_task", WRITE), ("list_backlog", READ), ("claim_backlog", WRITE),
+    ("fail_task", WRITE), ("retry_task", WRITE), ("unblock_task", WRITE),
+    ("list_backlog", READ), ("claim_backlog", WRITE),
     ("spawn_helper", WRITE), ("start_mission", WRITE), ("mission_status", READ),
     ("add_mission_task", WRITE),
 ]
@@ -317,7 +335,8 @@ def build(town: Town, identify: Identify, audit: Audit | None = None) -> MCPServ
         "tinytown", title=f"Tinytown: town {town.name}", version=version("tinytown"),
         instructions="Tools to work inside a Tinytown town: whoami, your inbox"
                      " (read_inbox, ack_inbox), messages to other agents (send_message),"
-                     " tasks (assign_task, complete_task, fail_task, the backlog).",
+                     " tasks (assign_task, complete_task, fail_task, retry_task,"
+                     " unblock_task, the backlog).",
         log_level="WARNING")
     for name, hints in TOOLS:
         server.add_tool(getattr(tools, name), name=name, annotations=hints,

@@ -19,7 +19,7 @@ from tinytown.core.models import (
     TaskState,
 )
 from tinytown.core.validate import utf8_size, validate_timeout
-from tinytown.db import dependencies, tasks
+from tinytown.db import tasks
 from tinytown.ops.context import TownContext
 from tinytown.ops.polling import poll
 from tinytown.ops.references import resolve, resolve_task
@@ -46,10 +46,13 @@ def assign(town: TownContext, agent_ref: str, task: Task | str,
         )
     if task.parent_id and town.store.get_task(task.parent_id) is None:
         raise TaskNotFound(f"parent task {task.parent_id} does not exist")
-    deps = ops.dependencies.resolve_after(town, after)
+    after = list(after)
+    deps = ops.dependencies.resolve_after(town, after) if after else []
     if deps:
         task.assigned_to, task.priority = agent.id, priority
-        if not dependencies.submit(town.store, task, deps):
+        from tinytown.db.dependencies import submit
+
+        if not submit(town.store, task, deps):
             return task.id  # blocked: no inbox, nothing to wake yet
     else:
         tasks.assign(town.store, task, agent, priority)
@@ -86,7 +89,8 @@ def finish(town: TownContext, ref: str, state: TaskState, text: str | None) -> T
     released: list[Task] = []
     task = tasks.finish_task(town.store, resolve_task(town, ref).id, state, text,
                              released=released)
-    ops.dependencies.wake(town, released)
+    if released:  # loads the graph's client side only when a release happened
+        ops.dependencies.wake(town, released)
     return task
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tinytown.core.errors import UsageError
+from tinytown.core.errors import Refused, UsageError
 from tinytown.core.models import AgentType, Task
 from tinytown.db import dependencies
 from tinytown.ops.context import TownContext
@@ -45,8 +45,12 @@ def retry(town: TownContext, ref: str, to: str | None = None, role: str | None =
         from tinytown.ops.routing import check_role
 
         check_role(town, role)
-    task, dispatched = dependencies.retry(town.store, resolve_task(town, ref).id,
-                                          agent_id, role)
+    found = resolve_task(town, ref)
+    if agent_id is None and role is None and found.assigned_to and \
+            town.store.get_agent(found.assigned_to) is None:
+        raise Refused(f"task {found.id[:8]}'s agent is gone (pruned): give --to AGENT or"
+                      " --role ROLE")
+    task, dispatched = dependencies.retry(town.store, found.id, agent_id, role)
     if dispatched:
         wake(town, [task])
     return task

@@ -10,6 +10,8 @@ from tinytown.core.models import Agent, Message, Task
 CONTEXT_BEGIN = "===== BEGIN INHERITED CONTEXT from {parent} ({parent_id}) ====="
 CONTEXT_END = "===== END INHERITED CONTEXT ====="
 CONTEXT_CHARS = 2000  # of each inherited prompt and output
+DEPENDENCY_CHARS = 4096  # of each dependency's result in a dependent task's prompt
+DEPENDENCIES_CHARS = 16384  # of all of them together
 
 
 @dataclass
@@ -22,6 +24,7 @@ class RoundInput:
     inherited: list[dict[str, str]] = field(default_factory=list)
     parent_name: str = ""
     sender_names: dict[str, str] = field(default_factory=dict)
+    dependencies: list[Task] = field(default_factory=list)  # the tasks it waited for
 
 
 def _note_line(m: Message, who: str) -> str:
@@ -31,6 +34,33 @@ def _note_line(m: Message, who: str) -> str:
     if text is None:
         text = json.dumps(body) if body else ""
     return f"- [{m.type} from {who}] {text}"
+
+
+def _dependencies(r: RoundInput) -> list[str]:
+    """What the tasks this one waited for came to (their results' tails, bounded, and
+    their branches), so the agent builds on them."""
+    if not r.dependencies:
+        return []
+    out = ["## The tasks this one waited for (done before it)"]
+    left = DEPENDENCIES_CHARS
+    for i, dep in enumerate(r.dependencies):
+        if left <= 0:
+            rest = " ".join(d.id for d in r.dependencies[i:])
+            out += [f"({len(r.dependencies) - i} more: `tt task show ID` for {rest})", ""]
+            break
+        who = r.sender_names.get(dep.assigned_to or "", dep.assigned_to or "nobody")
+        title = dep.description.strip().splitlines()[0][:120] if dep.description.strip() else ""
+        out.append(f"### Task {dep.id} ({dep.state.value}, by {who}): {title}")
+        if dep.branch:
+            last = f", last commit {dep.commits[-1][:12]}" if dep.commits else ""
+            out.append(f"Branch: {dep.branch} ({len(dep.commits)} commit(s){last})")
+        result = (dep.result or "").strip()
+        shown = result[-min(DEPENDENCY_CHARS, left):]
+        left -= len(shown)
+        if len(shown) < len(result):
+            shown = "[...]" + shown
+        out += ["Result:" if shown else "Result: (none given)", *([shown] if shown else []), ""]
+    return out
 
 
 def build_prompt(r: RoundInput) -> str:
@@ -62,6 +92,7 @@ def build_prompt(r: RoundInput) -> str:
             f"## Your task (id {r.task.id})",
             r.task.description,
             "",
+            *_dependencies(r),
             "When you finish, your output is kept as the task's result; to set it"
             f" yourself run: tt task complete {r.task.id} --result \"...\"",
         ]

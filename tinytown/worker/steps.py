@@ -26,12 +26,13 @@ import msgspec
 
 from tinytown.core import keys
 from tinytown.core.errors import Fenced
-from tinytown.core.models import Agent, Message, MessageType, SpawnMode, utcnow
+from tinytown.core.models import Agent, Message, MessageType, SpawnMode, Task, utcnow
 from tinytown.core.outcomes import RunFacts, judge, read_report, usage_limit
 from tinytown.core.presets import CliCommand, with_prompt_limit
 from tinytown.core.usage import Usage, of_round, since_session_start
-from tinytown.db import holds, rounds, runtime
+from tinytown.db import dependencies, graph, holds, rounds, runtime
 from tinytown.db.tasks import RESULT_LIMIT
+from tinytown.system.launching import detached, worker_argv
 from tinytown.system.private import private_dir
 from tinytown.system.processes import kill_group
 from tinytown.worker import commits, mcp_setup, sessions, spend
@@ -229,7 +230,10 @@ def record(r: RoundContext) -> bool:
         context_rounds=w.settings.agent.context_rounds, session_id=session_id,
         usage=r.used, session_usage=r.totals, commits=r.commits, secs=r.result.secs,
     )
-    after = rounds.finish(w.store, w.agent_id, r.task_ref, outcome, w.state.fence)
+    released: list[Task] = []
+    after = rounds.finish(w.store, w.agent_id, r.task_ref, outcome, w.state.fence, released)
+    if released:  # the tasks that waited for this one are queued: wake a cold agent of theirs
+        dependencies.wake_released(w.store, w.settings, released, lambda a: _start_worker(w, a))
     max_rounds = after.extra.get("max_rounds")  # set by `tt spawn --max-rounds`
     if max_rounds and after.rounds_completed >= int(max_rounds):
         r.drain = f"max rounds ({max_rounds}) reached"
@@ -255,6 +259,13 @@ def _state_dir(w: WorkerContext, agent: Agent, command: CliCommand) -> Path:
     return path
 
 
+def _start_worker(w: WorkerContext, agent: Agent) -> None:
+    """Start another agent's worker from here, detached (a cold agent woken by a task
+    this round's completion released, with no host daemon to start it)."""
+    detached(worker_argv(w.settings.root, runtime.launching(w.store, agent.id), agent.id),
+             w.settings.logs_dir / agent.name / "worker.log", w.settings.root)
+
+
 def _round_input(r: RoundContext) -> RoundInput:
     """What the prompt is built from; a fork the CLI made itself needs no transcript."""
     w, agent, m, notes = r.worker, r.agent, r.message, r.notes
@@ -270,9 +281,14 @@ def _round_input(r: RoundContext) -> RoundInput:
     for sender in {m.sender, *(n.sender for n in notes)} - names.keys():
         found = w.store.get_agent(sender)
         names[sender] = found.name if found else sender
+    done_before = graph.read_results(w.store, r.task) if r.task is not None else []
+    for dep in done_before:
+        if dep.assigned_to and dep.assigned_to not in names:
+            found = w.store.get_agent(dep.assigned_to)
+            names[dep.assigned_to] = found.name if found else dep.assigned_to[:8]
     return RoundInput(agent=agent, town=w.settings.town, actionable=m, task=r.task,
                       notes=notes, inherited=inherited, parent_name=parent_name,
-                      sender_names=names)
+                      sender_names=names, dependencies=done_before)
 
 
 def _run_cli(r: RoundContext) -> RunResult:
