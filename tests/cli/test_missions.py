@@ -139,3 +139,11 @@ def test_help_lists_missions_as_a_topic() -> None:
     assert r.code == 0
     topic = r.out.split("\nMissions:\n")[1].split("\n\n")[0].splitlines()
     assert [line.split()[0] for line in topic] == ["mission", "plan"]
+
+
+def test_status_watch_ends_with_the_mission(town: TownFixture) -> None:
+    town.tt("spawn", "bob", "--no-start")
+    assert town.tt("mission", "start", "w", "--plan", _write(town, PLAN)).code == 0
+    assert town.tt("mission", "cancel", "w").code == 0
+    r = town.tt("mission", "status", "w", "--watch", timeout=20)
+    assert r.code == 0 and r.out.startswith("mission w: cancelled")
