@@ -147,3 +147,10 @@ def test_status_watch_ends_with_the_mission(town: TownFixture) -> None:
     assert town.tt("mission", "cancel", "w").code == 0
     r = town.tt("mission", "status", "w", "--watch", timeout=20)
     assert r.code == 0 and r.out.startswith("mission w: cancelled")
+
+
+def test_start_names_the_town_problems_by_file_and_line(town: TownFixture) -> None:
+    r = town.tt("mission", "start", "m", "--plan", _write(town, PLAN))
+    assert r.code == 1
+    assert r.err.splitlines()[0].startswith("plan.toml:3: task 'a': no agent 'bob'")
+    assert town.town.missions() == []

@@ -99,7 +99,7 @@ def mission_start(obj: Context, name: str, goal: str | None, plan_file: str | No
 
     if plan_file is None:
         raise Refused(NO_PLAN)
-    found = _checked(obj, plan_file, False)  # the town's checks come with the start
+    found = _checked(obj, plan_file, True)  # problems said as FILE:LINE, the town's too
     started = obj.town().start_mission(name, found, goal, budget, parallel)
     emit(started, as_json, f"mission {started.name} {started.state.value}:"
          f" {len(started.tasks)} tasks (`tt mission status {started.name}`)")
