@@ -5,9 +5,13 @@ a round's end takes (tinytown.db.tasks / tinytown.db.rounds call the same hook).
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import TownFixture
+from tests.conftest import InProcessWorker, TownFixture
 from tinytown.core import keys
 from tinytown.core.errors import MissionNotFound, NameTaken, PlanInvalid, Refused, UsageError
 from tinytown.core.models import Mission, MissionState, Task, TaskState
@@ -246,3 +250,26 @@ def test_tasks_ending_at_once_release_no_more_than_parallel(town: TownFixture) -
     assigned = [m.body.task_id for m in town.town.store.peek_inbox(alice)  # type: ignore
                 if m.type == "task_assign"]
     assert len(assigned) == len(set(assigned)) == 8
+
+
+def test_a_rounds_cost_holds_the_rest_over_budget(
+        town_factory: Callable[..., TownFixture],
+        worker_in_process: Callable[..., InProcessWorker],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The round's end counts its cost on the task and, in the same transaction, holds
+    the mission's unstarted tasks once the budget is reached ($0.0012 a round here)."""
+    structured = (f'[agent_clis.structured]\ncommand = "{sys.executable}'
+                  f' {Path(__file__).parents[1] / "fake_structured.py"}"\n'
+                  'output = "claude-json"\n')
+    town = town_factory(extra=structured)
+    monkeypatch.setenv("FAKE_AGENT_DIR", str(town.records))
+    town.town.spawn_agent("s", cli="structured", start=False)
+    worker = worker_in_process(town, "s")
+    plan = ('[[task]]\nname = "a"\ntext = "x"\nagent = "s"\n'
+            '[[task]]\nname = "b"\ntext = "y"\nagent = "s"\nafter = ["a"]\n')
+    town.town.start_mission("pricey", plan, budget=0.001)
+    worker.run_round()
+    assert _states(town, "pricey") == {"a": "completed", "b": "blocked"}
+    record = town.town.missions()[0]
+    assert (record.state, record.reason) == (MissionState.BLOCKED, "over budget")
+    assert town.town.task(_id(town, "pricey", "b")).blocked_reason == "mission over budget"
