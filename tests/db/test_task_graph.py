@@ -235,6 +235,26 @@ def test_cancelling_a_blocked_task(town: TownFixture, agent_id: str) -> None:
     assert t.task(grandchild).blocked_reason == f"{child[:8]} was cancelled"
     t.complete_task(parent, "ok")
     assert _assigns(town, agent_id) == [parent]  # the cancelled child stays cancelled
+    # retried, for a role this time: its dependency is done, so it is queued at once,
+    # and the grandchild waits for it again
+    retried = t.retry_task(child, role="worker")
+    assert retried.state == TaskState.PENDING and retried.role == "worker"
+    assert retried.assigned_to is None
+    assert t.task(grandchild).blocked_reason is None
+    t.complete_task(child, "done")
+    assert t.task(grandchild).state == TaskState.ASSIGNED
+
+
+def test_a_cancelled_blocked_task_retried_waits_again(town: TownFixture,
+                                                      agent_id: str) -> None:
+    t = town.town
+    parent = t.assign("w", "parent")
+    child = t.assign("w", "child", after=[parent])
+    t.cancel_task(child)
+    assert t.retry_task(child).state == TaskState.BLOCKED
+    assert t.redis.sismember(keys.dependents(t.name, parent), child)
+    t.complete_task(parent, "ok")
+    assert _assigns(town, agent_id) == [parent, child]
 
 
 def test_old_records_read_with_the_defaults() -> None:
