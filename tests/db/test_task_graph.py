@@ -286,3 +286,18 @@ def test_reclaim_keeps_a_blocked_task_blocked_for_its_new_agent(
     assert child not in _assigns(town, other)
     t.complete_task(parent, "ok")
     assert _assigns(town, other).count(child) == 1
+
+
+def test_a_dependents_key_of_another_type_is_set_aside(town: TownFixture,
+                                                       agent_id: str) -> None:
+    """A foreign value where the dependents set goes is moved aside (kept), never
+    leaving a MULTI half written: the task is recorded blocked, and released."""
+    t = town.town
+    parent = t.assign("w", "parent")
+    t.redis.set(keys.dependents(t.name, parent), "not a set")
+    child = t.assign("w", "child", after=[parent])
+    assert t.task(child).state == TaskState.BLOCKED
+    assert t.redis.smembers(keys.dependents(t.name, parent)) == {child}
+    assert any("deadletter:dependents" in k for k in town.town_keys())
+    t.complete_task(parent, "ok")
+    assert _assigns(town, agent_id) == [parent, child]
