@@ -109,7 +109,7 @@ def queue_blocked(store: Store, pipe: Pipeline, task: Task, waiting: list[str],
     for dep in waiting:
         pipe.sadd(keys.dependents(store.town, dep), task.id)
     store.add_event("blocked", task.assigned_to, pipe=pipe, task=task.id,
-                    after=",".join(waiting), reason=why)
+                    waits_for=",".join(waiting), reason=why)
 
 
 def check_cycle(store: Store, pipe: Pipeline, task_id: str, after: list[str]) -> None:
