@@ -301,3 +301,13 @@ def test_a_dependents_key_of_another_type_is_set_aside(town: TownFixture,
     assert any("deadletter:dependents" in k for k in town.town_keys())
     t.complete_task(parent, "ok")
     assert _assigns(town, agent_id) == [parent, child]
+
+
+def test_a_task_given_with_its_after_set_is_blocked_too(town: TownFixture,
+                                                        agent_id: str) -> None:
+    t = town.town
+    parent = t.assign("w", "parent")
+    child = t.assign("w", Task("child", after=[parent]))
+    queued, _ = t.assign_to_role("worker", Task("for the role", after=[parent]))
+    assert t.task(child).state == TaskState.BLOCKED
+    assert queued.state == TaskState.BLOCKED
