@@ -235,6 +235,26 @@ def test_cancelling_a_blocked_task(town: TownFixture, agent_id: str) -> None:
     assert t.task(grandchild).blocked_reason == f"{child[:8]} was cancelled"
     t.complete_task(parent, "ok")
     assert _assigns(town, agent_id) == [parent]  # the cancelled child stays cancelled
+    # retried, for a role this time: its dependency is done, so it is queued at once,
+    # and the grandchild waits for it again
+    retried = t.retry_task(child, role="worker")
+    assert retried.state == TaskState.PENDING and retried.role == "worker"
+    assert retried.assigned_to is None
+    assert t.task(grandchild).blocked_reason is None
+    t.complete_task(child, "done")
+    assert t.task(grandchild).state == TaskState.ASSIGNED
+
+
+def test_a_cancelled_blocked_task_retried_waits_again(town: TownFixture,
+                                                      agent_id: str) -> None:
+    t = town.town
+    parent = t.assign("w", "parent")
+    child = t.assign("w", "child", after=[parent])
+    t.cancel_task(child)
+    assert t.retry_task(child).state == TaskState.BLOCKED
+    assert t.redis.sismember(keys.dependents(t.name, parent), child)
+    t.complete_task(parent, "ok")
+    assert _assigns(town, agent_id) == [parent, child]
 
 
 def test_old_records_read_with_the_defaults() -> None:
@@ -266,3 +286,28 @@ def test_reclaim_keeps_a_blocked_task_blocked_for_its_new_agent(
     assert child not in _assigns(town, other)
     t.complete_task(parent, "ok")
     assert _assigns(town, other).count(child) == 1
+
+
+def test_a_dependents_key_of_another_type_is_set_aside(town: TownFixture,
+                                                       agent_id: str) -> None:
+    """A foreign value where the dependents set goes is moved aside (kept), never
+    leaving a MULTI half written: the task is recorded blocked, and released."""
+    t = town.town
+    parent = t.assign("w", "parent")
+    t.redis.set(keys.dependents(t.name, parent), "not a set")
+    child = t.assign("w", "child", after=[parent])
+    assert t.task(child).state == TaskState.BLOCKED
+    assert t.redis.smembers(keys.dependents(t.name, parent)) == {child}
+    assert any("deadletter:dependents" in k for k in town.town_keys())
+    t.complete_task(parent, "ok")
+    assert _assigns(town, agent_id) == [parent, child]
+
+
+def test_a_task_given_with_its_after_set_is_blocked_too(town: TownFixture,
+                                                        agent_id: str) -> None:
+    t = town.town
+    parent = t.assign("w", "parent")
+    child = t.assign("w", Task("child", after=[parent]))
+    queued, _ = t.assign_to_role("worker", Task("for the role", after=[parent]))
+    assert t.task(child).state == TaskState.BLOCKED
+    assert queued.state == TaskState.BLOCKED

@@ -38,6 +38,7 @@ def submit(store: Store, task: Task, after: list[str]) -> bool:
         if pipe.exists(key):  # an existing task given again: it may be upstream
             graph.check_cycle(store, pipe, task.id, task.after)
         waiting = graph.unfinished(task, deps)
+        graph.ensure_sets(store, waiting)
         pipe.multi()
         if waiting:
             graph.queue_blocked(store, pipe, task, waiting, graph.reason(task, deps))
@@ -65,6 +66,7 @@ def add_dependencies(store: Store, task_id: str, after: list[str]) -> Task:
         task.after = [*task.after, *new]
         deps = graph.watch_tasks(store, pipe, task.after)
         waiting = graph.unfinished(task, deps)
+        graph.ensure_sets(store, waiting)
         pipe.multi()
         if waiting:
             graph.queue_blocked(store, pipe, task, waiting, graph.reason(task, deps))
@@ -103,6 +105,7 @@ def retry(store: Store, task_id: str, agent_id: str | None = None, role: str | N
         waiting = graph.unfinished(task, deps)
         task.state = TaskState.BLOCKED if waiting else TaskState.ASSIGNED  # not terminal
         follow = graph.followers(store, pipe, task)
+        graph.ensure_sets(store, waiting)
         pipe.multi()
         store.add_event("retried", task.assigned_to, pipe=pipe, task=task.id, was=old.value,
                         role=task.role)
@@ -138,6 +141,7 @@ def unblock(store: Store, task_id: str) -> tuple[Task, bool]:
         task.after = [i for i in task.after if i not in dropped]
         waiting = graph.unfinished(task, deps)
         ensure_inboxes(store, [task])
+        graph.ensure_sets(store, [*waiting, *dropped])
         pipe.multi()
         for dep in dropped:
             pipe.srem(keys.dependents(store.town, dep), task.id)

@@ -83,6 +83,21 @@ def reason(task: Task, deps: Mapping[str, Task | None]) -> str | None:
     return "; ".join(parts) or None
 
 
+def ensure_sets(store: Store, dep_ids: Iterable[str]) -> None:
+    """Before a MULTI that adds to or removes from these tasks' dependents sets: a key
+    of another Redis type there is set aside (kept), so no SADD fails inside the MULTI
+    while the rest of it is written."""
+    names = [keys.dependents(store.town, i) for i in dict.fromkeys(dep_ids)]
+    if not names:
+        return
+    pipe = store.r.pipeline(transaction=False)
+    for name in names:
+        pipe.type(name)
+    for name, kind in zip(names, pipe.execute(), strict=True):
+        if text(kind) not in ("set", "none"):
+            store.set_aside(name)
+
+
 def queue_blocked(store: Store, pipe: Pipeline, task: Task, waiting: list[str],
                   why: str | None) -> None:
     """Queue on `pipe`: the task `blocked` (with `why`), indexed under each dependency
@@ -94,7 +109,7 @@ def queue_blocked(store: Store, pipe: Pipeline, task: Task, waiting: list[str],
     for dep in waiting:
         pipe.sadd(keys.dependents(store.town, dep), task.id)
     store.add_event("blocked", task.assigned_to, pipe=pipe, task=task.id,
-                    after=",".join(waiting), reason=why)
+                    waits_for=",".join(waiting), reason=why)
 
 
 def check_cycle(store: Store, pipe: Pipeline, task_id: str, after: list[str]) -> None:
@@ -158,6 +173,7 @@ def followers(store: Store, pipe: Pipeline, parent: Task) -> Followers:
     town = store.town
     if parent.state.is_terminal and parent.after:  # if it was blocked, it waits no more
         plan.leave = list(parent.after)
+        ensure_sets(store, plan.leave)
     index = keys.dependents(town, parent.id)
     pipe.watch(index)  # type: ignore[no-untyped-call]
     try:

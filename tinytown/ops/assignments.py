@@ -46,7 +46,7 @@ def assign(town: TownContext, agent_ref: str, task: Task | str,
         )
     if task.parent_id and town.store.get_task(task.parent_id) is None:
         raise TaskNotFound(f"parent task {task.parent_id} does not exist")
-    after = list(after)
+    after = [*task.after, *after]  # a Task given with its `after` set counts too
     deps = ops.dependencies.resolve_after(town, after) if after else []
     if deps:
         task.assigned_to, task.priority = agent.id, priority

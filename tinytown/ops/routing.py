@@ -38,7 +38,8 @@ def assign_to_role(town: TownContext, role: str, task: Task, after: Iterable[str
     queued (tinytown.db.dependencies).
     """
     check_role(town, role)
-    deps = list(dict.fromkeys(resolve_task(town, ref).id for ref in after if ref.strip()))
+    deps = list(dict.fromkeys(resolve_task(town, ref).id  # a Task's own `after` too
+                              for ref in [*task.after, *after] if ref.strip()))
     if deps:
         task.assigned_to, task.role = None, role
         if not dependencies.submit(town.store, task, deps):
