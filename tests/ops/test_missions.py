@@ -273,3 +273,13 @@ def test_a_rounds_cost_holds_the_rest_over_budget(
     record = town.town.missions()[0]
     assert (record.state, record.reason) == (MissionState.BLOCKED, "over budget")
     assert town.town.task(_id(town, "pricey", "b")).blocked_reason == "mission over budget"
+
+
+def test_a_look_at_a_mission_writes_nothing_when_nothing_changed(town: TownFixture) -> None:
+    _town(town)
+    town.town.start_mission("still", PLAN)
+    town.town.mission("still")
+    key = keys.mission(town.name, "still")
+    before = town.town.store.r.get(key)
+    town.town.mission("still")
+    assert town.town.store.r.get(key) == before

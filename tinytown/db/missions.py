@@ -127,7 +127,7 @@ def advance(store: Store, name: str, dispatch: Dispatch) -> View:
         view = _watched(store, pipe, name)
         before = view.mission.state
         pipe.multi()
-        _queue(store, pipe, view, dispatch, before)
+        _queue(store, pipe, view, dispatch, before, quiet=True)
         return view
 
     return store.transaction(body)
@@ -236,29 +236,36 @@ def spent(view: View) -> float:
 
 
 def _queue(store: Store, pipe: Pipeline, view: View, dispatch: Dispatch,
-           before: MissionState, written: frozenset[str] | set[str] = frozenset()
-           ) -> list[Task]:
+           before: MissionState, written: frozenset[str] | set[str] = frozenset(),
+           quiet: bool = False) -> list[Task]:
     """Queue on `pipe` (after MULTI) the releases, the held tasks' reasons and the
     mission's new state; `written`: tasks the caller writes itself. Returns the tasks
-    released."""
+    released. The mission's key is written every time (the WATCH of the next change
+    relies on it), unless `quiet` (a look at it) and nothing changed."""
     mission = view.mission
     out: list[Task] = []
-    if not mission.state.is_terminal:
-        for task, reason in _decide(view):
-            if reason is None:
-                task.blocked_reason = None
-                dispatch(store, pipe, task)  # writes it
-                out.append(task)
-                store.add_event("mission_released", task.assigned_to, pipe=pipe,
-                                mission=mission.name, task=task.id)
-            elif task.blocked_reason != reason and task.id not in written:
-                task.blocked_reason = reason
-                store.put_task(task, pipe)
-        state, reason = _state_of(view)
-        _set_state(store, pipe, mission, state, reason, before)
-    else:
-        mission.updated_at = utcnow()
-        pipe.set(keys.mission(store.town, mission.name), mission.to_json())
+    touched = False
+    if mission.state.is_terminal:
+        if not quiet:
+            mission.updated_at = utcnow()
+            pipe.set(keys.mission(store.town, mission.name), mission.to_json())
+        return out
+    for task, reason in _decide(view):
+        if reason is None:
+            task.blocked_reason = None
+            dispatch(store, pipe, task)  # writes it
+            out.append(task)
+            store.add_event("mission_released", task.assigned_to, pipe=pipe,
+                            mission=mission.name, task=task.id)
+        elif task.blocked_reason != reason and task.id not in written:
+            task.blocked_reason = reason
+            store.put_task(task, pipe)
+            touched = True
+    state, reason = _state_of(view)
+    if quiet and not out and not touched and (state, reason) == (mission.state,
+                                                                 mission.reason):
+        return out
+    _set_state(store, pipe, mission, state, reason, before)
     return out
 
 
