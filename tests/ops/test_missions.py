@@ -90,6 +90,12 @@ def test_a_plan_runs_in_waves_to_done(town: TownFixture) -> None:
     assert d.mission == "m1" and d.assigned_to == town.town.resolve("alice").id
 
 
+def test_a_plan_file_given_as_a_path(town: TownFixture) -> None:
+    _town(town)
+    (town.root / "p.toml").write_text(PLAN)
+    assert town.town.start_mission("file", town.root / "p.toml").goal == "ship it"
+
+
 def test_parallel_caps_the_tasks_released_at_once(town: TownFixture) -> None:
     _town(town)
     plan = "\n".join(f'[[task]]\nname = "t{i}"\ntext = "x{i}"\nagent = "alice"\n'

@@ -256,13 +256,14 @@ class Town:
 
     # --- missions -------------------------------------------------------------------
 
-    def start_mission(self, name: str, plan: Plan | str | dict[str, Any] | None,
+    def start_mission(self, name: str, plan: Plan | Path | str | dict[str, Any] | None,
                       goal: str | None = None, budget: float | None = None,
                       parallel: int | None = None) -> Mission:
-        """Start a mission from a plan (a `Plan`, a plan file's TOML text or its data):
-        all its tasks are created at once and run as their dependencies complete, at
-        most `parallel` at a time, within `budget` USD (see ops.missions)."""
-        found = ops.missions.plan_of(plan) if plan is not None else None
+        """Start a mission from a plan (a `Plan`, a plan file's Path, its TOML text or its
+        data): all its tasks are created at once and run as their dependencies complete,
+        at most `parallel` at a time, within `budget` USD (see ops.missions)."""
+        source = plan.read_bytes() if isinstance(plan, Path) else plan
+        found = ops.missions.plan_of(source) if source is not None else None
         return ops.missions.start(self.context, name, found, goal, budget, parallel)
 
     def mission(self, name: str) -> dict[str, Any]:
