@@ -144,9 +144,9 @@ def _wake(town: TownContext, tasks: list[Task]) -> None:
                 ops.assignments.work_arrived(town, agent, "the task")
 
 
-def _check_name(name: str) -> str:
+def _check_name(name: str, what: str = "mission name") -> str:
     if not NAME_RE.match(name):
-        raise UsageError(f"invalid mission name {name!r}: use {NAME_RULE}")
+        raise UsageError(f"invalid {what} {name!r}: use {NAME_RULE}")
     return name
 
 
@@ -175,7 +175,7 @@ def add_task(town: TownContext, name: str, text: str, agent: str | None = None,
     if role is not None and role not in (known := town.settings.known_roles()):
         raise UsageError(f"unknown role {role!r}; known roles: {', '.join(sorted(known))}")
     mission = missions.require(town.store, name)
-    label = _check_name(label) if label else _free_label(mission)
+    label = _check_name(label, "task name") if label else _free_label(mission)
     after_ids = [_mission_task(mission, ref) for ref in after]
     spec = PlanTask(label, text, role, agent)
     if not text.strip():
