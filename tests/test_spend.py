@@ -18,9 +18,9 @@ import pytest
 from tests.conftest import InProcessWorker, TownFixture
 from tests.test_agent_clis import STRUCTURED
 from tinytown.core.models import TaskState, format_timestamp, utcnow
-from tinytown.core.usage import Usage, budget_text, spend_text
+from tinytown.core.usage_rules import Usage, budget_text, spend_text
 from tinytown.db import holds
-from tinytown.db import usage as round_usage
+from tinytown.db import usage_store as round_usage
 
 ROUND = Usage(input_tokens=12, cached_input_tokens=3, output_tokens=5, cost_usd=0.0012,
               rounds=1)

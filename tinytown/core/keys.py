@@ -229,7 +229,7 @@ def legacy_to_town(town: str, legacy_key: str) -> str:
     return f"tt:{town}:{kind}:{ident}"
 
 
-# --- `tt serve`: API keys (written by tinytown/db/apikeys.py) ---------------------------
+# --- `tt serve`: API keys (written by tinytown/db/apikey_store.py) ---------------------------
 
 
 def api_keys(town: str) -> str:

@@ -50,7 +50,7 @@ from tinytown.core.records import format_timestamp as format_timestamp
 from tinytown.core.records import new_id as new_id
 from tinytown.core.records import utcnow as utcnow
 from tinytown.core.records import wire as wire
-from tinytown.core.usage import Usage
+from tinytown.core.usage_rules import Usage
 
 Count = Annotated[int, msgspec.Meta(ge=0)]
 

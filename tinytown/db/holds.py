@@ -18,9 +18,8 @@ from redis.client import Pipeline
 from tinytown.core import keys
 from tinytown.core.errors import TinytownError
 from tinytown.core.models import Agent, AgentState, Message, MessageType, Task, TaskState, utcnow
-from tinytown.core.usage import Usage
-from tinytown.db import runtime, states
-from tinytown.db import usage as round_usage
+from tinytown.core.usage_rules import Usage
+from tinytown.db import runtime, states, usage_store
 from tinytown.db.connection import text, texts
 from tinytown.db.fence import Fence, watching
 from tinytown.db.rounds import return_inflight
@@ -69,7 +68,7 @@ def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
             task.updated_at = utcnow()
             store.put_task(task, pipe)
         if used is not None:
-            round_usage.queue_round(store, pipe, agent, task, number, used)
+            usage_store.queue_round(store, pipe, agent, task, number, used)
         pipe.set(agent_key, agent.to_json())
         states.record(store, pipe, agent, old, reason)
         return_inflight(pipe, store.town, agent_id)

@@ -41,9 +41,8 @@ from tinytown.core.models import (
     TaskState,
     utcnow,
 )
-from tinytown.core.usage import Usage
-from tinytown.db import runtime, scripts, states
-from tinytown.db import usage as round_usage
+from tinytown.core.usage_rules import Usage
+from tinytown.db import runtime, scripts, states, usage_store
 from tinytown.db.connection import text
 from tinytown.db.fence import Fence, check, token, watching
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
@@ -259,8 +258,8 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
                                 task=task.id)
             _report(store, pipe, agent_id, task, outcome.error)
         if outcome.usage is not None:
-            round_usage.queue_round(store, pipe, agent, task, outcome.number, outcome.usage)
-        round_usage.queue_timing(store, pipe, outcome.secs, outcome.ok)
+            usage_store.queue_round(store, pipe, agent, task, outcome.number, outcome.usage)
+        usage_store.queue_timing(store, pipe, outcome.secs, outcome.ok)
         pipe.set(agent_key, agent.to_json())
         states.record(store, pipe, agent, old, f"round {outcome.number} done")
         if outcome.reply is not None:

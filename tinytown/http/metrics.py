@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from tinytown.core.apikeys import Scope
 from tinytown.core.models import Agent, AgentState, TaskState
-from tinytown.core.usage import ROUND_BUCKETS, TOKEN_FIELDS
+from tinytown.core.usage_rules import ROUND_BUCKETS, TOKEN_FIELDS
 from tinytown.http.auth import needs, town_of
 from tinytown.http.errors import responses
 from tinytown.ops.town import Town

@@ -16,7 +16,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 __all__ = ["access", "assignments", "control", "flower", "health", "hosts", "reclaim",
-           "routing", "snapshot", "spawning", "spending", "starting", "workspaces"]
+           "routing", "snapshot", "spawning", "starting", "usage_budgets", "workspaces"]
 
 if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
     from tinytown.ops import (
@@ -30,8 +30,8 @@ if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
         routing,
         snapshot,
         spawning,
-        spending,
         starting,
+        usage_budgets,
         workspaces,
     )
 

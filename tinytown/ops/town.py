@@ -4,7 +4,7 @@ Every operation a client of a town has is a method here, and each one is a call 
 the module that does it, on the town's `TownContext` (its store, settings and name):
 `references` (naming agents and tasks), `spawning`, `assignments` (tasks: assign,
 finish, wait), `routing` (roles and the backlog), `control`, `reclaim`, `snapshot`,
-`workspaces`, `hosts`, `spending`, `access` (API keys), `health`; `handles` holds
+`workspaces`, `hosts`, `usage_budgets`, `access` (API keys), `health`; `handles` holds
 `AgentHandle` and `Channel`. No ops module imports this one. `tinytown.db` does all
 Redis work. The ops modules are loaded on first use (`ops.<module>`, see
 tinytown/ops/__init__.py), so scripts that only read and write records start fast.
@@ -34,7 +34,7 @@ from tinytown.db.store import Store
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.handles import AgentHandle, Channel
 from tinytown.ops.references import resolve, resolve_task
-from tinytown.ops.spending import KEEP, Keep
+from tinytown.ops.usage_budgets import KEEP, Keep
 from tinytown.system.private import private_dir
 
 if TYPE_CHECKING:
@@ -345,18 +345,18 @@ class Town:
               since: str | None = None, by: str = "agent") -> dict[str, Any]:
         """Tokens and cost of the town's rounds (of one agent or task, since a time),
         grouped by agent, task, role or day."""
-        return ops.spending.report(self.context, agent_ref, task_id, since, by)
+        return ops.usage_budgets.report(self.context, agent_ref, task_id, since, by)
 
     def round_timings(self) -> dict[str, int]:
         """The rounds' durations as a cumulative histogram (count, failed, sum_ms,
         le_<secs> for each bound of `usage.ROUND_BUCKETS`)."""
-        from tinytown.db.usage import round_timings
+        from tinytown.db.usage_store import round_timings
 
         return round_timings(self.store)
 
     def budgets(self) -> dict[str, Any]:
         """The town's budget and spend, and each agent's."""
-        return ops.spending.budget_status(self.context)
+        return ops.usage_budgets.budget_status(self.context)
 
     def set_budget(self, target: str, usd: float | None | Keep = KEEP,
                    tokens: int | None | Keep = KEEP) -> dict[str, Any]:
@@ -364,7 +364,7 @@ class Town:
         at `tokens` (None: no cap of its own; KEEP: leave it). An agent held by its
         budget carries on after `resume`. `unpriced` names the agents whose cost a USD
         budget cannot see."""
-        return ops.spending.set_budget(self.context, target, usd, tokens)
+        return ops.usage_budgets.set_budget(self.context, target, usd, tokens)
 
     def hosts(self) -> list[dict[str, Any]]:
         """The host daemons (`tt host`) that registered: state, load, agents."""

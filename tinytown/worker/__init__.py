@@ -9,7 +9,7 @@
 - `state`: `WorkerState` (what changes while the process serves), `WorkerContext`
   (what a round needs of its worker), `RoundContext` (one round, step by step).
 - `commits`: the agent's worktree on this host and its round commits.
-- `spend`, `sessions`, `mcp_setup`: the budget and usage-limit steps, the CLI session
+- `usage_gates`, `sessions`, `mcp_setup`: the budget and usage-limit steps, the CLI session
   a round continues, the MCP server a round's CLI is given.
 - `runner`: the agent CLI as a subprocess, and the watchdog that kills it with us.
 - `prompt`: what the agent CLI reads on its standard input.

@@ -25,7 +25,7 @@ from tinytown.core.models import Agent, Message, Task
 from tinytown.core.outcomes import CliReport
 from tinytown.core.presets import CliCommand, resolve_cli
 from tinytown.core.settings import Settings
-from tinytown.core.usage import Usage
+from tinytown.core.usage_rules import Usage
 from tinytown.db import rounds
 from tinytown.db.fence import Fence
 from tinytown.db.store import Store

@@ -29,12 +29,12 @@ from tinytown.core.errors import Fenced
 from tinytown.core.models import Agent, Message, MessageType, SpawnMode, utcnow
 from tinytown.core.outcomes import RunFacts, judge, read_report, usage_limit
 from tinytown.core.presets import CliCommand, with_prompt_limit
-from tinytown.core.usage import Usage, of_round, since_session_start
+from tinytown.core.usage_rules import Usage, of_round, since_session_start
 from tinytown.db import holds, rounds, runtime
 from tinytown.db.tasks import RESULT_LIMIT
 from tinytown.system.private import private_dir
 from tinytown.system.processes import kill_group
-from tinytown.worker import commits, mcp_setup, sessions, spend
+from tinytown.worker import commits, mcp_setup, sessions, usage_gates
 from tinytown.worker.prompt import RoundInput, build_prompt
 from tinytown.worker.runner import RunResult, run_cli
 from tinytown.worker.state import RoundContext, WorkerContext
@@ -46,7 +46,7 @@ def budget(r: RoundContext) -> bool:
     """Budget and holds: an agent whose budget (or its town's) is spent runs no CLI:
     it is held, paused with the reason, and its work waits."""
     w = r.worker
-    over = spend.over_budget(w.store, w.settings, r.agent, r.begun.town_budget,
+    over = usage_gates.over_budget(w.store, w.settings, r.agent, r.begun.town_budget,
                              r.begun.town_budget_tokens)
     if over is None:
         return True
@@ -202,10 +202,10 @@ def usage(r: RoundContext) -> bool:
 
 def limit(r: RoundContext) -> bool:
     """A run that ended at the usage limit is not a failure: the work waits for the
-    reset, the agent (and its account's others) held until then (`worker/spend.py`)."""
+    reset, the agent (and its account's others) held until then (`worker/usage_gates.py`)."""
     if not r.limited:
         return True
-    spend.at_usage_limit(r)
+    usage_gates.at_usage_limit(r)
     return False
 
 

@@ -20,15 +20,14 @@ from tinytown.core.errors import TinytownError
 from tinytown.core.models import Agent, AgentState, format_timestamp, utcnow
 from tinytown.core.presets import resolve_cli
 from tinytown.core.settings import Settings
-from tinytown.core.usage import (
+from tinytown.core.usage_rules import (
     Usage,
     agent_budget_usd,
     budget_text,
     spend_text,
     town_budget_usd,
 )
-from tinytown.db import holds
-from tinytown.db import usage as round_usage
+from tinytown.db import holds, usage_store
 from tinytown.db.store import Store
 from tinytown.worker.state import RoundContext
 
@@ -53,7 +52,7 @@ def over_budget(store: Store, settings: Settings, agent: Agent, recorded: str | 
     town_tokens = _number(recorded_tokens)
     if town_cap is None and town_tokens is None:
         return None
-    town = round_usage.town_totals(store)
+    town = usage_store.town_totals(store)
     if town_cap is not None and town.cost_usd >= town_cap:
         return (f"town budget: spent {spend_text(town.cost_usd, town_cap)} of"
                 f" {budget_text(town_cap)} (raise it with `tt budget set town USD`, {resume})")
