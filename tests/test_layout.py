@@ -55,7 +55,8 @@ ALLOWED = {
 }
 WEB_STACK = {"fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"}
 MCP_SDK = {"mcp", "mcp_types"}
-ENTRY_POINTS = {"tinytown.worker.app", "tinytown.supervisor.service", "tinytown.host.app"}
+ENTRY_POINTS = {"tinytown.worker.agent_worker", "tinytown.supervisor.service",
+                "tinytown.host.host_worker"}
 EXEMPT = {"tinytown.__main__"}  # the `tt` entry point: imports the CLI
 
 
@@ -113,7 +114,7 @@ def test_the_layout_is_read_as_it_should_be() -> None:
     assert layer("tinytown.db.store") == "db" and layer("tinytown.core.models") == "core"
     assert layer("tinytown.system.keeper") == "system" and layer("tinytown.celery_app") == "top"
     assert "tinytown.db.store" in own_imports("tinytown.ops.town")
-    assert "tinytown.ops.hosts" in own_imports("tinytown.ops.control")  # function-local
+    assert "tinytown.ops.hosting" in own_imports("tinytown.ops.control")  # function-local
     assert "celery" not in imports("tinytown.ops.control")  # TYPE_CHECKING
     assert "celery" in imports("tinytown.ops.control", type_only=True)
 

@@ -173,7 +173,7 @@ def hosts(town: str) -> str:
 
 
 def host(town: str, name: str) -> str:
-    """One host daemon's registration and heartbeat (`tinytown.db.hosts`)."""
+    """One host daemon's registration and heartbeat (`tinytown.db.host_store`)."""
     return f"tt:{town}:host:{name}"
 
 

@@ -19,7 +19,7 @@ from tinytown.core import keys, placement
 from tinytown.core.errors import InvalidTransition
 from tinytown.core.models import Agent, AgentState, Message, MessageType, SpawnMode, utcnow
 from tinytown.core.settings import AgentSettings
-from tinytown.db import hosts, recovery, runtime, states
+from tinytown.db import host_store, recovery, runtime, states
 from tinytown.db.connection import texts
 from tinytown.db.store import Store
 
@@ -143,7 +143,7 @@ def host_for(store: Store, agent: Agent, timeout: float) -> str | None:
     """The host an agent should start on now: its own while it is live, not draining
     and has its CLI, else the best other live one (`placement.choose`); None when no
     live host can run it (it then starts where the caller is)."""
-    known = [h for h in hosts.read_all(store) if h.live(timeout)]
+    known = [h for h in host_store.read_all(store) if h.live(timeout)]
     if not known:
         return None  # no host daemon: not worth reading the agents
     mine = next((h for h in known if h.name == agent.host), None)
@@ -169,7 +169,7 @@ def wake_cold(store: Store, agent: Agent, reason: str, timeout: float,
     if woken is None:
         return None
     if target is not None:
-        hosts.nudge(store.r, store.town, target)
+        host_store.nudge(store.r, store.town, target)
         return woken
     if woken.host is not None:
         move(store, agent.id, woken.host, None)

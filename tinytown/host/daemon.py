@@ -36,7 +36,7 @@ from tinytown.core.errors import HostNameTaken, InvalidTransition, TinytownError
 from tinytown.core.models import Agent, AgentState, AgentType
 from tinytown.core.presets import PRESETS, resolve_cli
 from tinytown.core.settings import Settings
-from tinytown.db import fleet, hosts, leader, recovery, runtime, states
+from tinytown.db import fleet, host_store, leader, recovery, runtime, states
 from tinytown.db.connection import connect
 from tinytown.db.store import Store
 from tinytown.system.launching import child, detached, supervisor_argv, worker_argv
@@ -91,7 +91,7 @@ class HostDaemon:
     def claim(self) -> None:
         """Register at start; refused (HostNameTaken) while a live daemon elsewhere, or
         another process here, holds the name."""
-        other = hosts.read(self.store, self.name)
+        other = host_store.read(self.store, self.name)
         if other is not None and other.live(self.timeout) and (
                 other.machine != self.machine or pid_alive(other.pid)):
             raise HostNameTaken(f"host {self.name!r} runs on {other.machine} (pid {other.pid}):"
@@ -104,7 +104,7 @@ class HostDaemon:
     def register(self) -> None:
         now = time.time()
         clis, lacks = installed_clis(self.settings)
-        hosts.register(self.store, placement.HostInfo(
+        host_store.register(self.store, placement.HostInfo(
             name=self.name, machine=self.machine, pid=os.getpid(), max_agents=self.max_agents,
             labels=self.labels, clis=clis, lacks=lacks, started=now, beat=now))
         self._ensure_supervisor()
@@ -135,7 +135,7 @@ class HostDaemon:
     # --- one pass ---------------------------------------------------------------------
 
     def tick(self) -> None:
-        known = hosts.read_all(self.store)
+        known = host_store.read_all(self.store)
         me = next((h for h in known if h.name == self.name), None)
         if me is not None and not self._mine(me):  # it froze, was taken for gone, replaced
             log.error("host %s: another daemon (pid %d on %s) took the name over: stopping",
@@ -146,9 +146,9 @@ class HostDaemon:
             return
         if me is None:
             self.register()  # its record was lost (a Redis restart, `tt reset`)
-            known = hosts.read_all(self.store)
+            known = host_store.read_all(self.store)
         else:
-            hosts.beat(self.store, self.name)
+            host_store.beat(self.store, self.name)
         self.draining = bool(me and me.draining)
         agents = [a for a in self.store.list_agents() if a.agent_type == AgentType.WORKER]
         self._reap(agents)
@@ -283,7 +283,7 @@ class HostDaemon:
             agent.host = chosen.name  # moved: it wakes there, or stays cold
             fleet.wake_cold(self.store, agent, f"moved from host {self.name}", self.timeout, None)
         elif chosen is not None:
-            hosts.nudge(self.store.r, self.store.town, chosen.name)
+            host_store.nudge(self.store.r, self.store.town, chosen.name)
         self.evacuating.discard(agent.id)
 
     def _signal(self, agent: Agent, sig: int) -> None:
@@ -303,7 +303,7 @@ class HostDaemon:
         the agents' rounds; then forget the host."""
         if self.replaced:
             return  # the agents are the new daemon's
-        hosts.set_draining(self.store, self.name, True)
+        host_store.set_draining(self.store, self.name, True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -318,7 +318,7 @@ class HostDaemon:
         else:
             log.warning("host %s: agents still running after %gs; they go on, unwatched",
                         self.name, timeout)
-        hosts.unregister(self.store, self.name)
+        host_store.unregister(self.store, self.name)
 
 
 def _exit(code: int) -> str:

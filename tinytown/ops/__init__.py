@@ -15,7 +15,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__all__ = ["access", "assignments", "control", "flower", "health", "hosts", "reclaim",
+__all__ = ["access", "assignments", "control", "flower", "health", "hosting", "reclaim",
            "routing", "snapshot", "spawning", "starting", "usage_budgets", "workspaces"]
 
 if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
         control,
         flower,
         health,
-        hosts,
+        hosting,
         reclaim,
         routing,
         snapshot,

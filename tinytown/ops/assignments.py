@@ -50,10 +50,10 @@ def assign(town: TownContext, agent_ref: str, task: Task | str,
 
 def work_arrived(town: TownContext, agent: Agent, what: str) -> None:
     """Work (a task, a message) went to `agent`: a cold one is woken where it can run
-    (scale to zero: `ops.hosts.wake`, loaded only then); for a stopped or errored one
+    (scale to zero: `ops.hosting.wake`, loaded only then); for a stopped or errored one
     it waits in its inbox, and we say so."""
     if agent.state == AgentState.COLD:
-        ops.hosts.wake(town, agent, f"{what.removeprefix('the ')} arrived")
+        ops.hosting.wake(town, agent, f"{what.removeprefix('the ')} arrived")
     elif agent.state.is_terminal:
         log.warning("%s is %s: %s waits in its inbox until `tt restart %s`",
                     agent.name, agent.state.value, what, agent.name)

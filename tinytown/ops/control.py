@@ -17,7 +17,7 @@ from tinytown.core.errors import InvalidTransition, TinytownError
 from tinytown.core.models import Agent, AgentState, AgentType, utcnow
 from tinytown.core.roles import queues_of
 from tinytown.core.urls import redact, redis_url
-from tinytown.db import fleet, holds, hosts, leader, recovery, runtime, states
+from tinytown.db import fleet, holds, host_store, leader, recovery, runtime, states
 from tinytown.db.wakeup import enqueue_round
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.starting import start_supervisor, start_worker
@@ -113,7 +113,7 @@ def restart(town: TownContext, agent_id: str) -> Agent:
 
     agent = fleet.prepare_restart(town.store, agent_id, "tt restart", change=reset)
     if agent.host is not None:  # placed on a host daemon: it starts the worker
-        from tinytown.ops.hosts import start_placed
+        from tinytown.ops.hosting import start_placed
 
         start_placed(town, agent)
         return agent
@@ -256,7 +256,7 @@ def up(town: TownContext, all_agents: bool = False) -> dict[str, Any]:
 def _stop_host_daemons(town: TownContext, machine: str) -> None:
     """The host daemons on this machine stop (warmly: their agents are stopped already)."""
     stopping = []
-    for h in hosts.read_all(town.store):
+    for h in host_store.read_all(town.store):
         if h.machine == machine and h.pid and pid_alive(h.pid):
             os.kill(h.pid, signal.SIGTERM)
             stopping.append(h.pid)

@@ -12,7 +12,7 @@ from tinytown.core.models import Agent, AgentState, Task
 from tinytown.core.roles import roles_of
 from tinytown.db import tasks
 from tinytown.ops.context import TownContext
-from tinytown.ops.hosts import wake
+from tinytown.ops.hosting import wake
 from tinytown.ops.references import resolve
 
 

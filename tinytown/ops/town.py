@@ -4,7 +4,7 @@ Every operation a client of a town has is a method here, and each one is a call 
 the module that does it, on the town's `TownContext` (its store, settings and name):
 `references` (naming agents and tasks), `spawning`, `assignments` (tasks: assign,
 finish, wait), `routing` (roles and the backlog), `control`, `reclaim`, `snapshot`,
-`workspaces`, `hosts`, `usage_budgets`, `access` (API keys), `health`; `handles` holds
+`workspaces`, `hosting`, `usage_budgets`, `access` (API keys), `health`; `handles` holds
 `AgentHandle` and `Channel`. No ops module imports this one. `tinytown.db` does all
 Redis work. The ops modules are loaded on first use (`ops.<module>`, see
 tinytown/ops/__init__.py), so scripts that only read and write records start fast.
@@ -368,11 +368,11 @@ class Town:
 
     def hosts(self) -> list[dict[str, Any]]:
         """The host daemons (`tt host`) that registered: state, load, agents."""
-        return ops.hosts.report(self.context)
+        return ops.hosting.report(self.context)
 
     def drain_host(self, name: str) -> dict[str, Any]:
         """Host `name` moves its agents elsewhere and takes no new ones."""
-        return ops.hosts.drain(self.context, name)
+        return ops.hosting.drain(self.context, name)
 
     def events(self, count: int = 20, agent_ref: str | None = None) -> list[dict[str, str]]:
         agent_id = self.resolve(agent_ref).id if agent_ref else None

@@ -1,6 +1,6 @@
 """The agent worker process: one Celery worker per agent, and its rounds.
 
-- `app`: the process's start-up: the Celery app, the round tasks bound to the
+- `agent_worker`: the process's start-up: the Celery app, the round tasks bound to the
   runtime, the signal handlers (`python -m tinytown.worker --town ROOT AGENT_ID`).
 - `lifecycle`: `WorkerRuntime`, the process's life: lease, heartbeat, hand-off, the
   Redis outage, drain and shutdown; the Celery jobs, whose rounds it loops over.

@@ -1,7 +1,7 @@
 """`WorkerRuntime`: one agent's worker process, its life from start to exit.
 
 Celery signals drive the agent's state (init -> starting, ready -> idle, shutdown ->
-cold / stopped; wired in `tinytown.worker.app`). This module holds what spans rounds:
+cold / stopped; wired in `tinytown.worker.agent_worker`). This module holds what spans rounds:
 the lease (a fencing token taken at start), the heartbeat, handing off to a newer
 worker, riding out a Redis outage, draining (idle, `tt close`, max rounds), shutdown,
 and the jobs Celery runs (`tinytown.round`, `tinytown.task` from a role queue). A
