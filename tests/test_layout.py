@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tinytown"
-CONTROL_PLANE = {"tinytown.celery_app", "tinytown.ops.control"}
+CONTROL_PLANE = {"tinytown.celery_app", "tinytown.ops.control_plane"}
 
 LAYERS = ("core", "system", "agent_clis", "db", "ops", "worker", "supervisor", "host", "cli",
           "http", "mcp")
@@ -113,10 +113,10 @@ def own_imports(module: str, type_only: bool = False) -> set[str]:
 def test_the_layout_is_read_as_it_should_be() -> None:
     assert layer("tinytown.db.store") == "db" and layer("tinytown.core.models") == "core"
     assert layer("tinytown.system.keeper") == "system" and layer("tinytown.celery_app") == "top"
-    assert "tinytown.db.store" in own_imports("tinytown.ops.town")
-    assert "tinytown.ops.hosting" in own_imports("tinytown.ops.control")  # function-local
-    assert "celery" not in imports("tinytown.ops.control")  # TYPE_CHECKING
-    assert "celery" in imports("tinytown.ops.control", type_only=True)
+    assert "tinytown.db.store" in own_imports("tinytown.ops.facade")
+    assert "tinytown.ops.hosting" in own_imports("tinytown.ops.control_plane")  # function-local
+    assert "celery" not in imports("tinytown.ops.control_plane")  # TYPE_CHECKING
+    assert "celery" in imports("tinytown.ops.control_plane", type_only=True)
 
 
 @pytest.mark.parametrize("module", sorted(set(MODULES) - EXEMPT))
@@ -212,8 +212,8 @@ def test_no_ops_module_imports_the_town_facade() -> None:
     """The ops modules take a `TownContext`; `Town` is a facade over them, and nothing
     of ops/ reaches back into it, not even for a type."""
     for module in MODULES:
-        if layer(module) == "ops" and module != "tinytown.ops.town":
-            assert "tinytown.ops.town" not in imports(module, type_only=True), module
+        if layer(module) == "ops" and module != "tinytown.ops.facade":
+            assert "tinytown.ops.facade" not in imports(module, type_only=True), module
 
 
 MAX_LINES = 500

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Town": "tinytown.ops.town",
+    "Town": "tinytown.ops.facade",
     "AgentHandle": "tinytown.ops.handles",
     "Channel": "tinytown.ops.handles",
     "Agent": "tinytown.core.models",
@@ -100,8 +100,8 @@ if TYPE_CHECKING:
         TaskState,
     )
     from tinytown.core.settings import Settings
+    from tinytown.ops.facade import Town
     from tinytown.ops.handles import AgentHandle, Channel
-    from tinytown.ops.town import Town
 
 
 def __getattr__(name: str) -> Any:

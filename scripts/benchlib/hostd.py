@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tinytown.db import host_store, runtime
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 from tinytown.system.processes import pid_alive
 
 from .common import log, user_env, wait_until

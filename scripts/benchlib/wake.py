@@ -32,7 +32,7 @@ from .procs import with_keeper
 from .scale import start_supervisor
 
 if TYPE_CHECKING:
-    from tinytown.ops.town import AgentHandle, Town
+    from tinytown.ops.facade import AgentHandle, Town
 
     from .harness import Bench
 

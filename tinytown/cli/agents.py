@@ -23,7 +23,7 @@ from tinytown.core.errors import UsageError, WorkerError
 from tinytown.core.models import Agent
 
 if TYPE_CHECKING:
-    from tinytown.ops.town import Town
+    from tinytown.ops.facade import Town
 
 
 @click.command()

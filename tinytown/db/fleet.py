@@ -19,7 +19,7 @@ from tinytown.core import keys, placement
 from tinytown.core.errors import InvalidTransition
 from tinytown.core.models import Agent, AgentState, Message, MessageType, SpawnMode, utcnow
 from tinytown.core.settings import AgentSettings
-from tinytown.db import host_store, recovery, runtime, states
+from tinytown.db import host_store, requeue, runtime, states
 from tinytown.db.connection import texts
 from tinytown.db.store import Store
 
@@ -32,7 +32,7 @@ def prepare_restart(store: Store, agent_id: str, reason: str,
                     also: Callable[[Pipeline, Agent], None] | None = None) -> Agent:
     """A stopped, cold or errored agent goes back to `starting` (spawn mode resumed),
     its old processes on this host ended and forgotten; the caller starts its worker."""
-    recovery.kill_local_processes(store, agent_id)  # a worker marked error may still run
+    requeue.kill_local_processes(store, agent_id)  # a worker marked error may still run
     store.clear_stop(agent_id)
     runtime.forget_processes(store, agent_id)
 

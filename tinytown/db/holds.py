@@ -24,7 +24,7 @@ from tinytown.db.connection import text, texts
 from tinytown.db.fence import Fence, watching
 from tinytown.db.rounds import return_inflight
 from tinytown.db.store import Store
-from tinytown.db.tasks import back_to_assigned
+from tinytown.db.task_writes import back_to_assigned
 from tinytown.db.wakeup import enqueue_round
 
 S = AgentState

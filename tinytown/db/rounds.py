@@ -46,7 +46,7 @@ from tinytown.db import runtime, scripts, states, usage_store
 from tinytown.db.connection import text
 from tinytown.db.fence import Fence, check, token, watching
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
-from tinytown.db.tasks import back_to_assigned, mark_finished
+from tinytown.db.task_writes import back_to_assigned, mark_finished
 from tinytown.db.wakeup import enqueue_round
 
 

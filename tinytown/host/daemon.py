@@ -36,7 +36,7 @@ from tinytown.core.errors import HostNameTaken, InvalidTransition, TinytownError
 from tinytown.core.models import Agent, AgentState, AgentType
 from tinytown.core.presets import PRESETS, resolve_cli
 from tinytown.core.settings import Settings
-from tinytown.db import fleet, host_store, leader, recovery, runtime, states
+from tinytown.db import fleet, host_store, leader, requeue, runtime, states
 from tinytown.db.connection import connect
 from tinytown.db.store import Store
 from tinytown.system.launching import child, detached, supervisor_argv, worker_argv
@@ -174,7 +174,7 @@ class HostDaemon:
                 continue  # it stopped as asked, or stood down for a newer start
             if runtime.holder(runtime.read(self.store, agent_id), self.timeout) is not None:
                 continue  # another worker serves it (this one was refused, or stood down)
-            got = recovery.recover_agent(self.store, agent,
+            got = requeue.recover_agent(self.store, agent,
                                          f"its worker exited ({_exit(code)}) on host {self.name}")
             if got is not None:
                 log.warning("host %s: %s's worker died (%s)", self.name, agent.name, _exit(code))

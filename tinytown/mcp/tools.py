@@ -34,7 +34,7 @@ from tinytown.core.errors import (
     one_line,
 )
 from tinytown.core.models import Agent, MessageBody, MessageType, Priority, Task, WireModel, wire
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 MAX_ACK = 100  # messages one ack_inbox call takes at most
 

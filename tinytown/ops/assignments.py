@@ -1,5 +1,5 @@
 """Tasks from a client's side: assign one to an agent, list them, finish one by hand
-(complete, fail, cancel), and wait for one to end. The writes are `tinytown.db.tasks`;
+(complete, fail, cancel), and wait for one to end. The writes are `tinytown.db.task_writes`;
 work aimed at a role or the backlog is `tinytown.ops.routing`."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tinytown.core.models import (
     TaskState,
 )
 from tinytown.core.validate import utf8_size, validate_timeout
-from tinytown.db import tasks
+from tinytown.db import task_writes
 from tinytown.ops.context import TownContext
 from tinytown.ops.polling import poll
 from tinytown.ops.references import resolve, resolve_task
@@ -43,7 +43,7 @@ def assign(town: TownContext, agent_ref: str, task: Task | str,
         )
     if task.parent_id and town.store.get_task(task.parent_id) is None:
         raise TaskNotFound(f"parent task {task.parent_id} does not exist")
-    tasks.assign(town.store, task, agent, priority)
+    task_writes.assign(town.store, task, agent, priority)
     work_arrived(town, agent, "the task")
     return task.id
 
@@ -74,7 +74,7 @@ def list_tasks(town: TownContext, state: TaskState | str | None = None,
 def finish(town: TownContext, ref: str, state: TaskState, text: str | None) -> Task:
     """Complete, fail or cancel a task by hand; counts once for its agent (a second
     ending is refused)."""
-    return tasks.finish_task(town.store, resolve_task(town, ref).id, state, text)
+    return task_writes.finish_task(town.store, resolve_task(town, ref).id, state, text)
 
 
 def current(town: TownContext, agent_ref: str) -> Task | None:

@@ -34,7 +34,7 @@ from tinytown.core.errors import (
 from tinytown.core.models import Agent, AgentState, Task, utcnow
 from tinytown.core.roles import queues_of
 from tinytown.core.settings import Settings
-from tinytown.db import fleet, rounds, runtime, states, tasks
+from tinytown.db import fleet, rounds, runtime, states, task_writes
 from tinytown.db.connection import connect
 from tinytown.db.fence import Fence
 from tinytown.db.store import Store
@@ -317,10 +317,10 @@ class WorkerRuntime:
                 log.warning("ignoring a tinytown.task job with neither task_id nor description")
                 return None
             task = Task(description, tags=tags or [])
-            tasks.assign(self.store, task, agent, wake=False, queue=queue)
+            task_writes.assign(self.store, task, agent, wake=False, queue=queue)
         else:
             try:
-                claimed = tasks.claim(self.store, task_id, agent, wake=False, queue=queue)
+                claimed = task_writes.claim(self.store, task_id, agent, wake=False, queue=queue)
             except TinytownError:
                 log.warning("ignoring a job for unknown task %s", task_id)
                 return None

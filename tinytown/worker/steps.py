@@ -31,7 +31,7 @@ from tinytown.core.outcomes import RunFacts, judge, read_report, usage_limit
 from tinytown.core.presets import CliCommand, with_prompt_limit
 from tinytown.core.usage_rules import Usage, of_round, since_session_start
 from tinytown.db import holds, rounds, runtime
-from tinytown.db.tasks import RESULT_LIMIT
+from tinytown.db.task_writes import RESULT_LIMIT
 from tinytown.system.private import private_dir
 from tinytown.system.processes import kill_group
 from tinytown.worker import commits, mcp_setup, sessions, usage_gates

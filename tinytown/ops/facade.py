@@ -39,7 +39,7 @@ from tinytown.system.private import private_dir
 
 if TYPE_CHECKING:
     from tinytown.core.apikeys import ApiKey, Scope
-    from tinytown.ops.health import Health
+    from tinytown.ops.readiness import Health
 
 __all__ = ["AgentHandle", "Channel", "Town"]
 ROUND_LOGS_LISTED = 50  # Town.round_log: the newest rounds it lists
@@ -248,12 +248,12 @@ class Town:
 
     def down(self) -> dict[str, Any]:
         """Stop every worker, the supervisor and (for the embedded default) the Redis."""
-        return ops.control.down(self.context)
+        return ops.control_plane.down(self.context)
 
     def up(self, all_agents: bool = False) -> dict[str, Any]:
         """Bring the town back after `down`: Redis, a supervisor, the agents `down`
-        stopped (`all_agents`: every stopped or errored one); see ops.control.up."""
-        return ops.control.up(self.context, all_agents)
+        stopped (`all_agents`: every stopped or errored one); see ops.control_plane.up."""
+        return ops.control_plane.up(self.context, all_agents)
 
     @property
     def started_redis(self) -> bool:
@@ -262,13 +262,13 @@ class Town:
 
     def stop_all(self) -> list[Agent]:
         """Kill every live agent of the town."""
-        return ops.control.stop_all(self.context)
+        return ops.control_plane.stop_all(self.context)
 
     def prune(self, all_agents: bool = False, force: bool = False,
               delete_branches: bool = False) -> dict[str, Any]:
         """Remove terminal agents (records, inboxes, runtime keys, worktrees); see
-        ops.control.prune."""
-        return ops.control.prune(self.context, all_agents=all_agents, force=force,
+        ops.control_plane.prune."""
+        return ops.control_plane.prune(self.context, all_agents=all_agents, force=force,
                              delete_branches=delete_branches)
 
     # --- workspaces -----------------------------------------------------------------
@@ -313,10 +313,10 @@ class Town:
 
     def status(self, deep: bool = False) -> dict[str, Any]:
         """The town, its Redis and supervisor, and every agent with its inbox length."""
-        return ops.control.town_status(self.context, deep=deep)
+        return ops.control_plane.town_status(self.context, deep=deep)
 
     def supervisor_status(self) -> str:
-        return ops.control.supervisor_status(self.context)
+        return ops.control_plane.supervisor_status(self.context)
 
     def ensure_supervisor(self) -> int | None:
         """Start the town's supervisor unless one leads (or `autostart` is off); its pid."""
@@ -409,8 +409,8 @@ class Town:
         ops.access.check_address(self.context, address)
 
     def health(self) -> Health:
-        """Whether the town's Redis answers and a supervisor leads (see ops.health)."""
-        return ops.health.health(self.context)
+        """Whether the town's Redis answers and a supervisor leads (see ops.readiness)."""
+        return ops.readiness.health(self.context)
 
     def round_log(self, agent_ref: str, round_no: int | None = None,
                   limit: int = 64 * 1024) -> dict[str, Any]:

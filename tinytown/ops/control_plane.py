@@ -17,7 +17,7 @@ from tinytown.core.errors import InvalidTransition, TinytownError
 from tinytown.core.models import Agent, AgentState, AgentType, utcnow
 from tinytown.core.roles import queues_of
 from tinytown.core.urls import redact, redis_url
-from tinytown.db import fleet, holds, host_store, leader, recovery, runtime, states
+from tinytown.db import fleet, holds, host_store, leader, requeue, runtime, states
 from tinytown.db.wakeup import enqueue_round
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.starting import start_supervisor, start_worker
@@ -105,7 +105,7 @@ def restart(town: TownContext, agent_id: str) -> Agent:
                 f"agent {agent.name!r} is {agent.state.value}: only a stopped, cold or errored"
                 " agent can be restarted"
             )
-        recovery.recover_agent(town.store, agent, "restarted with no worker running")
+        requeue.recover_agent(town.store, agent, "restarted with no worker running")
 
     def reset(a: Agent) -> None:  # by hand: the crash-loop count starts afresh
         a.halted = None
