@@ -19,6 +19,8 @@ The agent CLI modules (`tinytown/agent_clis/`) import nothing of the package but
 their interface (`agent_clis.base`) and the error tree, as a plug-in would, and write
 no files: what a CLI needs written (its MCP configuration) they return, and the worker
 writes it.
+No two engine modules share a name, and no module of the interfaces (`cli/`, `http/`,
+named by topic and mirroring each other) is named like an engine module.
 ruff's TID251 enforces the third-party part while editing; this test enforces all of it.
 """
 
@@ -224,3 +226,24 @@ def test_no_module_is_over_500_lines() -> None:
     name re-exporting what moved (as tinytown/core/models.py does)."""
     long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"over {MAX_LINES} lines: {long}"
+
+
+INTERFACES = ("cli", "http")  # named by topic (`tt tasks`, /v1/tasks): they may mirror each other
+
+
+def test_no_two_modules_share_a_name_across_the_engine_layers() -> None:
+    """One name, one module: `tinytown.db.hosts` next to `tinytown.ops.hosts` makes every
+    reader (and every import) ask which one. The interfaces are named by topic and may
+    share a topic with each other, but not with a module of the engine (core, system,
+    db, ops, worker, supervisor, host, agent_clis, mcp and the top level)."""
+    engine: dict[str, list[str]] = {}
+    interface: dict[str, list[str]] = {}
+    for module, path in MODULES.items():
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        (interface if layer(module) in INTERFACES else engine).setdefault(
+            path.stem, []).append(module)
+    twice = {name: found for name, found in engine.items() if len(found) > 1}
+    assert not twice, f"engine modules that share a name: {twice}"
+    shared = {name: engine[name] + found for name, found in interface.items() if name in engine}
+    assert not shared, f"interface modules named like an engine module: {shared}"
