@@ -17,8 +17,7 @@ import msgspec
 
 from tinytown.core.models import Agent, AgentState
 
-S = AgentState
-_NO_PROCESS = frozenset({S.COLD, S.STOPPED})
+_NO_PROCESS = frozenset({AgentState.COLD, AgentState.STOPPED})
 
 
 class HostInfo(msgspec.Struct, kw_only=True):

@@ -23,7 +23,6 @@ from tinytown.db import host_store, requeue, runtime, states
 from tinytown.db.connection import texts
 from tinytown.db.store import Store
 
-S = AgentState
 log = logging.getLogger("tinytown.fleet")
 
 
@@ -43,7 +42,7 @@ def prepare_restart(store: Store, agent_id: str, reason: str,
         if change is not None:
             change(a)
 
-    return states.transition(store, agent_id, S.STARTING, reason=reason, change=resumed,
+    return states.transition(store, agent_id, AgentState.STARTING, reason=reason, change=resumed,
                              also=also)
 
 
@@ -98,7 +97,7 @@ def heal(store: Store, cfg: AgentSettings, agent: Agent, due: dict[str, float], 
         return None
     del due[agent.id]
     current = store.get_agent(agent.id)  # the pass's record may be stale: a restart by
-    if current is None or current.state != S.ERROR:  # hand must not lose its new worker
+    if current is None or current.state != AgentState.ERROR:  # hand must not lose its new worker
         return None
     try:
         back = restarted(store, agent, host, attempt, delay, crashed, by=by)
@@ -133,8 +132,8 @@ def wake(store: Store, agent_id: str, reason: str, host: str | None = None) -> A
         a.spawn_mode = SpawnMode.RESUMED
 
     try:
-        return states.transition(store, agent_id, S.STARTING, expect=(S.COLD,), reason=reason,
-                                 change=place)
+        return states.transition(store, agent_id, AgentState.STARTING,
+                                 expect=(AgentState.COLD,), reason=reason, change=place)
     except InvalidTransition:
         return None
 

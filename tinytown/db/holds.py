@@ -27,8 +27,7 @@ from tinytown.db.store import Store
 from tinytown.db.task_writes import back_to_assigned
 from tinytown.db.wakeup import enqueue_round
 
-S = AgentState
-HOLDABLE = (S.IDLE, S.STARTING, S.WORKING)
+HOLDABLE = (AgentState.IDLE, AgentState.STARTING, AgentState.WORKING)
 
 
 def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
@@ -52,7 +51,7 @@ def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
         raw_task = raws[1] if task_id else None
         if agent is None or agent.state not in HOLDABLE:
             return False
-        old = states.step(agent, S.PAUSED)
+        old = states.step(agent, AgentState.PAUSED)
         agent.hold, agent.resume_at, agent.current_task = reason, resume_at, None
         task = Task.from_json(raw_task) if raw_task else None
         if session_usage is not None:
@@ -100,7 +99,7 @@ def release_due(store: Store, now: datetime) -> list[str]:
     released = []
     for agent_id in due:
         try:
-            states.transition(store, agent_id, S.IDLE, expect=(S.PAUSED,),
+            states.transition(store, agent_id, AgentState.IDLE, expect=(AgentState.PAUSED,),
                               reason="usage limit reset", change=clear,
                               also=lambda pipe, a: forget(store, pipe, a.id))
         except TinytownError:  # resumed, closed or pruned meanwhile

@@ -43,8 +43,7 @@ from tinytown.system.launching import child, detached, supervisor_argv, worker_a
 from tinytown.system.processes import pid_alive
 
 log = logging.getLogger("tinytown.host")
-S = AgentState
-_SERVING = (S.STARTING, S.IDLE, S.WORKING, S.PAUSED)
+_SERVING = (AgentState.STARTING, AgentState.IDLE, AgentState.WORKING, AgentState.PAUSED)
 
 
 def installed_clis(settings: Settings) -> tuple[list[str], list[str]]:
@@ -153,7 +152,7 @@ class HostDaemon:
         agents = [a for a in self.store.list_agents() if a.agent_type == AgentType.WORKER]
         self._reap(agents)
         self._agents = agents
-        self._starting = {a.id for a in agents if a.state == S.STARTING and a.id in
+        self._starting = {a.id for a in agents if a.state == AgentState.STARTING and a.id in
                           self.children and self.children[a.id].poll() is None}
         self._deferred = False
         for agent in agents:
@@ -182,7 +181,8 @@ class HostDaemon:
                 agents[agents.index(agent)] = got
 
     def _needs_worker(self, agent: Agent) -> bool:
-        return agent.state == S.STARTING or (agent.state == S.ERROR and self._restartable(agent))
+        return agent.state == AgentState.STARTING or (
+            agent.state == AgentState.ERROR and self._restartable(agent))
 
     def _adopt(self, agent: Agent, known: list[placement.HostInfo], agents: list[Agent]
                ) -> bool:
@@ -209,10 +209,10 @@ class HostDaemon:
               ) -> None:
         if self.draining:
             self._evacuate(agent, known, agents)
-        elif agent.state == S.STARTING:
+        elif agent.state == AgentState.STARTING:
             if not self._running(agent):
                 self._launch(agent)
-        elif agent.state == S.ERROR:
+        elif agent.state == AgentState.ERROR:
             self._heal(agent)
 
     # --- workers ------------------------------------------------------------------------
@@ -256,17 +256,17 @@ class HostDaemon:
     def _evacuate(self, agent: Agent, known: list[placement.HostInfo],
                   agents: list[Agent]) -> None:
         """Draining: close a serving agent (its round finishes), then move it."""
-        if agent.state == S.STARTING and not self._running(agent):
+        if agent.state == AgentState.STARTING and not self._running(agent):
             self._move_away(agent, known, agents)
         elif agent.state in _SERVING:
             try:
-                states.transition(self.store, agent.id, S.DRAINING,
+                states.transition(self.store, agent.id, AgentState.DRAINING,
                                   reason=f"host {self.name} draining")
             except InvalidTransition:
                 return
             self.evacuating.add(agent.id)
             self._signal(agent, signal.SIGTERM)
-        elif agent.state in (S.COLD, S.ERROR):
+        elif agent.state in (AgentState.COLD, AgentState.ERROR):
             self._move_away(agent, known, agents)
 
     def _move_away(self, agent: Agent, known: list[placement.HostInfo],
@@ -275,11 +275,11 @@ class HostDaemon:
         that was serving starts there at once."""
         chosen = placement.choose(known, agent.cli, agent.host_labels, agents, self.timeout,
                                   exclude=[self.name])
-        if chosen is None and agent.state == S.STARTING:
+        if chosen is None and agent.state == AgentState.STARTING:
             return  # it waits for a host that can run it (one that starts adopts it)
         if not fleet.move(self.store, agent.id, self.name, chosen.name if chosen else None):
             return
-        if agent.id in self.evacuating and agent.state == S.COLD and chosen is not None:
+        if agent.id in self.evacuating and agent.state == AgentState.COLD and chosen is not None:
             agent.host = chosen.name  # moved: it wakes there, or stays cold
             fleet.wake_cold(self.store, agent, f"moved from host {self.name}", self.timeout, None)
         elif chosen is not None:
@@ -311,7 +311,7 @@ class HostDaemon:
             except TinytownError as exc:
                 log.warning("host %s: %s", self.name, exc)
             mine = [a for a in self.store.list_agents() if a.host == self.name
-                    and a.state in (*_SERVING, S.DRAINING)]
+                    and a.state in (*_SERVING, AgentState.DRAINING)]
             if not mine:
                 break
             time.sleep(0.2)

@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from celery import Celery
 
 
-S = AgentState
-
-
 def _celery(town: TownContext) -> Celery:
     from tinytown.celery_app import make_app
 
@@ -43,8 +40,9 @@ def _queues(town: TownContext, agent: Agent) -> list[str]:
 
 def interrupt(town: TownContext, agent_id: str) -> Agent:
     """Pause: the worker stops consuming its queue; a running round finishes."""
-    agent = states.transition(town.store, agent_id, S.PAUSED,
-                              expect=(S.IDLE, S.WORKING, S.STARTING), reason="tt interrupt")
+    agent = states.transition(town.store, agent_id, AgentState.PAUSED,
+                              expect=(AgentState.IDLE, AgentState.WORKING, AgentState.STARTING),
+                              reason="tt interrupt")
     alive, hostname = worker_status(town, agent)
     if alive:
         control = _celery(town).control
@@ -55,7 +53,7 @@ def interrupt(town: TownContext, agent_id: str) -> Agent:
 
 def resume(town: TownContext, agent_id: str) -> Agent:
     """Consume again; waiting work proceeds."""
-    agent = states.transition(town.store, agent_id, S.IDLE, expect=(S.PAUSED,),
+    agent = states.transition(town.store, agent_id, AgentState.IDLE, expect=(AgentState.PAUSED,),
                               reason="tt resume", change=holds.clear,
                               also=lambda pipe, a: holds.forget(town.store, pipe, a.id))
     alive, hostname = worker_status(town, agent)
@@ -69,14 +67,15 @@ def resume(town: TownContext, agent_id: str) -> Agent:
 
 def close(town: TownContext, agent_id: str) -> Agent:
     """Drain: the running round finishes, no new one starts, the worker exits: cold."""
-    agent = states.transition(town.store, agent_id, S.DRAINING,
-                              expect=(S.IDLE, S.WORKING, S.PAUSED, S.STARTING),
+    agent = states.transition(town.store, agent_id, AgentState.DRAINING,
+                              expect=(AgentState.IDLE, AgentState.WORKING, AgentState.PAUSED,
+                                      AgentState.STARTING),
                               reason="tt close")
     alive, hostname = worker_status(town, agent)
     if alive:
         _celery(town).control.shutdown(destination=[hostname])
     else:
-        agent = states.transition(town.store, agent_id, S.COLD, reason="no worker running")
+        agent = states.transition(town.store, agent_id, AgentState.COLD, reason="no worker running")
     return agent
 
 
@@ -88,9 +87,11 @@ def kill(town: TownContext, agent_id: str) -> Agent:
     town.store.set_stop(agent_id)
     alive, hostname = worker_status(town, agent)
     if not alive:
-        return states.transition(town.store, agent_id, S.STOPPED, reason="killed (no worker)")
+        return states.transition(town.store, agent_id, AgentState.STOPPED,
+                                 reason="killed (no worker)")
     enqueue_round(town.store.r, town.name, agent_id, force=True)
-    if agent.state in (S.PAUSED, S.STARTING):  # no round will come: ask the worker itself
+    # no round will come: ask the worker itself
+    if agent.state in (AgentState.PAUSED, AgentState.STARTING):
         _celery(town).control.shutdown(destination=[hostname])
     return town.store.require_agent(agent_id)
 
@@ -236,8 +237,8 @@ def up(town: TownContext, all_agents: bool = False) -> dict[str, Any]:
         report["supervisor"] = "starting (by another command)"
     remembered = fleet.down_list(town.store)
     agents = {a.id: a for a in town.store.list_agents() if a.agent_type == AgentType.WORKER}
-    wanted = [a for a in agents.values() if a.state in (S.STOPPED, S.ERROR)] if all_agents \
-        else [agents[i] for i in remembered if i in agents]
+    wanted = ([a for a in agents.values() if a.state in (AgentState.STOPPED, AgentState.ERROR)]
+              if all_agents else [agents[i] for i in remembered if i in agents])
     report["already"] = sorted(a.name for a in agents.values() if not a.state.is_terminal)
     for agent in sorted(wanted, key=lambda a: a.name):
         if not agent.state.is_terminal:
