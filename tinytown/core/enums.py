@@ -2,7 +2,7 @@
 policies and message priorities.
 
 Their own module so that the records (tinytown/core/models.py) and the message types
-(tinytown/core/message_types.py) share them without importing each other; import them from
+(tinytown/core/message_bodies.py) share them without importing each other; import them from
 tinytown.core.models as before.
 """
 

@@ -5,7 +5,7 @@ msgspec structs: importing them costs a few milliseconds, where pydantic cost ~8
 on every `tt` call. Records keep the fields they do not know in ``extra`` so that a
 read-modify-write by this version never drops what a newer writer added. The shared
 base (tinytown/core/records.py), the enums (tinytown/core/enums.py) and the messages
-(tinytown/core/message_types.py) live in modules of their own to keep each one small.
+(tinytown/core/message_bodies.py) live in modules of their own to keep each one small.
 """
 
 from __future__ import annotations
@@ -24,26 +24,26 @@ from tinytown.core.enums import SessionPolicy as SessionPolicy
 from tinytown.core.enums import SpawnMode as SpawnMode
 from tinytown.core.enums import TaskState as TaskState
 from tinytown.core.errors import InvalidRecord, UsageError
-from tinytown.core.message_types import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
-from tinytown.core.message_types import NEEDS_CLI as NEEDS_CLI
-from tinytown.core.message_types import Ack as Ack
-from tinytown.core.message_types import AckKind as AckKind
-from tinytown.core.message_types import ConfirmationMsg as ConfirmationMsg
-from tinytown.core.message_types import CustomMsg as CustomMsg
-from tinytown.core.message_types import InformationalMsg as InformationalMsg
-from tinytown.core.message_types import Message as Message
-from tinytown.core.message_types import MessageBody as MessageBody
-from tinytown.core.message_types import MessageType as MessageType
-from tinytown.core.message_types import PingMsg as PingMsg
-from tinytown.core.message_types import PongMsg as PongMsg
-from tinytown.core.message_types import QueryMsg as QueryMsg
-from tinytown.core.message_types import ShutdownMsg as ShutdownMsg
-from tinytown.core.message_types import StatusRequestMsg as StatusRequestMsg
-from tinytown.core.message_types import StatusResponseMsg as StatusResponseMsg
-from tinytown.core.message_types import TaskAssignMsg as TaskAssignMsg
-from tinytown.core.message_types import TaskDoneMsg as TaskDoneMsg
-from tinytown.core.message_types import TaskFailedMsg as TaskFailedMsg
-from tinytown.core.message_types import TaskMsg as TaskMsg
+from tinytown.core.message_bodies import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from tinytown.core.message_bodies import NEEDS_CLI as NEEDS_CLI
+from tinytown.core.message_bodies import Ack as Ack
+from tinytown.core.message_bodies import AckKind as AckKind
+from tinytown.core.message_bodies import ConfirmationMsg as ConfirmationMsg
+from tinytown.core.message_bodies import CustomMsg as CustomMsg
+from tinytown.core.message_bodies import InformationalMsg as InformationalMsg
+from tinytown.core.message_bodies import Message as Message
+from tinytown.core.message_bodies import MessageBody as MessageBody
+from tinytown.core.message_bodies import MessageType as MessageType
+from tinytown.core.message_bodies import PingMsg as PingMsg
+from tinytown.core.message_bodies import PongMsg as PongMsg
+from tinytown.core.message_bodies import QueryMsg as QueryMsg
+from tinytown.core.message_bodies import ShutdownMsg as ShutdownMsg
+from tinytown.core.message_bodies import StatusRequestMsg as StatusRequestMsg
+from tinytown.core.message_bodies import StatusResponseMsg as StatusResponseMsg
+from tinytown.core.message_bodies import TaskAssignMsg as TaskAssignMsg
+from tinytown.core.message_bodies import TaskDoneMsg as TaskDoneMsg
+from tinytown.core.message_bodies import TaskFailedMsg as TaskFailedMsg
+from tinytown.core.message_bodies import TaskMsg as TaskMsg
 from tinytown.core.records import WireModel as WireModel
 from tinytown.core.records import _reading
 from tinytown.core.records import format_timestamp as format_timestamp

@@ -2,7 +2,7 @@
 serialized exactly as shared/wire-format.md says, keeping the fields it does not know.
 
 Split out of tinytown/core/models.py (which re-exports these names) so that the records
-there and the message types in tinytown/core/message_types.py build on one base without
+there and the message types in tinytown/core/message_bodies.py build on one base without
 importing each other. msgspec structs: importing them costs a few milliseconds, where
 pydantic cost ~85 ms on every `tt` call.
 """
