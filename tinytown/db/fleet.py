@@ -17,7 +17,7 @@ from redis.client import Pipeline
 
 from tinytown.core import keys, placement
 from tinytown.core.errors import InvalidTransition
-from tinytown.core.models import Agent, AgentState, Message, MessageType, SpawnMode, utcnow
+from tinytown.core.models import Agent, AgentState, Message, MessageBody, SpawnMode, utcnow
 from tinytown.core.settings import AgentSettings
 from tinytown.db import host_store, requeue, runtime, states
 from tinytown.db.connection import texts
@@ -116,7 +116,7 @@ def halt(store: Store, agent: Agent, why: str) -> Agent:
     def tell(pipe: Pipeline, a: Agent) -> None:
         store.add_event("crash_loop", a.id, pipe=pipe, name=a.name, reason=why)
         store.push_message(Message(sender=a.id, to=keys.SUPERVISOR_ID,
-                                   body=MessageType.informational(
+                                   body=MessageBody.informational(
                                        f"{a.name} is not restarted again: {why}"
                                        f" (`tt restart {a.name}` tries again)")), pipe)
 

@@ -17,7 +17,7 @@ from redis.client import Pipeline
 
 from tinytown.core import keys
 from tinytown.core.errors import TinytownError
-from tinytown.core.models import Agent, AgentState, Message, MessageType, Task, TaskState, utcnow
+from tinytown.core.models import Agent, AgentState, Message, MessageBody, Task, TaskState, utcnow
 from tinytown.core.usage_rules import Usage
 from tinytown.db import runtime, states, usage_store
 from tinytown.db.connection import text, texts
@@ -75,7 +75,7 @@ def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
         if resume_at is not None:
             pipe.zadd(keys.holds(store.town), {agent_id: resume_at.timestamp()})
         store.push_message(Message(sender=agent_id, to=keys.SUPERVISOR_ID,
-                                   body=MessageType.informational(
+                                   body=MessageBody.informational(
                                        f"{agent.name} is paused: {reason}")), pipe)
         return True
 

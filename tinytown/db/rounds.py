@@ -36,7 +36,7 @@ from tinytown.core.models import (
     Agent,
     AgentState,
     Message,
-    MessageType,
+    MessageBody,
     Task,
     TaskState,
     utcnow,
@@ -296,9 +296,9 @@ def _round_done(agent: Agent, task: Task | None, outcome: Outcome) -> None:
 def _report(store: Store, pipe: Pipeline, agent_id: str, task: Task, error: str) -> None:
     """A finished task's report to the supervisor mailbox (none if it was cancelled)."""
     if task.state == TaskState.COMPLETED:
-        body: Any = MessageType.task_done(task.id, task.result or "")
+        body: Any = MessageBody.task_done(task.id, task.result or "")
     elif task.state == TaskState.FAILED:
-        body = MessageType.task_failed(task.id, task.result or error)
+        body = MessageBody.task_failed(task.id, task.result or error)
     else:
         return
     store.push_message(Message(sender=agent_id, to=keys.SUPERVISOR_ID, body=body), pipe)

@@ -33,7 +33,7 @@ from tinytown.core.errors import (
     UsageError,
     one_line,
 )
-from tinytown.core.models import Agent, MessageBody, MessageType, Priority, Task, WireModel, wire
+from tinytown.core.models import Agent, AnyBody, MessageBody, Priority, Task, WireModel, wire
 from tinytown.ops.facade import Town
 
 MAX_ACK = 100  # messages one ack_inbox call takes at most
@@ -63,9 +63,9 @@ Identify = Callable[[Any], Caller]  # the transport's request (None over stdio) 
 # anything else (a bug: the SDK answers "Error executing tool" and logs the traceback)
 Audit = Callable[[Caller, str, BaseException | None], None]
 
-KINDS: dict[str, Callable[[str], MessageBody]] = {
-    "task": MessageType.task, "query": MessageType.query,
-    "informational": MessageType.informational,
+KINDS: dict[str, Callable[[str], AnyBody]] = {
+    "task": MessageBody.task, "query": MessageBody.query,
+    "informational": MessageBody.informational,
 }
 
 

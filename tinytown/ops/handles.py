@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from tinytown import ops
 from tinytown.core import keys
 from tinytown.core.errors import AgentNotFound
-from tinytown.core.models import Agent, AgentState, AgentType, Message, MessageBody, Priority, Task
+from tinytown.core.models import Agent, AgentState, AgentType, AnyBody, Message, Priority, Task
 from tinytown.core.validate import validate_timeout
 from tinytown.db.delivery import deliver
 from tinytown.ops import assignments
@@ -66,7 +66,7 @@ class AgentHandle:
 
     def send(
         self,
-        message_type: MessageBody,
+        message_type: AnyBody,
         priority: Priority | str = Priority.NORMAL,
         sender: str | None = None,
     ) -> Message:
@@ -137,7 +137,7 @@ class Channel:
     def send(
         self,
         to: str,
-        message_type: MessageBody,
+        message_type: AnyBody,
         *,
         priority: Priority | str = Priority.NORMAL,
         sender: str | None = None,
@@ -165,7 +165,7 @@ class Channel:
 
     def broadcast(
         self,
-        message_type: MessageBody,
+        message_type: AnyBody,
         *,
         priority: Priority | str = Priority.NORMAL,
         sender: str | None = None,

@@ -26,7 +26,7 @@ import msgspec
 
 from tinytown.core import keys
 from tinytown.core.errors import Fenced
-from tinytown.core.models import Agent, Message, MessageType, SpawnMode, utcnow
+from tinytown.core.models import Agent, Message, MessageBody, SpawnMode, utcnow
 from tinytown.core.outcomes import RunFacts, judge, read_report, usage_limit
 from tinytown.core.presets import CliCommand, with_prompt_limit
 from tinytown.core.usage_rules import Usage, of_round, since_session_start
@@ -220,7 +220,7 @@ def record(r: RoundContext) -> bool:
             log_file.write(f"\ntinytown: the CLI's session is {session_id}\n")
     reply = None
     if r.task is None and m.type == "query":
-        answer = MessageType.informational((output if ok else error)[-RESULT_LIMIT:])
+        answer = MessageBody.informational((output if ok else error)[-RESULT_LIMIT:])
         reply = Message(sender=w.agent_id, to=m.sender, body=answer, correlation_id=m.id)
     outcome = rounds.Outcome(
         number=number, ok=ok, output=output, error=error, reply=reply,
