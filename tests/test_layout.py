@@ -192,6 +192,23 @@ def test_no_import_cycles() -> None:
             visit(module)
 
 
+CORE_NEVER = {"subprocess", "socket", "multiprocessing", "signal", "shutil"}
+PROCESS_CALLS = {"system", "popen", "fork", "kill", "execv", "execvp", "spawnv", "startfile"}
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if layer(m) == "core"))
+def test_core_starts_no_process_and_opens_no_socket(module: str) -> None:
+    """core/ is records, rules and configuration: whatever runs git, starts a process or
+    talks to a socket is in system/ (or above), so core can be used and tested as data."""
+    third_party = {m.split(".")[0] for m in imports(module)}
+    assert not third_party & CORE_NEVER, f"{module} imports {third_party & CORE_NEVER}"
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            if isinstance(owner, ast.Name) and owner.id == "os":
+                assert node.func.attr not in PROCESS_CALLS, f"{module} calls os.{node.func.attr}"
+
+
 AGENT_CLIS = sorted(m for m in MODULES if m.startswith("tinytown.agent_clis."))
 WRITES = {"write_text", "write_bytes", "mkdir", "symlink_to", "touch", "unlink", "chmod"}
 

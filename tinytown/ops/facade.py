@@ -25,7 +25,6 @@ from tinytown.core.settings import (
     CONFIG_FILE,
     Settings,
     config_template,
-    default_town_name,
     validate_town_name,
 )
 from tinytown.core.settings import find_root as _find_root
@@ -71,6 +70,8 @@ class Town:
             raise TownExists(f"{root / CONFIG_FILE} already exists: this folder is a town")
         if not root.is_dir():
             raise UsageError(f"{root} is not a folder")
+        from tinytown.system.workspace import default_town_name
+
         town_name = validate_town_name(name) if name is not None else default_town_name(root)
         enclosing = next((f for f in root.parents if (f / CONFIG_FILE).is_file()), None)
         if enclosing is not None and not nested:
