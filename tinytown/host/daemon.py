@@ -31,10 +31,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from tinytown.agent_clis import registry
 from tinytown.core import placement
 from tinytown.core.errors import HostNameTaken, InvalidTransition, TinytownError
 from tinytown.core.models import Agent, AgentState, AgentType
-from tinytown.core.presets import PRESETS, resolve_cli
+from tinytown.core.presets import resolve_cli
 from tinytown.core.settings import Settings
 from tinytown.db import fleet, host_store, leader, requeue, runtime, states
 from tinytown.db.connection import connect
@@ -47,11 +48,12 @@ _SERVING = (AgentState.STARTING, AgentState.IDLE, AgentState.WORKING, AgentState
 
 
 def installed_clis(settings: Settings) -> tuple[list[str], list[str]]:
-    """The agent CLIs (presets and `[agent_clis]` entries) whose program is on PATH
-    here, and those whose program is not."""
+    """The agent CLIs (every CLI's presets, plug-ins' included, and `[agent_clis]`
+    entries) whose program is on PATH here, and those whose program is not."""
+    presets = {name for known in registry.everything() for name in known.cli.presets}
     found: list[str] = []
     lacking: list[str] = []
-    for name in sorted({*PRESETS, *settings.agent_clis}):
+    for name in sorted({*presets, *settings.agent_clis}):
         try:
             command = resolve_cli(settings, name)
         except TinytownError:
