@@ -340,7 +340,7 @@ class Town:
     def inbox_lens(self, agents: list[Agent]) -> dict[str, int]:
         return self.store.inbox_lens([a.id for a in agents])
 
-    # --- spend --------------------------------------------------------------------
+    # --- usage and budgets --------------------------------------------------------
 
     def usage(self, agent_ref: str | None = None, task_id: str | None = None,
               since: str | None = None, by: str = "agent") -> dict[str, Any]:
@@ -356,12 +356,12 @@ class Town:
         return round_timings(self.store)
 
     def budgets(self) -> dict[str, Any]:
-        """The town's budget and spend, and each agent's."""
+        """The town's budget and usage, and each agent's."""
         return ops.usage_budgets.budget_status(self.context)
 
     def set_budget(self, target: str, usd: float | None | Keep = KEEP,
                    tokens: int | None | Keep = KEEP) -> dict[str, Any]:
-        """Cap an agent's (or, with "town", the town's) spend at `usd`, and its tokens
+        """Cap an agent's (or, with "town", the town's) cost at `usd`, and its tokens
         at `tokens` (None: no cap of its own; KEEP: leave it). An agent held by its
         budget carries on after `resume`. `unpriced` names the agents whose cost a USD
         budget cannot see."""

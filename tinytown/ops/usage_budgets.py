@@ -72,7 +72,7 @@ def _group(entry: dict[str, Any], by: str) -> tuple[str, str]:
 
 
 def budget_status(town: TownContext) -> dict[str, Any]:
-    """The town's budgets and spend, and each agent's (`cost_known`: false when some of
+    """The town's budgets and usage, and each agent's (`cost_known`: false when some of
     its rounds' cost is unknown, which a USD budget does not count)."""
     spent = usage_store.town_totals(town.store)
     agents = []

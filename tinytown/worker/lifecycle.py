@@ -339,7 +339,7 @@ class WorkerRuntime:
             log.warning("ignoring a round for agent %s: this worker runs %s", agent_id,
                         self.agent_id)
             return None
-        self.state.spent = None
+        self.state.job_usage = None
         try:
             self._rounds()
         except Fenced as exc:
@@ -359,8 +359,8 @@ class WorkerRuntime:
                 self.hand_off(stale)
             finally:
                 self.request_shutdown()
-        spent = self.state.spent
-        return spent.to_dict() if spent is not None else None
+        used = self.state.job_usage
+        return used.to_dict() if used is not None else None
 
     def _after_outage(self) -> None:
         """Once Redis answers again, hand the round's messages back and carry on: the

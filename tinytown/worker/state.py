@@ -50,7 +50,7 @@ class WorkerState:
     fence: Fence | None = None  # taken in on_init: this start's fencing token
     worktree: Path | None = None  # where its CLI runs (None: the town's folder)
     last_round: int | None = None  # the highest round number used (None: unread)
-    spent: Usage | None = None  # what this Celery job's rounds cost
+    job_usage: Usage | None = None  # what this Celery job's rounds used (its result)
 
     def stop_cli(self) -> None:
         """Kill the running CLI's group, if one runs (off this thread: it waits)."""

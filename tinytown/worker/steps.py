@@ -196,7 +196,7 @@ def usage(r: RoundContext) -> bool:
         price = w.settings.prices.get(r.command.name)
         r.used, r.totals = of_round(reported, msgspec.to_builtins(price) if price else
                                     None), totals
-    w.state.spent = (w.state.spent or Usage()) + r.used
+    w.state.job_usage = (w.state.job_usage or Usage()) + r.used
     return True
 
 
