@@ -1,7 +1,7 @@
 """Agent and Task, serialized exactly as shared/wire-format.md says; and, re-exported,
 every record name Tinytown has, so `from tinytown.core.models import X` works for them all.
 
-msgspec structs: importing them costs a few milliseconds, where pydantic cost ~85 ms
+msgspec structs: importing them costs a few milliseconds, where pydantic would cost ~85 ms
 on every `tt` call. Records keep the fields they do not know in ``extra`` so that a
 read-modify-write by this version never drops what a newer writer added. The shared
 base (tinytown/core/records.py), the enums (tinytown/core/enums.py) and the messages
@@ -170,7 +170,7 @@ class Task(WireModel):
         "completed_at", "result", "parent_id", "tags", *_own_defaults,
     )
 
-    if TYPE_CHECKING:  # as before: callers may pass an unchecked `str | None`
+    if TYPE_CHECKING:  # for type checkers: callers may pass an unchecked `str | None`
         def __init__(self, description: str | None = None, **fields: Any) -> None: ...
 
     def __post_init__(self) -> None:

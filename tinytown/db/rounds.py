@@ -1,7 +1,7 @@
 """A round's Redis work in three steps, each one round trip or one transaction.
 
-A round used to read and write its records one at a time (about 27 round trips for a
-task). Here it makes five:
+Read and written one at a time, a task's records cost a round about 27 round trips;
+in these steps it makes five:
 
 - `begin`: one Lua call clears the wake flag, checks the stop flag and the agent's
   state, moves the inbox head into the in-flight list and reads the task it names.
