@@ -89,12 +89,8 @@ def wait(
     on_poll: Callable[[Task, float], None] | None = None,
     queue: bool = False,
 ) -> Task:
-    """Block until the task is completed, failed or cancelled; returns it.
-
-    An unfinished task whose agent is stopped, or errored with no automatic restart
-    coming (`restart = "never"`, a crash loop), runs only after `tt restart`:
-    refused at once (NotRunning) rather than waited on for the whole timeout, unless
-    `queue` (wait for the restart, up to `timeout`)."""
+    """`Town.wait_task`: the task once it is completed, failed or cancelled; NotRunning
+    at once for one that only a `tt restart` would run (the rule is told there)."""
     validate_timeout(timeout)
     found = resolve_task(town, ref)
     task_id = found.id
