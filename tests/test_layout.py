@@ -252,7 +252,8 @@ def test_no_two_modules_share_a_name_across_the_engine_layers() -> None:
     """One name, one module: `tinytown.db.hosts` next to `tinytown.ops.hosts` makes every
     reader (and every import) ask which one. The interfaces are named by topic and may
     share a topic with each other, but not with a module of the engine (core, system,
-    db, ops, worker, supervisor, host, agent_clis, mcp and the top level)."""
+    db, ops, worker, supervisor, host, agent_clis, mcp and the top level). Nor is an
+    engine module named like a package (`tinytown.mcp.http` beside `tinytown.http`)."""
     engine: dict[str, list[str]] = {}
     interface: dict[str, list[str]] = {}
     for module, path in MODULES.items():
@@ -262,5 +263,8 @@ def test_no_two_modules_share_a_name_across_the_engine_layers() -> None:
             path.stem, []).append(module)
     twice = {name: found for name, found in engine.items() if len(found) > 1}
     assert not twice, f"engine modules that share a name: {twice}"
+    packages = {p.parent.name for p in PACKAGE.rglob("__init__.py")}
+    like_a_package = {name: found for name, found in engine.items() if name in packages}
+    assert not like_a_package, f"engine modules named like a package: {like_a_package}"
     shared = {name: engine[name] + found for name, found in interface.items() if name in engine}
     assert not shared, f"interface modules named like an engine module: {shared}"

@@ -25,7 +25,7 @@ from tinytown.core.apikeys import Scope as KeyScope
 from tinytown.core.errors import TinytownError, one_line
 from tinytown.http.error_responses import error, status_of
 from tinytown.http.limits import MAX_BODY_BYTES
-from tinytown.mcp.http import HttpTools
+from tinytown.mcp.streamable_http import HttpTools
 from tinytown.mcp.tools import Caller
 from tinytown.ops.facade import Town
 

@@ -2,7 +2,7 @@
 speaks for.
 
 The same server runs over stdio (`tt mcp`, see `stdio.py`) and over streamable HTTP
-(`/mcp` under `tt serve`, see `http.py`). What differs is who calls: a `Caller` says
+(`/mcp` under `tt serve`, see `streamable_http.py`). What differs is who calls: a `Caller` says
 which agent "me" is (its inbox, its task, the sender of its messages) and what it may
 do (a scope: read < write < admin), and is worked out for each call by the transport's
 `identify`. Over HTTP every write tool is audited (`audit`), refused ones included.
