@@ -5,7 +5,7 @@
 
 The Celery app uses the very settings dict Tinytown's app starts from
 (tinytown.config.celery_settings) and the bench starts its workers with the same flags
-as tinytown.worker.app.run_worker, so the only difference measured is what Tinytown adds.
+as tinytown.worker.agent_worker.run_worker, so the only difference measured is what Tinytown adds.
 Its one task, `bench.run`, starts a subprocess (the argv it is given, the prompt on
 stdin) the plain way and then reports "done" on a Redis list.
 
@@ -49,10 +49,11 @@ def _r() -> Any:
 
 
 def worker_argv(python: str, queue: str, hostname: str, heartbeat: int, logfile: str) -> list[str]:
-    """A bare Celery worker with exactly the flags tinytown.worker.app.run_worker passes."""
+    """A bare Celery worker with exactly the flags that
+    tinytown.worker.agent_worker.run_worker passes."""
     from pathlib import Path
 
-    from tinytown.worker.app import worker_flags
+    from tinytown.worker.agent_worker import worker_flags
 
     return [python, "-m", "celery", "-A", "bench_baseline",
             *worker_flags([queue], hostname, heartbeat, Path(logfile))]

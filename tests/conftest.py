@@ -38,7 +38,7 @@ from tinytown.core.errors import TinytownError
 from tinytown.core.models import TaskState
 from tinytown.db.connection import TownRedis
 from tinytown.db.embedded import find_redis_server
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 from tinytown.worker.lifecycle import WorkerRuntime
 
 BIN = Path(sys.executable).parent

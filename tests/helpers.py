@@ -14,7 +14,7 @@ import redis
 
 from tests.conftest import RedisServer, Result, TownFixture, start_redis, stop_redis
 from tinytown.db.embedded import find_redis_server
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 
 @contextmanager

@@ -32,7 +32,7 @@ def test_embedded_town_end_to_end(tmp_path: Path) -> None:
         status = json.loads(tt("status", "--json", cwd=root).out)
         assert status["supervisor"].startswith("leader ")  # started on demand
         assert status["redis"] == f"unix://{root / '.tt' / 'redis.sock'}"
-        from tinytown.ops.town import Town
+        from tinytown.ops.facade import Town
 
         town = Town.connect(root)
         pids = [int(town.redis.hget(keys.runtime("e2e", a.id), "pid")) for a in town.list_agents()]

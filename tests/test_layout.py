@@ -19,6 +19,8 @@ The agent CLI modules (`tinytown/agent_clis/`) import nothing of the package but
 their interface (`agent_clis.base`) and the error tree, as a plug-in would, and write
 no files: what a CLI needs written (its MCP configuration) they return, and the worker
 writes it.
+No two engine modules share a name, and no module of the interfaces (`cli/`, `http/`,
+named by topic and mirroring each other) is named like an engine module.
 ruff's TID251 enforces the third-party part while editing; this test enforces all of it.
 """
 
@@ -30,7 +32,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tinytown"
-CONTROL_PLANE = {"tinytown.celery_app", "tinytown.ops.control"}
+CONTROL_PLANE = {"tinytown.celery_app", "tinytown.ops.control_plane"}
 
 LAYERS = ("core", "system", "agent_clis", "db", "ops", "worker", "supervisor", "host", "cli",
           "http", "mcp")
@@ -55,7 +57,8 @@ ALLOWED = {
 }
 WEB_STACK = {"fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client"}
 MCP_SDK = {"mcp", "mcp_types"}
-ENTRY_POINTS = {"tinytown.worker.app", "tinytown.supervisor.service", "tinytown.host.app"}
+ENTRY_POINTS = {"tinytown.worker.agent_worker", "tinytown.supervisor.service",
+                "tinytown.host.host_worker"}
 EXEMPT = {"tinytown.__main__"}  # the `tt` entry point: imports the CLI
 
 
@@ -112,10 +115,10 @@ def own_imports(module: str, type_only: bool = False) -> set[str]:
 def test_the_layout_is_read_as_it_should_be() -> None:
     assert layer("tinytown.db.store") == "db" and layer("tinytown.core.models") == "core"
     assert layer("tinytown.system.keeper") == "system" and layer("tinytown.celery_app") == "top"
-    assert "tinytown.db.store" in own_imports("tinytown.ops.town")
-    assert "tinytown.ops.hosts" in own_imports("tinytown.ops.control")  # function-local
-    assert "celery" not in imports("tinytown.ops.control")  # TYPE_CHECKING
-    assert "celery" in imports("tinytown.ops.control", type_only=True)
+    assert "tinytown.db.store" in own_imports("tinytown.ops.facade")
+    assert "tinytown.ops.hosting" in own_imports("tinytown.ops.control_plane")  # function-local
+    assert "celery" not in imports("tinytown.ops.control_plane")  # TYPE_CHECKING
+    assert "celery" in imports("tinytown.ops.control_plane", type_only=True)
 
 
 @pytest.mark.parametrize("module", sorted(set(MODULES) - EXEMPT))
@@ -189,6 +192,23 @@ def test_no_import_cycles() -> None:
             visit(module)
 
 
+CORE_NEVER = {"subprocess", "socket", "multiprocessing", "signal", "shutil"}
+PROCESS_CALLS = {"system", "popen", "fork", "kill", "execv", "execvp", "spawnv", "startfile"}
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if layer(m) == "core"))
+def test_core_starts_no_process_and_opens_no_socket(module: str) -> None:
+    """core/ is records, rules and configuration: whatever runs git, starts a process or
+    talks to a socket is in system/ (or above), so core can be used and tested as data."""
+    third_party = {m.split(".")[0] for m in imports(module)}
+    assert not third_party & CORE_NEVER, f"{module} imports {third_party & CORE_NEVER}"
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            if isinstance(owner, ast.Name) and owner.id == "os":
+                assert node.func.attr not in PROCESS_CALLS, f"{module} calls os.{node.func.attr}"
+
+
 AGENT_CLIS = sorted(m for m in MODULES if m.startswith("tinytown.agent_clis."))
 WRITES = {"write_text", "write_bytes", "mkdir", "symlink_to", "touch", "unlink", "chmod"}
 
@@ -211,8 +231,8 @@ def test_no_ops_module_imports_the_town_facade() -> None:
     """The ops modules take a `TownContext`; `Town` is a facade over them, and nothing
     of ops/ reaches back into it, not even for a type."""
     for module in MODULES:
-        if layer(module) == "ops" and module != "tinytown.ops.town":
-            assert "tinytown.ops.town" not in imports(module, type_only=True), module
+        if layer(module) == "ops" and module != "tinytown.ops.facade":
+            assert "tinytown.ops.facade" not in imports(module, type_only=True), module
 
 
 MAX_LINES = 500
@@ -223,3 +243,28 @@ def test_no_module_is_over_500_lines() -> None:
     name re-exporting what moved (as tinytown/core/models.py does)."""
     long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"over {MAX_LINES} lines: {long}"
+
+
+INTERFACES = ("cli", "http")  # named by topic (`tt tasks`, /v1/tasks): they may mirror each other
+
+
+def test_no_two_modules_share_a_name_across_the_engine_layers() -> None:
+    """One name, one module: `tinytown.db.hosts` next to `tinytown.ops.hosts` makes every
+    reader (and every import) ask which one. The interfaces are named by topic and may
+    share a topic with each other, but not with a module of the engine (core, system,
+    db, ops, worker, supervisor, host, agent_clis, mcp and the top level). Nor is an
+    engine module named like a package (`tinytown.mcp.http` beside `tinytown.http`)."""
+    engine: dict[str, list[str]] = {}
+    interface: dict[str, list[str]] = {}
+    for module, path in MODULES.items():
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        (interface if layer(module) in INTERFACES else engine).setdefault(
+            path.stem, []).append(module)
+    twice = {name: found for name, found in engine.items() if len(found) > 1}
+    assert not twice, f"engine modules that share a name: {twice}"
+    packages = {p.parent.name for p in PACKAGE.rglob("__init__.py")}
+    like_a_package = {name: found for name, found in engine.items() if name in packages}
+    assert not like_a_package, f"engine modules named like a package: {like_a_package}"
+    shared = {name: engine[name] + found for name, found in interface.items() if name in engine}
+    assert not shared, f"interface modules named like an engine module: {shared}"

@@ -21,7 +21,7 @@ from tinytown.core import urls
 from tinytown.core.errors import ConfigError
 from tinytown.core.models import TaskState
 from tinytown.db.embedded import EmbeddedRedis
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 
 def mode(path: Path) -> int:

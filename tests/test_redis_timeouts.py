@@ -19,7 +19,7 @@ from tests.conftest import RedisServer, start_redis, stop_redis, tt
 from tinytown import MessageType
 from tinytown.core.errors import RedisUnreachable
 from tinytown.db.connection import SOCKET_TIMEOUT
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 pytestmark = pytest.mark.timeout(90)
 BOUND = SOCKET_TIMEOUT + 3  # the read timeout, and slack for a loaded machine

@@ -16,9 +16,9 @@ import pytest
 from tests.conftest import InProcessWorker, TownFixture
 from tests.test_agent_clis import STRUCTURED
 from tinytown.core.models import TaskState, format_timestamp, utcnow
-from tinytown.core.usage import Usage
+from tinytown.core.usage_rules import Usage
 from tinytown.db import holds
-from tinytown.db import usage as round_usage
+from tinytown.db import usage_store as round_usage
 
 RETRIED = f"{sys.executable} {Path(__file__).parent / 'fake_retried.py'}"
 CLIS = STRUCTURED + f"""

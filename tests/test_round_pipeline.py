@@ -46,7 +46,7 @@ def _imports(path: Path) -> set[str]:
 def test_the_round_does_not_reach_back_into_the_lifecycle() -> None:
     importers = {p.stem for p in (PACKAGE / "worker").glob("*.py")
                  if "tinytown.worker.lifecycle" in _imports(p)}
-    assert importers == {"app"}
+    assert importers == {"agent_worker"}
 
 
 def test_no_worker_module_is_named_like_a_db_module() -> None:

@@ -90,7 +90,7 @@ def test_numbers_written_as_text_still_read(tmp_path: Path) -> None:
     assert s.agent.round_timeout_secs == 10.0 and s.flower.port == 8080
 
 
-@pytest.mark.parametrize("module", ["tinytown.cli.main", "tinytown.worker.app"])
+@pytest.mark.parametrize("module", ["tinytown.cli.main", "tinytown.worker.agent_worker"])
 def test_cli_and_worker_do_not_import_pydantic(module: str) -> None:
     # pydantic cost ~85 ms on every `tt` call and ~9 MiB in every worker
     code = f"import sys, {module}; print([m for m in sys.modules if m.startswith('pydantic')])"

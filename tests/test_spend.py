@@ -18,9 +18,9 @@ import pytest
 from tests.conftest import InProcessWorker, TownFixture
 from tests.test_agent_clis import STRUCTURED
 from tinytown.core.models import TaskState, format_timestamp, utcnow
-from tinytown.core.usage import Usage, budget_text, spend_text
+from tinytown.core.usage_rules import Usage, budget_text, cost_usd_text
 from tinytown.db import holds
-from tinytown.db import usage as round_usage
+from tinytown.db import usage_store as round_usage
 
 ROUND = Usage(input_tokens=12, cached_input_tokens=3, output_tokens=5, cost_usd=0.0012,
               rounds=1)
@@ -182,8 +182,8 @@ def test_a_budget_keeps_the_precision_it_was_given(
     $0.0020 of $0.00": a budget shows its own digits, a spend enough beside it."""
     assert budget_text(0.001) == "$0.001" and budget_text(5) == "$5.00"
     assert budget_text(12.5) == "$12.50" and budget_text(None) == "none"
-    assert spend_text(0.0012) == "$0.0012" and spend_text(0.000012) == "$0.000012"
-    assert spend_text(0.0012, 0.00001) == "$0.001200" and spend_text(3) == "$3.0000"
+    assert cost_usd_text(0.0012) == "$0.0012" and cost_usd_text(0.000012) == "$0.000012"
+    assert cost_usd_text(0.0012, 0.00001) == "$0.001200" and cost_usd_text(3) == "$3.0000"
     town_s.town.spawn_agent("b", cli="structured", start=False)
     worker = worker_in_process(town_s, "b")
     set_ = town_s.tt("budget", "set", "b", "0.001")

@@ -125,7 +125,7 @@ def test_inbox_priority_placement(town: TownFixture) -> None:
 _WRITER = """
 import os, sys
 from tinytown.core.models import AgentState
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 root, agent_id, index, rounds = sys.argv[1:]
 town = Town.connect(root)
@@ -145,7 +145,7 @@ for _ in range(int(rounds)):
 _FINISHER = """
 import os, sys
 from tinytown.core.errors import InvalidTransition
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 root, *task_ids = sys.argv[1:]
 town = Town.connect(root)

@@ -13,7 +13,8 @@ import pytest
 from tests.conftest import TownFixture
 from tinytown.core.models import Agent, AgentState
 from tinytown.core.placement import HostInfo
-from tinytown.db import fleet, hosts
+from tinytown.db import fleet
+from tinytown.db import host_store as hosts
 
 pytestmark = pytest.mark.timeout(60)
 TIMEOUT = 3.0

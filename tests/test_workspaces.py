@@ -227,7 +227,7 @@ def test_a_worker_on_another_host_works_in_its_own_clone_and_pushes(
 ) -> None:
     """"Host B": a folder with the same tinytown.toml and a clone of its own; `origin` is
     a bare repository both know."""
-    from tinytown.ops.town import Town
+    from tinytown.ops.facade import Town
 
     town = repo_town
     origin = tmp_path / "origin.git"

@@ -1,6 +1,6 @@
 """Tinytown: coordinate AI coding agents through Redis and Celery.
 
-    from tinytown import Town, Task, MessageType
+    from tinytown import Town, Task, MessageBody
     town = Town.connect(".")
     handle = town.spawn_agent("worker-1", "claude")
     handle.assign(Task("Build the API"))
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Town": "tinytown.ops.town",
+    "Town": "tinytown.ops.facade",
     "AgentHandle": "tinytown.ops.handles",
     "Channel": "tinytown.ops.handles",
     "Agent": "tinytown.core.models",
@@ -30,7 +30,8 @@ _EXPORTS = {
     "Plan": "tinytown.core.plans",
     "check_plan": "tinytown.core.plans",
     "Message": "tinytown.core.models",
-    "MessageType": "tinytown.core.models",
+    "MessageBody": "tinytown.core.models",
+    "MessageType": "tinytown.core.models",  # MessageBody's name in the spec
     "Priority": "tinytown.core.models",
     "AckKind": "tinytown.core.models",
     "Settings": "tinytown.core.settings",
@@ -60,6 +61,7 @@ __all__ = [
     "Channel",
     "InvalidTransition",
     "Message",
+    "MessageBody",
     "MessageTooLarge",
     "MessageType",
     "Mission",
@@ -107,6 +109,7 @@ if TYPE_CHECKING:
         AgentState,
         AgentType,
         Message,
+        MessageBody,
         MessageType,
         Mission,
         MissionState,
@@ -117,8 +120,8 @@ if TYPE_CHECKING:
     )
     from tinytown.core.plans import Plan, check_plan
     from tinytown.core.settings import Settings
+    from tinytown.ops.facade import Town
     from tinytown.ops.handles import AgentHandle, Channel
-    from tinytown.ops.town import Town
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,7 @@ global_keyprefix), and the control and event exchanges carry the town's name, so
 sharing one Redis never see each other's workers, commands, events or queues.
 
 The round tasks are not registered here: an agent worker registers them on its own
-app, bound to its runtime (`tinytown.worker.app`). Clients never need them: round
+app, bound to its runtime (`tinytown.worker.agent_worker`). Clients never need them: round
 jobs are written straight into the queue (`tinytown.db.wakeup`).
 """
 

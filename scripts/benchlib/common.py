@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tinytown.db import runtime
 
 if TYPE_CHECKING:
-    from tinytown.ops.town import Town
+    from tinytown.ops.facade import Town
 
 SCRIPTS = Path(__file__).resolve().parent.parent  # scripts/: bench_baseline.py lives here
 REPO = SCRIPTS.parent

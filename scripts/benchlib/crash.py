@@ -20,7 +20,7 @@ from tinytown.db import runtime
 from .common import log, median, wait_until, worker_pid
 
 if TYPE_CHECKING:
-    from tinytown.ops.town import Town
+    from tinytown.ops.facade import Town
 
     from .harness import Bench
 

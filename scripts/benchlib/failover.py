@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from tinytown.core.models import AgentState
 from tinytown.db import leader, runtime
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 from tinytown.system.processes import pid_alive
 
 from .common import HOST, log, median, wait_until

@@ -46,7 +46,7 @@ from .procs import CLK_TCK, cpu_ticks, tree, tree_mem_mib, with_keeper
 from .scale import start_supervisor
 
 if TYPE_CHECKING:
-    from tinytown.ops.town import Town
+    from tinytown.ops.facade import Town
 
     from .harness import Bench
 

@@ -24,7 +24,7 @@ import redis
 
 from tinytown.core.models import AgentState
 from tinytown.db.embedded import find_redis_server
-from tinytown.ops.town import AgentHandle, Town
+from tinytown.ops.facade import AgentHandle, Town
 
 from .common import HOST, SCRIPTS, log, wait_until
 from .procs import CLK_TCK, MARK_VAR, cpu_ticks, marked_pids, system_cpu, terminate

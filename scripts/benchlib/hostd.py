@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinytown.db import hosts, runtime
-from tinytown.ops.town import Town
+from tinytown.db import host_store, runtime
+from tinytown.ops.facade import Town
 from tinytown.system.processes import pid_alive
 
 from .common import log, user_env, wait_until
@@ -96,7 +96,7 @@ class Hosts:
         limit = self.town.settings.supervisor.heartbeat_timeout_secs
 
         def ready() -> bool:
-            known = {h.name: h for h in hosts.read_all(self.town.store)}
+            known = {h.name: h for h in host_store.read_all(self.town.store)}
             for name in names:
                 h = known.get(name)
                 proc = self.procs[name]

@@ -39,7 +39,7 @@ from tinytown.core.models import Agent, AgentState, utcnow
 from tinytown.db import leader, runtime, scripts, states
 from tinytown.db.fence import Fence
 from tinytown.db.wakeup import ROUND_TASK
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 from .common import HOST, log, median, pct, wait_until
 from .procs import CLK_TCK, cpu_ticks, marked_pids, terminate

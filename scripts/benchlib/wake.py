@@ -9,7 +9,7 @@ each sample is exact: time.time() just before `Town.assign` → the time the CLI
   (`spawn_agent(cold=True)`, placed on hA, no process), each woken once by a task;
   and one warm agent (idle) that takes one task per turn, as the dispatch phase does.
 - **local**: no host daemon: K cold agents woken the same way, whose worker the
-  client starts here, detached (`tinytown.ops.hosts.wake` → the launcher).
+  client starts here, detached (`tinytown.ops.hosting.wake` → the launcher).
 
 Each turn runs a hosted wake, a warm dispatch and a local wake, the order rotated.
 Each sample waits until its task is `completed` and its agent `idle`. For each wake,
@@ -32,7 +32,7 @@ from .procs import with_keeper
 from .scale import start_supervisor
 
 if TYPE_CHECKING:
-    from tinytown.ops.town import AgentHandle, Town
+    from tinytown.ops.facade import AgentHandle, Town
 
     from .harness import Bench
 

@@ -13,7 +13,7 @@ from tinytown.core import keys
 from tinytown.core.errors import DependencyCycle, InvalidTransition, TaskNotFound
 from tinytown.core.models import Task, TaskState
 from tinytown.db import dependencies, graph, rounds, tasks
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 
 def _snapshot(town: TownFixture) -> dict[str, Any]:

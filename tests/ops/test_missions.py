@@ -1,7 +1,7 @@
 """Missions at the record level: a plan's tasks created at once, released by the mission
 as their dependencies complete (at most `parallel` at a time, none over budget), its
 state, cancel, add-task. Tasks are ended by hand (`complete_task`): the same finish path
-a round's end takes (tinytown.db.tasks / tinytown.db.rounds call the same hook)."""
+a round's end takes (tinytown.db.task_writes / tinytown.db.rounds call the same hook)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.conftest import InProcessWorker, TownFixture
 from tinytown.core import keys
 from tinytown.core.errors import MissionNotFound, NameTaken, PlanInvalid, Refused, UsageError
 from tinytown.core.models import Mission, MissionState, Task, TaskState
-from tinytown.core.usage import Usage
+from tinytown.core.usage_rules import Usage
 
 PLAN = """
 name = "ignored"

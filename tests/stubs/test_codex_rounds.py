@@ -13,7 +13,7 @@ from tests.conftest import InProcessWorker, TownFixture
 from tests.stubs._base import Text, ToolCall
 from tests.stubs.openai import OpenAIStub, rate_limited
 from tests.stubs.test_presets import Preset, preset_town
-from tinytown.db import usage as round_usage
+from tinytown.db import usage_store as round_usage
 
 pytestmark = pytest.mark.realcli
 

@@ -19,7 +19,7 @@ from tests.conftest import InProcessWorker, TownFixture, wait_until
 from tests.stubs._base import ApiError, Text
 from tests.stubs.test_presets import Preset, preset_town
 from tinytown.core.models import TaskState, format_timestamp, utcnow
-from tinytown.db import usage as round_usage
+from tinytown.db import usage_store as round_usage
 
 pytestmark = pytest.mark.realcli
 CODEX_PRICES = "".join(f"[prices.{cli}]\ninput = 1.25\ncached_input = 0.125\noutput = 10\n"

@@ -3,7 +3,7 @@ tails (each bounded, all together bounded) and their branches."""
 
 from __future__ import annotations
 
-from tinytown.core.models import Agent, Message, MessageType, Task, TaskState
+from tinytown.core.models import Agent, Message, MessageBody, Task, TaskState
 from tinytown.worker.prompt import (
     DEPENDENCIES_CHARS,
     DEPENDENCY_CHARS,
@@ -20,7 +20,7 @@ def test_dependencies_results_and_branches_are_bounded() -> None:
     task = Task("join the parts", after=[d.id for d in deps])
     r = RoundInput(agent=agent, town="t", task=task, dependencies=deps,
                    actionable=Message(sender=agent.id, to=agent.id,
-                                      body=MessageType.task_assign(task.id)))
+                                      body=MessageBody.task_assign(task.id)))
     prompt = build_prompt(r)
     assert "## The tasks this one waited for" in prompt
     assert f"### Task {deps[0].id} (completed, by " in prompt and ": part 0\n" in prompt
@@ -37,5 +37,5 @@ def test_no_dependencies_no_section() -> None:
     task = Task("alone")
     r = RoundInput(agent=agent, town="t", task=task,
                    actionable=Message(sender=agent.id, to=agent.id,
-                                      body=MessageType.task_assign(task.id)))
+                                      body=MessageBody.task_assign(task.id)))
     assert "waited for" not in build_prompt(r)

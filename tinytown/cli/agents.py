@@ -23,7 +23,7 @@ from tinytown.core.errors import UsageError, WorkerError
 from tinytown.core.models import Agent
 
 if TYPE_CHECKING:
-    from tinytown.ops.town import Town
+    from tinytown.ops.facade import Town
 
 
 @click.command()
@@ -78,7 +78,7 @@ def spawn(
     emit(agent, as_json, f"spawned {agent.name} ({agent.display_nickname}) {agent.id}")
     if foreground:
         from tinytown.system.keeper import keep
-        from tinytown.worker.app import run_worker
+        from tinytown.worker.agent_worker import run_worker
 
         town.close()
         keep()  # this process becomes the worker's keeper; the worker goes on below
@@ -162,7 +162,7 @@ def show(obj: Context, agent: str, as_json: bool) -> None:
 def worker(obj: Context, agent: str, repo: str | None) -> None:
     """Run an existing agent's worker in the foreground (systemd, containers, other hosts)."""
     from tinytown.system.keeper import keep
-    from tinytown.worker.app import run_worker
+    from tinytown.worker.agent_worker import run_worker
 
     town = obj.town()
     if repo is not None:

@@ -18,7 +18,7 @@ from tinytown.core.models import utcnow, wire
 
 if TYPE_CHECKING:
     from tinytown.core.settings import Settings
-    from tinytown.ops.town import Town
+    from tinytown.ops.facade import Town
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +35,7 @@ class Context:
         (the data lives there, reads included) and says so on stderr, since it then
         keeps running; `note_start=False` for the commands that start or stop the town."""
         if self._town is None:
-            from tinytown.ops.town import Town
+            from tinytown.ops.facade import Town
 
             self._town = Town.from_settings(self.settings())
             if self._town.started_redis and note_start:

@@ -20,7 +20,7 @@ def doctor(obj: Context, as_json: bool) -> None:
     Outside a town only the CLIs are checked (before `tt init`): exit 0 when the
     default CLI is ready."""
     from tinytown.core.errors import TownNotFound
-    from tinytown.ops.doctor import diagnose, diagnose_clis
+    from tinytown.ops.checkup import diagnose, diagnose_clis
 
     try:
         settings = obj.settings()

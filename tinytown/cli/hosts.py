@@ -23,7 +23,7 @@ def host(ctx: click.Context, name: str | None, max_agents: int, labels: str) -> 
         return
     import socket
 
-    from tinytown.host.app import check_name, run_host
+    from tinytown.host.host_worker import check_name, run_host
 
     name = name or socket.gethostname()
     problem = check_name(name)

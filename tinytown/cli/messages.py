@@ -19,10 +19,10 @@ from tinytown.cli.common import (
     say,
 )
 from tinytown.core.errors import UsageError
-from tinytown.core.models import AckKind, Message, MessageBody, MessageType, Priority, Task
+from tinytown.core.models import AckKind, AnyBody, Message, MessageBody, Priority, Task
 
 
-def _ack(text: str) -> MessageBody:
+def _ack(text: str) -> AnyBody:
     kind, _, reason = text.partition(":")
     kind = kind.strip().lower()
     try:
@@ -32,7 +32,7 @@ def _ack(text: str) -> MessageBody:
             f"--ack takes one of {', '.join(k.value for k in AckKind)}"
             " (rejected may add ': reason')"
         ) from None
-    return MessageType.confirmation(ack, reason.strip() if ack == AckKind.REJECTED else None)
+    return MessageBody.confirmation(ack, reason.strip() if ack == AckKind.REJECTED else None)
 
 
 @click.command()
@@ -60,15 +60,15 @@ def send(
         raise UsageError("the message is empty")
     if urgent and priority and priority != "urgent":
         raise UsageError("--urgent contradicts --priority " + priority)
-    body: MessageBody
+    body: AnyBody
     if kind == "query":
-        body = MessageType.query(message)
+        body = MessageBody.query(message)
     elif kind == "info":
-        body = MessageType.informational(message)
+        body = MessageBody.informational(message)
     elif kind == "ack":
         body = _ack(message)
     else:
-        body = MessageType.task(message)
+        body = MessageBody.task(message)
     prio = Priority.URGENT if urgent else Priority(priority or "normal")
     sent = obj.town().channel.send(agent, body, priority=prio, sender=sender)
     emit(sent, as_json, f"sent {sent.type} {sent.id} ({prio.value})")
@@ -79,19 +79,19 @@ def _describe(m: Message, tasks: dict[str, Task]) -> str:
     from tinytown.core import models as mt
 
     b = m.body
-    if isinstance(b, mt.TaskDoneMsg):
+    if isinstance(b, mt.TaskDoneBody):
         return f"task {b.task_id[:8]} done: {b.result}"
-    if isinstance(b, mt.TaskFailedMsg):
+    if isinstance(b, mt.TaskFailedBody):
         return f"task {b.task_id[:8]} failed: {b.error}"
-    if isinstance(b, mt.TaskAssignMsg):
+    if isinstance(b, mt.TaskAssignBody):
         found = tasks.get(b.task_id)
         return f"task {b.task_id[:8]}: {found.description if found else '(no such task)'}"
-    if isinstance(b, mt.ConfirmationMsg):
+    if isinstance(b, mt.ConfirmationBody):
         reason = b.ack_type.reason if isinstance(b.ack_type.reason, str) else None
         return b.ack_type.type.value + (f": {reason}" if reason else "")
-    if isinstance(b, mt.StatusResponseMsg):
+    if isinstance(b, mt.StatusResponseBody):
         return b.state.value + (f", task {b.current_task[:8]}" if b.current_task else "")
-    if isinstance(b, mt.CustomMsg):
+    if isinstance(b, mt.CustomBody):
         return f"{b.kind}: {b.payload}"
     body = b.to_dict()
     body.pop("type", None)

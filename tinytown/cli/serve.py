@@ -3,7 +3,7 @@ its MCP tools over stdio.
 
 Only `tt serve` loads the web stack (FastAPI, pydantic, uvicorn, prometheus-client) and
 only `tt serve` and `tt mcp` the MCP SDK, inside the command: `tt auth` and every other
-command stay as quick as before.
+command do not pay for them.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from tinytown.core.errors import UsageError
 from tinytown.core.models import Priority, Task, TaskState
 
 if TYPE_CHECKING:
-    from tinytown.ops.town import Town
+    from tinytown.ops.facade import Town
 
 
 @click.command()

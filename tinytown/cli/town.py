@@ -21,7 +21,7 @@ from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, say
 def init(obj: Context, name: str | None, join: bool, nested: bool) -> None:
     """Create tinytown.toml and .tt/ here, and start the town's Redis."""
     from tinytown.core.urls import redact, redis_url
-    from tinytown.ops.town import Town
+    from tinytown.ops.facade import Town
 
     town = Town.init(obj.town_path or ".", name=name, join=join, nested=nested)
     say(f"town {town.name!r} ready in {town.settings.root}")

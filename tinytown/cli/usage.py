@@ -10,7 +10,7 @@ from tinytown.cli.common import Context, emit, emit_json, json_option, pass_ctx,
 from tinytown.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from tinytown.ops.spending import Keep
+    from tinytown.ops.usage_budgets import Keep
 
 
 @click.command()
@@ -48,7 +48,7 @@ def budget() -> None:
 @json_option
 @pass_ctx
 def budget_show(obj: Context, as_json: bool) -> None:
-    """The town's and each agent's budget and spend."""
+    """The town's and each agent's budget and usage."""
     status = obj.town().budgets()
     if as_json:
         emit_json(status)
@@ -64,15 +64,15 @@ def budget_show(obj: Context, as_json: bool) -> None:
 
 def _spent(cost: str, usd: float, cap: float | None) -> str:
     """The cost as `Usage.cost_text` says it, with the digits its budget needs."""
-    from tinytown.core.usage import spend_text
+    from tinytown.core.usage_rules import cost_usd_text
 
     if cost == "unknown":
         return cost
-    return spend_text(usd, cap) + ("+?" if cost.endswith("+?") else "")
+    return cost_usd_text(usd, cap) + ("+?" if cost.endswith("+?") else "")
 
 
 def _caps(doc: dict[str, Any]) -> str:
-    from tinytown.core.usage import budget_text
+    from tinytown.core.usage_rules import budget_text
 
     if doc.get("budget_tokens") is None:
         return budget_text(doc["budget_usd"])
@@ -81,7 +81,7 @@ def _caps(doc: dict[str, Any]) -> str:
 
 
 def _tokens(value: str | None) -> int | None | Keep:
-    from tinytown.ops.spending import KEEP
+    from tinytown.ops.usage_budgets import KEEP
 
     if value is None:
         return KEEP
@@ -102,9 +102,9 @@ def _tokens(value: str | None) -> int | None | Keep:
 @pass_ctx
 def budget_set(obj: Context, target: str, usd: str | None, tokens: str | None,
                as_json: bool) -> None:
-    """Cap an agent's spend (or the town's: `town`), in USD and/or tokens; `none`
+    """Cap an agent's cost (or the town's: `town`), in USD and/or tokens; `none`
     removes a cap. A held agent carries on after `tt resume`."""
-    from tinytown.ops.spending import KEEP
+    from tinytown.ops.usage_budgets import KEEP
 
     amount: float | None | Keep = KEEP
     if usd is None and tokens is None:

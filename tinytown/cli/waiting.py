@@ -18,7 +18,7 @@ from tinytown.core.errors import TinytownError
 from tinytown.core.models import Task, TaskState
 
 if TYPE_CHECKING:
-    from tinytown.ops.town import Town
+    from tinytown.ops.facade import Town
 
 EXIT_INTERRUPTED = 130
 

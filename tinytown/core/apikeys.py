@@ -42,7 +42,7 @@ class ApiKey(msgspec.Struct, kw_only=True):
     name: str
     scope: Scope
     created_at: datetime = msgspec.field(default_factory=utcnow)
-    last_used_at: datetime | None = None  # kept apart (see db/apikeys.py), to the minute
+    last_used_at: datetime | None = None  # kept apart (see db/apikey_store.py), to the minute
 
     def require(self, needed: Scope) -> None:
         """NotPermitted unless this key's scope allows what `needed` allows."""

@@ -1,9 +1,9 @@
 """The records' enumerations: agent and task states, agent types, spawn modes, session
 policies and message priorities.
 
-Their own module so that the records (tinytown/core/models.py) and the message types
-(tinytown/core/message_types.py) share them without importing each other; import them from
-tinytown.core.models as before.
+Their own module so that the records (tinytown/core/models.py) and the message bodies
+(tinytown/core/message_bodies.py) share them without importing each other;
+tinytown.core.models re-exports them.
 """
 
 from __future__ import annotations

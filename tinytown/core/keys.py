@@ -185,7 +185,7 @@ def hosts(town: str) -> str:
 
 
 def host(town: str, name: str) -> str:
-    """One host daemon's registration and heartbeat (`tinytown.db.hosts`)."""
+    """One host daemon's registration and heartbeat (`tinytown.db.host_store`)."""
     return f"tt:{town}:host:{name}"
 
 
@@ -251,7 +251,7 @@ def legacy_to_town(town: str, legacy_key: str) -> str:
     return f"tt:{town}:{kind}:{ident}"
 
 
-# --- `tt serve`: API keys (written by tinytown/db/apikeys.py) ---------------------------
+# --- `tt serve`: API keys (written by tinytown/db/apikey_store.py) ---------------------------
 
 
 def api_keys(town: str) -> str:

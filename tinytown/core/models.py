@@ -1,11 +1,11 @@
 """Agent and Task, serialized exactly as shared/wire-format.md says; and, re-exported,
 every record name Tinytown has, so `from tinytown.core.models import X` works for them all.
 
-msgspec structs: importing them costs a few milliseconds, where pydantic cost ~85 ms
+msgspec structs: importing them costs a few milliseconds, where pydantic would cost ~85 ms
 on every `tt` call. Records keep the fields they do not know in ``extra`` so that a
 read-modify-write by this version never drops what a newer writer added. The shared
 base (tinytown/core/records.py), the enums (tinytown/core/enums.py) and the messages
-(tinytown/core/message_types.py) live in modules of their own to keep each one small.
+(tinytown/core/message_bodies.py) live in modules of their own to keep each one small.
 """
 
 from __future__ import annotations
@@ -26,33 +26,34 @@ from tinytown.core.enums import SessionPolicy as SessionPolicy
 from tinytown.core.enums import SpawnMode as SpawnMode
 from tinytown.core.enums import TaskState as TaskState
 from tinytown.core.errors import InvalidRecord, UsageError
-from tinytown.core.message_types import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
-from tinytown.core.message_types import NEEDS_CLI as NEEDS_CLI
-from tinytown.core.message_types import Ack as Ack
-from tinytown.core.message_types import AckKind as AckKind
-from tinytown.core.message_types import ConfirmationMsg as ConfirmationMsg
-from tinytown.core.message_types import CustomMsg as CustomMsg
-from tinytown.core.message_types import InformationalMsg as InformationalMsg
-from tinytown.core.message_types import Message as Message
-from tinytown.core.message_types import MessageBody as MessageBody
-from tinytown.core.message_types import MessageType as MessageType
-from tinytown.core.message_types import PingMsg as PingMsg
-from tinytown.core.message_types import PongMsg as PongMsg
-from tinytown.core.message_types import QueryMsg as QueryMsg
-from tinytown.core.message_types import ShutdownMsg as ShutdownMsg
-from tinytown.core.message_types import StatusRequestMsg as StatusRequestMsg
-from tinytown.core.message_types import StatusResponseMsg as StatusResponseMsg
-from tinytown.core.message_types import TaskAssignMsg as TaskAssignMsg
-from tinytown.core.message_types import TaskDoneMsg as TaskDoneMsg
-from tinytown.core.message_types import TaskFailedMsg as TaskFailedMsg
-from tinytown.core.message_types import TaskMsg as TaskMsg
+from tinytown.core.message_bodies import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from tinytown.core.message_bodies import NEEDS_CLI as NEEDS_CLI
+from tinytown.core.message_bodies import Ack as Ack
+from tinytown.core.message_bodies import AckKind as AckKind
+from tinytown.core.message_bodies import AnyBody as AnyBody
+from tinytown.core.message_bodies import ConfirmationBody as ConfirmationBody
+from tinytown.core.message_bodies import CustomBody as CustomBody
+from tinytown.core.message_bodies import InformationalBody as InformationalBody
+from tinytown.core.message_bodies import Message as Message
+from tinytown.core.message_bodies import MessageBody as MessageBody
+from tinytown.core.message_bodies import MessageType as MessageType
+from tinytown.core.message_bodies import PingBody as PingBody
+from tinytown.core.message_bodies import PongBody as PongBody
+from tinytown.core.message_bodies import QueryBody as QueryBody
+from tinytown.core.message_bodies import ShutdownBody as ShutdownBody
+from tinytown.core.message_bodies import StatusRequestBody as StatusRequestBody
+from tinytown.core.message_bodies import StatusResponseBody as StatusResponseBody
+from tinytown.core.message_bodies import TaskAssignBody as TaskAssignBody
+from tinytown.core.message_bodies import TaskBody as TaskBody
+from tinytown.core.message_bodies import TaskDoneBody as TaskDoneBody
+from tinytown.core.message_bodies import TaskFailedBody as TaskFailedBody
 from tinytown.core.records import WireModel as WireModel
 from tinytown.core.records import _reading
 from tinytown.core.records import format_timestamp as format_timestamp
 from tinytown.core.records import new_id as new_id
 from tinytown.core.records import utcnow as utcnow
 from tinytown.core.records import wire as wire
-from tinytown.core.usage import Usage
+from tinytown.core.usage_rules import Usage
 
 Count = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -180,7 +181,7 @@ class Task(WireModel):
         "completed_at", "result", "parent_id", "tags", *_own_defaults,
     )
 
-    if TYPE_CHECKING:  # as before: callers may pass an unchecked `str | None`
+    if TYPE_CHECKING:  # for type checkers: callers may pass an unchecked `str | None`
         def __init__(self, description: str | None = None, **fields: Any) -> None: ...
 
     def __post_init__(self) -> None:

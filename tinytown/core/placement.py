@@ -1,6 +1,6 @@
 """Where an agent runs: host daemons as plain data, the choice of a host for an agent,
 and when a crashed agent is restarted. Pure: the records are read and written in
-`tinytown.db.hosts`; the daemon itself is `tinytown.host`.
+`tinytown.db.host_store`; the daemon itself is `tinytown.host`.
 
 A host is *live* while its beat is within the heartbeat timeout; a live host that is
 *draining* keeps the agents it runs until they are moved, and takes no new ones. Its
@@ -17,8 +17,7 @@ import msgspec
 
 from tinytown.core.models import Agent, AgentState
 
-S = AgentState
-_NO_PROCESS = frozenset({S.COLD, S.STOPPED})
+_NO_PROCESS = frozenset({AgentState.COLD, AgentState.STOPPED})
 
 
 class HostInfo(msgspec.Struct, kw_only=True):

@@ -1,10 +1,10 @@
 """The machinery every stored record shares: ids, UTC times, and `WireModel`, a record
 serialized exactly as shared/wire-format.md says, keeping the fields it does not know.
 
-Split out of tinytown/core/models.py (which re-exports these names) so that the records
-there and the message types in tinytown/core/message_types.py build on one base without
+A module of its own (tinytown/core/models.py re-exports these names) so that the records
+there and the message bodies in tinytown/core/message_bodies.py build on one base without
 importing each other. msgspec structs: importing them costs a few milliseconds, where
-pydantic cost ~85 ms on every `tt` call.
+pydantic would cost ~85 ms on every `tt` call.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -237,25 +236,6 @@ def find_root(start: Path) -> Path:
         if (folder / CONFIG_FILE).is_file():
             return folder
     raise TownNotFound(f"not inside a town (no {CONFIG_FILE} in {start} or above); run `tt init`")
-
-
-def default_town_name(folder: Path) -> str:
-    """<repo>-<branch> inside a git work tree, else the folder's name; made valid."""
-    name = folder.resolve().name
-    try:
-        top = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
-            cwd=folder, capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()
-        branch = subprocess.run(
-            ["git", "symbolic-ref", "--short", "-q", "HEAD"],
-            cwd=folder, capture_output=True, text=True, timeout=5,
-        ).stdout.strip()
-        name = f"{Path(top).name}-{branch}" if branch else Path(top).name
-    except (OSError, subprocess.SubprocessError):
-        pass
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")[:64]
-    return cleaned or "town"
 
 
 def config_template(name: str) -> str:

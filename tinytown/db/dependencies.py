@@ -21,7 +21,7 @@ from tinytown.core.roles import roles_of
 from tinytown.core.settings import Settings
 from tinytown.db import fleet, graph
 from tinytown.db.store import Store, log
-from tinytown.db.tasks import ensure_inboxes, queue_dispatch
+from tinytown.db.task_writes import ensure_inboxes, queue_dispatch
 
 
 def submit(store: Store, task: Task, after: list[str]) -> bool:

@@ -17,13 +17,12 @@ from redis.client import Pipeline
 
 from tinytown.core import keys, placement
 from tinytown.core.errors import InvalidTransition
-from tinytown.core.models import Agent, AgentState, Message, MessageType, SpawnMode, utcnow
+from tinytown.core.models import Agent, AgentState, Message, MessageBody, SpawnMode, utcnow
 from tinytown.core.settings import AgentSettings
-from tinytown.db import hosts, recovery, runtime, states
+from tinytown.db import host_store, requeue, runtime, states
 from tinytown.db.connection import texts
 from tinytown.db.store import Store
 
-S = AgentState
 log = logging.getLogger("tinytown.fleet")
 
 
@@ -32,7 +31,7 @@ def prepare_restart(store: Store, agent_id: str, reason: str,
                     also: Callable[[Pipeline, Agent], None] | None = None) -> Agent:
     """A stopped, cold or errored agent goes back to `starting` (spawn mode resumed),
     its old processes on this host ended and forgotten; the caller starts its worker."""
-    recovery.kill_local_processes(store, agent_id)  # a worker marked error may still run
+    requeue.kill_local_processes(store, agent_id)  # a worker marked error may still run
     store.clear_stop(agent_id)
     runtime.forget_processes(store, agent_id)
 
@@ -43,7 +42,7 @@ def prepare_restart(store: Store, agent_id: str, reason: str,
         if change is not None:
             change(a)
 
-    return states.transition(store, agent_id, S.STARTING, reason=reason, change=resumed,
+    return states.transition(store, agent_id, AgentState.STARTING, reason=reason, change=resumed,
                              also=also)
 
 
@@ -98,7 +97,7 @@ def heal(store: Store, cfg: AgentSettings, agent: Agent, due: dict[str, float], 
         return None
     del due[agent.id]
     current = store.get_agent(agent.id)  # the pass's record may be stale: a restart by
-    if current is None or current.state != S.ERROR:  # hand must not lose its new worker
+    if current is None or current.state != AgentState.ERROR:  # hand must not lose its new worker
         return None
     try:
         back = restarted(store, agent, host, attempt, delay, crashed, by=by)
@@ -117,7 +116,7 @@ def halt(store: Store, agent: Agent, why: str) -> Agent:
     def tell(pipe: Pipeline, a: Agent) -> None:
         store.add_event("crash_loop", a.id, pipe=pipe, name=a.name, reason=why)
         store.push_message(Message(sender=a.id, to=keys.SUPERVISOR_ID,
-                                   body=MessageType.informational(
+                                   body=MessageBody.informational(
                                        f"{a.name} is not restarted again: {why}"
                                        f" (`tt restart {a.name}` tries again)")), pipe)
 
@@ -133,8 +132,8 @@ def wake(store: Store, agent_id: str, reason: str, host: str | None = None) -> A
         a.spawn_mode = SpawnMode.RESUMED
 
     try:
-        return states.transition(store, agent_id, S.STARTING, expect=(S.COLD,), reason=reason,
-                                 change=place)
+        return states.transition(store, agent_id, AgentState.STARTING,
+                                 expect=(AgentState.COLD,), reason=reason, change=place)
     except InvalidTransition:
         return None
 
@@ -143,7 +142,7 @@ def host_for(store: Store, agent: Agent, timeout: float) -> str | None:
     """The host an agent should start on now: its own while it is live, not draining
     and has its CLI, else the best other live one (`placement.choose`); None when no
     live host can run it (it then starts where the caller is)."""
-    known = [h for h in hosts.read_all(store) if h.live(timeout)]
+    known = [h for h in host_store.read_all(store) if h.live(timeout)]
     if not known:
         return None  # no host daemon: not worth reading the agents
     mine = next((h for h in known if h.name == agent.host), None)
@@ -169,7 +168,7 @@ def wake_cold(store: Store, agent: Agent, reason: str, timeout: float,
     if woken is None:
         return None
     if target is not None:
-        hosts.nudge(store.r, store.town, target)
+        host_store.nudge(store.r, store.town, target)
         return woken
     if woken.host is not None:
         move(store, agent.id, woken.host, None)

@@ -17,19 +17,17 @@ from redis.client import Pipeline
 
 from tinytown.core import keys
 from tinytown.core.errors import TinytownError
-from tinytown.core.models import Agent, AgentState, Message, MessageType, Task, TaskState, utcnow
-from tinytown.core.usage import Usage
-from tinytown.db import runtime, states
-from tinytown.db import usage as round_usage
+from tinytown.core.models import Agent, AgentState, Message, MessageBody, Task, TaskState, utcnow
+from tinytown.core.usage_rules import Usage
+from tinytown.db import runtime, states, usage_store
 from tinytown.db.connection import text, texts
 from tinytown.db.fence import Fence, watching
 from tinytown.db.rounds import return_inflight
 from tinytown.db.store import Store
-from tinytown.db.tasks import back_to_assigned
+from tinytown.db.task_writes import back_to_assigned
 from tinytown.db.wakeup import enqueue_round
 
-S = AgentState
-HOLDABLE = (S.IDLE, S.STARTING, S.WORKING)
+HOLDABLE = (AgentState.IDLE, AgentState.STARTING, AgentState.WORKING)
 
 
 def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
@@ -53,7 +51,7 @@ def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
         raw_task = raws[1] if task_id else None
         if agent is None or agent.state not in HOLDABLE:
             return False
-        old = states.step(agent, S.PAUSED)
+        old = states.step(agent, AgentState.PAUSED)
         agent.hold, agent.resume_at, agent.current_task = reason, resume_at, None
         task = Task.from_json(raw_task) if raw_task else None
         if session_usage is not None:
@@ -69,7 +67,7 @@ def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
             task.updated_at = utcnow()
             store.put_task(task, pipe)
         if used is not None:
-            round_usage.queue_round(store, pipe, agent, task, number, used)
+            usage_store.queue_round(store, pipe, agent, task, number, used)
         pipe.set(agent_key, agent.to_json())
         states.record(store, pipe, agent, old, reason)
         return_inflight(pipe, store.town, agent_id)
@@ -77,7 +75,7 @@ def hold(store: Store, agent_id: str, reason: str, task_id: str | None = None,
         if resume_at is not None:
             pipe.zadd(keys.holds(store.town), {agent_id: resume_at.timestamp()})
         store.push_message(Message(sender=agent_id, to=keys.SUPERVISOR_ID,
-                                   body=MessageType.informational(
+                                   body=MessageBody.informational(
                                        f"{agent.name} is paused: {reason}")), pipe)
         return True
 
@@ -101,7 +99,7 @@ def release_due(store: Store, now: datetime) -> list[str]:
     released = []
     for agent_id in due:
         try:
-            states.transition(store, agent_id, S.IDLE, expect=(S.PAUSED,),
+            states.transition(store, agent_id, AgentState.IDLE, expect=(AgentState.PAUSED,),
                               reason="usage limit reset", change=clear,
                               also=lambda pipe, a: forget(store, pipe, a.id))
         except TinytownError:  # resumed, closed or pruned meanwhile

@@ -2,8 +2,8 @@
 (waiting or not) and counted; what does not parse goes to the dead letters.
 
 A mixin of `Store` (tinytown/db/store.py), which it keeps under 500 lines: call these
-as `store.push_message(...)` and so on, as before. Delivering a message with its
-wake-up is db/messages.py's `deliver`.
+as `store.push_message(...)` and so on. Delivering a message with its
+wake-up is db/delivery.py's `deliver`.
 """
 
 from __future__ import annotations

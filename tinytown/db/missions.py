@@ -6,12 +6,12 @@ A mission's tasks are written `blocked` (the mission holds them); the dispatcher
 `parallel` of them assigned or running at once, and none once the tasks' cost reaches
 the budget. It runs in the same transaction as every change that can free a task: the
 mission's creation, a task of it finishing (a round's end, `tt task complete/fail/
-cancel`: tinytown.db.tasks and tinytown.db.rounds call `watch` and `queue_advance`),
+cancel`: tinytown.db.task_writes and tinytown.db.rounds call `watch` and `queue_advance`),
 a task added, or a look at the mission. Each of those writes the mission's key, which
 each WATCHes: two tasks finishing at once are serialised, and a task is released
 exactly once (the release and the `blocked` -> `assigned` move commit together).
 
-Dispatching a task (its assignment or its role's queue) is tinytown.db.tasks' write;
+Dispatching a task (its assignment or its role's queue) is tinytown.db.task_writes' write;
 it is passed in as `dispatch`, so this module does not import that one (which imports
 this one for its hooks).
 """
@@ -29,7 +29,7 @@ from tinytown.core.models import Mission, MissionState, Task, TaskState, utcnow
 from tinytown.db.connection import text, texts
 from tinytown.db.store import Store, log
 
-Dispatch = Callable[[Store, Pipeline, Task], None]  # tinytown.db.tasks.queue_dispatch
+Dispatch = Callable[[Store, Pipeline, Task], None]  # tinytown.db.task_writes.queue_dispatch
 ACTIVE = (TaskState.PENDING, TaskState.ASSIGNED, TaskState.RUNNING)  # released, not ended
 OVER_BUDGET = "over budget"
 

@@ -1,7 +1,7 @@
 """A round's Redis work in three steps, each one round trip or one transaction.
 
-A round used to read and write its records one at a time (about 27 round trips for a
-task). Here it makes five:
+Read and written one at a time, a task's records cost a round about 27 round trips;
+in these steps it makes five:
 
 - `begin`: one Lua call clears the wake flag, checks the stop flag and the agent's
   state, moves the inbox head into the in-flight list and reads the task it names.
@@ -36,18 +36,17 @@ from tinytown.core.models import (
     Agent,
     AgentState,
     Message,
-    MessageType,
+    MessageBody,
     Task,
     TaskState,
     utcnow,
 )
-from tinytown.core.usage import Usage
-from tinytown.db import graph, missions, runtime, scripts, states
-from tinytown.db import usage as round_usage
+from tinytown.core.usage_rules import Usage
+from tinytown.db import graph, missions, runtime, scripts, states, usage_store
 from tinytown.db.connection import text
 from tinytown.db.fence import Fence, check, token, watching
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
-from tinytown.db.tasks import back_to_assigned, ensure_inboxes, mark_finished, queue_dispatch
+from tinytown.db.task_writes import back_to_assigned, ensure_inboxes, mark_finished, queue_dispatch
 from tinytown.db.wakeup import enqueue_round
 
 
@@ -268,8 +267,8 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
                 released[:] = dispatched
             _report(store, pipe, agent_id, task, outcome.error)
         if outcome.usage is not None:
-            round_usage.queue_round(store, pipe, agent, task, outcome.number, outcome.usage)
-        round_usage.queue_timing(store, pipe, outcome.secs, outcome.ok)
+            usage_store.queue_round(store, pipe, agent, task, outcome.number, outcome.usage)
+        usage_store.queue_timing(store, pipe, outcome.secs, outcome.ok)
         pipe.set(agent_key, agent.to_json())
         states.record(store, pipe, agent, old, f"round {outcome.number} done")
         if outcome.reply is not None:
@@ -321,9 +320,9 @@ def _round_done(agent: Agent, task: Task | None, outcome: Outcome) -> None:
 def _report(store: Store, pipe: Pipeline, agent_id: str, task: Task, error: str) -> None:
     """A finished task's report to the supervisor mailbox (none if it was cancelled)."""
     if task.state == TaskState.COMPLETED:
-        body: Any = MessageType.task_done(task.id, task.result or "")
+        body: Any = MessageBody.task_done(task.id, task.result or "")
     elif task.state == TaskState.FAILED:
-        body = MessageType.task_failed(task.id, task.result or error)
+        body = MessageBody.task_failed(task.id, task.result or error)
     else:
         return
     store.push_message(Message(sender=agent_id, to=keys.SUPERVISOR_ID, body=body), pipe)

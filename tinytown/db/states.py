@@ -14,20 +14,25 @@ from tinytown.core.models import Agent, AgentState, utcnow
 from tinytown.db.fence import Fence
 from tinytown.db.store import Store
 
-S = AgentState
-_LIVE = {S.STARTING, S.IDLE, S.WORKING, S.PAUSED, S.DRAINING}
+_LIVE = {AgentState.STARTING, AgentState.IDLE, AgentState.WORKING, AgentState.PAUSED,
+         AgentState.DRAINING}
 
 # From the spec's diagram, plus what a real process needs: any live state can fail
 # (error) or be killed (stopped), and a terminal agent can be restarted (starting).
 ALLOWED: dict[AgentState, frozenset[AgentState]] = {
-    S.STARTING: frozenset({S.IDLE, S.PAUSED, S.DRAINING, S.STOPPED, S.ERROR}),
-    S.IDLE: frozenset({S.WORKING, S.PAUSED, S.DRAINING, S.STOPPED, S.ERROR}),
-    S.WORKING: frozenset({S.IDLE, S.PAUSED, S.DRAINING, S.STOPPED, S.ERROR}),
-    S.PAUSED: frozenset({S.IDLE, S.DRAINING, S.STOPPED, S.ERROR}),
-    S.DRAINING: frozenset({S.COLD, S.STOPPED, S.ERROR}),
-    S.COLD: frozenset({S.STARTING}),
-    S.STOPPED: frozenset({S.STARTING}),
-    S.ERROR: frozenset({S.STARTING, S.IDLE}),  # idle: its worker came back after all
+    AgentState.STARTING: frozenset({AgentState.IDLE, AgentState.PAUSED, AgentState.DRAINING,
+                                    AgentState.STOPPED, AgentState.ERROR}),
+    AgentState.IDLE: frozenset({AgentState.WORKING, AgentState.PAUSED, AgentState.DRAINING,
+                                AgentState.STOPPED, AgentState.ERROR}),
+    AgentState.WORKING: frozenset({AgentState.IDLE, AgentState.PAUSED, AgentState.DRAINING,
+                                   AgentState.STOPPED, AgentState.ERROR}),
+    AgentState.PAUSED: frozenset({AgentState.IDLE, AgentState.DRAINING, AgentState.STOPPED,
+                                  AgentState.ERROR}),
+    AgentState.DRAINING: frozenset({AgentState.COLD, AgentState.STOPPED, AgentState.ERROR}),
+    AgentState.COLD: frozenset({AgentState.STARTING}),
+    AgentState.STOPPED: frozenset({AgentState.STARTING}),
+    # idle: its worker came back after all
+    AgentState.ERROR: frozenset({AgentState.STARTING, AgentState.IDLE}),
 }
 
 

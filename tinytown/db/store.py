@@ -1,7 +1,7 @@
 """All Redis access for a town's records, inboxes, tasks and events.
 
 The inbox methods live in db/inboxes.py, a mixin of `Store` that keeps this module
-under 500 lines; `store.push_message(...)` and the rest work as before.
+under 500 lines; `store.push_message(...)` and the rest are methods of `Store` all the same.
 
 The client is passed in (never a module global). Writers take an optional pipeline so
 callers can batch several writes into one atomic MULTI. Read-modify-write of a record

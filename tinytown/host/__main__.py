@@ -1,5 +1,5 @@
 """`python -m tinytown.host --town ROOT [--name N] [--max-agents N] [--labels a,b]`."""
 
-from tinytown.host.app import main
+from tinytown.host.host_worker import main
 
 main()

@@ -31,28 +31,29 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from tinytown.agent_clis import registry
 from tinytown.core import placement
 from tinytown.core.errors import HostNameTaken, InvalidTransition, TinytownError
 from tinytown.core.models import Agent, AgentState, AgentType
-from tinytown.core.presets import PRESETS, resolve_cli
+from tinytown.core.presets import resolve_cli
 from tinytown.core.settings import Settings
-from tinytown.db import fleet, hosts, leader, recovery, runtime, states
+from tinytown.db import fleet, host_store, leader, requeue, runtime, states
 from tinytown.db.connection import connect
 from tinytown.db.store import Store
 from tinytown.system.launching import child, detached, supervisor_argv, worker_argv
 from tinytown.system.processes import pid_alive
 
 log = logging.getLogger("tinytown.host")
-S = AgentState
-_SERVING = (S.STARTING, S.IDLE, S.WORKING, S.PAUSED)
+_SERVING = (AgentState.STARTING, AgentState.IDLE, AgentState.WORKING, AgentState.PAUSED)
 
 
 def installed_clis(settings: Settings) -> tuple[list[str], list[str]]:
-    """The agent CLIs (presets and `[agent_clis]` entries) whose program is on PATH
-    here, and those whose program is not."""
+    """The agent CLIs (every CLI's presets, plug-ins' included, and `[agent_clis]`
+    entries) whose program is on PATH here, and those whose program is not."""
+    presets = {name for known in registry.everything() for name in known.cli.presets}
     found: list[str] = []
     lacking: list[str] = []
-    for name in sorted({*PRESETS, *settings.agent_clis}):
+    for name in sorted({*presets, *settings.agent_clis}):
         try:
             command = resolve_cli(settings, name)
         except TinytownError:
@@ -91,7 +92,7 @@ class HostDaemon:
     def claim(self) -> None:
         """Register at start; refused (HostNameTaken) while a live daemon elsewhere, or
         another process here, holds the name."""
-        other = hosts.read(self.store, self.name)
+        other = host_store.read(self.store, self.name)
         if other is not None and other.live(self.timeout) and (
                 other.machine != self.machine or pid_alive(other.pid)):
             raise HostNameTaken(f"host {self.name!r} runs on {other.machine} (pid {other.pid}):"
@@ -104,7 +105,7 @@ class HostDaemon:
     def register(self) -> None:
         now = time.time()
         clis, lacks = installed_clis(self.settings)
-        hosts.register(self.store, placement.HostInfo(
+        host_store.register(self.store, placement.HostInfo(
             name=self.name, machine=self.machine, pid=os.getpid(), max_agents=self.max_agents,
             labels=self.labels, clis=clis, lacks=lacks, started=now, beat=now))
         self._ensure_supervisor()
@@ -135,7 +136,7 @@ class HostDaemon:
     # --- one pass ---------------------------------------------------------------------
 
     def tick(self) -> None:
-        known = hosts.read_all(self.store)
+        known = host_store.read_all(self.store)
         me = next((h for h in known if h.name == self.name), None)
         if me is not None and not self._mine(me):  # it froze, was taken for gone, replaced
             log.error("host %s: another daemon (pid %d on %s) took the name over: stopping",
@@ -146,14 +147,14 @@ class HostDaemon:
             return
         if me is None:
             self.register()  # its record was lost (a Redis restart, `tt reset`)
-            known = hosts.read_all(self.store)
+            known = host_store.read_all(self.store)
         else:
-            hosts.beat(self.store, self.name)
+            host_store.beat(self.store, self.name)
         self.draining = bool(me and me.draining)
         agents = [a for a in self.store.list_agents() if a.agent_type == AgentType.WORKER]
         self._reap(agents)
         self._agents = agents
-        self._starting = {a.id for a in agents if a.state == S.STARTING and a.id in
+        self._starting = {a.id for a in agents if a.state == AgentState.STARTING and a.id in
                           self.children and self.children[a.id].poll() is None}
         self._deferred = False
         for agent in agents:
@@ -174,7 +175,7 @@ class HostDaemon:
                 continue  # it stopped as asked, or stood down for a newer start
             if runtime.holder(runtime.read(self.store, agent_id), self.timeout) is not None:
                 continue  # another worker serves it (this one was refused, or stood down)
-            got = recovery.recover_agent(self.store, agent,
+            got = requeue.recover_agent(self.store, agent,
                                          f"its worker exited ({_exit(code)}) on host {self.name}")
             if got is not None:
                 log.warning("host %s: %s's worker died (%s)", self.name, agent.name, _exit(code))
@@ -182,7 +183,8 @@ class HostDaemon:
                 agents[agents.index(agent)] = got
 
     def _needs_worker(self, agent: Agent) -> bool:
-        return agent.state == S.STARTING or (agent.state == S.ERROR and self._restartable(agent))
+        return agent.state == AgentState.STARTING or (
+            agent.state == AgentState.ERROR and self._restartable(agent))
 
     def _adopt(self, agent: Agent, known: list[placement.HostInfo], agents: list[Agent]
                ) -> bool:
@@ -209,10 +211,10 @@ class HostDaemon:
               ) -> None:
         if self.draining:
             self._evacuate(agent, known, agents)
-        elif agent.state == S.STARTING:
+        elif agent.state == AgentState.STARTING:
             if not self._running(agent):
                 self._launch(agent)
-        elif agent.state == S.ERROR:
+        elif agent.state == AgentState.ERROR:
             self._heal(agent)
 
     # --- workers ------------------------------------------------------------------------
@@ -256,17 +258,17 @@ class HostDaemon:
     def _evacuate(self, agent: Agent, known: list[placement.HostInfo],
                   agents: list[Agent]) -> None:
         """Draining: close a serving agent (its round finishes), then move it."""
-        if agent.state == S.STARTING and not self._running(agent):
+        if agent.state == AgentState.STARTING and not self._running(agent):
             self._move_away(agent, known, agents)
         elif agent.state in _SERVING:
             try:
-                states.transition(self.store, agent.id, S.DRAINING,
+                states.transition(self.store, agent.id, AgentState.DRAINING,
                                   reason=f"host {self.name} draining")
             except InvalidTransition:
                 return
             self.evacuating.add(agent.id)
             self._signal(agent, signal.SIGTERM)
-        elif agent.state in (S.COLD, S.ERROR):
+        elif agent.state in (AgentState.COLD, AgentState.ERROR):
             self._move_away(agent, known, agents)
 
     def _move_away(self, agent: Agent, known: list[placement.HostInfo],
@@ -275,15 +277,15 @@ class HostDaemon:
         that was serving starts there at once."""
         chosen = placement.choose(known, agent.cli, agent.host_labels, agents, self.timeout,
                                   exclude=[self.name])
-        if chosen is None and agent.state == S.STARTING:
+        if chosen is None and agent.state == AgentState.STARTING:
             return  # it waits for a host that can run it (one that starts adopts it)
         if not fleet.move(self.store, agent.id, self.name, chosen.name if chosen else None):
             return
-        if agent.id in self.evacuating and agent.state == S.COLD and chosen is not None:
+        if agent.id in self.evacuating and agent.state == AgentState.COLD and chosen is not None:
             agent.host = chosen.name  # moved: it wakes there, or stays cold
             fleet.wake_cold(self.store, agent, f"moved from host {self.name}", self.timeout, None)
         elif chosen is not None:
-            hosts.nudge(self.store.r, self.store.town, chosen.name)
+            host_store.nudge(self.store.r, self.store.town, chosen.name)
         self.evacuating.discard(agent.id)
 
     def _signal(self, agent: Agent, sig: int) -> None:
@@ -303,7 +305,7 @@ class HostDaemon:
         the agents' rounds; then forget the host."""
         if self.replaced:
             return  # the agents are the new daemon's
-        hosts.set_draining(self.store, self.name, True)
+        host_store.set_draining(self.store, self.name, True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -311,14 +313,14 @@ class HostDaemon:
             except TinytownError as exc:
                 log.warning("host %s: %s", self.name, exc)
             mine = [a for a in self.store.list_agents() if a.host == self.name
-                    and a.state in (*_SERVING, S.DRAINING)]
+                    and a.state in (*_SERVING, AgentState.DRAINING)]
             if not mine:
                 break
             time.sleep(0.2)
         else:
             log.warning("host %s: agents still running after %gs; they go on, unwatched",
                         self.name, timeout)
-        hosts.unregister(self.store, self.name)
+        host_store.unregister(self.store, self.name)
 
 
 def _exit(code: int) -> str:

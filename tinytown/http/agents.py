@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Path
 from tinytown.core.apikeys import Scope
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
-from tinytown.http.errors import responses
-from tinytown.ops.town import Town
+from tinytown.http.error_responses import responses
+from tinytown.ops.facade import Town
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 TownDep = Annotated[Town, Depends(town_of)]

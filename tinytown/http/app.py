@@ -18,7 +18,7 @@ from starlette.routing import Route
 from tinytown.http import (
     agents,
     backlog,
-    errors,
+    error_responses,
     events,
     health,
     messages,
@@ -31,7 +31,7 @@ from tinytown.http.auth import Audit
 from tinytown.http.dashboard import router as dashboard
 from tinytown.http.limits import BodyLimit
 from tinytown.http.mcp import McpEndpoint
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 WAITS = 64  # task waits at once (each holds a thread while it polls)
 STREAMS = 64  # event streams at once (each holds a thread while XREAD blocks)
@@ -65,7 +65,7 @@ def create_app(town: Town) -> FastAPI:
     # an ASGI app, not a FastAPI route: the MCP SDK answers the requests it takes
     app.router.routes.append(Route("/mcp", mcp, methods=["GET", "POST", "DELETE"],
                                    include_in_schema=False))
-    errors.install(app)
+    error_responses.install(app)
     app.add_middleware(Audit, town=town)
     app.add_middleware(BodyLimit)  # added last: it runs first
     return app

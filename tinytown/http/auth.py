@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tinytown.core.apikeys import ApiKey
 from tinytown.core.apikeys import Scope as KeyScope
 from tinytown.core.errors import NotPermitted, TinytownError
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 log = logging.getLogger("tinytown.http")
 

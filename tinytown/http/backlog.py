@@ -10,9 +10,9 @@ from tinytown.core.apikeys import Scope
 from tinytown.core.models import Task as TaskRecord
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
-from tinytown.http.errors import responses
+from tinytown.http.error_responses import responses
 from tinytown.http.tasks import TaskRef
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 router = APIRouter(prefix="/v1/backlog", tags=["backlog"])
 TownDep = Annotated[Town, Depends(town_of)]

@@ -31,9 +31,9 @@ from tinytown.core.errors import KeyRefused
 from tinytown.http import schemas as s
 from tinytown.http.agents import AgentRef
 from tinytown.http.auth import check_same_origin, needs, session_cookie, session_key, town_of
-from tinytown.http.errors import error, responses
+from tinytown.http.error_responses import error, responses
 from tinytown.http.tasks import TaskRef
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 TownDep = Annotated[Town, Depends(town_of)]
 STATIC = Path(__file__).parent / "static"

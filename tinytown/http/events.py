@@ -20,8 +20,8 @@ from tinytown.core.apikeys import Scope
 from tinytown.core.errors import TinytownError
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
-from tinytown.http.errors import responses
-from tinytown.ops.town import Town
+from tinytown.http.error_responses import responses
+from tinytown.ops.facade import Town
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 TownDep = Annotated[Town, Depends(town_of)]

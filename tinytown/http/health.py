@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from tinytown.core.apikeys import Scope
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
-from tinytown.http.errors import error, responses
-from tinytown.ops.town import Town
+from tinytown.http.error_responses import error, responses
+from tinytown.ops.facade import Town
 
 router = APIRouter(tags=["health"])
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tinytown.http.errors import error
+from tinytown.http.error_responses import error
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 TOO_LARGE = f"the request body is over {MAX_BODY_BYTES // (1024 * 1024)} MiB"

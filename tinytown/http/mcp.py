@@ -23,11 +23,11 @@ from starlette.types import Receive, Scope, Send
 from tinytown.core.apikeys import ApiKey
 from tinytown.core.apikeys import Scope as KeyScope
 from tinytown.core.errors import TinytownError, one_line
-from tinytown.http.errors import error, status_of
+from tinytown.http.error_responses import error, status_of
 from tinytown.http.limits import MAX_BODY_BYTES
-from tinytown.mcp.http import HttpTools
+from tinytown.mcp.streamable_http import HttpTools
 from tinytown.mcp.tools import Caller
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 log = logging.getLogger("tinytown.http")
 

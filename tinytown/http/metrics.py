@@ -23,10 +23,10 @@ from prometheus_client.registry import Collector
 
 from tinytown.core.apikeys import Scope
 from tinytown.core.models import Agent, AgentState, MissionState, TaskState
-from tinytown.core.usage import ROUND_BUCKETS, TOKEN_FIELDS
+from tinytown.core.usage_rules import ROUND_BUCKETS, TOKEN_FIELDS
 from tinytown.http.auth import needs, town_of
-from tinytown.http.errors import responses
-from tinytown.ops.town import Town
+from tinytown.http.error_responses import responses
+from tinytown.ops.facade import Town
 
 router = APIRouter(tags=["metrics"])
 

@@ -17,8 +17,8 @@ from tinytown.core.models import (
     AckKind,
     AgentState,
     AgentType,
+    AnyBody,
     MessageBody,
-    MessageType,
     MissionState,
     Priority,
     SessionPolicy,
@@ -267,7 +267,7 @@ class _Send(_Request):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    def body(self) -> MessageBody:
+    def body(self) -> AnyBody:
         raise NotImplementedError
 
 
@@ -275,24 +275,24 @@ class SendTask(_Send):
     type: Literal["task"]
     description: Text = Field(min_length=1)
 
-    def body(self) -> MessageBody:
-        return MessageType.task(self.description)
+    def body(self) -> AnyBody:
+        return MessageBody.task(self.description)
 
 
 class SendQuery(_Send):
     type: Literal["query"]
     question: Text = Field(min_length=1)
 
-    def body(self) -> MessageBody:
-        return MessageType.query(self.question)
+    def body(self) -> AnyBody:
+        return MessageBody.query(self.question)
 
 
 class SendInformational(_Send):
     type: Literal["informational"]
     summary: Text = Field(min_length=1)
 
-    def body(self) -> MessageBody:
-        return MessageType.informational(self.summary)
+    def body(self) -> AnyBody:
+        return MessageBody.informational(self.summary)
 
 
 class AckType(BaseModel):
@@ -305,8 +305,8 @@ class SendConfirmation(_Send):
     type: Literal["confirmation"]
     ack_type: AckType = AckType()
 
-    def body(self) -> MessageBody:
-        return MessageType.confirmation(self.ack_type.type, self.ack_type.reason)
+    def body(self) -> AnyBody:
+        return MessageBody.confirmation(self.ack_type.type, self.ack_type.reason)
 
 
 class SendCustom(_Send):
@@ -314,29 +314,29 @@ class SendCustom(_Send):
     kind: str = Field(min_length=1, max_length=200)
     payload: Text
 
-    def body(self) -> MessageBody:
-        return MessageType.custom(self.kind, self.payload)
+    def body(self) -> AnyBody:
+        return MessageBody.custom(self.kind, self.payload)
 
 
 class SendPing(_Send):
     type: Literal["ping"]
 
-    def body(self) -> MessageBody:
-        return MessageType.ping()
+    def body(self) -> AnyBody:
+        return MessageBody.ping()
 
 
 class SendStatusRequest(_Send):
     type: Literal["status_request"]
 
-    def body(self) -> MessageBody:
-        return MessageType.status_request()
+    def body(self) -> AnyBody:
+        return MessageBody.status_request()
 
 
 class SendShutdown(_Send):
     type: Literal["shutdown"]
 
-    def body(self) -> MessageBody:
-        return MessageType.shutdown()
+    def body(self) -> AnyBody:
+        return MessageBody.shutdown()
 
 
 Send = Annotated[

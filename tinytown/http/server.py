@@ -19,7 +19,7 @@ import uvicorn
 
 from tinytown.core.errors import TinytownError, UsageError
 from tinytown.http.app import create_app
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 GRACE_SECS = 3  # open event streams are cut after this at shutdown
 

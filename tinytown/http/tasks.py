@@ -14,8 +14,8 @@ from tinytown.core.models import Priority, TaskState
 from tinytown.core.models import Task as TaskRecord
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
-from tinytown.http.errors import responses
-from tinytown.ops.town import Town
+from tinytown.http.error_responses import responses
+from tinytown.ops.facade import Town
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 TownDep = Annotated[Town, Depends(town_of)]

@@ -16,7 +16,7 @@ import sys
 
 from tinytown.core.apikeys import Scope
 from tinytown.mcp.tools import Caller, build
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 
 def caller_from_env(agent: str | None, scope: Scope, env: dict[str, str] | None = None

@@ -2,7 +2,7 @@
 speaks for.
 
 The same server runs over stdio (`tt mcp`, see `stdio.py`) and over streamable HTTP
-(`/mcp` under `tt serve`, see `http.py`). What differs is who calls: a `Caller` says
+(`/mcp` under `tt serve`, see `streamable_http.py`). What differs is who calls: a `Caller` says
 which agent "me" is (its inbox, its task, the sender of its messages) and what it may
 do (a scope: read < write < admin), and is worked out for each call by the transport's
 `identify`. Over HTTP every write tool is audited (`audit`), refused ones included.
@@ -33,8 +33,8 @@ from tinytown.core.errors import (
     UsageError,
     one_line,
 )
-from tinytown.core.models import Agent, MessageBody, MessageType, Priority, Task, WireModel, wire
-from tinytown.ops.town import Town
+from tinytown.core.models import Agent, AnyBody, MessageBody, Priority, Task, WireModel, wire
+from tinytown.ops.facade import Town
 
 MAX_ACK = 100  # messages one ack_inbox call takes at most
 
@@ -63,9 +63,9 @@ Identify = Callable[[Any], Caller]  # the transport's request (None over stdio) 
 # anything else (a bug: the SDK answers "Error executing tool" and logs the traceback)
 Audit = Callable[[Caller, str, BaseException | None], None]
 
-KINDS: dict[str, Callable[[str], MessageBody]] = {
-    "task": MessageType.task, "query": MessageType.query,
-    "informational": MessageType.informational,
+KINDS: dict[str, Callable[[str], AnyBody]] = {
+    "task": MessageBody.task, "query": MessageBody.query,
+    "informational": MessageBody.informational,
 }
 
 

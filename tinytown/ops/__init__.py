@@ -1,12 +1,12 @@
 """Operations: the `Town` API and what stands behind it.
 
 Everything a client of a town does (the CLI, a script, a cron job) goes through
-`tinytown.ops.town.Town`, a facade: the modules here implement its operations on a
+`tinytown.ops.facade.Town`, a facade: the modules here implement its operations on a
 `TownContext` (tinytown.ops.context), on top of `tinytown.db`. Nothing here imports
 `redis`; only `control` (remote control) and `flower` reach Celery.
 
-A module of this package is loaded when first used (`ops.control.down(...)` imports
-`tinytown.ops.control` then): a `tt send` loads what sending needs, not the code of
+A module of this package is loaded when first used (`ops.control_plane.down(...)` imports
+`tinytown.ops.control_plane` then): a `tt send` loads what sending needs, not the code of
 every other command.
 """
 
@@ -15,26 +15,26 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__all__ = ["access", "assignments", "control", "dependencies", "flower", "health", "hosts",
-           "missions", "reclaim", "routing", "snapshot", "spawning", "spending", "starting",
-           "workspaces"]
+__all__ = ["access", "assignments", "control_plane", "dependencies", "flower", "hosting",
+           "missions", "readiness", "reclaim", "routing", "snapshot", "spawning", "starting",
+           "usage_budgets", "workspaces"]
 
 if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
     from tinytown.ops import (
         access,
         assignments,
-        control,
+        control_plane,
         dependencies,
         flower,
-        health,
-        hosts,
+        hosting,
         missions,
+        readiness,
         reclaim,
         routing,
         snapshot,
         spawning,
-        spending,
         starting,
+        usage_budgets,
         workspaces,
     )
 

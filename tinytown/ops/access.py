@@ -15,7 +15,7 @@ from tinytown.core import apikeys
 from tinytown.core.apikeys import ApiKey, Scope
 from tinytown.core.errors import KeyRefused, Refused
 from tinytown.core.models import utcnow
-from tinytown.db import apikeys as stored
+from tinytown.db import apikey_store
 from tinytown.ops.context import TownContext
 
 TOUCH_EVERY_SECS = 60.0  # "last used" is written at most this often per key and process
@@ -27,16 +27,16 @@ def add_key(town: TownContext, name: str, scope: str) -> tuple[ApiKey, str]:
     """Record a new key; returns its record and the key itself, which nobody sees again."""
     record = ApiKey(name=apikeys.validate_key_name(name), scope=apikeys.parse_scope(scope))
     key = apikeys.mint()
-    stored.add(town.store, record, apikeys.digest(key))
+    apikey_store.add(town.store, record, apikeys.digest(key))
     return record, key
 
 
 def list_keys(town: TownContext) -> list[ApiKey]:
-    return stored.all_keys(town.store)
+    return apikey_store.all_keys(town.store)
 
 
 def revoke_key(town: TownContext, name: str) -> ApiKey:
-    return stored.revoke(town.store, name)
+    return apikey_store.revoke(town.store, name)
 
 
 def authenticate(town: TownContext, key: str | None, needed: Scope) -> ApiKey:
@@ -45,7 +45,8 @@ def authenticate(town: TownContext, key: str | None, needed: Scope) -> ApiKey:
     if not key:
         raise KeyRefused("this needs an API key: send `Authorization: Bearer <key>`"
                          " (`tt auth add NAME --scope read` makes one)")
-    record = stored.find(town.store, apikeys.digest(key)) if apikeys.well_formed(key) else None
+    record = (apikey_store.find(town.store, apikeys.digest(key)) if apikeys.well_formed(key)
+              else None)
     if record is None:
         raise KeyRefused("the API key is not valid (unknown or revoked)")
     _touch(town, record.name)
@@ -60,7 +61,7 @@ def _touch(town: TownContext, name: str) -> None:
         if last is not None and now - last < TOUCH_EVERY_SECS:
             return
         _touched[(town.name, name)] = now
-    stored.touch(town.store, name, utcnow())
+    apikey_store.touch(town.store, name, utcnow())
 
 
 def audit(town: TownContext, key_name: str, method: str, path: str, status: int) -> None:
@@ -74,7 +75,7 @@ def check_address(town: TownContext, address: str) -> None:
     would be refused, or, worse, a mistake elsewhere would leave the town open."""
     if is_loopback(address):
         return
-    if stored.count(town.store) == 0:
+    if apikey_store.count(town.store) == 0:
         raise Refused(f"refusing to serve on {address} without an API key: make one"
                       " first (`tt auth add NAME --scope read`), or serve on 127.0.0.1")
 

@@ -1,5 +1,5 @@
 """Tasks from a client's side: assign one to an agent, list them, finish one by hand
-(complete, fail, cancel), and wait for one to end. The writes are `tinytown.db.tasks`;
+(complete, fail, cancel), and wait for one to end. The writes are `tinytown.db.task_writes`;
 work aimed at a role or the backlog is `tinytown.ops.routing`."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tinytown.core.models import (
     TaskState,
 )
 from tinytown.core.validate import utf8_size, validate_timeout
-from tinytown.db import tasks
+from tinytown.db import task_writes
 from tinytown.ops.context import TownContext
 from tinytown.ops.polling import poll
 from tinytown.ops.references import resolve, resolve_task
@@ -55,17 +55,17 @@ def assign(town: TownContext, agent_ref: str, task: Task | str,
         if not submit(town.store, task, deps):
             return task.id  # blocked: no inbox, nothing to wake yet
     else:
-        tasks.assign(town.store, task, agent, priority)
+        task_writes.assign(town.store, task, agent, priority)
     work_arrived(town, agent, "the task")
     return task.id
 
 
 def work_arrived(town: TownContext, agent: Agent, what: str) -> None:
     """Work (a task, a message) went to `agent`: a cold one is woken where it can run
-    (scale to zero: `ops.hosts.wake`, loaded only then); for a stopped or errored one
+    (scale to zero: `ops.hosting.wake`, loaded only then); for a stopped or errored one
     it waits in its inbox, and we say so."""
     if agent.state == AgentState.COLD:
-        ops.hosts.wake(town, agent, f"{what.removeprefix('the ')} arrived")
+        ops.hosting.wake(town, agent, f"{what.removeprefix('the ')} arrived")
     elif agent.state.is_terminal:
         log.warning("%s is %s: %s waits in its inbox until `tt restart %s`",
                     agent.name, agent.state.value, what, agent.name)
@@ -87,7 +87,7 @@ def finish(town: TownContext, ref: str, state: TaskState, text: str | None) -> T
     """Complete, fail or cancel a task by hand; counts once for its agent (a second
     ending is refused)."""
     released: list[Task] = []
-    task = tasks.finish_task(town.store, resolve_task(town, ref).id, state, text,
+    task = task_writes.finish_task(town.store, resolve_task(town, ref).id, state, text,
                              released=released)
     if released:  # loads the graph's client side only when a release happened
         ops.dependencies.wake(town, released)
@@ -106,12 +106,8 @@ def wait(
     on_poll: Callable[[Task, float], None] | None = None,
     queue: bool = False,
 ) -> Task:
-    """Block until the task is completed, failed or cancelled; returns it.
-
-    An unfinished task whose agent is stopped, or errored with no automatic restart
-    coming (`restart = "never"`, a crash loop), runs only after `tt restart`:
-    refused at once (NotRunning) rather than waited on for the whole timeout, unless
-    `queue` (wait for the restart, up to `timeout`)."""
+    """`Town.wait_task`: the task once it is completed, failed or cancelled; NotRunning
+    at once for one that only a `tt restart` would run (the rule is told there)."""
     validate_timeout(timeout)
     found = resolve_task(town, ref)
     task_id = found.id

@@ -1,7 +1,7 @@
 """What every operation on a town needs, and no more: its store, its settings, its name.
 
 The ops modules take a `TownContext`, never the `Town`: the `Town` is a facade over
-them (tinytown.ops.town), and an operation that could call back into the facade would
+them (tinytown.ops.facade), and an operation that could call back into the facade would
 tie every module to every other one.
 """
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 from tinytown import ops
 from tinytown.core import keys
 from tinytown.core.errors import AgentNotFound
-from tinytown.core.models import Agent, AgentState, AgentType, Message, MessageBody, Priority, Task
+from tinytown.core.models import Agent, AgentState, AgentType, AnyBody, Message, Priority, Task
 from tinytown.core.validate import validate_timeout
-from tinytown.db.messages import deliver
+from tinytown.db.delivery import deliver
 from tinytown.ops import assignments
 from tinytown.ops.context import TownContext
 from tinytown.ops.polling import poll
@@ -66,28 +66,28 @@ class AgentHandle:
 
     def send(
         self,
-        message_type: MessageBody,
+        message_type: AnyBody,
         priority: Priority | str = Priority.NORMAL,
         sender: str | None = None,
     ) -> Message:
         return Channel(self.town).send(self._id, message_type, priority=priority,
                                        sender=sender)
 
-    # control plane: see tinytown.ops.control
+    # control plane: see tinytown.ops.control_plane
     def interrupt(self) -> Agent:
-        return ops.control.interrupt(self._ctx, self._id)
+        return ops.control_plane.interrupt(self._ctx, self._id)
 
     def resume(self) -> Agent:
-        return ops.control.resume(self._ctx, self._id)
+        return ops.control_plane.resume(self._ctx, self._id)
 
     def close(self) -> Agent:
-        return ops.control.close(self._ctx, self._id)
+        return ops.control_plane.close(self._ctx, self._id)
 
     def kill(self) -> Agent:
-        return ops.control.kill(self._ctx, self._id)
+        return ops.control_plane.kill(self._ctx, self._id)
 
     def restart(self) -> Agent:
-        return ops.control.restart(self._ctx, self._id)
+        return ops.control_plane.restart(self._ctx, self._id)
 
     def wait(
         self,
@@ -137,7 +137,7 @@ class Channel:
     def send(
         self,
         to: str,
-        message_type: MessageBody,
+        message_type: AnyBody,
         *,
         priority: Priority | str = Priority.NORMAL,
         sender: str | None = None,
@@ -165,7 +165,7 @@ class Channel:
 
     def broadcast(
         self,
-        message_type: MessageBody,
+        message_type: AnyBody,
         *,
         priority: Priority | str = Priority.NORMAL,
         sender: str | None = None,

@@ -34,7 +34,7 @@ from tinytown.core.plans import (
     waves,
 )
 from tinytown.db import missions
-from tinytown.db.tasks import ensure_inboxes, queue_dispatch
+from tinytown.db.task_writes import ensure_inboxes, queue_dispatch
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
 

@@ -1,9 +1,9 @@
 """`tt recover` and `tt reclaim`: a dead or stopped agent's work, handed on.
 
-The supervisor recovers dead agents continuously (`tinytown.db.recovery`); `tt
+The supervisor recovers dead agents continuously (`tinytown.db.requeue`); `tt
 recover` does it once. `tt reclaim` moves what terminal agents left behind (their
 inbox, their unfinished tasks) to another agent or to the backlog. The writes live in
-`tinytown.db.recovery` and `tinytown.db.tasks`.
+`tinytown.db.requeue` and `tinytown.db.task_writes`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 from tinytown.core.errors import InvalidTransition, UsageError
 from tinytown.core.models import Agent, AgentState, Task, TaskState
-from tinytown.db import dependencies, recovery, runtime, states
-from tinytown.db.tasks import finish_task, move_to_backlog
+from tinytown.db import dependencies, requeue, runtime, states
+from tinytown.db.task_writes import finish_task, move_to_backlog
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.references import resolve
 
@@ -29,7 +29,7 @@ def recover_town(town: TownContext) -> list[Agent]:
             continue  # its worker has not started yet (`--no-start`): not a crash
         alive, _ = worker_status(town, agent)
         if not alive:
-            after = recovery.recover_agent(town.store, agent, "tt recover: its worker is gone")
+            after = requeue.recover_agent(town.store, agent, "tt recover: its worker is gone")
             if after is not None:
                 recovered.append(after)
     return recovered
@@ -78,10 +78,10 @@ def reclaim(
             for task in blocked:
                 dependencies.retarget(town.store, task.id, target.id if target else None)
         if target is not None:
-            recovery.move_to_agent(town.store, agent, target, tasks)
+            requeue.move_to_agent(town.store, agent, target, tasks)
             entry["action"] = f"moved to {target.name}"
         elif to_backlog:
-            kept = recovery.move_to_backlog(town.store, agent, tasks)
+            kept = requeue.move_to_backlog(town.store, agent, tasks)
             entry["action"] = "tasks to backlog" + (
                 f"; {kept} other message(s) stay in the inbox" if kept else "")
         report.append(entry)

@@ -1,7 +1,7 @@
 """Work not aimed at one agent: role queues (see tinytown.core.roles) and the backlog.
 
 The backlog is a list of unassigned (`pending`) tasks that people or agents claim.
-The writes live in `tinytown.db.tasks`.
+The writes live in `tinytown.db.task_writes`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from tinytown.core import keys
 from tinytown.core.errors import TaskNotFound, UsageError
 from tinytown.core.models import Agent, AgentState, Task
 from tinytown.core.roles import roles_of
-from tinytown.db import dependencies, tasks
+from tinytown.db import dependencies, task_writes
 from tinytown.ops.context import TownContext
-from tinytown.ops.hosts import wake
+from tinytown.ops.hosting import wake
 from tinytown.ops.references import resolve, resolve_task
 
 
@@ -46,7 +46,7 @@ def assign_to_role(town: TownContext, role: str, task: Task, after: Iterable[str
             members = role_members(town, role)
             return task, [a for a in members if not a.state.is_terminal]
     else:
-        tasks.queue_for_role(town.store, task, role)
+        task_writes.queue_for_role(town.store, task, role)
     members = role_members(town, role)
     live = [a for a in members if not a.state.is_terminal]
     cold = [a for a in members if a.state == AgentState.COLD]
@@ -63,7 +63,7 @@ def assign_to_role(town: TownContext, role: str, task: Task, after: Iterable[str
 def backlog_add(town: TownContext, task: Task, role: str | None = None) -> Task:
     if role is not None:
         check_role(town, role)
-    return tasks.add_to_backlog(town.store, task, role)
+    return task_writes.add_to_backlog(town.store, task, role)
 
 
 def backlog_list(town: TownContext) -> list[Task]:
@@ -86,7 +86,8 @@ def backlog_claim(town: TownContext, task_ref: str, agent_ref: str) -> Task:
     agent = resolve(town, agent_ref)
     if agent.id == keys.SUPERVISOR_ID:
         raise UsageError("backlog tasks are claimed by worker agents, not the supervisor")
-    claimed = tasks.claim(town.store, _backlog_task(town, task_ref).id, agent, from_backlog=True)
+    claimed = task_writes.claim(town.store, _backlog_task(town, task_ref).id, agent,
+                                from_backlog=True)
     assert claimed is not None  # from_backlog: refused with InvalidTransition instead
     return claimed
 
@@ -105,4 +106,4 @@ def backlog_assign_all(town: TownContext, agent_ref: str) -> list[Task]:
 
 def backlog_remove(town: TownContext, task_ref: str) -> Task:
     """Take a task out of the backlog; it is kept, as `cancelled`."""
-    return tasks.remove_from_backlog(town.store, _backlog_task(town, task_ref).id)
+    return task_writes.remove_from_backlog(town.store, _backlog_task(town, task_ref).id)

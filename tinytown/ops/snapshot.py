@@ -26,7 +26,7 @@ from typing import Any
 from tinytown.core import keys
 from tinytown.core.errors import TinytownError, UsageError
 from tinytown.core.models import AgentState
-from tinytown.db import fleet, raw, recovery, states
+from tinytown.db import fleet, raw, requeue, states
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.references import resolve
 from tinytown.system.private import private_dir, private_file
@@ -111,7 +111,7 @@ def restore(town: TownContext, path: Path, force: bool = False, start: bool = Fa
     report: dict[str, Any] = {"restored_keys": len(entries), "stopped": _settle(town, restored),
                               "started": [], "failed": []}
     if start:
-        from tinytown.ops.control import restart
+        from tinytown.ops.control_plane import restart
 
         for name in report["stopped"]:
             try:
@@ -133,7 +133,7 @@ def _settle(town: TownContext, agent_ids: set[str]) -> list[str]:
             continue
         if worker_status(town, agent)[0]:
             continue
-        if recovery.recover_agent(town.store, agent, "restored from a snapshot: no worker",
+        if requeue.recover_agent(town.store, agent, "restored from a snapshot: no worker",
                                   to=AgentState.STOPPED) is not None:
             settled.append(agent)
     fleet.remember_down(town.store, [a.id for a in settled])

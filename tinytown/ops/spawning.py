@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from tinytown.core.errors import AgentNotFound, NameTaken, Refused, UsageError
 from tinytown.core.models import Agent, AgentState, AgentType, SessionPolicy, SpawnMode
 from tinytown.core.validate import validate_agent_name, validate_nickname, validate_usd
-from tinytown.ops import hosts, starting, workspaces
+from tinytown.ops import hosting, starting, workspaces
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
 
@@ -125,7 +125,7 @@ def _place(town: TownContext, agent: Agent, started: bool, host: str | None,
            on: list[str] | None, cold: bool) -> None:
     """Which host daemon runs the new agent (none: here), and whether it starts cold."""
     if started:
-        hosts.place(town, agent, host, on or [])
+        hosting.place(town, agent, host, on or [])
     if cold:
         agent.state = AgentState.COLD
 
@@ -136,7 +136,7 @@ def _start(town: TownContext, agent: Agent) -> None:
         starting.start_worker(town.store, town.settings, agent)
         return
     starting.ensure_supervisor(town.settings)
-    hosts.start_placed(town, agent)
+    hosting.start_placed(town, agent)
 
 
 def _session_to_resume(town: TownContext, ref: str) -> tuple[Agent | None, str]:

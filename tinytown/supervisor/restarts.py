@@ -24,7 +24,7 @@ import threading
 from tinytown.core.errors import TinytownError
 from tinytown.core.models import Agent, AgentState, AgentType
 from tinytown.core.settings import Settings
-from tinytown.db import fleet, recovery, runtime
+from tinytown.db import fleet, requeue, runtime
 from tinytown.db.store import Store
 from tinytown.system.launching import detached, worker_argv
 
@@ -74,7 +74,7 @@ class Restarts:
             except (OSError, subprocess.SubprocessError, TinytownError) as exc:
                 log.error("could not restart %s's worker: %s", agent.name, exc)
                 try:
-                    recovery.recover_agent(self.store, agent,
+                    requeue.recover_agent(self.store, agent,
                                            f"its worker could not be started: {exc}")
                 except TinytownError:
                     pass  # Redis is away: the starting agent is judged once it is back

@@ -27,9 +27,9 @@ from tinytown.core.models import Agent, AgentState, utcnow
 from tinytown.core.settings import Settings
 from tinytown.db import holds, leader, runtime, states
 from tinytown.db.connection import connect
-from tinytown.db.recovery import recover_agent
+from tinytown.db.requeue import recover_agent
 from tinytown.db.store import Store
-from tinytown.db.tasks import reoffer_role_tasks
+from tinytown.db.task_writes import reoffer_role_tasks
 from tinytown.supervisor.restarts import Restarts
 from tinytown.supervisor.sight import Sight
 from tinytown.system.private import go_private

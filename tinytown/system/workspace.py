@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,6 +63,26 @@ def repo_root(path: Path) -> Path | None:
     except GitError:
         return None
     return Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+
+
+def default_town_name(folder: Path) -> str:
+    """`tt init`'s default town name: <repo>-<branch> inside a git work tree, else the
+    folder's name; made valid."""
+    name = folder.resolve().name
+    try:
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=folder, capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        branch = subprocess.run(
+            ["git", "symbolic-ref", "--short", "-q", "HEAD"],
+            cwd=folder, capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        name = f"{Path(top).name}-{branch}" if branch else Path(top).name
+    except (OSError, subprocess.SubprocessError):
+        pass
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")[:64]
+    return cleaned or "town"
 
 
 def has_commit(repo: Path) -> bool:

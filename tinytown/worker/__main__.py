@@ -8,6 +8,6 @@ from tinytown.system.keeper import keep
 
 keep()
 
-from tinytown.worker.app import main  # noqa: E402  (in the worker only)
+from tinytown.worker.agent_worker import main  # noqa: E402  (in the worker only)
 
 main()

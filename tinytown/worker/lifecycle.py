@@ -1,7 +1,7 @@
 """`WorkerRuntime`: one agent's worker process, its life from start to exit.
 
 Celery signals drive the agent's state (init -> starting, ready -> idle, shutdown ->
-cold / stopped; wired in `tinytown.worker.app`). This module holds what spans rounds:
+cold / stopped; wired in `tinytown.worker.agent_worker`). This module holds what spans rounds:
 the lease (a fencing token taken at start), the heartbeat, handing off to a newer
 worker, riding out a Redis outage, draining (idle, `tt close`, max rounds), shutdown,
 and the jobs Celery runs (`tinytown.round`, `tinytown.task` from a role queue). A
@@ -34,7 +34,7 @@ from tinytown.core.errors import (
 from tinytown.core.models import Agent, AgentState, Task, utcnow
 from tinytown.core.roles import queues_of
 from tinytown.core.settings import Settings
-from tinytown.db import fleet, rounds, runtime, states, tasks
+from tinytown.db import fleet, rounds, runtime, states, task_writes
 from tinytown.db.connection import connect
 from tinytown.db.fence import Fence
 from tinytown.db.store import Store
@@ -317,10 +317,10 @@ class WorkerRuntime:
                 log.warning("ignoring a tinytown.task job with neither task_id nor description")
                 return None
             task = Task(description, tags=tags or [])
-            tasks.assign(self.store, task, agent, wake=False, queue=queue)
+            task_writes.assign(self.store, task, agent, wake=False, queue=queue)
         else:
             try:
-                claimed = tasks.claim(self.store, task_id, agent, wake=False, queue=queue)
+                claimed = task_writes.claim(self.store, task_id, agent, wake=False, queue=queue)
             except TinytownError:
                 log.warning("ignoring a job for unknown task %s", task_id)
                 return None
@@ -339,7 +339,7 @@ class WorkerRuntime:
             log.warning("ignoring a round for agent %s: this worker runs %s", agent_id,
                         self.agent_id)
             return None
-        self.state.spent = None
+        self.state.job_usage = None
         try:
             self._rounds()
         except Fenced as exc:
@@ -359,8 +359,8 @@ class WorkerRuntime:
                 self.hand_off(stale)
             finally:
                 self.request_shutdown()
-        spent = self.state.spent
-        return spent.to_dict() if spent is not None else None
+        used = self.state.job_usage
+        return used.to_dict() if used is not None else None
 
     def _after_outage(self) -> None:
         """Once Redis answers again, hand the round's messages back and carry on: the

@@ -20,7 +20,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tinytown.core.models import Message, MessageBody, MessageType
+from tinytown.core.models import AnyBody, Message, MessageBody
 from tinytown.db import rounds
 from tinytown.worker import steps
 from tinytown.worker.state import RoundContext, WorkerContext
@@ -82,9 +82,9 @@ def one_round(w: WorkerContext) -> RoundResult:
     replies = []
     for m in messages:
         if m.type in ("status_request", "ping"):
-            body: MessageBody = (
-                MessageType.status_response(agent.state, agent.current_task)
-                if m.type == "status_request" else MessageType.pong())
+            body: AnyBody = (
+                MessageBody.status_response(agent.state, agent.current_task)
+                if m.type == "status_request" else MessageBody.pong())
             replies.append(Message(sender=w.agent_id, to=m.sender, body=body,
                                    priority=m.priority, correlation_id=m.id))
         elif m.type == "shutdown":

@@ -25,7 +25,7 @@ from tinytown.core.models import Agent, Message, Task
 from tinytown.core.outcomes import CliReport
 from tinytown.core.presets import CliCommand, resolve_cli
 from tinytown.core.settings import Settings
-from tinytown.core.usage import Usage
+from tinytown.core.usage_rules import Usage
 from tinytown.db import rounds
 from tinytown.db.fence import Fence
 from tinytown.db.store import Store
@@ -50,7 +50,7 @@ class WorkerState:
     fence: Fence | None = None  # taken in on_init: this start's fencing token
     worktree: Path | None = None  # where its CLI runs (None: the town's folder)
     last_round: int | None = None  # the highest round number used (None: unread)
-    spent: Usage | None = None  # what this Celery job's rounds cost
+    job_usage: Usage | None = None  # what this Celery job's rounds used (its result)
 
     def stop_cli(self) -> None:
         """Kill the running CLI's group, if one runs (off this thread: it waits)."""

@@ -26,16 +26,16 @@ import msgspec
 
 from tinytown.core import keys
 from tinytown.core.errors import Fenced
-from tinytown.core.models import Agent, Message, MessageType, SpawnMode, Task, utcnow
+from tinytown.core.models import Agent, Message, MessageBody, SpawnMode, Task, utcnow
 from tinytown.core.outcomes import RunFacts, judge, read_report, usage_limit
 from tinytown.core.presets import CliCommand, with_prompt_limit
-from tinytown.core.usage import Usage, of_round, since_session_start
+from tinytown.core.usage_rules import Usage, of_round, since_session_start
 from tinytown.db import dependencies, graph, holds, rounds, runtime
-from tinytown.db.tasks import RESULT_LIMIT
+from tinytown.db.task_writes import RESULT_LIMIT
 from tinytown.system.launching import detached, worker_argv
 from tinytown.system.private import private_dir
 from tinytown.system.processes import kill_group
-from tinytown.worker import commits, mcp_setup, sessions, spend
+from tinytown.worker import commits, mcp_setup, sessions, usage_gates
 from tinytown.worker.prompt import RoundInput, build_prompt
 from tinytown.worker.runner import RunResult, run_cli
 from tinytown.worker.state import RoundContext, WorkerContext
@@ -47,7 +47,7 @@ def budget(r: RoundContext) -> bool:
     """Budget and holds: an agent whose budget (or its town's) is spent runs no CLI:
     it is held, paused with the reason, and its work waits."""
     w = r.worker
-    over = spend.over_budget(w.store, w.settings, r.agent, r.begun.town_budget,
+    over = usage_gates.over_budget(w.store, w.settings, r.agent, r.begun.town_budget,
                              r.begun.town_budget_tokens)
     if over is None:
         return True
@@ -197,16 +197,16 @@ def usage(r: RoundContext) -> bool:
         price = w.settings.prices.get(r.command.name)
         r.used, r.totals = of_round(reported, msgspec.to_builtins(price) if price else
                                     None), totals
-    w.state.spent = (w.state.spent or Usage()) + r.used
+    w.state.job_usage = (w.state.job_usage or Usage()) + r.used
     return True
 
 
 def limit(r: RoundContext) -> bool:
     """A run that ended at the usage limit is not a failure: the work waits for the
-    reset, the agent (and its account's others) held until then (`worker/spend.py`)."""
+    reset, the agent (and its account's others) held until then (`worker/usage_gates.py`)."""
     if not r.limited:
         return True
-    spend.at_usage_limit(r)
+    usage_gates.at_usage_limit(r)
     return False
 
 
@@ -221,7 +221,7 @@ def record(r: RoundContext) -> bool:
             log_file.write(f"\ntinytown: the CLI's session is {session_id}\n")
     reply = None
     if r.task is None and m.type == "query":
-        answer = MessageType.informational((output if ok else error)[-RESULT_LIMIT:])
+        answer = MessageBody.informational((output if ok else error)[-RESULT_LIMIT:])
         reply = Message(sender=w.agent_id, to=m.sender, body=answer, correlation_id=m.id)
     outcome = rounds.Outcome(
         number=number, ok=ok, output=output, error=error, reply=reply,

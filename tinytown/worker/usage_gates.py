@@ -1,6 +1,6 @@
 """Before a round, its budget; after it, the provider's usage limit.
 
-An agent whose spend (or whose town's) has reached its budget, in USD or in tokens,
+An agent whose usage (or whose town's) has reached its budget, in USD or in tokens,
 runs no CLI: it is held,
 paused with the reason, its work queued (`tt budget set` and `tt resume` carry on). A
 round that crosses the budget finishes: the next one is held, so a budget is overshot
@@ -20,15 +20,14 @@ from tinytown.core.errors import TinytownError
 from tinytown.core.models import Agent, AgentState, format_timestamp, utcnow
 from tinytown.core.presets import resolve_cli
 from tinytown.core.settings import Settings
-from tinytown.core.usage import (
+from tinytown.core.usage_rules import (
     Usage,
     agent_budget_usd,
     budget_text,
-    spend_text,
+    cost_usd_text,
     town_budget_usd,
 )
-from tinytown.db import holds
-from tinytown.db import usage as round_usage
+from tinytown.db import holds, usage_store
 from tinytown.db.store import Store
 from tinytown.worker.state import RoundContext
 
@@ -39,12 +38,12 @@ def over_budget(store: Store, settings: Settings, agent: Agent, recorded: str | 
     in USD, or in tokens (input, cached and output: a CLI that reports no cost is
     capped by these). `recorded`, `recorded_tokens`: the town's budgets as the round's
     first step read them (no round trip of its own on the way to every CLI); the
-    town's spend is read only under a cap."""
+    town's usage is read only under a cap."""
     used = agent.usage or Usage()
     cap = agent_budget_usd(agent.budget_usd, settings.budget)
     resume = f"then `tt resume {agent.name}`"
     if cap is not None and used.cost_usd >= cap:
-        return (f"budget: spent {spend_text(used.cost_usd, cap)} of {budget_text(cap)}"
+        return (f"budget: spent {cost_usd_text(used.cost_usd, cap)} of {budget_text(cap)}"
                 f" (raise it with `tt budget set {agent.name} USD`, {resume})")
     if agent.budget_tokens is not None and used.tokens >= agent.budget_tokens:
         return (f"token budget: spent {used.tokens} of {agent.budget_tokens} tokens (raise"
@@ -53,9 +52,9 @@ def over_budget(store: Store, settings: Settings, agent: Agent, recorded: str | 
     town_tokens = _number(recorded_tokens)
     if town_cap is None and town_tokens is None:
         return None
-    town = round_usage.town_totals(store)
+    town = usage_store.town_totals(store)
     if town_cap is not None and town.cost_usd >= town_cap:
-        return (f"town budget: spent {spend_text(town.cost_usd, town_cap)} of"
+        return (f"town budget: spent {cost_usd_text(town.cost_usd, town_cap)} of"
                 f" {budget_text(town_cap)} (raise it with `tt budget set town USD`, {resume})")
     if town_tokens is not None and town.tokens >= town_tokens:
         return (f"town token budget: spent {town.tokens} of {int(town_tokens)} tokens"

@@ -19,8 +19,8 @@ from tinytown.core.presets import resolve_cli
 from tinytown.core.settings import Settings
 from tinytown.core.urls import redact, redis_url
 from tinytown.ops.context import TownContext, worker_status
-from tinytown.ops.control import supervisor_status
-from tinytown.ops.hosts import report as host_report
+from tinytown.ops.control_plane import supervisor_status
+from tinytown.ops.hosting import report as host_report
 from tinytown.system.cli_health import CliHealth, check
 
 

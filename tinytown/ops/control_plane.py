@@ -17,7 +17,7 @@ from tinytown.core.errors import InvalidTransition, TinytownError
 from tinytown.core.models import Agent, AgentState, AgentType, utcnow
 from tinytown.core.roles import queues_of
 from tinytown.core.urls import redact, redis_url
-from tinytown.db import fleet, holds, hosts, leader, recovery, runtime, states
+from tinytown.db import fleet, holds, host_store, leader, requeue, runtime, states
 from tinytown.db.wakeup import enqueue_round
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.starting import start_supervisor, start_worker
@@ -26,9 +26,6 @@ from tinytown.system.processes import pid_alive
 
 if TYPE_CHECKING:
     from celery import Celery
-
-
-S = AgentState
 
 
 def _celery(town: TownContext) -> Celery:
@@ -43,8 +40,9 @@ def _queues(town: TownContext, agent: Agent) -> list[str]:
 
 def interrupt(town: TownContext, agent_id: str) -> Agent:
     """Pause: the worker stops consuming its queue; a running round finishes."""
-    agent = states.transition(town.store, agent_id, S.PAUSED,
-                              expect=(S.IDLE, S.WORKING, S.STARTING), reason="tt interrupt")
+    agent = states.transition(town.store, agent_id, AgentState.PAUSED,
+                              expect=(AgentState.IDLE, AgentState.WORKING, AgentState.STARTING),
+                              reason="tt interrupt")
     alive, hostname = worker_status(town, agent)
     if alive:
         control = _celery(town).control
@@ -55,7 +53,7 @@ def interrupt(town: TownContext, agent_id: str) -> Agent:
 
 def resume(town: TownContext, agent_id: str) -> Agent:
     """Consume again; waiting work proceeds."""
-    agent = states.transition(town.store, agent_id, S.IDLE, expect=(S.PAUSED,),
+    agent = states.transition(town.store, agent_id, AgentState.IDLE, expect=(AgentState.PAUSED,),
                               reason="tt resume", change=holds.clear,
                               also=lambda pipe, a: holds.forget(town.store, pipe, a.id))
     alive, hostname = worker_status(town, agent)
@@ -69,14 +67,15 @@ def resume(town: TownContext, agent_id: str) -> Agent:
 
 def close(town: TownContext, agent_id: str) -> Agent:
     """Drain: the running round finishes, no new one starts, the worker exits: cold."""
-    agent = states.transition(town.store, agent_id, S.DRAINING,
-                              expect=(S.IDLE, S.WORKING, S.PAUSED, S.STARTING),
+    agent = states.transition(town.store, agent_id, AgentState.DRAINING,
+                              expect=(AgentState.IDLE, AgentState.WORKING, AgentState.PAUSED,
+                                      AgentState.STARTING),
                               reason="tt close")
     alive, hostname = worker_status(town, agent)
     if alive:
         _celery(town).control.shutdown(destination=[hostname])
     else:
-        agent = states.transition(town.store, agent_id, S.COLD, reason="no worker running")
+        agent = states.transition(town.store, agent_id, AgentState.COLD, reason="no worker running")
     return agent
 
 
@@ -88,9 +87,11 @@ def kill(town: TownContext, agent_id: str) -> Agent:
     town.store.set_stop(agent_id)
     alive, hostname = worker_status(town, agent)
     if not alive:
-        return states.transition(town.store, agent_id, S.STOPPED, reason="killed (no worker)")
+        return states.transition(town.store, agent_id, AgentState.STOPPED,
+                                 reason="killed (no worker)")
     enqueue_round(town.store.r, town.name, agent_id, force=True)
-    if agent.state in (S.PAUSED, S.STARTING):  # no round will come: ask the worker itself
+    # no round will come: ask the worker itself
+    if agent.state in (AgentState.PAUSED, AgentState.STARTING):
         _celery(town).control.shutdown(destination=[hostname])
     return town.store.require_agent(agent_id)
 
@@ -105,7 +106,7 @@ def restart(town: TownContext, agent_id: str) -> Agent:
                 f"agent {agent.name!r} is {agent.state.value}: only a stopped, cold or errored"
                 " agent can be restarted"
             )
-        recovery.recover_agent(town.store, agent, "restarted with no worker running")
+        requeue.recover_agent(town.store, agent, "restarted with no worker running")
 
     def reset(a: Agent) -> None:  # by hand: the crash-loop count starts afresh
         a.halted = None
@@ -113,7 +114,7 @@ def restart(town: TownContext, agent_id: str) -> Agent:
 
     agent = fleet.prepare_restart(town.store, agent_id, "tt restart", change=reset)
     if agent.host is not None:  # placed on a host daemon: it starts the worker
-        from tinytown.ops.hosts import start_placed
+        from tinytown.ops.hosting import start_placed
 
         start_placed(town, agent)
         return agent
@@ -236,8 +237,8 @@ def up(town: TownContext, all_agents: bool = False) -> dict[str, Any]:
         report["supervisor"] = "starting (by another command)"
     remembered = fleet.down_list(town.store)
     agents = {a.id: a for a in town.store.list_agents() if a.agent_type == AgentType.WORKER}
-    wanted = [a for a in agents.values() if a.state in (S.STOPPED, S.ERROR)] if all_agents \
-        else [agents[i] for i in remembered if i in agents]
+    wanted = ([a for a in agents.values() if a.state in (AgentState.STOPPED, AgentState.ERROR)]
+              if all_agents else [agents[i] for i in remembered if i in agents])
     report["already"] = sorted(a.name for a in agents.values() if not a.state.is_terminal)
     for agent in sorted(wanted, key=lambda a: a.name):
         if not agent.state.is_terminal:
@@ -256,7 +257,7 @@ def up(town: TownContext, all_agents: bool = False) -> dict[str, Any]:
 def _stop_host_daemons(town: TownContext, machine: str) -> None:
     """The host daemons on this machine stop (warmly: their agents are stopped already)."""
     stopping = []
-    for h in hosts.read_all(town.store):
+    for h in host_store.read_all(town.store):
         if h.machine == machine and h.pid and pid_alive(h.pid):
             os.kill(h.pid, signal.SIGTERM)
             stopping.append(h.pid)

@@ -1,8 +1,14 @@
-"""Messages: a message's type and that type's fields (`MessageType` and its subclasses,
-one per `type` tag) and `Message`, one flat JSON object as shared/wire-format.md says.
+"""Messages: `Message`, one flat JSON object as shared/wire-format.md says, and its body.
 
-Their own module, the largest concept of the records, to keep tinytown/core/models.py
-small; import them from tinytown.core.models as before (it re-exports every name here).
+One name per idea: a message's *body* is what it carries besides the envelope (from,
+to, priority, ...): a `MessageBody`, one subclass per kind (`TaskBody`, `PingBody`, ...);
+its *type* is only the wire's `type` tag, a string (`body.type`, `Message.type`).
+`AnyBody` is the union of the body classes, the annotation msgspec decodes a body by
+(its tag picks the class). `MessageType`, the name the spec and the public API
+(`tinytown.MessageType.task(...)`) give the body's constructors, is `MessageBody`.
+
+A module of its own, the largest concept of the records, to keep
+tinytown/core/models.py small, which re-exports every name here.
 """
 
 from __future__ import annotations
@@ -38,11 +44,11 @@ class Ack(msgspec.Struct):
         self.reason = (self.reason or "") if rejected else msgspec.UNSET
 
 
-class MessageType(_Normalized, tag_field="type"):
-    """A message's type and that type's own fields.
+class MessageBody(_Normalized, tag_field="type"):
+    """A message's body: its `type` tag and that type's own fields.
 
-    Build one with the constructors: ``MessageType.task("Build the API")``,
-    ``MessageType.status_request()``, ...
+    Build one with the constructors: ``MessageBody.task("Build the API")``,
+    ``MessageBody.status_request()``, ...
     """
 
     actionable: ClassVar[bool] = True  # needs the agent CLI (or a direct answer)
@@ -58,156 +64,158 @@ class MessageType(_Normalized, tag_field="type"):
         return out
 
     @staticmethod
-    def task(description: str) -> TaskMsg:
-        return TaskMsg(description=description)
+    def task(description: str) -> TaskBody:
+        return TaskBody(description=description)
 
     @staticmethod
-    def query(question: str) -> QueryMsg:
-        return QueryMsg(question=question)
+    def query(question: str) -> QueryBody:
+        return QueryBody(question=question)
 
     @staticmethod
-    def informational(summary: str) -> InformationalMsg:
-        return InformationalMsg(summary=summary)
+    def informational(summary: str) -> InformationalBody:
+        return InformationalBody(summary=summary)
 
     @staticmethod
     def confirmation(
         ack: AckKind | str = AckKind.ACKNOWLEDGED, reason: str | None = None
-    ) -> ConfirmationMsg:
-        return ConfirmationMsg(ack_type=Ack(type=AckKind(ack), reason=reason))
+    ) -> ConfirmationBody:
+        return ConfirmationBody(ack_type=Ack(type=AckKind(ack), reason=reason))
 
     @staticmethod
-    def task_assign(task_id: str) -> TaskAssignMsg:
-        return TaskAssignMsg(task_id=task_id)
+    def task_assign(task_id: str) -> TaskAssignBody:
+        return TaskAssignBody(task_id=task_id)
 
     @staticmethod
-    def task_done(task_id: str, result: str) -> TaskDoneMsg:
-        return TaskDoneMsg(task_id=task_id, result=result)
+    def task_done(task_id: str, result: str) -> TaskDoneBody:
+        return TaskDoneBody(task_id=task_id, result=result)
 
     @staticmethod
-    def task_failed(task_id: str, error: str) -> TaskFailedMsg:
-        return TaskFailedMsg(task_id=task_id, error=error)
+    def task_failed(task_id: str, error: str) -> TaskFailedBody:
+        return TaskFailedBody(task_id=task_id, error=error)
 
     @staticmethod
-    def status_request() -> StatusRequestMsg:
-        return StatusRequestMsg()
+    def status_request() -> StatusRequestBody:
+        return StatusRequestBody()
 
     @staticmethod
-    def status_response(state: AgentState | str, current_task: str | None) -> StatusResponseMsg:
-        return StatusResponseMsg(state=AgentState(state), current_task=current_task)
+    def status_response(state: AgentState | str, current_task: str | None) -> StatusResponseBody:
+        return StatusResponseBody(state=AgentState(state), current_task=current_task)
 
     @staticmethod
-    def ping() -> PingMsg:
-        return PingMsg()
+    def ping() -> PingBody:
+        return PingBody()
 
     @staticmethod
-    def pong() -> PongMsg:
-        return PongMsg()
+    def pong() -> PongBody:
+        return PongBody()
 
     @staticmethod
-    def shutdown() -> ShutdownMsg:
-        return ShutdownMsg()
+    def shutdown() -> ShutdownBody:
+        return ShutdownBody()
 
     @staticmethod
-    def custom(kind: str, payload: str) -> CustomMsg:
-        return CustomMsg(kind=kind, payload=payload)
+    def custom(kind: str, payload: str) -> CustomBody:
+        return CustomBody(kind=kind, payload=payload)
 
 
-class TaskMsg(MessageType, tag="task"):
+class TaskBody(MessageBody, tag="task"):
     needs_cli: ClassVar[bool] = True
     description: str
 
 
-class QueryMsg(MessageType, tag="query"):
+class QueryBody(MessageBody, tag="query"):
     needs_cli: ClassVar[bool] = True
     question: str
 
 
-class InformationalMsg(MessageType, tag="informational"):
+class InformationalBody(MessageBody, tag="informational"):
     actionable: ClassVar[bool] = False
     summary: str
 
 
-class ConfirmationMsg(MessageType, tag="confirmation"):
+class ConfirmationBody(MessageBody, tag="confirmation"):
     actionable: ClassVar[bool] = False
     ack_type: Ack
 
 
-class TaskAssignMsg(MessageType, tag="task_assign"):
+class TaskAssignBody(MessageBody, tag="task_assign"):
     needs_cli: ClassVar[bool] = True
     _uuids = ("task_id",)
     task_id: str
 
 
-class TaskDoneMsg(MessageType, tag="task_done"):
+class TaskDoneBody(MessageBody, tag="task_done"):
     actionable: ClassVar[bool] = False
     _uuids = ("task_id",)
     task_id: str
     result: str
 
 
-class TaskFailedMsg(MessageType, tag="task_failed"):
+class TaskFailedBody(MessageBody, tag="task_failed"):
     actionable: ClassVar[bool] = False
     _uuids = ("task_id",)
     task_id: str
     error: str
 
 
-class StatusRequestMsg(MessageType, tag="status_request"):
+class StatusRequestBody(MessageBody, tag="status_request"):
     pass
 
 
-class StatusResponseMsg(MessageType, tag="status_response"):
+class StatusResponseBody(MessageBody, tag="status_response"):
     actionable: ClassVar[bool] = False
     _uuids = ("current_task",)
     state: AgentState
     current_task: str | None = None
 
 
-class PingMsg(MessageType, tag="ping"):
+class PingBody(MessageBody, tag="ping"):
     pass
 
 
-class PongMsg(MessageType, tag="pong"):
+class PongBody(MessageBody, tag="pong"):
     actionable: ClassVar[bool] = False
 
 
-class ShutdownMsg(MessageType, tag="shutdown"):
+class ShutdownBody(MessageBody, tag="shutdown"):
     pass
 
 
-class CustomMsg(MessageType, tag="custom"):
+class CustomBody(MessageBody, tag="custom"):
     needs_cli: ClassVar[bool] = True
     kind: str
     payload: str
 
 
-MessageBody = (
-    TaskMsg
-    | QueryMsg
-    | InformationalMsg
-    | ConfirmationMsg
-    | TaskAssignMsg
-    | TaskDoneMsg
-    | TaskFailedMsg
-    | StatusRequestMsg
-    | StatusResponseMsg
-    | PingMsg
-    | PongMsg
-    | ShutdownMsg
-    | CustomMsg
+AnyBody = (
+    TaskBody
+    | QueryBody
+    | InformationalBody
+    | ConfirmationBody
+    | TaskAssignBody
+    | TaskDoneBody
+    | TaskFailedBody
+    | StatusRequestBody
+    | StatusResponseBody
+    | PingBody
+    | PongBody
+    | ShutdownBody
+    | CustomBody
 )
-"""Any one message type's body: what `MessageType.<kind>(...)` returns."""
+"""Any one body class: what `MessageBody.<kind>(...)` returns and `Message.body` holds."""
+
+MessageType = MessageBody  # the spec's and the public API's name (`tinytown.MessageType`)
 
 NEEDS_CLI: frozenset[str] = frozenset(
-    str(cls.__struct_config__.tag) for cls in MessageType.__subclasses__() if cls.needs_cli
+    str(cls.__struct_config__.tag) for cls in MessageBody.__subclasses__() if cls.needs_cli
 )
-"""The message types a round runs the agent CLI for; the others are answered by the
+"""The body types (tags) a round runs the agent CLI for; the others are answered by the
 round itself (ping, status_request), end it (shutdown) or wait as notes."""
 
 # each type's own fields, which sit beside the common ones in the flat document
 _BODY_FIELDS: dict[str, frozenset[str]] = {
     str(cls.__struct_config__.tag): frozenset(cls.__struct_encode_fields__)
-    for cls in MessageType.__subclasses__()
+    for cls in MessageBody.__subclasses__()
 }
 
 
@@ -217,7 +225,7 @@ class Message(WireModel, kw_only=True):
     id: str = msgspec.field(default_factory=new_id)
     sender: str = msgspec.field(name="from")
     to: str
-    body: MessageBody
+    body: AnyBody
     priority: Priority = Priority.NORMAL
     created_at: datetime = msgspec.field(default_factory=utcnow)
     correlation_id: str | None = None

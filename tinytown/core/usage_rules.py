@@ -45,11 +45,11 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
         return not (self.unknown_rounds or self.uncosted_rounds)
 
     def cost_text(self) -> str:
-        """`$0.0123` (`spend_text`), with `+?` when some rounds' cost is not known;
+        """`$0.0123` (`cost_usd_text`), with `+?` when some rounds' cost is not known;
         `unknown` if none is."""
         if self.rounds and self.unknown_rounds + self.uncosted_rounds >= self.rounds:
             return "unknown"
-        text = spend_text(self.cost_usd)
+        text = cost_usd_text(self.cost_usd)
         return text if self.cost_known else f"{text}+?"
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,8 +74,8 @@ def budget_text(usd: float | None) -> str:
     return f"${usd:.{max(2, places(usd))}f}"
 
 
-def spend_text(usd: float, budget: float | None = None) -> str:
-    """A spend: 4 places, one more than its budget shows, and at least 2 significant
+def cost_usd_text(usd: float, budget: float | None = None) -> str:
+    """A cost in USD: 4 places, one more than its budget shows, and at least 2 significant
     digits of a small amount ($0.000012, not $0.0000)."""
     digits = max(4, places(budget) + 1 if budget is not None else 0)
     if 0 < usd < 1:

@@ -4,7 +4,7 @@ Every operation a client of a town has is a method here, and each one is a call 
 the module that does it, on the town's `TownContext` (its store, settings and name):
 `references` (naming agents and tasks), `spawning`, `assignments` (tasks: assign,
 finish, wait), `routing` (roles and the backlog), `control`, `reclaim`, `snapshot`,
-`workspaces`, `hosts`, `spending`, `access` (API keys), `health`; `handles` holds
+`workspaces`, `hosting`, `usage_budgets`, `access` (API keys), `health`; `handles` holds
 `AgentHandle` and `Channel`. No ops module imports this one. `tinytown.db` does all
 Redis work. The ops modules are loaded on first use (`ops.<module>`, see
 tinytown/ops/__init__.py), so scripts that only read and write records start fast.
@@ -25,7 +25,6 @@ from tinytown.core.settings import (
     CONFIG_FILE,
     Settings,
     config_template,
-    default_town_name,
     validate_town_name,
 )
 from tinytown.core.settings import find_root as _find_root
@@ -34,14 +33,14 @@ from tinytown.db.store import Store
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.handles import AgentHandle, Channel
 from tinytown.ops.references import resolve, resolve_task
-from tinytown.ops.spending import KEEP, Keep
+from tinytown.ops.usage_budgets import KEEP, Keep
 from tinytown.system.private import private_dir
 
 if TYPE_CHECKING:
     from tinytown.core.apikeys import ApiKey, Scope
     from tinytown.core.models import Mission
     from tinytown.core.plans import Plan
-    from tinytown.ops.health import Health
+    from tinytown.ops.readiness import Health
 
 __all__ = ["AgentHandle", "Channel", "Town"]
 ROUND_LOGS_LISTED = 50  # Town.round_log: the newest rounds it lists
@@ -73,6 +72,8 @@ class Town:
             raise TownExists(f"{root / CONFIG_FILE} already exists: this folder is a town")
         if not root.is_dir():
             raise UsageError(f"{root} is not a folder")
+        from tinytown.system.workspace import default_town_name
+
         town_name = validate_town_name(name) if name is not None else default_town_name(root)
         enclosing = next((f for f in root.parents if (f / CONFIG_FILE).is_file()), None)
         if enclosing is not None and not nested:
@@ -304,12 +305,12 @@ class Town:
 
     def down(self) -> dict[str, Any]:
         """Stop every worker, the supervisor and (for the embedded default) the Redis."""
-        return ops.control.down(self.context)
+        return ops.control_plane.down(self.context)
 
     def up(self, all_agents: bool = False) -> dict[str, Any]:
         """Bring the town back after `down`: Redis, a supervisor, the agents `down`
-        stopped (`all_agents`: every stopped or errored one); see ops.control.up."""
-        return ops.control.up(self.context, all_agents)
+        stopped (`all_agents`: every stopped or errored one); see ops.control_plane.up."""
+        return ops.control_plane.up(self.context, all_agents)
 
     @property
     def started_redis(self) -> bool:
@@ -318,13 +319,13 @@ class Town:
 
     def stop_all(self) -> list[Agent]:
         """Kill every live agent of the town."""
-        return ops.control.stop_all(self.context)
+        return ops.control_plane.stop_all(self.context)
 
     def prune(self, all_agents: bool = False, force: bool = False,
               delete_branches: bool = False) -> dict[str, Any]:
         """Remove terminal agents (records, inboxes, runtime keys, worktrees); see
-        ops.control.prune."""
-        return ops.control.prune(self.context, all_agents=all_agents, force=force,
+        ops.control_plane.prune."""
+        return ops.control_plane.prune(self.context, all_agents=all_agents, force=force,
                              delete_branches=delete_branches)
 
     # --- workspaces -----------------------------------------------------------------
@@ -369,10 +370,10 @@ class Town:
 
     def status(self, deep: bool = False) -> dict[str, Any]:
         """The town, its Redis and supervisor, and every agent with its inbox length."""
-        return ops.control.town_status(self.context, deep=deep)
+        return ops.control_plane.town_status(self.context, deep=deep)
 
     def supervisor_status(self) -> str:
-        return ops.control.supervisor_status(self.context)
+        return ops.control_plane.supervisor_status(self.context)
 
     def ensure_supervisor(self) -> int | None:
         """Start the town's supervisor unless one leads (or `autostart` is off); its pid."""
@@ -395,40 +396,40 @@ class Town:
     def inbox_lens(self, agents: list[Agent]) -> dict[str, int]:
         return self.store.inbox_lens([a.id for a in agents])
 
-    # --- spend --------------------------------------------------------------------
+    # --- usage and budgets --------------------------------------------------------
 
     def usage(self, agent_ref: str | None = None, task_id: str | None = None,
               since: str | None = None, by: str = "agent") -> dict[str, Any]:
         """Tokens and cost of the town's rounds (of one agent or task, since a time),
         grouped by agent, task, role or day."""
-        return ops.spending.report(self.context, agent_ref, task_id, since, by)
+        return ops.usage_budgets.report(self.context, agent_ref, task_id, since, by)
 
     def round_timings(self) -> dict[str, int]:
         """The rounds' durations as a cumulative histogram (count, failed, sum_ms,
         le_<secs> for each bound of `usage.ROUND_BUCKETS`)."""
-        from tinytown.db.usage import round_timings
+        from tinytown.db.usage_store import round_timings
 
         return round_timings(self.store)
 
     def budgets(self) -> dict[str, Any]:
-        """The town's budget and spend, and each agent's."""
-        return ops.spending.budget_status(self.context)
+        """The town's budget and usage, and each agent's."""
+        return ops.usage_budgets.budget_status(self.context)
 
     def set_budget(self, target: str, usd: float | None | Keep = KEEP,
                    tokens: int | None | Keep = KEEP) -> dict[str, Any]:
-        """Cap an agent's (or, with "town", the town's) spend at `usd`, and its tokens
+        """Cap an agent's (or, with "town", the town's) cost at `usd`, and its tokens
         at `tokens` (None: no cap of its own; KEEP: leave it). An agent held by its
         budget carries on after `resume`. `unpriced` names the agents whose cost a USD
         budget cannot see."""
-        return ops.spending.set_budget(self.context, target, usd, tokens)
+        return ops.usage_budgets.set_budget(self.context, target, usd, tokens)
 
     def hosts(self) -> list[dict[str, Any]]:
         """The host daemons (`tt host`) that registered: state, load, agents."""
-        return ops.hosts.report(self.context)
+        return ops.hosting.report(self.context)
 
     def drain_host(self, name: str) -> dict[str, Any]:
         """Host `name` moves its agents elsewhere and takes no new ones."""
-        return ops.hosts.drain(self.context, name)
+        return ops.hosting.drain(self.context, name)
 
     def events(self, count: int = 20, agent_ref: str | None = None) -> list[dict[str, str]]:
         agent_id = self.resolve(agent_ref).id if agent_ref else None
@@ -465,8 +466,8 @@ class Town:
         ops.access.check_address(self.context, address)
 
     def health(self) -> Health:
-        """Whether the town's Redis answers and a supervisor leads (see ops.health)."""
-        return ops.health.health(self.context)
+        """Whether the town's Redis answers and a supervisor leads (see ops.readiness)."""
+        return ops.readiness.health(self.context)
 
     def round_log(self, agent_ref: str, round_no: int | None = None,
                   limit: int = 64 * 1024) -> dict[str, Any]:

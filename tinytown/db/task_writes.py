@@ -16,7 +16,7 @@ from redis.client import Pipeline
 
 from tinytown.core import keys
 from tinytown.core.errors import InvalidRecord, InvalidTransition
-from tinytown.core.models import Agent, Message, MessageType, Priority, Task, TaskState, utcnow
+from tinytown.core.models import Agent, Message, MessageBody, Priority, Task, TaskState, utcnow
 from tinytown.db import graph, missions
 from tinytown.db.connection import texts
 from tinytown.db.store import Store, log
@@ -147,7 +147,7 @@ def queue_assignment(
     store.put_task(task, pipe)
     if message:
         store.push_message(Message(sender=keys.SUPERVISOR_ID, to=agent_id, priority=priority,
-                                   body=MessageType.task_assign(task.id)), pipe)
+                                   body=MessageBody.task_assign(task.id)), pipe)
     if event:
         store.add_event("assigned", agent_id, pipe=pipe, task=task.id, name=name, queue=queue)
     if wake:

@@ -15,7 +15,7 @@ from typing import Any
 from tinytown.core import keys
 from tinytown.core.errors import WrongType
 from tinytown.core.models import Agent, Task, format_timestamp, utcnow
-from tinytown.core.usage import ROUND_BUCKETS, TOKEN_FIELDS, Usage
+from tinytown.core.usage_rules import ROUND_BUCKETS, TOKEN_FIELDS, Usage
 from tinytown.db.connection import text, text_map
 from tinytown.db.store import Store
 

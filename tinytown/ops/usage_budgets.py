@@ -6,9 +6,9 @@ from typing import Any
 
 from tinytown.core.errors import TinytownError, UsageError
 from tinytown.core.models import Agent, utcnow
-from tinytown.core.usage import TOKEN_FIELDS, Usage, agent_budget_usd, town_budget_usd
+from tinytown.core.usage_rules import TOKEN_FIELDS, Usage, agent_budget_usd, town_budget_usd
 from tinytown.core.validate import parse_since, validate_usd
-from tinytown.db import usage as round_usage
+from tinytown.db import usage_store
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
 
@@ -25,7 +25,7 @@ def report(town: TownContext, agent_ref: str | None = None, task_id: str | None 
     start = parse_since(since, utcnow()) if since else None
     rows: dict[str, dict[str, Any]] = {}
     total = Usage()
-    for entry in round_usage.round_entries(town.store, start):
+    for entry in usage_store.round_entries(town.store, start):
         if (agent_id and entry.get("agent") != agent_id) or \
                 (task and entry.get("task") != task.id):
             continue
@@ -72,9 +72,9 @@ def _group(entry: dict[str, Any], by: str) -> tuple[str, str]:
 
 
 def budget_status(town: TownContext) -> dict[str, Any]:
-    """The town's budgets and spend, and each agent's (`cost_known`: false when some of
+    """The town's budgets and usage, and each agent's (`cost_known`: false when some of
     its rounds' cost is unknown, which a USD budget does not count)."""
-    spent = round_usage.town_totals(town.store)
+    spent = usage_store.town_totals(town.store)
     agents = []
     for agent in town.store.list_agents():
         if agent.agent_type.value != "worker":
@@ -86,13 +86,13 @@ def budget_status(town: TownContext) -> dict[str, Any]:
                        "spent_tokens": used.tokens, "cost": used.cost_text(),
                        "cost_known": not cost_unknown(town, agent), "hold": agent.hold})
     return {"town": {"budget_usd": town_budget(town),
-                     "budget_tokens": round_usage.town_budget_tokens(town.store),
+                     "budget_tokens": usage_store.town_budget_tokens(town.store),
                      "spent_usd": spent.cost_usd, "spent_tokens": spent.tokens,
                      "cost": spent.cost_text()}, "agents": agents}
 
 
 def town_budget(town: TownContext) -> float | None:
-    return town_budget_usd(round_usage.town_budget(town.store), town.settings.budget)
+    return town_budget_usd(usage_store.town_budget(town.store), town.settings.budget)
 
 
 def agent_budget(town: TownContext, own: float | None) -> float | None:
@@ -118,12 +118,12 @@ def set_budget(town: TownContext, target: str, usd: float | None | Keep = KEEP,
         raise UsageError(f"--tokens {tokens}: give a number of tokens, 1 or more")
     if target == "town":
         if not isinstance(usd, Keep):
-            round_usage.set_town_budget(town.store, usd)
+            usage_store.set_town_budget(town.store, usd)
         if not isinstance(tokens, Keep):
-            round_usage.set_town_budget_tokens(town.store, tokens)
+            usage_store.set_town_budget_tokens(town.store, tokens)
         covered = [a for a in town.store.list_agents() if a.agent_type.value == "worker"]
         out: dict[str, Any] = {"town": town.name, "budget_usd": town_budget(town),
-                               "budget_tokens": round_usage.town_budget_tokens(town.store)}
+                               "budget_tokens": usage_store.town_budget_tokens(town.store)}
     else:
         agent = resolve(town, target)
 

@@ -15,7 +15,7 @@ from typing import Any
 from tinytown.core import placement
 from tinytown.core.errors import Refused, UsageError
 from tinytown.core.models import Agent, AgentState
-from tinytown.db import fleet, hosts
+from tinytown.db import fleet, host_store
 from tinytown.ops.context import TownContext
 from tinytown.ops.starting import start_worker
 
@@ -37,7 +37,7 @@ def place(town: TownContext, agent: Agent, host: str | None, labels: list[str]) 
         if labels:
             raise UsageError("--on needs a host daemon: it does not go with --host local")
         return
-    known = hosts.read_all(town.store)
+    known = host_store.read_all(town.store)
     live = [h for h in known if h.live(_timeout(town))]
     if host is None and not live:
         if labels:
@@ -75,7 +75,7 @@ def start_placed(town: TownContext, agent: Agent) -> None:
         log.warning("%s: no live host can run it; starting it here", agent.name)
         start_worker(town.store, town.settings, agent)
     else:
-        hosts.nudge(town.store.r, town.name, target)
+        host_store.nudge(town.store.r, town.name, target)
 
 
 def wake(town: TownContext, agent: Agent, why: str) -> bool:
@@ -93,7 +93,7 @@ def report(town: TownContext) -> list[dict[str, Any]]:
     agents = town.store.list_agents()
     now = time.time()
     out = []
-    for h in hosts.read_all(town.store):
+    for h in host_store.read_all(town.store):
         mine = [a for a in agents if a.host == h.name]
         out.append({
             "name": h.name, "machine": h.machine, "pid": h.pid,
@@ -108,10 +108,10 @@ def report(town: TownContext) -> list[dict[str, Any]]:
 def drain(town: TownContext, name: str) -> dict[str, Any]:
     """Host `name` takes no new agents and moves its agents elsewhere (each finishes
     its round first)."""
-    known = {h.name: h for h in hosts.read_all(town.store)}
+    known = {h.name: h for h in host_store.read_all(town.store)}
     if name not in known:
         raise Refused(f"no host named {name!r}: `tt hosts` lists them")
-    hosts.set_draining(town.store, name, True)
-    hosts.nudge(town.store.r, town.name, name)
+    host_store.set_draining(town.store, name, True)
+    host_store.nudge(town.store.r, town.name, name)
     return {"name": name, "draining": True,
             "agents": [a.name for a in town.store.list_agents() if a.host == name]}

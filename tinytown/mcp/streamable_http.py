@@ -16,7 +16,7 @@ from typing import Any
 from mcp.server.transport_security import TransportSecuritySettings
 
 from tinytown.mcp.tools import Audit, Identify, build
-from tinytown.ops.town import Town
+from tinytown.ops.facade import Town
 
 Asgi = Any  # an ASGI callable: (scope, receive, send) -> None
 

@@ -3,7 +3,7 @@ one task ("look at your agents") nudges the daemon's loop, which runs in a threa
 
 Being a Celery worker of the town, a host shows in Flower and answers `celery
 inspect`; clients reach it by writing a task message into its queue, without Celery
-(`tinytown.db.hosts.nudge`). A warm shutdown (SIGTERM, Ctrl-C) drains the host first:
+(`tinytown.db.host_store.nudge`). A warm shutdown (SIGTERM, Ctrl-C) drains the host first:
 its agents finish their rounds and move to other hosts.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from tinytown.core import keys
 from tinytown.core.errors import EXIT_REDIS_UNREACHABLE, EXIT_USAGE, HostNameTaken, RedisUnreachable
 from tinytown.core.settings import Settings
-from tinytown.db.hosts import HOST_WAKE_TASK
+from tinytown.db.host_store import HOST_WAKE_TASK
 from tinytown.host.daemon import HostDaemon
 from tinytown.system.private import go_private
 

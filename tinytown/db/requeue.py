@@ -19,7 +19,7 @@ from tinytown.db import runtime, states
 from tinytown.db.connection import texts
 from tinytown.db.rounds import return_inflight
 from tinytown.db.store import Store
-from tinytown.db.tasks import back_to_assigned, queue_assignment, queue_in_backlog
+from tinytown.db.task_writes import back_to_assigned, queue_assignment, queue_in_backlog
 from tinytown.db.wakeup import enqueue_round
 from tinytown.system.processes import kill_recorded
 
