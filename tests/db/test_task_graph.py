@@ -1,4 +1,4 @@
-"""The task graph's writes (tinytown/db/graph.py, tinytown/db/dependencies.py) against a
+"""The task graph's writes (tinytown/db/graph.py, tinytown/db/dependency_store.py) against a
 real Redis: a task blocked until its dependencies are completed, released in the same
 transaction as the completion, exactly once; refusals that write nothing."""
 
@@ -12,7 +12,8 @@ from tests.conftest import TownFixture
 from tinytown.core import keys
 from tinytown.core.errors import DependencyCycle, InvalidTransition, TaskNotFound
 from tinytown.core.models import Task, TaskState
-from tinytown.db import dependencies, graph, rounds, tasks
+from tinytown.db import dependency_store, graph, rounds
+from tinytown.db import task_writes as tasks
 from tinytown.ops.facade import Town
 
 
@@ -135,7 +136,7 @@ def test_unknown_dependency_is_refused_and_nothing_written(town: TownFixture,
     with pytest.raises(TaskNotFound):
         t.assign("w", "never", after=[known, "0123abcd"])
     with pytest.raises(TaskNotFound):  # a well-formed id of no task
-        dependencies.submit(t.store, Task("x", assigned_to=agent_id), [known, Task("n").id])
+        dependency_store.submit(t.store, Task("x", assigned_to=agent_id), [known, Task("n").id])
     assert _snapshot(town) == before
 
 

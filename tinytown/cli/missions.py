@@ -1,5 +1,5 @@
 """`tt mission ...` and `tt plan check`: missions, a goal run as a graph of tasks from a
-plan file (see tinytown.core.plans for the file, tinytown.ops.missions for the rest)."""
+plan file (see tinytown.core.plans for the file, tinytown.ops.mission_control for the rest)."""
 
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ def _read_plan(path: str) -> bytes:
 def _checked(obj: Context, path: str, town_too: bool) -> Plan:
     """The plan in FILE, checked (against the town when `town_too`). With problems:
     each on stderr as FILE:LINE: problem (as a compiler says them), exit 1."""
-    from tinytown.ops import missions
+    from tinytown.ops import mission_control
 
-    found = missions.check(obj.town().context if town_too else None, _read_plan(path))
+    found = mission_control.check(obj.town().context if town_too else None, _read_plan(path))
     if isinstance(found, list):
-        for line in missions.problems_text(found, path).splitlines():
+        for line in mission_control.problems_text(found, path).splitlines():
             say(line, err=True)
         raise click.exceptions.Exit(1)
     return found
@@ -95,7 +95,7 @@ def mission_start(obj: Context, name: str, goal: str | None, plan_file: str | No
                   budget: float | None, parallel: int | None, as_json: bool) -> None:
     """Start mission NAME from a plan: every task is created at once and runs as soon
     as the tasks it comes after are completed."""
-    from tinytown.ops.missions import NO_PLAN
+    from tinytown.ops.mission_control import NO_PLAN
 
     if plan_file is None:
         raise Refused(NO_PLAN)

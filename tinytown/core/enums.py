@@ -67,7 +67,7 @@ class TaskState(StrEnum):
 
 
 class MissionState(StrEnum):
-    """A mission's life (tinytown.db.missions): `planning` before its tasks exist (a
+    """A mission's life (tinytown.db.mission_store): `planning` before its tasks exist (a
     conductor plans; a plan file skips it), `running`, `blocked` (nothing can proceed:
     a task failed, or over budget), then `done`, `failed` or `cancelled` for good."""
 

@@ -39,7 +39,7 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
     tt:<town>:apikeys:used         hash    API key name -> when it was last used
     tt:<town>:down:agents          set     ids of the agents `tt down` stopped while they
                                            were live: what `tt up` starts again
-    tt:<town>:mission:<name>       string  one Mission as JSON (tinytown/db/missions.py)
+    tt:<town>:mission:<name>       string  one Mission as JSON (tinytown/db/mission_store.py)
     tt:<town>:missions             set     the names of the town's missions
 
 Legacy, un-isolated keys that `tt migrate` moves: tt:agent:<id>, tt:inbox:<id>,

@@ -169,7 +169,7 @@ class Task(WireModel):
     blocked_reason: str | None = None  # why a blocked task cannot go on (a failed dependency)
     role: str | None = None  # the role whose queue it is for (`tt assign --role`, the backlog)
     priority: Priority = Priority.NORMAL  # its task_assign's, when it is dispatched later
-    mission: str | None = None  # the mission it belongs to (tinytown/db/missions.py)
+    mission: str | None = None  # the mission it belongs to (tinytown/db/mission_store.py)
 
     _uuids = ("id", "assigned_to", "parent_id")
     _timestamps = ("created_at", "updated_at", "started_at", "completed_at")
@@ -203,7 +203,7 @@ class Task(WireModel):
 
 class Mission(WireModel):
     """A named graph of tasks with a goal, a budget and a cap on how many of its tasks
-    are dispatched at once (`tt:<town>:mission:<name>`, written by tinytown.db.missions
+    are dispatched at once (`tt:<town>:mission:<name>`, written by tinytown.db.mission_store
     only). `tasks` maps each task's name in the mission to its task id, in plan order;
     the dependencies live on the tasks (`after`)."""
 

@@ -42,7 +42,7 @@ from tinytown.core.models import (
     utcnow,
 )
 from tinytown.core.usage_rules import Usage
-from tinytown.db import graph, missions, runtime, scripts, states, usage_store
+from tinytown.db import graph, mission_store, runtime, scripts, states, usage_store
 from tinytown.db.connection import text
 from tinytown.db.fence import Fence, check, token, watching
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
@@ -246,7 +246,7 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
         finished = task is not None and not task.state.is_terminal
         follow = _end_task(store, pipe, agent, task, outcome) if finished else None
         _round_done(agent, task, outcome)
-        mission = missions.watch(store, pipe, task) if task is not None else None
+        mission = mission_store.watch(store, pipe, task) if task is not None else None
         old = agent.state
         if old == AgentState.WORKING:
             states.step(agent, AgentState.IDLE)
@@ -261,7 +261,7 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
             if follow is not None:
                 dispatched = follow.queue(store, pipe, queue_dispatch)
             if finished or outcome.usage is not None:  # a release, or its cost counted
-                dispatched += missions.queue_advance(store, pipe, mission, task,
+                dispatched += mission_store.queue_advance(store, pipe, mission, task,
                                                      queue_dispatch, dispatched)
             if released is not None:
                 released[:] = dispatched

@@ -17,7 +17,7 @@ from redis.client import Pipeline
 from tinytown.core import keys
 from tinytown.core.errors import InvalidRecord, InvalidTransition
 from tinytown.core.models import Agent, Message, MessageBody, Priority, Task, TaskState, utcnow
-from tinytown.db import graph, missions
+from tinytown.db import graph, mission_store
 from tinytown.db.connection import texts
 from tinytown.db.store import Store, log
 from tinytown.db.wakeup import enqueue_round, enqueue_task_job, queue_key
@@ -54,12 +54,12 @@ def finish_task(
         now = mark_finished(task, state, text)
         follow = graph.followers(store, pipe, task)
         ensure_inboxes(store, follow.released)
-        mission = missions.watch(store, pipe, task)
+        mission = mission_store.watch(store, pipe, task)
         pipe.multi()
         pipe.set(task_key, task.to_json())
         pipe.zrem(keys.role_pending(store.town), task.id)
         dispatched = follow.queue(store, pipe, queue_dispatch)
-        dispatched += missions.queue_advance(store, pipe, mission, task, queue_dispatch,
+        dispatched += mission_store.queue_advance(store, pipe, mission, task, queue_dispatch,
                                              dispatched)
         if released is not None:
             released[:] = dispatched

@@ -15,8 +15,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__all__ = ["access", "assignments", "control_plane", "dependencies", "flower", "hosting",
-           "missions", "readiness", "reclaim", "routing", "snapshot", "spawning", "starting",
+__all__ = ["access", "assignments", "control_plane", "mission_control", "flower", "hosting",
+           "readiness", "reclaim", "ordering", "routing", "snapshot", "spawning", "starting",
            "usage_budgets", "workspaces"]
 
 if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
@@ -24,10 +24,10 @@ if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
         access,
         assignments,
         control_plane,
-        dependencies,
         flower,
         hosting,
-        missions,
+        mission_control,
+        ordering,
         readiness,
         reclaim,
         routing,

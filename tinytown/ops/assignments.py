@@ -32,7 +32,7 @@ def assign(town: TownContext, agent_ref: str, task: Task | str,
     """Record the task as `assigned` and put a `task_assign` in the agent's inbox.
 
     With `after` (task ids or prefixes) it is `blocked` until those are completed and
-    only then goes to the inbox (tinytown.db.dependencies)."""
+    only then goes to the inbox (tinytown.db.dependency_store)."""
     agent = resolve(town, agent_ref)
     if agent.agent_type == AgentType.SUPERVISOR:
         raise UsageError("tasks are assigned to worker agents, not to the supervisor")
@@ -47,10 +47,10 @@ def assign(town: TownContext, agent_ref: str, task: Task | str,
     if task.parent_id and town.store.get_task(task.parent_id) is None:
         raise TaskNotFound(f"parent task {task.parent_id} does not exist")
     after = [*task.after, *after]  # a Task given with its `after` set counts too
-    deps = ops.dependencies.resolve_after(town, after) if after else []
+    deps = ops.ordering.resolve_after(town, after) if after else []
     if deps:
         task.assigned_to, task.priority = agent.id, priority
-        from tinytown.db.dependencies import submit
+        from tinytown.db.dependency_store import submit
 
         if not submit(town.store, task, deps):
             return task.id  # blocked: no inbox, nothing to wake yet
@@ -90,7 +90,7 @@ def finish(town: TownContext, ref: str, state: TaskState, text: str | None) -> T
     task = task_writes.finish_task(town.store, resolve_task(town, ref).id, state, text,
                              released=released)
     if released:  # loads the graph's client side only when a release happened
-        ops.dependencies.wake(town, released)
+        ops.ordering.wake(town, released)
     return task
 
 

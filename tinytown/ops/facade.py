@@ -222,16 +222,16 @@ class Town:
     def retry_task(self, ref: str, to: str | None = None, role: str | None = None) -> Task:
         """Run a failed or cancelled task again: for its agent (or role), for agent
         `to`, or for `role`; the tasks blocked on it wait for it again."""
-        return ops.dependencies.retry(self.context, ref, to, role)
+        return ops.ordering.retry(self.context, ref, to, role)
 
     def unblock_task(self, ref: str) -> Task:
         """A task blocked by a failed or cancelled dependency goes on without it:
         dispatched when nothing else it waits for is unfinished."""
-        return ops.dependencies.unblock(self.context, ref)
+        return ops.ordering.unblock(self.context, ref)
 
     def add_dependencies(self, ref: str, after: Iterable[str]) -> Task:
         """More dependencies for a blocked task (a cycle is refused, naming it)."""
-        return ops.dependencies.add(self.context, ref, after)
+        return ops.ordering.add(self.context, ref, after)
 
     # --- the backlog --------------------------------------------------------------
 
@@ -264,15 +264,15 @@ class Town:
         data): all its tasks are created at once and run as their dependencies complete,
         at most `parallel` at a time, within `budget` USD (see ops.missions)."""
         source = plan.read_bytes() if isinstance(plan, Path) else plan
-        found = ops.missions.plan_of(source) if source is not None else None
-        return ops.missions.start(self.context, name, found, goal, budget, parallel)
+        found = ops.mission_control.plan_of(source) if source is not None else None
+        return ops.mission_control.start(self.context, name, found, goal, budget, parallel)
 
     def mission(self, name: str) -> dict[str, Any]:
         """The mission (brought up to date) and its tasks in waves."""
-        return ops.missions.status(self.context, name)
+        return ops.mission_control.status(self.context, name)
 
     def missions(self) -> list[Mission]:
-        return ops.missions.list_missions(self.context)
+        return ops.mission_control.list_missions(self.context)
 
     def cancel_mission(self, name: str, fail: bool = False, reason: str | None = None
                        ) -> Mission:
@@ -280,16 +280,16 @@ class Town:
         from tinytown.core.models import MissionState
 
         state = MissionState.FAILED if fail else MissionState.CANCELLED
-        return ops.missions.end(self.context, name, state, reason)
+        return ops.mission_control.end(self.context, name, state, reason)
 
     def add_mission_task(self, name: str, text: str, agent: str | None = None,
                          role: str | None = None, after: list[str] | tuple[str, ...] = (),
                          label: str | None = None) -> Task:
         """Add a task to a mission while it runs (after some of its tasks, by name or id)."""
-        return ops.missions.add_task(self.context, name, text, agent, role, after, label)
+        return ops.mission_control.add_task(self.context, name, text, agent, role, after, label)
 
     def set_mission_budget(self, name: str, usd: float | None) -> Mission:
-        return ops.missions.set_budget(self.context, name, usd)
+        return ops.mission_control.set_budget(self.context, name, usd)
 
     # --- maintenance --------------------------------------------------------------
 

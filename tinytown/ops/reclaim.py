@@ -12,7 +12,7 @@ from typing import Any
 
 from tinytown.core.errors import InvalidTransition, UsageError
 from tinytown.core.models import Agent, AgentState, Task, TaskState
-from tinytown.db import dependencies, requeue, runtime, states
+from tinytown.db import dependency_store, requeue, runtime, states
 from tinytown.db.task_writes import finish_task, move_to_backlog
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.references import resolve
@@ -76,7 +76,7 @@ def reclaim(
         tasks = [t for t in tasks if t.state != TaskState.BLOCKED]
         if target is not None or to_backlog:  # they stay blocked, for the new owner
             for task in blocked:
-                dependencies.retarget(town.store, task.id, target.id if target else None)
+                dependency_store.retarget(town.store, task.id, target.id if target else None)
         if target is not None:
             requeue.move_to_agent(town.store, agent, target, tasks)
             entry["action"] = f"moved to {target.name}"
@@ -99,7 +99,7 @@ def orphan_tasks(town: TownContext, to_backlog: bool = False, cancel: bool = Fal
         if cancel:
             finish_task(town.store, task.id, TaskState.CANCELLED, None)
         elif to_backlog and task.state == TaskState.BLOCKED:  # to the backlog once released
-            dependencies.retarget(town.store, task.id, None)
+            dependency_store.retarget(town.store, task.id, None)
         elif to_backlog:
             move_to_backlog(town.store, task.id)
     return orphans

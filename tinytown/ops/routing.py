@@ -12,7 +12,7 @@ from tinytown.core import keys
 from tinytown.core.errors import TaskNotFound, UsageError
 from tinytown.core.models import Agent, AgentState, Task
 from tinytown.core.roles import roles_of
-from tinytown.db import dependencies, task_writes
+from tinytown.db import dependency_store, task_writes
 from tinytown.ops.context import TownContext
 from tinytown.ops.hosting import wake
 from tinytown.ops.references import resolve, resolve_task
@@ -35,14 +35,14 @@ def assign_to_role(town: TownContext, role: str, task: Task, after: Iterable[str
 
     With no live member the task waits in the role's queue: it is never dropped. With
     `after` (task ids or prefixes) it is `blocked` until those are completed, then
-    queued (tinytown.db.dependencies).
+    queued (tinytown.db.dependency_store).
     """
     check_role(town, role)
     deps = list(dict.fromkeys(resolve_task(town, ref).id  # a Task's own `after` too
                               for ref in [*task.after, *after] if ref.strip()))
     if deps:
         task.assigned_to, task.role = None, role
-        if not dependencies.submit(town.store, task, deps):
+        if not dependency_store.submit(town.store, task, deps):
             members = role_members(town, role)
             return task, [a for a in members if not a.state.is_terminal]
     else:

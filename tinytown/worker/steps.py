@@ -30,7 +30,7 @@ from tinytown.core.models import Agent, Message, MessageBody, SpawnMode, Task, u
 from tinytown.core.outcomes import RunFacts, judge, read_report, usage_limit
 from tinytown.core.presets import CliCommand, with_prompt_limit
 from tinytown.core.usage_rules import Usage, of_round, since_session_start
-from tinytown.db import dependencies, graph, holds, rounds, runtime
+from tinytown.db import dependency_store, graph, holds, rounds, runtime
 from tinytown.db.task_writes import RESULT_LIMIT
 from tinytown.system.launching import detached, worker_argv
 from tinytown.system.private import private_dir
@@ -233,7 +233,7 @@ def record(r: RoundContext) -> bool:
     released: list[Task] = []
     after = rounds.finish(w.store, w.agent_id, r.task_ref, outcome, w.state.fence, released)
     if released:  # the tasks that waited for this one are queued: wake a cold agent of theirs
-        dependencies.wake_released(w.store, w.settings, released, lambda a: _start_worker(w, a))
+        dependency_store.wake_released(w.store, w.settings, released, lambda a: _start_worker(w, a))
     max_rounds = after.extra.get("max_rounds")  # set by `tt spawn --max-rounds`
     if max_rounds and after.rounds_completed >= int(max_rounds):
         r.drain = f"max rounds ({max_rounds}) reached"

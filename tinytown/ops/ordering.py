@@ -1,7 +1,7 @@
 """Dependencies between tasks from a client's side: naming them, retrying a failed
 task, unblocking a task whose dependency failed, adding dependencies to a blocked
 task, and waking the cold agents a release gave work to. The writes are
-`tinytown.db.dependencies` (one transaction each, `tinytown.db.graph`)."""
+`tinytown.db.dependency_store` (one transaction each, `tinytown.db.graph`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from tinytown.core.errors import Refused, UsageError
 from tinytown.core.models import AgentType, Task
-from tinytown.db import dependencies
+from tinytown.db import dependency_store
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve, resolve_task
 from tinytown.ops.starting import start_worker
@@ -25,7 +25,7 @@ def resolve_after(town: TownContext, refs: Iterable[str]) -> list[str]:
 def wake(town: TownContext, released: list[Task]) -> None:
     """Tasks a release dispatched: a cold agent among theirs wakes, as for new work."""
     if released:
-        dependencies.wake_released(town.store, town.settings, released,
+        dependency_store.wake_released(town.store, town.settings, released,
                                    lambda agent: start_worker(town.store, town.settings, agent))
 
 
@@ -50,7 +50,7 @@ def retry(town: TownContext, ref: str, to: str | None = None, role: str | None =
             town.store.get_agent(found.assigned_to) is None:
         raise Refused(f"task {found.id[:8]}'s agent is gone (pruned): give --to AGENT or"
                       " --role ROLE")
-    task, dispatched = dependencies.retry(town.store, found.id, agent_id, role)
+    task, dispatched = dependency_store.retry(town.store, found.id, agent_id, role)
     if dispatched:
         wake(town, [task])
     return task
@@ -58,7 +58,7 @@ def retry(town: TownContext, ref: str, to: str | None = None, role: str | None =
 
 def unblock(town: TownContext, ref: str) -> Task:
     """A blocked task goes on without its failed or cancelled dependencies."""
-    task, dispatched = dependencies.unblock(town.store, resolve_task(town, ref).id)
+    task, dispatched = dependency_store.unblock(town.store, resolve_task(town, ref).id)
     if dispatched:
         wake(town, [task])
     return task
@@ -66,7 +66,7 @@ def unblock(town: TownContext, ref: str) -> Task:
 
 def add(town: TownContext, ref: str, after: Iterable[str]) -> Task:
     """More dependencies for a blocked task; a cycle is refused, naming it."""
-    task = dependencies.add_dependencies(town.store, resolve_task(town, ref).id,
+    task = dependency_store.add_dependencies(town.store, resolve_task(town, ref).id,
                                          resolve_after(town, after))
     if task.state.value != "blocked":
         wake(town, [task])

@@ -1,10 +1,10 @@
 """Missions from a client's side: check a plan against the town, start a mission from
 it, look at one, add a task to it, cancel or fail it. The plan's schema and checks are
-tinytown.core.plans (pure); the records and the dispatcher are tinytown.db.missions.
+tinytown.core.plans (pure); the records and the dispatcher are tinytown.db.mission_store.
 
 A mission's tasks are created all at once, `blocked`; the mission releases them as
 their dependencies complete, at most `parallel` at a time, none once its tasks' cost
-reaches its budget (see tinytown.db.missions).
+reaches its budget (see tinytown.db.mission_store).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tinytown.core.plans import (
     plan_from_mapping,
     waves,
 )
-from tinytown.db import missions
+from tinytown.db import mission_store
 from tinytown.db.task_writes import ensure_inboxes, queue_dispatch
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
@@ -120,7 +120,7 @@ def start(town: TownContext, name: str, plan: Plan | None, goal: str | None = No
     tasks = [_held(town, name, t, ids[t.name], [ids[a] for a in t.after]) for t in plan.tasks]
     mission.tasks = {t.name: ids[t.name] for t in plan.tasks}
     ensure_inboxes(town.store, tasks)
-    created = missions.create(town.store, mission, tasks, queue_dispatch)
+    created = mission_store.create(town.store, mission, tasks, queue_dispatch)
     _wake(town, tasks)
     return created
 
@@ -174,7 +174,7 @@ def add_task(town: TownContext, name: str, text: str, agent: str | None = None,
         raise UsageError("give the task an agent or a role (one of them)")
     if role is not None and role not in (known := town.settings.known_roles()):
         raise UsageError(f"unknown role {role!r}; known roles: {', '.join(sorted(known))}")
-    mission = missions.require(town.store, name)
+    mission = mission_store.require(town.store, name)
     label = _check_name(label, "task name") if label else _free_label(mission)
     after_ids = [_mission_task(mission, ref) for ref in after]
     spec = PlanTask(label, text, role, agent)
@@ -182,7 +182,7 @@ def add_task(town: TownContext, name: str, text: str, agent: str | None = None,
         raise UsageError("a task needs a non-empty description")
     task = _held(town, name, spec, Task("-").id, list(dict.fromkeys(after_ids)))
     ensure_inboxes(town.store, [task])
-    view = missions.add_task(town.store, name, task, label, queue_dispatch)
+    view = mission_store.add_task(town.store, name, task, label, queue_dispatch)
     _wake(town, [task])
     return view.tasks[task.id]
 
@@ -209,26 +209,26 @@ def _mission_task(mission: Mission, ref: str) -> str:
 def end(town: TownContext, name: str, state: MissionState = MissionState.CANCELLED,
         reason: str | None = None) -> Mission:
     """Cancel (or fail) the mission: its tasks not ended are cancelled."""
-    return missions.end(town.store, name, state, reason).mission
+    return mission_store.end(town.store, name, state, reason).mission
 
 
 def set_budget(town: TownContext, name: str, usd: float | None) -> Mission:
-    return missions.set_budget(town.store, name, _budget(usd), queue_dispatch).mission
+    return mission_store.set_budget(town.store, name, _budget(usd), queue_dispatch).mission
 
 
 # --- looking ------------------------------------------------------------------------------
 
 
 def list_missions(town: TownContext) -> list[Mission]:
-    found = [missions.get(town.store, n) for n in missions.names(town.store)]
+    found = [mission_store.get(town.store, n) for n in mission_store.names(town.store)]
     return [m for m in found if m is not None]
 
 
 def status(town: TownContext, name: str) -> dict[str, Any]:
     """The mission, brought up to date, and its tasks in waves: each one's name, id,
     state, agent, role, cost, branch, dependencies and why it waits."""
-    missions.require(town.store, name)
-    view = missions.advance(town.store, name, queue_dispatch)
+    mission_store.require(town.store, name)
+    view = mission_store.advance(town.store, name, queue_dispatch)
     mission, tasks = view.mission, view.tasks
     label = {task_id: n for n, task_id in mission.tasks.items()}
     graph = {n: tuple(label.get(a, a) for a in (tasks[i].after if i in tasks else []))
@@ -245,5 +245,5 @@ def status(town: TownContext, name: str) -> dict[str, Any]:
                 "cost_usd": t.usage.cost_usd if t.usage else None,
                 "branch": t.branch, "blocked_reason": t.blocked_reason}
 
-    return {**mission.to_wire(), "spent_usd": missions.spent(view),
+    return {**mission.to_wire(), "spent_usd": mission_store.spent(view),
             "waves": [[row(n) for n in wave] for wave in waves(graph)]}
