@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import TT, wait_until
+from tests.helpers import TT, wait_until
 from tinytown.db.embedded import find_redis_server
 
 _COUNTER = Path(tempfile.gettempdir()) / "tt-netns-counter"

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from tests.conftest import TownFixture, session_tmp, tt
+from tests.helpers import TownFixture, session_tmp, tt
 
 
 def test_hold_processes_until_stopped(town: TownFixture) -> None:

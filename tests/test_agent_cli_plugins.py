@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 
 import pytest
 
-from tests.conftest import TownFixture
+from tests.helpers import TownFixture
 from tinytown.core.models import TaskState
 
 try:

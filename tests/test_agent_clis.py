@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TT, InProcessWorker, TownFixture
+from tests.helpers import TT, InProcessWorker, TownFixture
 from tinytown.core.errors import ConfigError, Refused
 from tinytown.core.models import SpawnMode, TaskState
 from tinytown.core.outcomes import read_report

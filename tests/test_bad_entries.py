@@ -4,7 +4,7 @@ dropped and never a traceback."""
 
 from __future__ import annotations
 
-from tests.conftest import TownFixture
+from tests.helpers import TownFixture
 from tinytown.core import keys
 from tinytown.core.models import MessageType
 

@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import Result, TownFixture
-from tests.helpers import key_snapshot, one_line_error
+from tests.helpers import Result, TownFixture, key_snapshot, one_line_error
 from tinytown.core import keys
 from tinytown.core.models import Agent
 from tinytown.core.nicknames import default_nickname
@@ -278,7 +277,7 @@ def _in_terminal(town: TownFixture, *args: str, columns: int = 100) -> str:
     import subprocess
     import time
 
-    from tests.conftest import TT
+    from tests.helpers import TT
 
     leader, follower = pty.openpty()
     proc = subprocess.Popen([TT, *args], cwd=town.root, stdout=follower,

@@ -13,8 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import TT, RedisServer, TownFixture, tt, wait_until
-from tests.helpers import key_snapshot, one_line_error
+from tests.helpers import TT, RedisServer, TownFixture, key_snapshot, one_line_error, tt, wait_until
 from tinytown.core.models import AgentState, TaskState
 from tinytown.db import states
 

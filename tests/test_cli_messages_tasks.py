@@ -13,8 +13,14 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import RedisServer, TownFixture, wait_until
-from tests.helpers import key_snapshot, one_line_error, private_town
+from tests.helpers import (
+    RedisServer,
+    TownFixture,
+    key_snapshot,
+    one_line_error,
+    private_town,
+    wait_until,
+)
 from tinytown import (
     Agent,
     AgentHandle,

@@ -13,8 +13,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import RedisServer, TownFixture, session_tmp, stop_redis, tt, wait_until
-from tests.helpers import one_line_error
+from tests.helpers import (
+    RedisServer,
+    TownFixture,
+    one_line_error,
+    session_tmp,
+    stop_redis,
+    tt,
+    wait_until,
+)
 from tinytown.core.errors import EXIT_REDIS_UNREACHABLE
 from tinytown.db.embedded import find_redis_server
 

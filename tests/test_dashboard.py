@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.browser import Chromium, Page, chromium_or_skip
-from tests.conftest import TownFixture, wait_until
+from tests.helpers import TownFixture, wait_until
 from tests.test_http import Server, add_key, self_signed, start_server
 from tinytown.core.models import AgentState, TaskState, utcnow
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import pid_gone, tt, wait_until
+from tests.helpers import pid_gone, tt, wait_until
 from tinytown.core import keys
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import TownFixture, pid_gone, wait_until
+from tests.helpers import TownFixture, pid_gone, wait_until
 from tinytown.core import keys
 from tinytown.core.errors import InvalidTransition, WaitTimeout
 from tinytown.core.models import MessageType, TaskState

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import InProcessWorker, TownFixture, pid_gone, wait_until
+from tests.helpers import InProcessWorker, TownFixture, pid_gone, wait_until
 from tinytown.core import keys
 from tinytown.core.models import MessageType, Priority, Task, TaskState
 from tinytown.worker.prompt import CONTEXT_END

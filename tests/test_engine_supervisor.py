@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TownFixture, pid_gone, wait_until
+from tests.helpers import TownFixture, pid_gone, wait_until
 from tinytown.core import keys
 from tinytown.core.models import Task, TaskState
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.conftest import TownFixture
+from tests.helpers import TownFixture
 
 EVIL = "evil \x1b]52;c;aGk=\x07 \x1b[2J\x9b done"
 

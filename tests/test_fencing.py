@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import TownFixture, pid_gone, wait_until
+from tests.helpers import TownFixture, pid_gone, wait_until
 from tinytown.core import keys
 from tinytown.core.models import Message, TaskState
 from tinytown.db import runtime

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TT, TownFixture, wait_until
-from tests.helpers import one_line_error
+from tests.helpers import TT, TownFixture, one_line_error, wait_until
 from tinytown.core.models import TaskState
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

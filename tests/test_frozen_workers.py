@@ -16,8 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RedisServer, TownFixture, pid_gone, stop_town_processes, wait_until
-from tests.helpers import durable_redis, redis_answers
+from tests.helpers import (
+    RedisServer,
+    TownFixture,
+    durable_redis,
+    pid_gone,
+    redis_answers,
+    stop_town_processes,
+    wait_until,
+)
 from tinytown.core import keys
 from tinytown.core.models import Task
 from tinytown.db import leader

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TT, RedisServer, TownFixture, tt
-from tests.helpers import key_snapshot, one_line_error
+from tests.helpers import TT, RedisServer, TownFixture, key_snapshot, one_line_error, tt
 
 BAD = "x\udcff"  # how Python hands over the argument bytes b"x\xff"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TownFixture, wait_until
+from tests.helpers import TownFixture, wait_until
 from tests.netns import Host, Network, python_cli_wrapper, why_not
 from tinytown.core import keys
 from tinytown.core.models import AgentState, Message, TaskState

@@ -25,8 +25,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import TT, TownFixture, start_redis, stop_redis, wait_until
-from tests.helpers import one_line_error
+from tests.helpers import TT, TownFixture, one_line_error, start_redis, stop_redis, wait_until
 from tinytown.core import keys
 from tinytown.core.models import TaskState
 

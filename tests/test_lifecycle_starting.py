@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import TownFixture, wait_until
+from tests.helpers import TownFixture, wait_until
 from tinytown.core.models import AgentState
 
 

@@ -26,8 +26,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import TT, TownFixture, wait_until
-from tests.helpers import one_line_error
+from tests.helpers import TT, TownFixture, one_line_error, wait_until
 from tests.test_http import Server, add_key, start_server
 from tinytown.core import keys
 from tinytown.core.models import TaskState

@@ -12,7 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from tests.conftest import TT, InProcessWorker, Result, TownFixture, wait_until
+from tests.helpers import TT, InProcessWorker, Result, TownFixture, wait_until
 
 
 def _assign_wait(town: TownFixture, worker: InProcessWorker, *args: str) -> Result:

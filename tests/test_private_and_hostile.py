@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TT, TownFixture, wait_until
-from tests.helpers import key_snapshot, one_line_error
+from tests.helpers import TT, TownFixture, key_snapshot, one_line_error, wait_until
 from tinytown.core import urls
 from tinytown.core.errors import ConfigError
 from tinytown.core.models import TaskState

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RedisServer, start_redis, stop_redis, tt
+from tests.helpers import RedisServer, start_redis, stop_redis, tt
 from tinytown import MessageType
 from tinytown.core.errors import RedisUnreachable
 from tinytown.db.connection import SOCKET_TIMEOUT

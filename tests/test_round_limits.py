@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import InProcessWorker, TownFixture
+from tests.helpers import InProcessWorker, TownFixture
 from tests.test_agent_clis import STRUCTURED
 from tinytown.core.models import TaskState, format_timestamp, utcnow
 from tinytown.core.usage import Usage

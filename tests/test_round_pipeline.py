@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import InProcessWorker, TownFixture, pid_gone
+from tests.helpers import InProcessWorker, TownFixture, pid_gone
 from tinytown.core import keys
 from tinytown.core.models import Task, TaskState
 from tinytown.worker import pipeline, steps

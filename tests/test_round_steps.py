@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import TownFixture
+from tests.helpers import TownFixture
 from tinytown.core import keys
 from tinytown.core.models import AgentState, Message, MessageType, Task, TaskState, utcnow
 from tinytown.db import rounds as round_steps

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import TT, InProcessWorker, TownFixture, wait_until
+from tests.helpers import TT, InProcessWorker, TownFixture, wait_until
 from tinytown.core import placement
 from tinytown.core.models import Agent, AgentState, TaskState
 from tinytown.db import runtime

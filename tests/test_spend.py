@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import InProcessWorker, TownFixture
+from tests.helpers import InProcessWorker, TownFixture
 from tests.test_agent_clis import STRUCTURED
 from tinytown.core.models import TaskState, format_timestamp, utcnow
 from tinytown.core.usage import Usage, budget_text, spend_text

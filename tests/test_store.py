@@ -17,8 +17,7 @@ import pytest
 import redis
 
 import tinytown
-from tests.conftest import TownFixture, wait_until
-from tests.helpers import private_town
+from tests.helpers import TownFixture, private_town, wait_until
 from tinytown.core import keys
 from tinytown.core.errors import MessageTooLarge
 from tinytown.core.models import MAX_MESSAGE_BYTES, Agent, AgentState, Message, MessageType, Task

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SESSION_MARK, SESSION_OWNER, wait_until
-from tests.conftest import session_pids as _session_pids
+from tests.helpers import SESSION_MARK, SESSION_OWNER, wait_until
+from tests.helpers import session_pids as _session_pids
 
 pytestmark = pytest.mark.timeout(180)
 REPO = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from tests.conftest import TownFixture, wait_until
+from tests.helpers import TownFixture, wait_until
 from tinytown.core import keys
 from tinytown.db import leader
 

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import RedisServer, TownFixture, start_redis, stop_redis, tt, wait_until
+from tests.helpers import RedisServer, TownFixture, start_redis, stop_redis, tt, wait_until
 from tests.test_lifecycle_starting import worker_pids
 from tinytown.db.embedded import EmbeddedRedis
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAKE_CLI, TT, wait_until
+from tests.helpers import FAKE_CLI, TT, wait_until
 from tinytown.db.embedded import find_redis_server
 
 PASSWORD = "s3cret-two-hosts"

@@ -7,8 +7,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from tests.conftest import RedisServer, TownFixture, tt
-from tests.helpers import one_line_error
+from tests.helpers import RedisServer, TownFixture, one_line_error, tt
 
 
 def _stopped(town: TownFixture) -> None:

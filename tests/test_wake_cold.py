@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import TownFixture
+from tests.helpers import TownFixture
 from tinytown.core.models import Agent, AgentState
 from tinytown.core.placement import HostInfo
 from tinytown.db import fleet, hosts

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tests.conftest import TownFixture
+from tests.helpers import TownFixture
 from tinytown.celery_app import make_app
 from tinytown.core import keys
 from tinytown.db.wakeup import ROUND_TASK, TASK_TASK, celery_message, queue_key

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import InProcessWorker, TownFixture, wait_until
+from tests.helpers import InProcessWorker, TownFixture, wait_until
 from tinytown.core.models import TaskState
 from tinytown.db import runtime
 

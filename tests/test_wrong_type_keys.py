@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 
-from tests.conftest import TownFixture, wait_until
+from tests.helpers import TownFixture, wait_until
 from tinytown.core import keys
 
 
