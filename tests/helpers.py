@@ -36,7 +36,7 @@ from tinytown.worker.lifecycle import WorkerRuntime
 
 BIN = Path(sys.executable).parent
 TT = str(BIN / "tt")
-FAKE_AGENT = Path(__file__).parent / "fake_agent.py"
+FAKE_AGENT = Path(__file__).parent / "support" / "fake_agent.py"
 FAKE_CLI = f"{sys.executable} {FAKE_AGENT}"
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 for _name in ("REDIS_URL", "TINYTOWN_AGENT_ID", "TINYTOWN_AGENT_NAME", "TINYTOWN_TOWN_ROOT"):

@@ -47,7 +47,7 @@ def test_a_stopped_session_leaves_no_process(tmp_path: Path, workers: str, stop:
     env.pop(SESSION_OWNER, None)  # a session of its own: it ends what it starts
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers,
-         "tests/sigterm_subject.py"],
+         "tests/support/sigterm_subject.py"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:

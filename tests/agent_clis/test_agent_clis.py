@@ -1,6 +1,6 @@
 """How Tinytown describes agent CLIs, reads their outcomes and carries their sessions,
 driven in-process with a stand-in CLI in Claude Code's output format
-(tests/fake_structured.py). The real CLIs against stubs of their model APIs are in
+(tests/support/fake_structured.py). The real CLIs against stubs of their model APIs are in
 the real-CLI tier (tests/realcli/)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tinytown.core.presets import ARG_LIMIT, PromptVia, resolve_cli, with_prompt
 from tinytown.core.settings import Settings
 from tinytown.worker.prompt import CONTEXT_BEGIN
 
-FAKE = f"{sys.executable} {Path(__file__).parent / 'fake_structured.py'}"
+FAKE = f"{sys.executable} {Path(__file__).parents[1] / 'support' / 'fake_structured.py'}"
 STRUCTURED = f"""
 [agent_clis.structured]
 command = "{FAKE}"
@@ -228,7 +228,7 @@ def test_reports_of_each_format() -> None:
     assert not garbage.found
 
 
-SAMPLES = Path(__file__).parent / "stubs" / "samples"
+SAMPLES = Path(__file__).parents[1] / "stubs" / "samples"
 
 
 def test_reports_of_the_real_clis_as_they_printed_them() -> None:

@@ -47,7 +47,7 @@ def test_a_codex_error_with_no_completed_turn_after_it_fails() -> None:
     assert after.error == "boom"
 
 
-SAMPLES = Path(__file__).parent / "stubs" / "samples"
+SAMPLES = Path(__file__).parents[1] / "stubs" / "samples"
 
 
 def test_gemini_stream_json_as_the_real_cli_printed_it() -> None:

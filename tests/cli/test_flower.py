@@ -20,7 +20,7 @@ import pytest
 from tests.helpers import TT, TownFixture, one_line_error, wait_until
 from tinytown.core.models import TaskState
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def free_port() -> int:

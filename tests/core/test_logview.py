@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tinytown.core.logview import render
 
-SAMPLES = Path(__file__).parent / "stubs" / "samples"
+SAMPLES = Path(__file__).parents[1] / "stubs" / "samples"
 
 
 def shown(name: str) -> list[str]:

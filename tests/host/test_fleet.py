@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import TownFixture, wait_until
-from tests.netns import Host, Network, python_cli_wrapper, why_not
+from tests.support.netns import Host, Network, python_cli_wrapper, why_not
 from tinytown.core import keys
 from tinytown.core.models import AgentState, Message, TaskState
 from tinytown.db import runtime

@@ -3,7 +3,7 @@ Chromium against a real town: the real `tt serve` process, a supervisor, agent `
 with a real worker running the fake agent CLI, and `quiet` (recorded, no worker). Keys
 are made with the real `tt auth add`.
 
-The browser is Debian's `chromium` driven over the DevTools protocol (tests/browser.py);
+The browser is Debian's `chromium` driven over the DevTools protocol (tests/support/browser.py);
 without it the browser tests skip, saying why. Screenshots are kept as test artifacts in
 `$TT_TEST_ARTIFACTS/dashboard/` when that variable is set, else in the checkout's
 `test-artifacts/dashboard/` (beside the Flower test's screenshot).
@@ -25,13 +25,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser import Chromium, Page, chromium_or_skip
 from tests.helpers import TownFixture, wait_until
-from tests.test_http import Server, add_key, self_signed, start_server
+from tests.http.test_api import Server, add_key, self_signed, start_server
+from tests.support.browser import Chromium, Page, chromium_or_skip
 from tinytown.core.models import AgentState, TaskState, utcnow
 
 ARTIFACTS = Path(os.environ.get("TT_TEST_ARTIFACTS") or
-                 Path(__file__).resolve().parent.parent / "test-artifacts") / "dashboard"
+                 Path(__file__).resolve().parents[2] / "test-artifacts") / "dashboard"
 LIVE_SECS = 10  # a change in Redis shows on an open page within this (about 1 s when idle)
 KEY_NAMES = {"read": "watcher", "write": "operator", "admin": "owner"}
 OWN = {"X-Requested-With": "tinytown-dashboard"}

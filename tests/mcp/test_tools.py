@@ -27,7 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.helpers import TT, TownFixture, one_line_error, wait_until
-from tests.test_http import Server, add_key, start_server
+from tests.http.test_api import Server, add_key, start_server
 from tinytown.core import keys
 from tinytown.core.models import TaskState
 

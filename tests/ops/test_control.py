@@ -1,6 +1,6 @@
 """The control plane on real worker processes: interrupt, resume, close, kill, wait,
 restart, prune, stop, idle timeout, `tt worker` and `spawn --foreground`. (Max rounds,
-fork and `status --deep` are what a round does: test_engine_rounds, in-process.)"""
+fork and `status --deep` are what a round does: tests/worker/test_rounds.py, in-process.)"""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A cold agent costs no process; work that arrives for it (assign, send, a task for its
 role) starts its worker here when no host daemon runs. The choice of a host is pure
-(`tinytown.core.placement`) and tested as such; the hosts themselves are test_hosts.py.
+(`tinytown.core.placement`) and tested as such; the hosts themselves are tests/host/.
 """
 
 from __future__ import annotations

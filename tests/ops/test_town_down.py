@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.helpers import RedisServer, TownFixture, start_redis, stop_redis, tt, wait_until
-from tests.test_lifecycle_starting import worker_pids
+from tests.worker.test_lifecycle_starting import worker_pids
 from tinytown.db.embedded import EmbeddedRedis
 
 

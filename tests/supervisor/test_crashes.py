@@ -21,7 +21,7 @@ TownFactory = Callable[..., TownFixture]
 @pytest.fixture
 def town(town_factory: TownFactory) -> TownFixture:
     """Crash detection on its own: the supervisor restarts no crashed agent here (its
-    restarts are tests/test_local_restarts.py's)."""
+    restarts are tests/supervisor/test_restarts.py's)."""
     return town_factory(restart="never")
 
 

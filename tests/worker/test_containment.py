@@ -19,7 +19,7 @@ from tests.helpers import TownFixture, pid_gone, wait_until
 from tinytown.core import keys
 from tinytown.core.models import Task, TaskState
 
-ESCAPE_AGENT = Path(__file__).parent / "escape_agent.py"
+ESCAPE_AGENT = Path(__file__).parents[1] / "support" / "escape_agent.py"
 ESCAPE_CLI = f"{sys.executable} {ESCAPE_AGENT}"
 
 
@@ -158,7 +158,7 @@ def _parent(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-DYING_CLI = Path(__file__).parent / "dying_cli.py"
+DYING_CLI = Path(__file__).parents[1] / "support" / "dying_cli.py"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="child subreapers: Linux")

@@ -1,6 +1,6 @@
 """An agent's round from `tt spawn` and `tt assign` to a recorded task: the round runs
 in-process (the real WorkerRuntime, Redis and agent CLI; real worker processes run
-in test_engine_control, test_engine_supervisor and test_pipelines)."""
+in tests/ops/test_control.py, tests/supervisor/ and tests/cli/test_pipelines.py)."""
 
 from __future__ import annotations
 

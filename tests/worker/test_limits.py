@@ -1,8 +1,8 @@
 """Rate and usage limits as a round meets them: a limit the CLI retried past and
 finished is an ordinary round (no pause, no re-run); a round that ended at a limit is
 counted all the same, and the re-run of its work is a round of its own, in a log of
-its own. Driven in-process with stand-in CLIs (tests/fake_retried.py and
-tests/fake_structured.py); the real Codex is in tests/stubs/test_codex_rounds.py."""
+its own. Driven in-process with stand-in CLIs (tests/support/fake_retried.py and
+tests/support/fake_structured.py); the real Codex is in tests/stubs/test_codex_rounds.py."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent_clis.test_agent_clis import STRUCTURED
 from tests.helpers import InProcessWorker, TownFixture
-from tests.test_agent_clis import STRUCTURED
 from tinytown.core.models import TaskState, format_timestamp, utcnow
 from tinytown.core.usage import Usage
 from tinytown.db import holds
 from tinytown.db import usage as round_usage
 
-RETRIED = f"{sys.executable} {Path(__file__).parent / 'fake_retried.py'}"
+RETRIED = f"{sys.executable} {Path(__file__).parents[1] / 'support' / 'fake_retried.py'}"
 CLIS = STRUCTURED + f"""
 [agent_clis.retried-codex]
 command = "{RETRIED} codex"
@@ -34,7 +34,7 @@ output = "aider-text"
 command = "{RETRIED} copilot"
 """
 ROUND = Usage(input_tokens=12, cached_input_tokens=3, output_tokens=5, cost_usd=0.0012,
-              rounds=1)  # what tests/fake_structured.py reports for a round
+              rounds=1)  # what tests/support/fake_structured.py reports for a round
 Workers = Callable[..., InProcessWorker]
 
 

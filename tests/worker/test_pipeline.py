@@ -21,7 +21,7 @@ from tinytown.core import keys
 from tinytown.core.models import Task, TaskState
 from tinytown.worker import pipeline, steps
 
-PACKAGE = Path(__file__).resolve().parent.parent / "tinytown"
+PACKAGE = Path(__file__).resolve().parents[2] / "tinytown"
 
 
 def test_the_round_runs_its_steps_in_order() -> None:

@@ -1,7 +1,7 @@
 """Spend: usage per round summed onto task, agent and town; `tt usage`; budgets that hold
 an agent before its next round; usage limits that pause an account's agents and resume
 by themselves. Driven in-process with a stand-in CLI in Claude Code's output format
-(tests/fake_structured.py: 12 input, 3 cached, 5 output tokens and $0.0012 a round);
+(tests/support/fake_structured.py: 12 input, 3 cached, 5 output tokens and $0.0012 a round);
 the real CLIs are in tests/stubs/test_presets.py."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent_clis.test_agent_clis import STRUCTURED
 from tests.helpers import InProcessWorker, TownFixture
-from tests.test_agent_clis import STRUCTURED
 from tinytown.core.models import TaskState, format_timestamp, utcnow
 from tinytown.core.usage import Usage, budget_text, spend_text
 from tinytown.db import holds
@@ -200,7 +200,7 @@ def test_a_budget_keeps_the_precision_it_was_given(
 
 TOKENS_CLI = f"""
 [agent_clis.tokens]
-command = "{sys.executable} {Path(__file__).parent / 'fake_tokens.py'}"
+command = "{sys.executable} {Path(__file__).parents[1] / 'support' / 'fake_tokens.py'}"
 output = "codex-jsonl"
 """
 
