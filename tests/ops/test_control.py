@@ -203,9 +203,12 @@ def test_stop_kills_every_agent(town: TownFixture) -> None:
         town.tt("spawn", name)
     for name in ("a1", "a2"):
         town.wait_state(name, "idle")
+    pids = {name: _worker_pid(town, name) for name in ("a1", "a2")}
     assert town.tt("stop").code == 0
     for name in ("a1", "a2"):
         town.wait_state(name, "stopped")
+    for name, pid in pids.items():  # not only recorded: the worker processes are gone
+        wait_until(lambda pid=pid: pid_gone(pid), 15, f"{name}'s worker to exit")
 
 
 def test_tt_worker_runs_in_the_foreground(town: TownFixture) -> None:
