@@ -1,51 +1,20 @@
-"""Scale to zero without host daemons, and placement's choices and refusals.
+"""Scale to zero without host daemons, and the refusals of spawn's placement options.
 
 A cold agent costs no process; work that arrives for it (assign, send, a task for its
 role) starts its worker here when no host daemon runs. The choice of a host is pure
-(`tinytown.core.placement`) and tested as such; the hosts themselves are tests/host/.
+(`tinytown.core.placement`: tests/core/test_placement.py); the host daemons are
+tests/host/.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
 from collections.abc import Callable
 
 import pytest
 
-from tests.helpers import TT, InProcessWorker, TownFixture, wait_until
-from tinytown.core import placement
-from tinytown.core.models import Agent, AgentState, TaskState
+from tests.helpers import InProcessWorker, TownFixture, wait_until
+from tinytown.core.models import AgentState, TaskState
 from tinytown.db import runtime
-
-
-def _host(name: str, **kw: object) -> placement.HostInfo:
-    return placement.HostInfo(name=name, beat=time.time(), clis=["claude"], **kw)  # type: ignore[arg-type]
-
-
-def test_the_least_loaded_live_host_that_fits_is_chosen() -> None:
-    a, b = _host("a"), _host("b", labels=["gpu"])
-    busy = [Agent("x", host="a", state=AgentState.IDLE)]
-    assert placement.choose([a, b], "claude", [], busy, 15).name == "b"  # type: ignore[union-attr]
-    assert placement.choose([a, b], "claude", ["gpu"], [], 15).name == "b"  # type: ignore[union-attr]
-    assert placement.choose([a, b], "claude", ["tpu"], [], 15) is None
-    cold = [Agent("y", host="b", state=AgentState.COLD)]  # costs nothing: not load
-    assert placement.choose([a, b], "claude", [], busy + cold, 15).name == "b"  # type: ignore[union-attr]
-    gone = _host("c")
-    gone.beat -= 60
-    assert placement.choose([gone], "claude", [], [], 15) is None
-    full = _host("d", max_agents=1)
-    assert placement.unfit(full, "claude", [], [Agent("z", host="d", state=AgentState.IDLE)]) \
-        == "full (1 agents)"
-    lacking = _host("e", lacks=["codex"])
-    assert placement.unfit(lacking, "codex", [], []) == "no 'codex' installed"
-    assert placement.unfit(_host("f", draining=True), "claude", [], []) == "draining"
-    assert "gone" in placement.why_none([gone], "claude", [], [], 15)
-
-
-def test_backoff_doubles_up_to_its_cap() -> None:
-    assert [placement.backoff(n, 1, 60) for n in (1, 2, 3, 7, 40)] == [1, 2, 4, 60, 60]
 
 
 def test_a_cold_agent_starts_here_when_work_arrives(town: TownFixture) -> None:
@@ -95,14 +64,6 @@ def test_placement_refusals_write_nothing(town: TownFixture, args: tuple[str, ..
     assert town.town.list_agents() == []
 
 
-def test_hosts_lists_none_and_drain_names_an_unknown_host(town: TownFixture) -> None:
-    assert "no host daemons" in town.tt("hosts").out
-    r = town.tt("host", "drain", "nowhere")
-    assert r.code == 1 and "no host named 'nowhere'" in r.err
-    r = town.tt("host", "--name", "bad name!")
-    assert r.code == 2 and "host name 'bad name!'" in r.err
-
-
 def test_work_that_arrives_while_an_idle_agent_drains_wakes_it_again(
         town_factory: Callable[..., TownFixture],
         worker_in_process: Callable[..., InProcessWorker]) -> None:
@@ -129,33 +90,3 @@ def test_work_left_by_tt_close_waits_for_new_work(
     second = town.town.assign("closed", "new work")  # cold: this wakes it
     town.wait_task(second, TaskState.COMPLETED, timeout=60)
     town.wait_task(first, TaskState.COMPLETED, timeout=60)
-
-
-def test_a_host_daemon_on_this_machine_runs_agents_and_stops_with_tt_down(
-        town: TownFixture) -> None:
-    log = (town.root / "host.log").open("ab")
-    host = subprocess.Popen([TT, "host", "--name", "here"], cwd=town.root, stdout=log,
-                            stderr=log, start_new_session=True)
-    log.close()
-    try:
-        wait_until(lambda: [h for h in town.town.hosts() if h["state"] == "live"], 30,
-                   "the host daemon to register")
-        twin = town.tt("host", "--name", "here")  # a second daemon of that name: refused
-        assert twin.code == 1 and "host 'here' runs on" in twin.err
-        assert len(twin.err.strip().splitlines()) == 1
-        assert town.tt("spawn", "placed").code == 0
-        assert town.town.resolve("placed").host == "here"
-        task_id = town.town.assign("placed", "run on the host")
-        town.wait_task(task_id, TaskState.COMPLETED, timeout=60)
-        doctor = json.loads(town.tt("doctor", "--json").out)
-        assert [(h["name"], h["state"], h["load"]) for h in doctor["host_daemons"]] \
-            == [("here", "live", 1)]
-        assert "host daemons: here on" in town.tt("doctor").out
-        r = town.tt("down")
-        assert r.code == 0, r.err
-        assert host.wait(30) == 0  # stopped warmly, after its agents
-        assert town.town.hosts() == []  # it unregistered
-    finally:
-        if host.poll() is None:
-            host.kill()
-            host.wait()
