@@ -76,31 +76,6 @@ def test_heartbeats_keep_coming_during_a_long_round(
     assert town.agent_state("alice") == "working"  # not mistaken for a crash
 
 
-def test_standby_supervisor_takes_over(town: TownFixture) -> None:
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "tinytown.supervisor", "--town", str(town.root)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(2)
-    ]
-    try:
-        lock = keys.supervisor_leader(town.name)
-        leader = wait_until(lambda: town.town.redis.get(lock), 15, "a leader")
-        leader_pid = int(leader.split("@")[0])
-        standby = next(p for p in procs if p.pid != leader_pid)
-        os.kill(leader_pid, signal.SIGKILL)
-        wait_until(lambda: town.town.redis.get(lock) == f"{standby.pid}@{leader.split('@')[1]}",
-                   15, "the standby to lead")
-        # and the new leader does the job: a killed worker becomes error
-        town.tt("spawn", "alice")
-        town.wait_state("alice", "idle")
-        os.kill(_pid(town, "alice"), signal.SIGKILL)
-        town.wait_state("alice", "error", timeout=15)
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-
-
 def test_clean_shutdown_is_not_a_crash(
     town: TownFixture, supervisor: subprocess.Popen[bytes]
 ) -> None:

@@ -29,7 +29,8 @@ def _leader_pid(town: TownFixture) -> int | None:
 def test_a_standby_takes_over_within_five_seconds(
     town_factory: Callable[..., TownFixture],
 ) -> None:
-    town = town_factory(hb_timeout=15, hb_interval=5)  # the defaults: a 15 s lock before
+    # the defaults (a 15 s lock before); no restart: the killed worker below stays error
+    town = town_factory(hb_timeout=15, hb_interval=5, restart="never")
     first, second = _start(town), _start(town)
     try:
         wait_until(lambda: _leader_pid(town) in (first.pid, second.pid), 15, "a leader")
@@ -40,6 +41,14 @@ def test_a_standby_takes_over_within_five_seconds(
         lead.wait(10)
         # the promise: within 5 s of the leader's death (plus a standby's half-second poll)
         wait_until(lambda: _leader_pid(town) == standby.pid, 5.5, "the standby to lead")
+        # and the new leader does the job: a killed worker becomes error
+        town.tt("spawn", "alice")
+        town.wait_state("alice", "idle")
+        worker = int(wait_until(
+            lambda: town.town.redis.hget(keys.runtime(town.name, town.town.resolve("alice").id),
+                                         "pid"), 10, "alice's worker pid"))
+        os.kill(worker, signal.SIGKILL)
+        town.wait_state("alice", "error", timeout=20)
     finally:
         for proc in (first, second):
             proc.kill()
