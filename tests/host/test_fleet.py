@@ -1,7 +1,8 @@
 """The fleet, across real network boundaries: host daemons (`tt host`), each in a
 network and UTS namespace of its own, reach a password-protected Redis on another
 address over a veth link. Placement, restarts after crashes, a crash loop, a host's
-death, scale to zero, drain, and a link cut mid-round.
+death, scale to zero, drain, a link cut mid-round; and a worker started by hand on
+another machine. (A host daemon on this machine: test_daemon.py.)
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import TownFixture, wait_until
+from tests.helpers import TT, TownFixture, wait_until
 from tests.support.netns import Host, Network, python_cli_wrapper, why_not
 from tinytown.core import keys
 from tinytown.core.models import AgentState, Message, TaskState
@@ -291,3 +293,27 @@ def _is_worker(pid: int) -> bool:
         return b"tinytown.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+def test_a_worker_on_another_machine_needs_only_the_toml_and_redis(
+        fleet: Callable[..., tuple[TownFixture, Network]]) -> None:
+    """A worker started by hand (as systemd would) on another machine, no host daemon:
+    it does the work assigned here, and carries on after its link was cut and mended."""
+    town, net = fleet()
+    assert town.tt("spawn", "builder", "--no-start").code == 0
+    # the town's tinytown.toml names the Redis: no REDIS_URL on that machine
+    other = net.start_machine("b", [sys.executable, "-m", "tinytown.cli", "worker", "builder"],
+                              env={"REDIS_URL": ""})
+    first = town.town.assign("builder", "built across the wire")
+    town.wait_task(first, TaskState.COMPLETED, timeout=30)
+    status = town.tt("status")
+    assert "builder" in status.out and net.password not in status.out + status.err
+
+    # cut the link, queue work while it is down, restore it: the worker carries on
+    other.cut()
+    second = town.town.assign("builder", "queued during the outage")
+    unreachable = other.run(TT, "list", cwd=town.root, env={"REDIS_URL": ""})
+    assert unreachable.returncode == 69 and net.password not in unreachable.stderr
+    other.mend()
+    town.wait_task(second, TaskState.COMPLETED, timeout=90)
+    assert other.proc.poll() is None

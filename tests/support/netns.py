@@ -84,6 +84,13 @@ class Host:
             except ProcessLookupError:
                 pass
 
+    def run(self, *argv: str, cwd: Path, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        """`argv` inside this machine's network namespace (as a user there would run it)."""
+        return subprocess.run(["nsenter", f"--net=/proc/{self.proc.pid}/ns/net", *argv],
+                              cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True,
+                              text=True, timeout=60)
+
     def cut(self) -> None:
         _ip("link", "set", self.link, "down")
 
@@ -134,13 +141,19 @@ class Network:
         wait_until(up, 10, "the networked redis-server")
 
     def start_host(self, name: str, *args: str, env: dict[str, str] | None = None) -> Host:
+        """A host daemon (`tt host --name NAME ARGS`) on a machine of its own."""
+        return self.start_machine(name, [TT, "host", "--name", name, *args], env)
+
+    def start_machine(self, name: str, argv: list[str],
+                      env: dict[str, str] | None = None) -> Host:
+        """`argv` on a machine of its own (hostname `m-NAME`), in the town's folder, with
+        the Redis URL in its environment unless `env` says otherwise."""
         i = len(self.hosts) + 1
         link = f"tt{self.n}h{i}"
         addr = f"10.78.{self.n}.{10 + i}"
         log = (self.root / f"host-{name}.log").open("ab")
         proc = subprocess.Popen(
-            ["unshare", "--net", "--uts", "sh", "-c", _SETUP, "sh", TT, "host", "--name", name,
-             *args],
+            ["unshare", "--net", "--uts", "sh", "-c", _SETUP, "sh", *argv],
             cwd=self.root, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             env={**os.environ, "REDIS_URL": self.url, "TT_NS_NAME": f"m-{name}",
                  "TT_NS_ADDR": addr, **(env or {})},
