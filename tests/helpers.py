@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import pty
+import select
 import shutil
 import signal
 import socket
@@ -30,13 +32,15 @@ import redis
 from tinytown.core import keys
 from tinytown.core.errors import TinytownError
 from tinytown.core.models import TaskState
+from tinytown.core.usage import Usage
 from tinytown.db.embedded import find_redis_server
 from tinytown.ops.town import Town
 from tinytown.worker.lifecycle import WorkerRuntime
 
 BIN = Path(sys.executable).parent
 TT = str(BIN / "tt")
-FAKE_AGENT = Path(__file__).parent / "support" / "fake_agent.py"
+SUPPORT = Path(__file__).parent / "support"  # the stand-in CLIs and other programs
+FAKE_AGENT = SUPPORT / "fake_agent.py"
 FAKE_CLI = f"{sys.executable} {FAKE_AGENT}"
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 for _name in ("REDIS_URL", "TINYTOWN_AGENT_ID", "TINYTOWN_AGENT_NAME", "TINYTOWN_TOWN_ROOT"):
@@ -203,6 +207,54 @@ def tt(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = N
         timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def in_terminal(argv: list[str], cwd: Path | str, seconds: float = 30,
+                columns: int = 120) -> str:
+    """Run `argv` with a terminal `columns` wide as its stdout (what rich and the live
+    status line draw only there) and return what it wrote, for `seconds` at most."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=follower, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "COLUMNS": str(columns)})
+    os.close(follower)
+    chunks = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.1)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data.decode(errors="replace"))
+        elif proc.poll() is not None:
+            break
+    proc.wait(10)
+    os.close(leader)
+    return "".join(chunks)
+
+
+# A stand-in CLI in Claude Code's output format (sessions, usage, reported errors), for
+# in-process rounds: `town_factory(extra=STRUCTURED)`, agents with `cli="structured"`.
+STRUCTURED = f"""
+[agent_clis.structured]
+command = "{sys.executable} {SUPPORT / 'fake_structured.py'}"
+output = "claude-json"
+resume_args = "--resume {{session}}"
+fork_args = "--resume {{session}} --fork-session"
+session_lost = "No conversation found with session ID"
+"""
+STRUCTURED_ROUND = Usage(input_tokens=12, cached_input_tokens=3, output_tokens=5,
+                         cost_usd=0.0012, rounds=1)  # what it reports for a round
+
+
+def run_task(town: TownFixture, worker: InProcessWorker, ref: str, text: str) -> str:
+    """Assign `text` to agent `ref` and run its in-process worker's round; the task id."""
+    task_id = town.town.assign(ref, text)
+    worker.run_round()
+    return task_id
 
 
 TOML = """\

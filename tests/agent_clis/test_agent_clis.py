@@ -8,29 +8,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import TT, InProcessWorker, TownFixture
+from tests.helpers import STRUCTURED, TT, InProcessWorker, TownFixture, run_task
 from tinytown.core.errors import ConfigError, Refused
 from tinytown.core.models import SpawnMode, TaskState
 from tinytown.core.outcomes import read_report
 from tinytown.core.presets import ARG_LIMIT, PromptVia, resolve_cli, with_prompt_limit
 from tinytown.core.settings import Settings
 from tinytown.worker.prompt import CONTEXT_BEGIN
-
-FAKE = f"{sys.executable} {Path(__file__).parents[1] / 'support' / 'fake_structured.py'}"
-STRUCTURED = f"""
-[agent_clis.structured]
-command = "{FAKE}"
-output = "claude-json"
-resume_args = "--resume {{session}}"
-fork_args = "--resume {{session}} --fork-session"
-session_lost = "No conversation found with session ID"
-"""
 
 Factory = Callable[..., TownFixture]
 Workers = Callable[..., InProcessWorker]
@@ -39,12 +28,6 @@ Workers = Callable[..., InProcessWorker]
 def _runs(town: TownFixture) -> list[dict[str, object]]:
     path = town.records / "structured.log"
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-
-
-def _task(town: TownFixture, worker: InProcessWorker, ref: str, text: str) -> str:
-    task_id = town.town.assign(ref, text)
-    worker.run_round()
-    return task_id
 
 
 @pytest.fixture
@@ -59,13 +42,13 @@ def test_the_result_is_the_agents_answer_and_its_session_goes_on(
 ) -> None:
     town_s.town.spawn_agent("a", cli="structured", start=False)
     worker = worker_in_process(town_s, "a")
-    first = _task(town_s, worker, "a", "first job")
+    first = run_task(town_s, worker, "a", "first job")
     task = town_s.town.store.require_task(first)
     assert task.state == TaskState.COMPLETED
     assert task.result == "the answer"  # the answer, not the JSON report
     session = town_s.town.resolve("a").session_id
     assert session
-    _task(town_s, worker, "a", "second job")
+    run_task(town_s, worker, "a", "second job")
     runs = _runs(town_s)
     assert "--resume" not in runs[0]["argv"]  # type: ignore[operator]
     assert runs[1]["argv"][-2:] == ["--resume", session]  # type: ignore[index]
@@ -79,8 +62,8 @@ def test_a_fresh_agent_starts_each_task_anew(
 ) -> None:
     town_s.town.spawn_agent("f", cli="structured", start=False, session="fresh")
     worker = worker_in_process(town_s, "f")
-    _task(town_s, worker, "f", "one")
-    _task(town_s, worker, "f", "two")
+    run_task(town_s, worker, "f", "one")
+    run_task(town_s, worker, "f", "two")
     assert all("--resume" not in r["argv"] for r in _runs(town_s))  # type: ignore[operator]
     assert town_s.town.resolve("f").session_id  # kept, for --resume f
 
@@ -90,7 +73,7 @@ def test_an_error_the_cli_reports_fails_the_task_in_one_line(
 ) -> None:
     town_s.town.spawn_agent("e", cli="structured", start=False)
     worker = worker_in_process(town_s, "e")
-    task_id = _task(town_s, worker, "e", "do it @fail 400 invalid_request_error: bad model")
+    task_id = run_task(town_s, worker, "e", "do it @fail 400 invalid_request_error: bad model")
     task = town_s.town.store.require_task(task_id)
     assert task.state == TaskState.FAILED
     assert task.result == "API Error: 400 invalid_request_error: bad model"
@@ -100,10 +83,10 @@ def test_a_fork_starts_from_the_parents_session(
     town_s: TownFixture, worker_in_process: Workers,
 ) -> None:
     town_s.town.spawn_agent("p", cli="structured", start=False)
-    _task(town_s, worker_in_process(town_s, "p"), "p", "the parent's job")
+    run_task(town_s, worker_in_process(town_s, "p"), "p", "the parent's job")
     parent_session = town_s.town.resolve("p").session_id
     town_s.town.spawn_agent("c", cli="structured", parent="p", fork=True, start=False)
-    _task(town_s, worker_in_process(town_s, "c"), "c", "the child's job")
+    run_task(town_s, worker_in_process(town_s, "c"), "c", "the child's job")
     child_run = _runs(town_s)[-1]
     assert child_run["argv"][-3:] == ["--resume", parent_session, "--fork-session"]  # type: ignore[index]
     # the CLI forked the conversation itself: no transcript in the prompt
@@ -116,13 +99,13 @@ def test_spawn_resume_continues_another_agents_session(
     town_s: TownFixture, worker_in_process: Workers,
 ) -> None:
     town_s.town.spawn_agent("old", cli="structured", start=False)
-    _task(town_s, worker_in_process(town_s, "old"), "old", "remember this")
+    run_task(town_s, worker_in_process(town_s, "old"), "old", "remember this")
     session = town_s.town.resolve("old").session_id
     handle = town_s.town.spawn_agent("new", resume="old", start=False)
     record = handle.record()
     assert record.cli == "structured" and record.spawn_mode == SpawnMode.RESUMED
     assert record.session_id == session
-    _task(town_s, worker_in_process(town_s, "new"), "new", "what was it?")
+    run_task(town_s, worker_in_process(town_s, "new"), "new", "what was it?")
     assert _runs(town_s)[-1]["argv"][-2:] == ["--resume", session]  # type: ignore[index]
     town_s.town.spawn_agent("x", cli="structured", start=False)  # no round yet
     with pytest.raises(Refused, match="no CLI session"):
@@ -133,7 +116,7 @@ def test_a_session_that_is_gone_gives_way_to_a_new_one(
     town_s: TownFixture, worker_in_process: Workers,
 ) -> None:
     town_s.town.spawn_agent("g", cli="structured", resume="no-such-session", start=False)
-    task_id = _task(town_s, worker_in_process(town_s, "g"), "g", "carry on")
+    task_id = run_task(town_s, worker_in_process(town_s, "g"), "g", "carry on")
     assert town_s.town.store.require_task(task_id).state == TaskState.COMPLETED
     runs = _runs(town_s)
     assert runs[0]["argv"][-2:] == ["--resume", "no-such-session"]  # type: ignore[index]
@@ -146,7 +129,7 @@ def test_a_cli_without_a_report_succeeds_on_exit_zero_with_its_stdout(
     town_s: TownFixture, worker_in_process: Workers,
 ) -> None:
     town_s.town.spawn_agent("t", cli="structured", start=False)
-    task_id = _task(town_s, worker_in_process(town_s, "t"), "t", "talk @nojson")
+    task_id = run_task(town_s, worker_in_process(town_s, "t"), "t", "talk @nojson")
     task = town_s.town.store.require_task(task_id)
     assert task.state == TaskState.COMPLETED and task.result == "plain text, no report"
 

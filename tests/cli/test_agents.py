@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.helpers import Result, TownFixture, key_snapshot, one_line_error
+from tests.helpers import TT, Result, TownFixture, in_terminal, key_snapshot, one_line_error
 from tinytown.core import keys
 from tinytown.core.models import Agent
 from tinytown.core.nicknames import default_nickname
@@ -271,35 +271,8 @@ def test_reserved_nickname_refused(town: TownFixture) -> None:
 
 def _in_terminal(town: TownFixture, *args: str, columns: int = 100) -> str:
     """`tt ARGS` with a terminal of `columns` as its stdout (rich draws the table)."""
-    import os
-    import pty
-    import select
-    import subprocess
-    import time
-
-    from tests.helpers import TT
-
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([TT, *args], cwd=town.root, stdout=follower,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "COLUMNS": str(columns)})
-    os.close(follower)
-    chunks = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.1)
-        if ready:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data.decode(errors="replace"))
-        elif proc.poll() is not None:
-            break
-    proc.wait(10)
-    os.close(leader)
-    return re.sub(r"\x1b\[[0-9;]*m", "", "".join(chunks)).replace("\r\n", "\n")
+    out = in_terminal([TT, *args], town.root, 30, columns)
+    return re.sub(r"\x1b\[[0-9;]*m", "", out).replace("\r\n", "\n")
 
 
 def test_a_paused_agent_keeps_its_row_on_one_line(town: TownFixture) -> None:

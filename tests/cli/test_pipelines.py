@@ -5,14 +5,10 @@ only the task's outcome matters, the agent's round runs in-process."""
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import subprocess
-import time
 from collections.abc import Callable
 
-from tests.helpers import TT, InProcessWorker, Result, TownFixture, wait_until
+from tests.helpers import TT, InProcessWorker, Result, TownFixture, in_terminal, wait_until
 
 
 def _assign_wait(town: TownFixture, worker: InProcessWorker, *args: str) -> Result:
@@ -78,35 +74,10 @@ def test_usage_errors_of_assign(town: TownFixture) -> None:
     assert town.town.list_tasks() == []
 
 
-def _run_in_pty(argv: list[str], cwd: str, seconds: float) -> str:
-    """Run a command with a terminal as stdout and collect what it wrote."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=follower, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "COLUMNS": "120"})
-    os.close(follower)
-    chunks = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.1)
-        if ready:
-            try:
-                data = os.read(leader, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data.decode(errors="replace"))
-        elif proc.poll() is not None:
-            break
-    proc.wait(10)
-    os.close(leader)
-    return "".join(chunks)
-
-
 def test_wait_shows_a_live_line_on_a_terminal(town: TownFixture) -> None:
     town.tt("spawn", "alice")
     town.wait_state("alice", "idle")
-    out = _run_in_pty([TT, "wait", "alice", "--timeout", "1"], str(town.root), 15)
+    out = in_terminal([TT, "wait", "alice", "--timeout", "1"], str(town.root), 15)
     assert "\ralice: idle" in out
-    out = _run_in_pty([TT, "assign", "alice", "@sleep 1", "--wait"], str(town.root), 20)
+    out = in_terminal([TT, "assign", "alice", "@sleep 1", "--wait"], str(town.root), 20)
     assert "\rtask " in out and "completed" in out

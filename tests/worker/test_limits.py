@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_clis.test_agent_clis import STRUCTURED
-from tests.helpers import InProcessWorker, TownFixture
+from tests.helpers import STRUCTURED, STRUCTURED_ROUND, InProcessWorker, TownFixture
 from tinytown.core.models import TaskState, format_timestamp, utcnow
-from tinytown.core.usage import Usage
 from tinytown.db import holds
 from tinytown.db import usage as round_usage
 
@@ -33,8 +31,6 @@ output = "aider-text"
 [agent_clis.copilot]  # the preset (a session's totals in a usage file), a stand-in CLI
 command = "{RETRIED} copilot"
 """
-ROUND = Usage(input_tokens=12, cached_input_tokens=3, output_tokens=5, cost_usd=0.0012,
-              rounds=1)  # what tests/support/fake_structured.py reports for a round
 Workers = Callable[..., InProcessWorker]
 
 
@@ -76,8 +72,8 @@ def test_a_round_that_ended_at_a_limit_is_counted_and_its_rerun_has_its_own_log(
     agent = town_l.town.resolve("u")
     assert agent.state.value == "paused" and town_l.task_state(task_id) == TaskState.ASSIGNED
     # the limited round's tokens count, on the agent, its task and the town
-    assert agent.usage == ROUND and store.require_task(task_id).usage == ROUND
-    assert round_usage.town_totals(store) == ROUND
+    assert agent.usage == STRUCTURED_ROUND and store.require_task(task_id).usage == STRUCTURED_ROUND
+    assert round_usage.town_totals(store) == STRUCTURED_ROUND
     logs = town_l.town.settings.logs_dir / "u"
     assert "usage limit reached" in (logs / "round-1.log").read_text()
     holds.release_due(store, resets + timedelta(seconds=1))
@@ -87,8 +83,8 @@ def test_a_round_that_ended_at_a_limit_is_counted_and_its_rerun_has_its_own_log(
     assert "usage limit reached" not in (logs / "round-2.log").read_text()
     assert "usage limit reached" in (logs / "round-1.log").read_text()
     assert (logs / "round-1.prompt").is_file() and (logs / "round-2.prompt").is_file()
-    assert store.require_task(task_id).usage == ROUND + ROUND
-    assert town_l.town.resolve("u").usage == ROUND + ROUND
+    assert store.require_task(task_id).usage == STRUCTURED_ROUND + STRUCTURED_ROUND
+    assert town_l.town.resolve("u").usage == STRUCTURED_ROUND + STRUCTURED_ROUND
     numbers = [e["round"] for e in town_l.town.events(100) if e["kind"] == "round"]
     assert numbers == ["1", "2"]
 

@@ -15,15 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_clis.test_agent_clis import STRUCTURED
-from tests.helpers import InProcessWorker, TownFixture
+from tests.helpers import STRUCTURED, STRUCTURED_ROUND, InProcessWorker, TownFixture, run_task
 from tinytown.core.models import TaskState, format_timestamp, utcnow
-from tinytown.core.usage import Usage, budget_text, spend_text
+from tinytown.core.usage import budget_text, spend_text
 from tinytown.db import holds
 from tinytown.db import usage as round_usage
 
-ROUND = Usage(input_tokens=12, cached_input_tokens=3, output_tokens=5, cost_usd=0.0012,
-              rounds=1)
 Workers = Callable[..., InProcessWorker]
 
 
@@ -33,12 +30,6 @@ def town_s(town_factory: Callable[..., TownFixture],
     town = town_factory(extra=STRUCTURED)
     monkeypatch.setenv("FAKE_AGENT_DIR", str(town.records))
     return town
-
-
-def _task(town: TownFixture, worker: InProcessWorker, ref: str, text: str) -> str:
-    task_id = town.town.assign(ref, text)
-    worker.run_round()
-    return task_id
 
 
 def _runs(town: TownFixture) -> int:
@@ -51,13 +42,13 @@ def test_usage_is_summed_per_task_agent_and_town(
 ) -> None:
     town_s.town.spawn_agent("a", cli="structured", role="reviewer", start=False)
     worker = worker_in_process(town_s, "a")
-    first = _task(town_s, worker, "a", "one")
-    second = _task(town_s, worker, "a", "two")
+    first = run_task(town_s, worker, "a", "one")
+    second = run_task(town_s, worker, "a", "two")
     store = town_s.town.store
     for task_id in (first, second):
-        assert store.require_task(task_id).usage == ROUND
-    assert town_s.town.resolve("a").usage == ROUND + ROUND
-    assert round_usage.town_totals(store) == ROUND + ROUND
+        assert store.require_task(task_id).usage == STRUCTURED_ROUND
+    assert town_s.town.resolve("a").usage == STRUCTURED_ROUND + STRUCTURED_ROUND
+    assert round_usage.town_totals(store) == STRUCTURED_ROUND + STRUCTURED_ROUND
     report = json.loads(town_s.tt("usage", "--json").out)
     assert report["total"]["cost_usd"] == pytest.approx(0.0024)
     assert report["total"]["input_tokens"] == 24 and report["total"]["rounds"] == 2
@@ -77,7 +68,7 @@ def test_a_cli_that_reports_nothing_costs_unknown_not_zero(
     town_s: TownFixture, worker_in_process: Workers,
 ) -> None:
     town_s.town.spawn_agent("q", cli="structured", start=False)
-    task_id = _task(town_s, worker_in_process(town_s, "q"), "q", "talk @nojson")
+    task_id = run_task(town_s, worker_in_process(town_s, "q"), "q", "talk @nojson")
     usage = town_s.town.store.require_task(task_id).usage
     assert usage is not None and usage.unknown_rounds == 1 and usage.cost_text() == "unknown"
     assert json.loads(town_s.tt("usage", "--json").out)["total"]["cost"] == "unknown"
@@ -90,9 +81,9 @@ def test_a_budget_holds_the_agent_before_its_next_round(
                      "--no-start").code == 0
     assert town_s.tt("spawn", "x", "--budget", "nan", "--no-start").code == 2
     worker = worker_in_process(town_s, "b")
-    first = _task(town_s, worker, "b", "one")  # crosses the budget: it finishes
+    first = run_task(town_s, worker, "b", "one")  # crosses the budget: it finishes
     assert town_s.task_state(first) == TaskState.COMPLETED
-    second = _task(town_s, worker, "b", "two")
+    second = run_task(town_s, worker, "b", "two")
     agent = town_s.town.resolve("b")
     assert agent.state.value == "paused" and agent.hold and "budget" in agent.hold
     assert town_s.task_state(second) == TaskState.ASSIGNED  # its work waits
@@ -113,9 +104,9 @@ def test_a_town_budget_holds_every_agent(
 ) -> None:
     town_s.town.spawn_agent("t", cli="structured", start=False)
     worker = worker_in_process(town_s, "t")
-    _task(town_s, worker, "t", "one")
+    run_task(town_s, worker, "t", "one")
     assert town_s.tt("budget", "set", "town", "0.001").code == 0
-    _task(town_s, worker, "t", "two")
+    run_task(town_s, worker, "t", "two")
     hold = town_s.town.resolve("t").hold
     assert hold is not None and hold.startswith("town budget")
     assert town_s.tt("budget", "set", "town", "none").code == 0
@@ -133,7 +124,7 @@ def test_a_usage_limit_pauses_the_account_and_resumes_after_the_reset(
     other = worker_in_process(town_s, "v")
     worker_in_process(town_s, "w")
     resets = utcnow() + timedelta(seconds=5)
-    task_id = _task(town_s, worker, "u", f"go @limit {format_timestamp(resets)}")
+    task_id = run_task(town_s, worker, "u", f"go @limit {format_timestamp(resets)}")
     u, v, w = (town_s.town.resolve(n) for n in "uvw")
     assert town_s.task_state(task_id) == TaskState.ASSIGNED  # not failed: it waits
     assert town_s.town.store.inbox_len(u.id) == 1
@@ -188,8 +179,8 @@ def test_a_budget_keeps_the_precision_it_was_given(
     worker = worker_in_process(town_s, "b")
     set_ = town_s.tt("budget", "set", "b", "0.001")
     assert set_.code == 0 and set_.out.strip() == "b: budget $0.001", set_.out
-    _task(town_s, worker, "b", "one")  # $0.0012: crosses it
-    _task(town_s, worker, "b", "two")
+    run_task(town_s, worker, "b", "one")  # $0.0012: crosses it
+    run_task(town_s, worker, "b", "two")
     hold = town_s.town.resolve("b").hold
     assert hold is not None and hold.startswith("budget: spent $0.0012 of $0.001 "), hold
     shown = town_s.tt("budget", "show").out
@@ -231,10 +222,10 @@ def test_a_token_budget_holds_a_cli_that_reports_no_cost(
     assert capped.code == 0 and capped.out.strip() == "cx: budget 200 tokens", capped.out
     assert town.town.resolve("cx").budget_tokens == 200
 
-    first = _task(town, worker, "cx", "one")  # 150 of 200
-    second = _task(town, worker, "cx", "two")  # 300: crosses it, finishes
+    first = run_task(town, worker, "cx", "one")  # 150 of 200
+    second = run_task(town, worker, "cx", "two")  # 300: crosses it, finishes
     assert town.task_state(first) == town.task_state(second) == TaskState.COMPLETED
-    third = _task(town, worker, "cx", "three")
+    third = run_task(town, worker, "cx", "three")
     agent = town.town.resolve("cx")
     assert agent.state.value == "paused" and town.task_state(third) == TaskState.ASSIGNED
     assert agent.hold == ("token budget: spent 300 of 200 tokens (raise it with `tt budget"
@@ -247,7 +238,7 @@ def test_a_token_budget_holds_a_cli_that_reports_no_cost(
     assert town.tt("resume", "cx").code == 0
     worker.run_round()  # 300 of 400: it runs
     assert town.task_state(third) == TaskState.COMPLETED and runs() == 3
-    fourth = _task(town, worker, "cx", "four")
+    fourth = run_task(town, worker, "cx", "four")
     hold = town.town.resolve("cx").hold
     assert hold is not None and hold.startswith("town token budget: spent 450 of 400 tokens")
     assert town.task_state(fourth) == TaskState.ASSIGNED and runs() == 3
