@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SESSION_MARK, SESSION_OWNER, wait_until
-from tests.conftest import session_pids as _session_pids
+from tests.helpers import SESSION_MARK, SESSION_OWNER, wait_until
+from tests.helpers import session_pids as _session_pids
 
 pytestmark = pytest.mark.timeout(180)
 REPO = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ def test_a_stopped_session_leaves_no_process(tmp_path: Path, workers: str, stop:
     env.pop(SESSION_OWNER, None)  # a session of its own: it ends what it starts
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers,
-         "tests/sigterm_subject.py"],
+         "tests/support/sigterm_subject.py"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:

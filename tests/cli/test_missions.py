@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import TownFixture, tt
-from tests.helpers import one_line_error
+from tests.helpers import TownFixture, one_line_error, tt
 
 PLAN = """\
 goal = "two steps"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TownFixture
+from tests.helpers import TownFixture
 from tinytown.core import keys
 from tinytown.core.errors import DependencyCycle, InvalidTransition, TaskNotFound
 from tinytown.core.models import Task, TaskState

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.test_http import Served, error_of, served  # noqa: F401 (a fixture)
+from tests.http.test_api import Served, error_of, served  # noqa: F401 (a fixture)
 
 PLAN = {"name": "web", "goal": "a site", "parallel": 2, "task": [
     {"name": "a", "text": "first", "agent": "quiet"},

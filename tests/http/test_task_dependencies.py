@@ -6,8 +6,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import TownFixture
-from tests.test_http import add_key, bearer, error_of, start_server
+from tests.helpers import TownFixture
+from tests.http.test_api import add_key, bearer, error_of, start_server
 from tinytown.core.models import TaskState
 
 pytestmark = pytest.mark.timeout(90)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from mcp import ClientSession
 
-from tests.conftest import TownFixture
-from tests.test_mcp import call, refused, run, stdio
+from tests.helpers import TownFixture
+from tests.mcp.test_tools import call, refused, run, stdio
 
 TASKS = [{"name": "a", "text": "first", "agent": "bob"},
          {"name": "b", "text": "second", "role": "worker", "after": ["a"]}]

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from mcp import ClientSession
 
-from tests.conftest import TownFixture
-from tests.test_mcp import call, refused, run, stdio
+from tests.helpers import TownFixture
+from tests.mcp.test_tools import call, refused, run, stdio
 from tinytown.core.models import TaskState
 
 pytestmark = pytest.mark.timeout(90)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import InProcessWorker, TownFixture
+from tests.helpers import InProcessWorker, TownFixture
 from tinytown.core import keys
 from tinytown.core.errors import MissionNotFound, NameTaken, PlanInvalid, Refused, UsageError
 from tinytown.core.models import Mission, MissionState, Task, TaskState

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import TownFixture
-from tests.helpers import one_line_error
+from tests.helpers import TownFixture, one_line_error
 from tinytown.core.models import Task, TaskState
 
 pytestmark = pytest.mark.timeout(120)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TownFixture, wait_until
+from tests.helpers import TownFixture, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 

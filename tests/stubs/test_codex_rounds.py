@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.conftest import InProcessWorker, TownFixture
+from tests.helpers import InProcessWorker, TownFixture
 from tests.stubs._base import Text, ToolCall
 from tests.stubs.openai import OpenAIStub, rate_limited
 from tests.stubs.test_presets import Preset, preset_town

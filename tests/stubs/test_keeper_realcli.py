@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TownFixture, pid_gone, wait_until
+from tests.helpers import TownFixture, pid_gone, wait_until
 from tests.stubs._base import StubServer, ToolCall
 from tests.stubs.realcli import Sandbox, installed
 from tests.stubs.test_presets import _setup

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.conftest import InProcessWorker, TownFixture, wait_until
+from tests.helpers import InProcessWorker, TownFixture, wait_until
 from tests.stubs._base import Text, ToolCall
 from tests.stubs.test_presets import Preset, preset_town
 from tinytown.core.models import TaskState

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.conftest import InProcessWorker, TownFixture
+from tests.helpers import InProcessWorker, TownFixture
 from tests.stubs.anthropic import Text, ToolCall
 from tests.stubs.test_presets import Preset, preset_town
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import InProcessWorker, TownFixture, tt
+from tests.helpers import InProcessWorker, TownFixture, tt
 from tests.stubs._base import StubServer
 from tests.stubs.anthropic import AnthropicStub, ApiError, Text, ToolCall
 from tests.stubs.augment import AugmentStub

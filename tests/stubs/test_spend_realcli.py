@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import InProcessWorker, TownFixture, wait_until
+from tests.helpers import InProcessWorker, TownFixture, wait_until
 from tests.stubs._base import ApiError, Text
 from tests.stubs.test_presets import Preset, preset_town
 from tinytown.core.models import TaskState, format_timestamp, utcnow
