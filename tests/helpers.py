@@ -464,7 +464,10 @@ def key_snapshot(town: TownFixture) -> dict[str, Any]:
     for key in town.town_keys():
         kind = r.type(key)
         out[key] = (r.get(key) if kind == "string" else r.hgetall(key) if kind == "hash"
-                    else r.lrange(key, 0, -1) if kind == "list" else r.xlen(key))
+                    else r.lrange(key, 0, -1) if kind == "list"
+                    else r.smembers(key) if kind == "set"
+                    else r.zrange(key, 0, -1, withscores=True) if kind == "zset"
+                    else r.xlen(key))
     return out
 
 

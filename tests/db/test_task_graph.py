@@ -8,25 +8,13 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import TownFixture
+from tests.helpers import TownFixture, key_snapshot
 from tinytown.core import keys
 from tinytown.core.errors import DependencyCycle, InvalidTransition, TaskNotFound
 from tinytown.core.models import Task, TaskState
 from tinytown.db import dependency_store, graph, rounds
 from tinytown.db import task_writes as tasks
 from tinytown.ops.facade import Town
-
-
-def _snapshot(town: TownFixture) -> dict[str, Any]:
-    """Every key of the town and its value (sets included): nothing written?"""
-    r = town.town.redis
-    out: dict[str, Any] = {}
-    for key in town.town_keys():
-        kind = r.type(key)
-        out[key] = (r.get(key) if kind == "string" else r.hgetall(key) if kind == "hash"
-                    else r.lrange(key, 0, -1) if kind == "list"
-                    else r.smembers(key) if kind == "set" else r.xlen(key))
-    return out
 
 
 def _assigns(town: TownFixture, agent_id: str) -> list[str]:
@@ -132,12 +120,12 @@ def test_unknown_dependency_is_refused_and_nothing_written(town: TownFixture,
                                                            agent_id: str) -> None:
     t = town.town
     known = t.assign("w", "known")
-    before = _snapshot(town)
+    before = key_snapshot(town)
     with pytest.raises(TaskNotFound):
         t.assign("w", "never", after=[known, "0123abcd"])
     with pytest.raises(TaskNotFound):  # a well-formed id of no task
         dependency_store.submit(t.store, Task("x", assigned_to=agent_id), [known, Task("n").id])
-    assert _snapshot(town) == before
+    assert key_snapshot(town) == before
 
 
 def test_a_cycle_is_refused_naming_it_and_nothing_written(town: TownFixture,
@@ -147,13 +135,13 @@ def test_a_cycle_is_refused_naming_it_and_nothing_written(town: TownFixture,
     a = t.assign("w", "a", after=[root])
     b = t.assign("w", "b", after=[a])
     c = t.assign("w", "c", after=[b])
-    before = _snapshot(town)
+    before = key_snapshot(town)
     with pytest.raises(DependencyCycle) as refused:
         t.add_dependencies(a, [c[:8]])
     assert f"{a[:8]} -> {c[:8]} -> {b[:8]} -> {a[:8]}" in str(refused.value)
     with pytest.raises(DependencyCycle):
         t.add_dependencies(a, [a])
-    assert _snapshot(town) == before
+    assert key_snapshot(town) == before
     # a dependency that makes no cycle is added; one already completed blocks nothing
     extra = t.assign("w", "extra")
     assert t.add_dependencies(c, [extra]).after == [b, extra]
