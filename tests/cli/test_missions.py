@@ -153,3 +153,17 @@ def test_start_names_the_town_problems_by_file_and_line(town: TownFixture) -> No
     assert r.code == 1
     assert r.err.splitlines()[0].startswith("plan.toml:3: task 'a': no agent 'bob'")
     assert town.town.missions() == []
+
+
+def test_plan_check_names_file_and_town_problems_in_one_run(town: TownFixture) -> None:
+    """A task with a flawed key still counts for the graph and the town's checks: one
+    run names the unknown key, the cycle it is part of and the agent nobody spawned."""
+    plan = ('[[task]]\nname = "a"\ntext = "t"\nagent = "zed"\nafter = ["b"]\n'
+            '[[task]]\nname = "b"\ntext = "t"\nrole = "worker"\nafter = ["a"]\nbudget = 1\n')
+    r = town.tt("plan", "check", _write(town, plan))
+    assert r.code == 1 and r.out == ""
+    lines = r.err.splitlines()
+    assert lines[0].startswith("plan.toml:1: task 'a': no agent 'zed'")
+    assert lines[1] == "plan.toml:5: cycle in `after`: a -> b -> a"
+    assert lines[2].startswith("plan.toml:11: unknown key 'budget' in a task")
+    assert len(lines) == 3

@@ -265,7 +265,7 @@ def test_a_rounds_cost_holds_the_rest_over_budget(
     """The round's end counts its cost on the task and, in the same transaction, holds
     the mission's unstarted tasks once the budget is reached ($0.0012 a round here)."""
     structured = (f'[agent_clis.structured]\ncommand = "{sys.executable}'
-                  f' {Path(__file__).parents[1] / "fake_structured.py"}"\n'
+                  f' {Path(__file__).parents[1] / "support" / "fake_structured.py"}"\n'
                   'output = "claude-json"\n')
     town = town_factory(extra=structured)
     monkeypatch.setenv("FAKE_AGENT_DIR", str(town.records))

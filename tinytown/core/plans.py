@@ -120,22 +120,30 @@ def waves(graph: dict[str, tuple[str, ...]]) -> list[list[str]]:
 
 def check_plan(text: str | bytes) -> Plan | list[Problem]:
     """The plan in `text` (a plan file's content), or every problem with its line."""
+    plan, problems = read_plan(text)
+    return sorted(problems, key=lambda p: p.line) if problems or plan is None else plan
+
+
+def read_plan(text: str | bytes) -> tuple[Plan | None, list[Problem]]:
+    """The plan as far as it could be read, and its problems: the town's own checks
+    (`ops.mission_control`) look at a flawed plan too, so one run names every problem."""
     if isinstance(text, bytes):
         data = text
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return [Problem(data[:exc.start].count(b"\n") + 1, "the file is not UTF-8 text")]
+            return None, [Problem(data[:exc.start].count(b"\n") + 1,
+                                  "the file is not UTF-8 text")]
     if "\x00" in text:
-        return [Problem(text[:text.index("\x00")].count("\n") + 1,
-                        "the file holds a NUL character: not a TOML plan")]
+        return None, [Problem(text[:text.index("\x00")].count("\n") + 1,
+                              "the file holds a NUL character: not a TOML plan")]
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        return [_toml_problem(str(exc))]
+        return None, [_toml_problem(str(exc))]
     except RecursionError:
-        return [Problem(1, "not valid TOML: nested too deeply")]
-    return plan_from_mapping(doc, _Lines(text))
+        return None, [Problem(1, "not valid TOML: nested too deeply")]
+    return _read_mapping(doc, _Lines(text))
 
 
 def _toml_problem(message: str) -> Problem:
@@ -199,6 +207,12 @@ class _NoLines(_Lines):
 def plan_from_mapping(doc: dict[str, Any], lines: _Lines | None = None
                       ) -> Plan | list[Problem]:
     """The plan in parsed data (a TOML file's, or a request body's), or its problems."""
+    plan, problems = _read_mapping(doc, lines)
+    return sorted(problems, key=lambda p: p.line) if problems or plan is None else plan
+
+
+def _read_mapping(doc: dict[str, Any], lines: _Lines | None = None
+                  ) -> tuple[Plan | None, list[Problem]]:
     where = lines or _NoLines()
     problems: list[Problem] = []
     for key in doc:
@@ -227,9 +241,7 @@ def plan_from_mapping(doc: dict[str, Any], lines: _Lines | None = None
         if found is not None:
             plan.tasks.append(found)
     problems += _graph_problems(plan.tasks, where, raw_tasks)
-    if problems:
-        return sorted(problems, key=lambda p: p.line)
-    return plan
+    return plan, problems
 
 
 def _task(raw: Any, index: int, where: _Lines, problems: list[Problem]) -> PlanTask | None:
@@ -241,7 +253,6 @@ def _task(raw: Any, index: int, where: _Lines, problems: list[Problem]) -> PlanT
     def at(key: str) -> int:
         return where.of_task(index, key)
 
-    before = len(problems)
     for key in raw:
         if key not in TASK_KEYS:
             problems.append(Problem(at(key), f"unknown key {key!r} in a task; a task has"
@@ -267,8 +278,8 @@ def _task(raw: Any, index: int, where: _Lines, problems: list[Problem]) -> PlanT
         problems.append(Problem(at("approve"), "`approve` is true or false"))
     check = _text(raw, "check", at("check"), problems)
     fixes = _count(raw, "max_fix_rounds", at("max_fix_rounds"), problems, 0, MAX_FIX_ROUNDS)
-    if len(problems) > before or name is None or text is None:
-        return None
+    if name is None or text is None:
+        return None  # nothing to name it by: its graph problems cannot be told
     return PlanTask(name, text, role, agent, after, review, approve is True, check, fixes, line)
 
 

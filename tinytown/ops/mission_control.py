@@ -31,6 +31,7 @@ from tinytown.core.plans import (
     Problem,
     check_plan,
     plan_from_mapping,
+    read_plan,
     waves,
 )
 from tinytown.db import mission_store
@@ -50,11 +51,10 @@ def check(town: TownContext | None, text: str | bytes) -> Plan | list[Problem]:
     """The plan in a file's text, checked against the town when one is given (its roles
     and agents); the gates a plan sets are reported as problems, since they do not run
     yet and a mission must not silently do less than its plan says."""
-    plan = check_plan(text)
-    if isinstance(plan, list):
-        return plan
-    problems = runnable_problems(town, plan)
-    return problems or plan
+    plan, problems = read_plan(text)
+    if plan is not None:  # the town's checks too, so one run names every problem
+        problems += runnable_problems(town, plan)
+    return sorted(problems, key=lambda p: p.line) if problems or plan is None else plan
 
 
 def runnable_problems(town: TownContext | None, plan: Plan) -> list[Problem]:
