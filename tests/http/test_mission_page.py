@@ -263,3 +263,33 @@ def test_the_task_page_shows_dependencies_dependents_and_gates(  # noqa: F811
     page.wait_for("[...document.querySelectorAll('#dependencies tbody tr')]"
                   ".map(r => r.dataset.state).join() === 'assigned,assigned'", LIVE_SECS,
                   "c retried, live")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not hasattr(TaskState, "AWAITING_APPROVAL"),
+                    reason="the approve gate (TaskState.AWAITING_APPROVAL) is not built here")
+def test_a_task_awaiting_approval_is_approved_from_the_mission_page(  # noqa: F811
+    dash: Dash, browser: Chromium,  # noqa: F811
+) -> None:
+    """End to end once the approve gate exists: alice's round ends, the task waits for a
+    person; the write key's Approve button completes it, and the page follows."""
+    town, base = dash.town, dash.server.base
+    plan = {"name": "gated", "goal": "a gated step", "task": [
+        {"name": "a", "text": "Write a.txt containing a", "agent": "alice", "approve": True},
+        {"name": "b", "text": "then b", "agent": "quiet", "after": ["a"]}]}
+    with dash.client(headers={"Authorization": f"Bearer {dash.keys['write']}"}) as api:
+        r = api.post("/v1/missions", json=plan)
+        assert r.status_code == 201, r.text
+        a = r.json()["waves"][0][0]["id"]
+    town.wait_task(a, TaskState("awaiting_approval"))
+    page = browser.new_page()
+    log_in(page, base, dash.keys["write"], "/missions/gated")
+    page.wait_for(f"{box('a')} === 'awaiting_approval'", 15, "a awaiting approval")
+    assert not page.eval("document.querySelector('#waiting-section').hidden")
+    page.type("#waiting tr[data-task=a] input.note", "fine")
+    page.click("#waiting tr[data-task=a] button[data-action=approve]")
+    town.wait_task(a, TaskState.COMPLETED)
+    page.wait_for(f"{box('a')} === 'completed' && {box('b')} === 'assigned'", LIVE_SECS,
+                  "a approved, live")
+    page.wait_for("document.querySelector('#waiting-section').hidden", LIVE_SECS,
+                  "nothing waits any more")

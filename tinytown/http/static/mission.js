@@ -77,7 +77,8 @@
     const rows = m.waves.flat();
     ids = new Set(rows.map((r) => r.id));
     showMission(m, rows);
-    document.getElementById("graph").replaceChildren(ttGraph.draw(m.waves));
+    document.getElementById("graph").replaceChildren(rows.length ? ttGraph.draw(m.waves)
+      : el("p", { class: "muted" }, "no tasks yet"));
     showTasks(m.waves);
     await showWaiting(rows);
   }
