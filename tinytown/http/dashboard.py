@@ -10,10 +10,12 @@ key itself: any number of `tt serve` processes accept it with no session store, 
 revoked key stops working in the browser at the next request, as everywhere. Nothing
 puts a key in a URL.
 
-Pages: the town (`/`), an agent (`/agents/{ref}`), a task (`/tasks/{ref}`), login.
-Besides the pages, three read routes of the API that the pages need: `/v1/whoami`
-(the key's name and scope: which actions to offer), `/v1/inboxes` (every agent's
-pending messages, counted) and `/v1/agents/{ref}/logs` (its round logs' tail).
+Pages: the town (`/`), an agent (`/agents/{ref}`), a task (`/tasks/{ref}`), a mission
+(`/missions/{name}`: its graph drawn by waves), login. Besides the pages, four read
+routes of the API that the pages need: `/v1/whoami` (the key's name and scope: which
+actions to offer), `/v1/inboxes` (every agent's pending messages, counted),
+`/v1/agents/{ref}/logs` (its round logs' tail) and `/v1/tasks/{ref}/links` (the tasks
+it waits for and those that wait for it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +46,9 @@ ASSETS = {  # what /static/ serves: these files and nothing else
     "index.js": "text/javascript; charset=utf-8",
     "agent.js": "text/javascript; charset=utf-8",
     "task.js": "text/javascript; charset=utf-8",
+    "actions.js": "text/javascript; charset=utf-8",
+    "graph.js": "text/javascript; charset=utf-8",
+    "mission.js": "text/javascript; charset=utf-8",
     "login.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
@@ -89,13 +95,36 @@ def round_log(ref: AgentRef, town: TownDep,
     return s.RoundLog.model_validate(town.round_log(ref, round))
 
 
+class TaskLinks(BaseModel):
+    """A task's place in the graph, for its page."""
+
+    dependencies: list[s.Task] = Field(description="The tasks it waits for, in its order")
+    missing: list[str] = Field(description="Ids of tasks it waits for that are not recorded")
+    dependents: list[s.Task] = Field(description="The tasks that wait for it")
+
+
+@api.get("/tasks/{ref}/links", dependencies=[needs(Scope.READ)], responses=responses(404))
+def task_links(ref: TaskRef, town: TownDep) -> TaskLinks:
+    """The tasks it comes after (`after`) and those that come after it, each with its
+    state. The reverse index holds only blocked dependents, so a finished task's
+    dependents are found by reading the tasks (a page's look, not a hot path)."""
+    task = town.task(ref)
+    tasks = {t.id: t for t in town.list_tasks()}
+    return TaskLinks(
+        dependencies=[s.Task.of(tasks[i]) for i in task.after if i in tasks],
+        missing=[i for i in task.after if i not in tasks],
+        dependents=[s.Task.of(t) for t in tasks.values() if task.id in t.after])
+
+
 # --- pages -----------------------------------------------------------------------------
 
 
 PAGES = {  # each page's title and scripts; its body is static/<page>
     "index.html": ("Tinytown", ("common.js", "index.js")),
     "agent.html": ("Tinytown: agent", ("common.js", "agent.js")),
-    "task.html": ("Tinytown: task", ("common.js", "task.js")),
+    "task.html": ("Tinytown: task", ("common.js", "actions.js", "task.js")),
+    "mission.html": ("Tinytown: mission", ("common.js", "actions.js", "graph.js",
+                                           "mission.js")),
     "login.html": ("Tinytown: log in", ("login.js",)),
 }
 HEAD = """<!doctype html>
@@ -165,6 +194,14 @@ def task_page(request: Request, ref: TaskRef, town: TownDep) -> Response:
     """A task: its text, result or error, rounds, usage, branch and commits (the page
     reads them from /v1/tasks/{ref} and the events)."""
     return _page(request, town, "task.html")
+
+
+@pages.get("/missions/{name}")
+def mission_page(request: Request, name: Annotated[str, PathParam(min_length=1, max_length=64)],
+                 town: TownDep) -> Response:
+    """A mission: its goal, state, budget, and its graph by waves, live (the page reads
+    /v1/missions/{name} and the events)."""
+    return _page(request, town, "mission.html")
 
 
 @pages.get("/login")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
+from pydantic import Field
 
 from tinytown.core.apikeys import Scope
 from tinytown.http import schemas as s
@@ -18,6 +19,14 @@ TownDep = Annotated[Town, Depends(town_of)]
 Name = Annotated[str, Path(min_length=1, max_length=64, description="The mission's name")]
 
 
+class MissionSummary(s.Mission):
+    """A mission in the list: its record, and its tasks counted by state and costed (the
+    dashboard's progress "3/5 done" and "$0.42 of $5")."""
+
+    task_states: dict[str, int] = Field(description="Its tasks counted by state")
+    spent_usd: float = Field(description="What its tasks' rounds cost so far (USD, known)")
+
+
 @router.post("", status_code=201, dependencies=[needs(Scope.WRITE)],
              responses=responses(409))
 def start_mission(body: s.StartMission, town: TownDep) -> s.MissionStatus:
@@ -28,9 +37,21 @@ def start_mission(body: s.StartMission, town: TownDep) -> s.MissionStatus:
     return s.MissionStatus.model_validate(town.mission(started.name))
 
 
-@router.get("", dependencies=[needs(Scope.READ)])
-def list_missions(town: TownDep) -> list[s.Mission]:
-    return [s.Mission.of(m) for m in town.missions()]
+@router.get("", dependencies=[needs(Scope.READ)], responses=responses())
+def list_missions(town: TownDep) -> list[MissionSummary]:
+    """The town's missions, each with its tasks counted by state and what they cost."""
+    missions = town.missions()
+    tasks = {t.id: t for t in town.list_tasks()} if missions else {}
+    found = []
+    for m in missions:
+        mine = [tasks[i] for i in m.tasks.values() if i in tasks]
+        states: dict[str, int] = {}
+        for t in mine:
+            states[t.state.value] = states.get(t.state.value, 0) + 1
+        spent = sum(t.usage.cost_usd for t in mine if t.usage is not None)
+        found.append(MissionSummary.model_validate({**m.to_wire(), "task_states": states,
+                                                    "spent_usd": spent}))
+    return found
 
 
 @router.get("/{name}", dependencies=[needs(Scope.READ)], responses=responses(404))

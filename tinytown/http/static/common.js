@@ -10,7 +10,14 @@ const tt = (() => {
   const KINDS = ["state", "spawned", "assigned", "queued", "backlog_added", "sent", "round",
     "task_pending", "task_assigned", "task_running", "task_completed", "task_failed",
     "task_cancelled", "recovered", "reclaimed", "restarted", "crash_loop", "moved", "api",
-    "message"];
+    "message",
+    // the task graph and missions (a state's event is task_<state> or mission_<state>,
+    // the gates' states included)
+    "blocked", "released", "retried", "unblocked", "task_blocked", "task_awaiting_approval",
+    "task_awaiting_input", "task_in_review", "approved", "rejected", "asked", "replied",
+    "mission_started", "mission_released", "mission_task_added", "mission_planning",
+    "mission_running", "mission_blocked", "mission_done", "mission_failed",
+    "mission_cancelled", "mission_awaiting_approval", "mission_approved", "mission_rejected"];
   let who = null;
 
   class ApiError extends Error {

@@ -1,5 +1,5 @@
-// The town's page: its agents (live from the event stream), the assign form, and the
-// recent tasks.
+// The town's page: its agents (live from the event stream), the assign form, its
+// missions (each one's progress and cost, linked to its page) and the recent tasks.
 "use strict";
 
 (() => {
@@ -8,6 +8,7 @@
   const STALE_SECS = 60;
   let agents = [];
   let tasks = [];
+  let missions = [];
 
   function agentRows(inboxes) {
     const byTask = new Map(tasks.map((t) => [t.id, t]));
@@ -49,6 +50,21 @@
       ageCell("td", t.updated_at, { class: "num" })));
   }
 
+  function missionRows() {
+    return missions.map((m) => {
+      const counts = m.task_states || {};
+      const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
+      const budget = m.budget_usd ? ` of ${tt.money(m.budget_usd)}` : "";
+      return el("tr", { dataset: { mission: m.name, state: m.state } },
+        el("td", { class: "name" }, el("a", { href: `/missions/${encodeURIComponent(m.name)}` }, m.name)),
+        stateBadge(m.state, "td"),
+        el("td", { class: "num progress" }, `${counts.completed || 0}/${total} done`),
+        el("td", { class: "num cost" }, tt.money(m.spent_usd || 0) + budget),
+        el("td", { class: "goal", title: m.goal }, clip(m.goal, 100) || "-"),
+        ageCell("td", m.updated_at, { class: "num" }));
+    });
+  }
+
   function agentChoices() {
     const select = document.getElementById("assign-agent");
     const chosen = select.value;
@@ -60,16 +76,17 @@
   // the task list is read again after an event about tasks, or half a minute on
   let tasksRead = 0;
   let tasksChanged = true;
-  const TASK_EVENT = /^(task_|assigned$|queued$|backlog_|reclaimed$|recovered$|api$)/;
+  const TASK_EVENT = /^(task_|mission_|assigned$|queued$|backlog_|reclaimed$|recovered$|api$|blocked$|released$|retried$|unblocked$)/;
 
   async function refresh() {
     const readTasks = tasksChanged || Date.now() - tasksRead > 30000;
     tasksChanged = false;  // an event from now on marks them again
-    let listed, inboxes, allTasks;
+    let listed, inboxes, allTasks, allMissions;
     try {
-      [listed, inboxes, allTasks] = await Promise.all([
+      [listed, inboxes, allTasks, allMissions] = await Promise.all([
         api("GET", "/v1/agents"), api("GET", "/v1/inboxes"),
-        readTasks ? api("GET", "/v1/tasks") : Promise.resolve(tasks)]);
+        readTasks ? api("GET", "/v1/tasks") : Promise.resolve(tasks),
+        readTasks ? api("GET", "/v1/missions") : Promise.resolve(missions)]);
     } catch (error) {
       tasksChanged = tasksChanged || readTasks;
       throw error;
@@ -77,8 +94,11 @@
     if (readTasks) tasksRead = Date.now();
     agents = listed;
     tasks = allTasks;
+    missions = allMissions;
     fill(document.querySelector("#agents tbody"), agentRows(inboxes), 9, "no agents yet: tt spawn NAME");
     fill(document.querySelector("#tasks tbody"), taskRows(), 6, "no tasks yet");
+    document.getElementById("missions-section").hidden = !missions.length;
+    fill(document.querySelector("#missions tbody"), missionRows(), 6, "no missions");
     if (tt.canWrite()) agentChoices();
   }
 

@@ -1,5 +1,7 @@
 // A task's page (/tasks/{ref}): its text, its result or error, who works on it, its
-// usage, branch and commits, and the rounds it took (from the recent events), live.
+// usage, branch and commits, its mission, gates and dependencies (and the tasks that
+// wait for it), what it waits for a person for, and the rounds it took (from the recent
+// events), live.
 "use strict";
 
 (() => {
@@ -7,6 +9,8 @@
   const ref = decodeURIComponent(location.pathname.replace(/^\/tasks\//, ""));
   const TIMES = ["created_at", "updated_at", "started_at", "completed_at"];
   let task = null;
+  let linked = new Set();  // its dependencies' and dependents' ids: their events matter
+  let waitingShown = null;  // the state the answer box was made for (kept while the same)
 
   // an agent by name, linked; one no longer recorded (pruned) by the name an event
   // kept, else its id's start
@@ -56,6 +60,58 @@
     document.getElementById("record").replaceChildren(...rows);
   }
 
+  function taskRow(t, names) {
+    return el("tr", { dataset: { task: t.id, state: t.state } },
+      el("td", {}, el("a", { href: `/tasks/${encodeURIComponent(t.id)}` }, el("code", { title: t.id }, short(t.id)))),
+      el("td", { class: "description", title: t.description }, tt.clip(t.description, 100)),
+      tt.stateBadge(t.state, "td"),
+      el("td", {}, t.assigned_to ? agentLink(t.assigned_to, names) : (t.role ? `role ${t.role}` : "-")));
+  }
+
+  // the gates of the task's `gates` (a plan's check, review, approve), one line each
+  function gates(g) {
+    if (!g) return ["none"];
+    const lines = [];
+    if (g.check) {
+      lines.push(el("div", { dataset: { gate: "check" } }, "check ", el("code", {}, g.check),
+        ` (up to ${g.max_fix_rounds ?? 3} fix rounds)`));
+    }
+    if (g.review) {
+      lines.push(el("div", { dataset: { gate: "review" } },
+        `review by role ${g.review} (up to ${g.max_review_rounds ?? 3} rounds)`));
+    }
+    if (g.approve) lines.push(el("div", { dataset: { gate: "approve" } }, "a person approves"));
+    return lines.length ? lines : ["none"];
+  }
+
+  function showLinks(links, names) {
+    const mission = task.mission ? el("a", { href: `/missions/${encodeURIComponent(task.mission)}` }, task.mission) : "-";
+    const rows = [["mission", mission], ["gates", gates(task.gates)],
+      ["blocked_reason", task.blocked_reason || "-"]];
+    if (links.missing.length) rows.push(["missing", links.missing.map(short).join(", ") + " (no longer recorded)"]);
+    document.getElementById("links").replaceChildren(...rows.flatMap(([key, value]) =>
+      [el("dt", {}, key), el("dd", { dataset: { field: key } }, ...[value].flat())]));
+    fill(document.querySelector("#dependencies tbody"), links.dependencies.map((t) => taskRow(t, names)),
+      4, "none: it waits for no task");
+    fill(document.querySelector("#dependents tbody"), links.dependents.map((t) => taskRow(t, names)),
+      4, "none: no task waits for it");
+    linked = new Set([...task.after || [], ...links.dependents.map((t) => t.id)]);
+  }
+
+  async function showWaiting() {
+    const waiting = ["awaiting_approval", "awaiting_input"].includes(task.state);
+    const asked = task.state === "awaiting_input" ? await ttActions.questions() : [];
+    const question = waiting ? ttActions.questionOf(task, asked) : "";
+    const key = JSON.stringify([task.state, question]);
+    if (key === waitingShown) return;
+    waitingShown = key;
+    document.getElementById("waiting-section").hidden = !waiting;
+    document.getElementById("question").textContent = task.state === "awaiting_input"
+      ? `asked: ${question || "(the question is not known here)"}` : "approve its work to complete it, or reject it";
+    document.getElementById("task-actions").replaceChildren(
+      ...(waiting ? ttActions.forTask(task, `task ${short(task.id)}`, refresh) : []));
+  }
+
   function showRounds(events, names) {
     const rounds = events.filter((e) => e.kind === "round" && e.task === task.id);
     fill(document.querySelector("#rounds tbody"), rounds.map((e) => {
@@ -72,11 +128,14 @@
   async function refresh() {
     task = await api("GET", `/v1/tasks/${encodeURIComponent(task ? task.id : ref)}`);
     const agentFilter = task.assigned_to ? `&agent=${encodeURIComponent(task.assigned_to)}` : "";
-    const [listed, events] = await Promise.all([api("GET", "/v1/agents"),
+    const [listed, events, links] = await Promise.all([api("GET", "/v1/agents"),
       task.assigned_to ? api("GET", `/v1/events?count=2000${agentFilter}`).catch(() => [])
-        : Promise.resolve([])]);
+        : Promise.resolve([]),
+      api("GET", `/v1/tasks/${encodeURIComponent(task.id)}/links`)]);
     const names = new Map(listed.map((a) => [a.id, a.name]));
     showTask(names);
+    showLinks(links, names);
+    await showWaiting();
     showRounds(events, names);
   }
 
@@ -90,7 +149,8 @@
       return;
     }
     const id = task.id;
-    tt.live("/v1/events/stream", refresh, (e) => e.task === id || e.agent === task.assigned_to);
+    tt.live("/v1/events/stream", refresh,
+      (e) => e.task === id || linked.has(e.task) || e.agent === task.assigned_to);
   }
 
   start().catch(tt.failed);
