@@ -76,6 +76,7 @@ class RealCli:
     prompt_file: str = ""
     lacks: Mapping[str, str] = field(default_factory=dict)  # behaviour -> why not here
     mcp_tool: str = ""  # how it names an MCP server's tool to its model ({tool})
+    mcp_offered: str = ""  # what its first request says of them ("": the tools' names)
 
     def alone_argv(self, binary: str, sandbox: Sandbox, prompt: str, *args: str
                    ) -> tuple[list[str], str | None]:
@@ -141,7 +142,8 @@ CLIS: tuple[RealCli, ...] = (
             mcp_tool="mcp__tinytown__{tool}"),
     RealCli("codex", "codex", OpenAIStub, _codex,
             ("exec", "--json", "--dangerously-bypass-approvals-and-sandbox"),
-            mcp_tool="mcp__tinytown__{tool}"),
+            # its MCP tools are deferred: called from its code mode's `tools`
+            mcp_tool="mcp__tinytown__{tool}", mcp_offered="mcp__tinytown"),
     RealCli("gemini", "gemini", GeminiStub, _gemini, ("--skip-trust", "--yolo", "-o", "json"),
             mcp_tool="mcp_tinytown_{tool}"),
     RealCli("copilot", "copilot", OpenAIStub, _copilot, ("--yolo",), lacks={
@@ -164,7 +166,8 @@ CLIS: tuple[RealCli, ...] = (
     RealCli("qwen", "qwen", OpenAIStub, _qwen, ("--yolo", "--output-format", "stream-json"),
             lacks={LIMIT: f"Qwen Code {LIMIT_RETRIES}"}, mcp_tool="mcp__tinytown__{tool}"),
     RealCli("cline", "cline", OpenAIStub, _cline, ("--auto-approve", "true", "--json", " "),
-            lacks={SESSION: NO_SESSIONS, LIMIT: f"Cline CLI {LIMIT_RETRIES}"}),
+            lacks={SESSION: NO_SESSIONS, LIMIT: f"Cline CLI {LIMIT_RETRIES}"},
+            mcp_tool="tinytown__{tool}"),
     RealCli("cursor", "cursor-agent", None, lambda box, stub: {}, lacks={
         b: CURSOR_WHY for b in (TOOL, API_ERROR, SESSION, FORK, BIG_PROMPT, LIMIT, USAGE,
                                 BUDGET, LIVE_LOGS, MCP, DOCTOR, KEEPER, SETSID,
