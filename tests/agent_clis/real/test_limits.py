@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.agent_clis.real.clis import LIMIT, params
+from tests.agent_clis.real.clis import BY_NAME, LIMIT, params
 from tests.agent_clis.real.towns import Preset
 from tests.conftest import wait_until
 from tests.stubs._base import ApiError, Text
@@ -26,9 +26,8 @@ def test_a_usage_limit_pauses_the_account_until_it_resets(preset: Preset) -> Non
     message = f"usage limit reached, resets at {format_timestamp(resets)}"
     # Codex retries a 429 and then names no reset time: the backoff applies
     preset.town.town.settings.budget.usage_limit_backoff_secs = 5
-    # Copilot retries a 429 for ~30 s, but gives up at once on a long retry-after
-    wait = {"retry-after": "3600"} if preset.name == "copilot" else {}
-    preset.stub.push(ApiError(429, message, headers=wait, times=None))
+    headers = dict(BY_NAME[preset.name].limit_headers)
+    preset.stub.push(ApiError(429, message, headers=headers, times=None))
     if preset.name == "claude":  # the environment is the fixture's (monkeypatched)
         os.environ["CLAUDE_CODE_MAX_RETRIES"] = "0"
     worker = preset.agent("u")
