@@ -7,19 +7,30 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
 
 from tests.agent_clis.real.clis import BY_NAME, LIMIT, params
-from tests.agent_clis.real.towns import Preset
-from tests.conftest import wait_until
+from tests.agent_clis.real.towns import Preset, preset_town
+from tests.conftest import InProcessWorker, TownFixture, wait_until
 from tests.stubs._base import ApiError, Text
 from tinytown.core.models import TaskState, format_timestamp, utcnow
 
 pytestmark = pytest.mark.realcli
 
 
+@pytest.fixture
+def preset(request: pytest.FixtureRequest, town_factory: Callable[..., TownFixture],
+           worker_in_process: Callable[..., InProcessWorker],
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Preset]:
+    """A round long enough for the CLI's own retries of a 429 (aider's)."""
+    yield from preset_town(request.param, town_factory, worker_in_process, monkeypatch,
+                           round_timeout=BY_NAME[request.param].limit_round)
+
+
+@pytest.mark.timeout(300)  # aider retries for a minute or so first
 @pytest.mark.parametrize("preset", params(LIMIT), indirect=True)
 def test_a_usage_limit_pauses_the_account_until_it_resets(preset: Preset) -> None:
     resets = utcnow() + timedelta(seconds=5)
