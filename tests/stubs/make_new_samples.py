@@ -1,6 +1,7 @@
 """Record what opencode, Qwen Code and Cline CLI print, run by their presets' command
 lines against the OpenAI stub, into tests/stubs/samples/ (for their readers' tests in
-test_new_clis.py). Run it again after scripts/install-clis brings newer versions:
+tests/agent_clis/test_new_cli_readers.py). Run it again after scripts/install-clis brings
+newer versions:
 
     python -m tests.stubs.make_new_samples
 

@@ -206,13 +206,17 @@ def _fill(schema: dict[str, Any], command: str) -> dict[str, Any]:
 def shell_call(reply: ToolCall, tools: list[dict[str, Any]]) -> tuple[str, str, Any]:
     """(kind, name, arguments) of the call a ToolCall makes given the offered tools;
     kind is "function" (arguments a dict), "custom" (a string input) or "local_shell"."""
+    code_mode = next((c for c in tools if _is_code_mode_exec(c)), None)
     if reply.name is not None:
         t = next((t for t in tools if tool_name(t) == reply.name), {})
-        kind = "custom" if t.get("type") == "custom" else "function"
         args: Any = reply.args if reply.args is not None else {"command": reply.command}
+        if not t and code_mode is not None:  # not offered itself (Codex defers MCP tools):
+            js = (f"const r = await tools[{json.dumps(reply.name)}]({json.dumps(args)});\n"
+                  "text(typeof r === 'string' ? r : JSON.stringify(r));\n")
+            return "custom", tool_name(code_mode), js  # called from its code mode
+        kind = "custom" if t.get("type") == "custom" else "function"
         return kind, reply.name, args
     t = _find_shell_tool(tools)
-    code_mode = next((c for c in tools if _is_code_mode_exec(c)), None)
     if code_mode is not None and (t is None or t.get("_namespace")):
         js = (f"const r = await tools.exec_command({{cmd: {json.dumps(reply.command)}}});\n"
               "text(typeof r === 'string' ? r : (r.output ?? JSON.stringify(r)));\n")

@@ -2,7 +2,7 @@
 finished is an ordinary round (no pause, no re-run); a round that ended at a limit is
 counted all the same, and the re-run of its work is a round of its own, in a log of
 its own. Driven in-process with stand-in CLIs (tests/support/fake_retried.py and
-tests/support/fake_structured.py); the real Codex is in tests/stubs/test_codex_rounds.py."""
+tests/support/fake_structured.py); the real Codex is in tests/agent_clis/real/test_codex.py."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 an agent before its next round; usage limits that pause an account's agents and resume
 by themselves. Driven in-process with a stand-in CLI in Claude Code's output format
 (tests/support/fake_structured.py: 12 input, 3 cached, 5 output tokens and $0.0012 a round);
-the real CLIs are in tests/stubs/test_presets.py."""
+the real CLIs: tests/agent_clis/real/test_usage.py and test_limits.py."""
 
 from __future__ import annotations
 

@@ -7,10 +7,15 @@ argument, but joins a prompt argument and piped stdin as `<argument>\\n\\n<stdin
 trimming the argument: the preset passes " " and the prompt on stdin, so a prompt of any
 size arrives whole and unchanged. And it cannot continue a session headless: `--id
 <session>` always opens its terminal UI (it needs a TTY, and `--json` then refuses), and
-its events do not name the session. So each task starts a new Cline session."""
+its events do not name the session. So each task starts a new Cline session.
+
+Its MCP servers are read from one settings file, whose path CLINE_MCP_SETTINGS_PATH may
+choose: the round's is a file of the agent's own, the user's servers and Tinytown's."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +23,11 @@ from tinytown.agent_clis.base import (
     NOT_MINE,
     WIDTH,
     AgentCli,
+    CliCommand,
     CliReport,
     Credentials,
+    McpServer,
+    McpSetup,
     NotMine,
     Preset,
     cut,
@@ -33,6 +41,10 @@ from tinytown.agent_clis.base import (
 )
 
 _KINDS = frozenset({"hook_event", "agent_event", "run_result"})
+# Seconds Cline waits for the MCP server, and for each of its tools' answers. Without a
+# `timeout` it gives a stdio server no time to start: `python -m tinytown mcp`, a second
+# or two, was left out of the run's tools.
+_TIMEOUT = 300
 
 
 class Cline(AgentCli):
@@ -42,6 +54,7 @@ class Cline(AgentCli):
         "cline --auto-approve true", output_args="--json ' '",  # ' ': see above
     )}
     output_format = "cline-jsonl"  # cline --json events
+    mcp_mode = "cline-settings"  # CLINE_MCP_SETTINGS_PATH
     credentials = Credentials(("CLINE_API_KEY",), (".cline/data/settings/providers.json",))
     install = "npm install -g cline"
     order = 90
@@ -105,6 +118,39 @@ class Cline(AgentCli):
         if what == "error":
             return f"! {cut(dict_of(inner.get('error')).get('message', ''))}"
         return None  # hooks, iterations, usage, streaming updates
+
+
+    def configure_mcp(self, command: CliCommand, argv: list[str], env: Mapping[str, str],
+                      server: McpServer, state: Path) -> McpSetup:
+        """CLINE_MCP_SETTINGS_PATH: the agent's own copy of the user's MCP settings (where
+        Cline would read them: CLINE_MCP_SETTINGS_PATH, CLINE_DATA_DIR, CLINE_DIR, HOME)
+        with the server added (and a `timeout`, see `_TIMEOUT`), written anew each round;
+        the user's file is not written."""
+        path = state / "cline_mcp_settings.json"
+        settings: dict[str, Any] = {}
+        try:
+            loaded = json.loads(_user_mcp_settings(env).read_text())
+            settings = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            settings = {}
+        servers = settings.get("mcpServers")
+        settings["mcpServers"] = {**(servers if isinstance(servers, dict) else {}),
+                                  server.name: {"transport": {
+                                      "type": "stdio", "command": server.command,
+                                      "args": server.args, "env": server.env},
+                                      "timeout": _TIMEOUT}}
+        return McpSetup(argv, env={"CLINE_MCP_SETTINGS_PATH": str(path)},
+                        files={path: json.dumps(settings, indent=1)})
+
+
+def _user_mcp_settings(env: Mapping[str, str]) -> Path:
+    """Where Cline CLI 3.0 reads its MCP settings from, as it decides it."""
+    if own := env.get("CLINE_MCP_SETTINGS_PATH", "").strip():
+        return Path(own)
+    data = env.get("CLINE_DATA_DIR", "").strip() or str(
+        Path(env.get("CLINE_DIR", "").strip() or
+             Path(env.get("HOME") or Path.home()) / ".cline") / "data")
+    return Path(data) / "settings" / "cline_mcp_settings.json"
 
 
 def _tool_input(args: Any) -> str:

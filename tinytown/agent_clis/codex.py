@@ -122,11 +122,15 @@ class Codex(AgentCli):
     def configure_mcp(self, command: CliCommand, argv: list[str], env: Mapping[str, str],
                       server: McpServer, state: Path) -> McpSetup:
         """`-c mcp_servers.<name>.*=...` overrides, placed before `resume ID -` (a
-        subcommand); the server inherits REDIS_URL, HOME and PATH."""
+        subcommand); the server inherits REDIS_URL, HOME and PATH. `required`: Codex
+        waits for the server before the turn (else its first turn, sent at once, finds
+        no tinytown tools while `tt mcp` is starting) and fails the run if it cannot
+        start, rather than going on without the town's tools."""
         toml = {"command": json.dumps(server.command), "args": json.dumps(server.args),
                 "env": "{" + ", ".join(f"{k} = {json.dumps(v)}"
                                        for k, v in server.env.items()) + "}",
-                "env_vars": json.dumps(["REDIS_URL", "HOME", "PATH"])}
+                "env_vars": json.dumps(["REDIS_URL", "HOME", "PATH"]),
+                "required": "true"}
         overrides = [x for key, value in toml.items()
                      for x in ("-c", f"mcp_servers.{server.name}.{key}={value}")]
         at = len(command.argv)

@@ -1,10 +1,13 @@
 """opencode (`opencode run`, npm `opencode-ai`): JSONL events (`--format json`), the prompt
 on stdin, `--session ID` to continue and `--session ID --fork` to fork, `--auto` to
 approve its tools. Its provider and model come from its own config
-(~/.config/opencode/opencode.json, or OPENCODE_CONFIG / OPENCODE_CONFIG_CONTENT)."""
+(~/.config/opencode/opencode.json, or OPENCODE_CONFIG / OPENCODE_CONFIG_CONTENT); the
+round's MCP server comes in OPENCODE_CONFIG_CONTENT (nothing written)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +15,11 @@ from tinytown.agent_clis.base import (
     NOT_MINE,
     WIDTH,
     AgentCli,
+    CliCommand,
     CliReport,
     Credentials,
+    McpServer,
+    McpSetup,
     NotMine,
     Preset,
     api_error,
@@ -42,6 +48,7 @@ class OpenCode(AgentCli):
         session_lost="Session not found",
     )}
     output_format = "opencode-jsonl"  # opencode run --format json events
+    mcp_mode = "opencode-config"  # OPENCODE_CONFIG_CONTENT's `mcp`
     # keys from `opencode auth login`, or in its config; the providers' own variables
     credentials = Credentials(
         ("OPENCODE_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENROUTER_API_KEY",
@@ -111,6 +118,26 @@ class OpenCode(AgentCli):
             message = dict_of(err.get("data")).get("message") or err.get("name") or ""
             return f"= error: {cut(message, 10 * WIDTH)}"
         return None  # step boundaries and reasoning
+
+    def configure_mcp(self, command: CliCommand, argv: list[str], env: Mapping[str, str],
+                      server: McpServer, state: Path) -> McpSetup:
+        """A local server in `mcp` of OPENCODE_CONFIG_CONTENT, the config opencode merges
+        over all its others (the user's own files stay as they are). A user's own
+        OPENCODE_CONFIG_CONTENT keeps all it says, with the server added; one that is
+        not a JSON object (JSONC, say) is left alone: no server then."""
+        content: dict[str, Any] = {}
+        if own := env.get("OPENCODE_CONFIG_CONTENT", "").strip():
+            try:
+                content = json.loads(own)
+            except ValueError:
+                return McpSetup(argv)
+            if not isinstance(content, dict):
+                return McpSetup(argv)
+        servers = content.get("mcp")
+        content["mcp"] = {**(servers if isinstance(servers, dict) else {}), server.name: {
+            "type": "local", "command": [server.command, *server.args],
+            "environment": server.env}}
+        return McpSetup(argv, env={"OPENCODE_CONFIG_CONTENT": json.dumps(content)})
 
 
 CLI = OpenCode()

@@ -2,20 +2,26 @@
 `--output-format stream-json` events have Claude Code's shape (`system` init,
 `assistant` / `user` messages, a closing `result`), so Claude Code's module shows them in
 `tt logs`; its own reader adds what differs. The prompt on stdin, `--yolo`, `--resume
-ID`; no fork. Its provider: `--auth-type` or `security.auth.selectedType` in
+ID`; no fork; the round's MCP server in a file of the agent's own (`--mcp-config`). Its
+provider: `--auth-type` or `security.auth.selectedType` in
 ~/.qwen/settings.json, with OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_MODEL for an
 OpenAI-compatible API."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tinytown.agent_clis.base import (
     AgentCli,
+    CliCommand,
     CliReport,
     Credentials,
+    McpServer,
+    McpSetup,
     Preset,
     dict_of,
     int_of,
@@ -37,6 +43,7 @@ class Qwen(AgentCli):
         usage_totals=True,  # a resumed session's result counts the earlier runs too
     )}
     output_format = "qwen-json"  # --output-format stream-json (JSONL) or json
+    mcp_mode = "qwen-mcp-config"  # --mcp-config FILE
     credentials = Credentials(
         ("OPENAI_API_KEY", "DASHSCOPE_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"),
         (".qwen/oauth_creds.json", ".qwen/settings.json"))
@@ -72,6 +79,17 @@ class Qwen(AgentCli):
         session = last.get("session_id") or next(
             (o.get("session_id") for o in found if o.get("session_id")), None)
         return CliReport(True, result, error, text(session) or None, usage)
+
+    def configure_mcp(self, command: CliCommand, argv: list[str], env: Mapping[str, str],
+                      server: McpServer, state: Path) -> McpSetup:
+        """`--mcp-config FILE` (`{"mcpServers": ...}`, as in its settings), a file of the
+        agent's own; trusted, so its tools need no confirmation."""
+        entry = {"command": server.command, "args": server.args, "env": server.env,
+                 "trust": True}
+        path = state / "qwen-mcp.json"
+        return McpSetup([*argv, "--mcp-config", str(path)],
+                        files={path: json.dumps({"mcpServers": {server.name: entry}},
+                                                indent=1)})
 
 
 CLI = Qwen()

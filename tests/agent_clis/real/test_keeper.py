@@ -1,8 +1,9 @@
-"""A shell tool of the real Claude Code, Gemini CLI and Copilot CLI does not outlive its
-worker's SIGKILL (issue 20, point 23): workers started with `tt spawn` (each under its
-keeper), the real CLI against its stub, whose answer makes it run `sleep` as its shell
-tool; the worker is killed (only the worker, not its keeper) while the tool runs, and
-the tool's shell and its `sleep` must be gone within seconds, every time.
+"""A shell tool of a real CLI (those of the table that run shell tools headless; clis.py)
+does not outlive its worker's SIGKILL (issue 20, point 23): workers started with `tt
+spawn` (each under its keeper), the real CLI against its stub, whose answer makes it run
+`sleep` as its shell tool; the worker is killed (only the worker, not its keeper) while
+the tool runs, and the tool's shell and its `sleep` must be gone within seconds, every
+time.
 
 A race: the CLI dies after its worker (the worker's watchdog kills its group), and its
 tool's shell, in a session of its own, is orphaned only when the CLI's last thread has
@@ -21,16 +22,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent_clis.real.clis import BY_NAME, KEEPER, params, stub_of
 from tests.helpers import TownFixture, pid_gone, wait_until
 from tests.stubs._base import StubServer, ToolCall
 from tests.stubs.realcli import Sandbox, installed
-from tests.stubs.test_presets import _setup
 from tinytown.core import keys
 from tinytown.core.models import Task
 
 pytestmark = pytest.mark.realcli
 TRIES = int(os.environ.get("TT_KEEPER_TRIES") or 20)  # of Claude Code
-AT_ONCE = 4  # agents killed in one round; Gemini CLI's and Copilot CLI's tries
+AT_ONCE = 4  # agents killed in one round; the other CLIs' tries
 
 
 def marked(marker: str) -> dict[int, int]:
@@ -57,27 +58,28 @@ def comm(pid: int) -> str:
         return "?"
 
 
-@pytest.fixture(params=["claude", "gemini", "copilot"])
+@pytest.fixture
 def cli_town(request: pytest.FixtureRequest, town_factory: Callable[..., TownFixture],
              monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TownFixture, StubServer, int]]:
     """A town whose agents run a real CLI against its stub (the workers that `tt spawn`
     starts inherit the stub's environment), and how many tries to make."""
     name = request.param
-    binary = installed(name)
+    cli = BY_NAME[name]
+    binary = installed(cli.binary)
     sandbox = Sandbox()
-    stub, environment = _setup(name, sandbox)
-    with stub:
-        for key, value in sandbox.env(environment(stub)).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("PATH", f"{Path(binary).parent}{os.pathsep}{os.environ['PATH']}")
-        try:
+    try:
+        for stub in stub_of(cli):
+            for key, value in sandbox.env(cli.point(sandbox, stub)).items():
+                monkeypatch.setenv(key, value)
+            monkeypatch.setenv("PATH", f"{Path(binary).parent}{os.pathsep}{os.environ['PATH']}")
             yield town_factory(cli=name, round_timeout=300), stub, \
                 TRIES if name == "claude" else AT_ONCE
-        finally:
-            sandbox.cleanup()
+    finally:
+        sandbox.cleanup()
 
 
 @pytest.mark.timeout(300)  # 20 tries: ~30 s alone, longer on a loaded machine
+@pytest.mark.parametrize("cli_town", params(KEEPER), indirect=True)
 def test_a_shell_tool_does_not_outlive_its_workers_sigkill(
     cli_town: tuple[TownFixture, StubServer, int],
 ) -> None:

@@ -6,29 +6,24 @@ model completes its task by calling the `complete_task` tool, not by the CLI's e
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
+from tests.agent_clis.real.clis import BY_NAME, MCP, params
+from tests.agent_clis.real.towns import Preset, preset_town
 from tests.helpers import InProcessWorker, TownFixture
-from tests.stubs.anthropic import Text, ToolCall
-from tests.stubs.test_presets import Preset, preset_town
+from tests.stubs._base import Text, ToolCall
 
 pytestmark = pytest.mark.realcli
 
 
-@pytest.fixture(params=["claude", "gemini"])
-def preset(request: pytest.FixtureRequest, town_factory: Callable[..., TownFixture],
-           worker_in_process: Callable[..., InProcessWorker],
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Preset]:
-    yield from preset_town(request.param, town_factory, worker_in_process, monkeypatch)
-
-
 def _tool(preset: Preset, tool: str) -> str:
     """How the CLI names an MCP server's tool to its model."""
-    return f"mcp__tinytown__{tool}" if preset.name == "claude" else f"mcp_tinytown_{tool}"
+    return BY_NAME[preset.name].mcp_tool.format(tool=tool)
 
 
+@pytest.mark.parametrize("preset", params(MCP), indirect=True)
 def test_the_agent_completes_its_task_through_the_mcp_tool(preset: Preset) -> None:
     preset.stub.push(
         ToolCall("", name=_tool(preset, "complete_task"),
@@ -43,7 +38,7 @@ def test_the_agent_completes_its_task_through_the_mcp_tool(preset: Preset) -> No
     assert len(events) == 1
     # the model was offered the town's tools, and the tool's answer came back to it
     offered = json.dumps(preset.stub.main_requests[0].body)
-    assert _tool(preset, "send_message") in offered
+    assert (BY_NAME[preset.name].mcp_offered or _tool(preset, "send_message")) in offered
     assert "completed" in preset.conversation()
 
 

@@ -1,7 +1,8 @@
 """The readers of opencode, Qwen Code and Cline CLI (their modules in tinytown/agent_clis/)
-on what the real CLIs printed against the stub (samples/, made by make_new_samples.py)
-and on hand-made lines for what the stub cannot provoke; their events in `tt logs`; and
-the working folder a CLI is told (PWD), which opencode takes over its real one.
+on what the real CLIs printed against the stub (tests/stubs/samples/, made by
+tests/stubs/make_new_samples.py) and on hand-made lines for what the stub cannot provoke;
+their events in `tt logs`; and the working folder a CLI is told (PWD), which opencode
+takes over its real one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from tinytown.agent_clis.base import CliCommand
 from tinytown.core import logview
 from tinytown.worker.runner import run_cli
 
-SAMPLES = Path(__file__).parent / "samples"
+SAMPLES = Path(__file__).parents[1] / "stubs" / "samples"
 
 
 def sample(name: str) -> str:
