@@ -362,7 +362,8 @@ def test_redis_with_a_password(tmp_path: Path, password_redis: RedisServer) -> N
 COMMANDS = {
     "assign", "auth", "backlog", "branch", "budget", "close", "diff", "doctor", "down",
     "events", "flower", "history", "host", "hosts", "inbox", "init", "interrupt", "kill",
-    "list", "logs", "mcp", "merge", "migrate", "mission", "plan", "prune", "reclaim", "recover", "reset",
+    "list", "logs", "mcp", "merge", "migrate", "mission", "plan", "prune", "reclaim",
+    "recover", "reset",
     "restart", "restore", "resume", "save", "send", "serve", "show", "spawn", "status", "stop",
     "supervisor", "task", "up", "usage", "wait", "worker",
 }
@@ -385,8 +386,8 @@ def test_help_lists_every_command_under_its_topic(tmp_path: Path) -> None:
         elif section not in (None, "Options") and line.startswith("  "):
             listed[section].append(line.split()[0])
     listed.pop("Options", None)
-    assert list(listed) == ["Town", "Agents", "Messages", "Tasks", "Missions", "Control", "Monitoring",
-                            "Recovery", "Spend", "Hosts", "Git", "Serve"]
+    assert list(listed) == ["Town", "Agents", "Messages", "Tasks", "Missions", "Control",
+                            "Monitoring", "Recovery", "Spend", "Hosts", "Git", "Serve"]
     assert listed == {title: list(names) for title, names in SECTIONS.items()}
     every = [name for names in listed.values() for name in names]
     assert len(every) == len(set(every))
