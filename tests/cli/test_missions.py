@@ -86,8 +86,12 @@ def test_plan_check_reports_every_problem_with_its_line(town: TownFixture) -> No
 def test_start_refusals_write_nothing(town: TownFixture) -> None:
     town.tt("spawn", "bob", "--no-start")
     before = town.town_keys()
-    r = town.tt("mission", "start", "m", "do everything")
-    assert r.code == 1 and "pass --plan FILE for now" in one_line_error(r)
+    r = town.tt("mission", "start", "m")  # no plan, no goal for a conductor
+    assert r.code == 2 and "give the mission's GOAL" in one_line_error(r)
+    r = town.tt("mission", "start", "m", "do everything", "--conductor", "carol")
+    assert r.code == 1 and "carol" in one_line_error(r)
+    r = town.tt("mission", "start", "m", "x", "--conductor", "bob", "--conductor-cli", "claude")
+    assert r.code == 2 and "not both" in one_line_error(r)
     r = town.tt("mission", "start", "m", "--plan", _write(town, PLAN), "--parallel", "0")
     assert r.code == 2 and "--parallel is a whole number" in one_line_error(r)
     r = town.tt("mission", "start", "m", "--plan", "plan.toml", "--budget", "nan")

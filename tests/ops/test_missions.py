@@ -13,7 +13,14 @@ import pytest
 
 from tests.helpers import InProcessWorker, TownFixture
 from tinytown.core import keys
-from tinytown.core.errors import MissionNotFound, NameTaken, PlanInvalid, Refused, UsageError
+from tinytown.core.errors import (
+    AgentNotFound,
+    MissionNotFound,
+    NameTaken,
+    PlanInvalid,
+    Refused,
+    UsageError,
+)
 from tinytown.core.models import Mission, MissionState, Task, TaskState
 from tinytown.core.usage_rules import Usage
 
@@ -178,8 +185,10 @@ def test_add_task_to_a_done_mission_runs_it_again(town: TownFixture) -> None:
 def test_refusals_write_nothing(town: TownFixture) -> None:
     _town(town)
     before = town.town_keys()
-    with pytest.raises(Refused, match="--plan"):
-        town.town.start_mission("x", None, goal="do it all")
+    with pytest.raises(UsageError, match="needs a goal"):
+        town.town.start_mission("x", None)
+    with pytest.raises(AgentNotFound):
+        town.town.start_mission("x", None, goal="do it all", conductor="carol")
     with pytest.raises(PlanInvalid, match="unknown role 'nobody'"):
         town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nrole = "nobody"\n')
     with pytest.raises(PlanInvalid, match="no agent 'carol'"):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tinytown.cli.common import Context, emit, emit_json, json_option, pass_ctx, print_table, say
-from tinytown.core.errors import Refused, TownNotFound, UsageError
+from tinytown.core.errors import TownNotFound, UsageError
 
 if TYPE_CHECKING:
     from tinytown.core.plans import Plan
@@ -85,6 +85,10 @@ def mission() -> None:
 @click.argument("name")
 @click.argument("goal", required=False)
 @click.option("--plan", "plan_file", metavar="FILE", help="The plan file (TOML; - reads stdin).")
+@click.option("--conductor", metavar="AGENT", help="The agent that plans the goal and is woken"
+              " to decide (default without --plan: a new agent NAME-conductor).")
+@click.option("--conductor-cli", metavar="CLI", help="Spawn the conductor NAME-conductor with"
+              " this agent CLI (default: the conductor role's CLI, else the town's).")
 @click.option("--budget", type=float, metavar="USD", help="Its tasks' cost at which it stops"
               " dispatching (wins over the plan's).")
 @click.option("--parallel", type=int, metavar="N",
@@ -92,17 +96,22 @@ def mission() -> None:
 @json_option
 @pass_ctx
 def mission_start(obj: Context, name: str, goal: str | None, plan_file: str | None,
-                  budget: float | None, parallel: int | None, as_json: bool) -> None:
+                  conductor: str | None, conductor_cli: str | None, budget: float | None,
+                  parallel: int | None, as_json: bool) -> None:
     """Start mission NAME from a plan: every task is created at once and runs as soon
-    as the tasks it comes after are completed."""
-    from tinytown.ops.mission_control import NO_PLAN
-
-    if plan_file is None:
-        raise Refused(NO_PLAN)
-    found = _checked(obj, plan_file, True)  # problems said as FILE:LINE, the town's too
-    started = obj.town().start_mission(name, found, goal, budget, parallel)
+    as the tasks it comes after are completed. Without --plan, GOAL goes to a conductor
+    agent that plans it with the mission tools (MCP) and is woken, in the same session,
+    when a task fails or the tasks that could run are done."""
+    found = _checked(obj, plan_file, True) if plan_file else None  # problems as FILE:LINE
+    if found is None and not (goal or "").strip():
+        raise UsageError("give the mission's GOAL (its conductor plans it) or --plan FILE")
+    started = obj.town().start_mission(name, found, goal, budget, parallel, conductor,
+                                       conductor_cli)
+    by = ""
+    if started.conductor:
+        by = f", conducted by {obj.town().resolve(started.conductor).name}"
     emit(started, as_json, f"mission {started.name} {started.state.value}:"
-         f" {len(started.tasks)} tasks (`tt mission status {started.name}`)")
+         f" {len(started.tasks)} tasks{by} (`tt mission status {started.name}`)")
 
 
 @mission.command(name="status")
@@ -133,6 +142,11 @@ def _print_status(status: dict[str, Any]) -> None:
     say(f"mission {status['name']}: {status['state']}{reason}; spent {spend}")
     if status.get("goal"):
         say(f"goal: {status['goal']}")
+    if status.get("conductor_name"):
+        doing = "deciding" if status.get("conductor_deciding") else "waiting to be woken"
+        say(f"conductor: {status['conductor_name']} ({doing})")
+    if status.get("summary"):
+        say(f"summary: {status['summary']}")
     rows = []
     for number, wave in enumerate(status["waves"], 1):
         for row in wave:

@@ -218,8 +218,17 @@ class Mission(WireModel):
     created_at: datetime = msgspec.field(default_factory=utcnow)
     updated_at: datetime = msgspec.field(default_factory=utcnow)
     finished_at: datetime | None = None
+    # its conductor (tinytown/db/conductor_wakes.py): the agent that plans it and is woken
+    # to decide; its tasks (the goal, then each wake) are not in `tasks`; `reported`: each
+    # task's ending the conductor was told of (task id -> "state@completed_at")
+    conductor: str | None = None
+    conductor_tasks: list[str] = msgspec.field(default_factory=list)
+    reported: dict[str, str] = msgspec.field(default_factory=dict)
+    summary: str | None = None  # what its conductor said as it finished it
 
-    _uuids = ("id",)
+    _uuids = ("id", "conductor")
     _timestamps = ("created_at", "updated_at", "finished_at")
+    _own_defaults: ClassVar[dict[str, Any]] = {
+        "conductor": None, "conductor_tasks": [], "reported": {}, "summary": None}
     _wire_fields = ("id", "name", "goal", "state", "reason", "budget_usd", "parallel", "tasks",
-                    "created_at", "updated_at", "finished_at")
+                    "created_at", "updated_at", "finished_at", *_own_defaults)

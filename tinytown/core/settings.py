@@ -27,6 +27,7 @@ BUILTIN_ROLES: dict[str, str] = {
     "architect": "Designs systems and breaks work down",
     "tester": "Writes and runs tests",
     "devops": "Builds, deploys and operates",
+    "conductor": "Plans a mission's tasks and decides what comes next",
 }
 _TOWN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

@@ -10,6 +10,7 @@ cancel`: tinytown.db.task_writes and tinytown.db.rounds call `watch` and `queue_
 a task added, or a look at the mission. Each of those writes the mission's key, which
 each WATCHes: two tasks finishing at once are serialised, and a task is released
 exactly once (the release and the `blocked` -> `assigned` move commit together).
+A mission's conductor is woken there too (tinytown.db.conductor_wakes), exactly once.
 
 Dispatching a task (its assignment or its role's queue) is tinytown.db.task_writes' write;
 it is passed in as `dispatch`, so this module does not import that one (which imports
@@ -18,14 +19,23 @@ this one for its hooks).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from redis.client import Pipeline
 
 from tinytown.core import keys
-from tinytown.core.errors import InvalidRecord, MissionNotFound, NameTaken, Refused
+from tinytown.core.errors import (
+    DependencyCycle,
+    InvalidRecord,
+    InvalidTransition,
+    MissionNotFound,
+    NameTaken,
+    Refused,
+)
 from tinytown.core.models import Mission, MissionState, Task, TaskState, utcnow
+from tinytown.core.plans import find_cycles
+from tinytown.db import conductor_wakes
 from tinytown.db.connection import text, texts
 from tinytown.db.store import Store, log
 
@@ -66,8 +76,13 @@ def names(store: Store) -> list[str]:
 
 
 def tasks_of(store: Store, mission: Mission) -> dict[str, Task]:
-    """The mission's tasks by id (a task whose record is gone is left out)."""
-    return _read_tasks(store, store.r, list(mission.tasks.values()))
+    """The mission's tasks by id, its conductor's too (a task whose record is gone is
+    left out)."""
+    return _read_tasks(store, store.r, _ids(mission))
+
+
+def _ids(mission: Mission) -> list[str]:
+    return [*mission.tasks.values(), *mission.conductor_tasks]
 
 
 def _read_tasks(store: Store, reader: object, ids: list[str]) -> dict[str, Task]:
@@ -92,7 +107,9 @@ def _watched(store: Store, pipe: Pipeline, name: str) -> View:
     if raw is None:
         raise MissionNotFound(f"no mission named {name!r} (`tt mission list` lists them)")
     mission = Mission.from_json(raw)
-    return View(mission, _read_tasks(store, pipe, list(mission.tasks.values())))
+    if mission.conductor:  # a wake-up may go into its inbox in this transaction
+        store.ensure_lists(keys.inbox(store.town, mission.conductor))
+    return View(mission, _read_tasks(store, pipe, _ids(mission)))
 
 
 # --- creating and changing -------------------------------------------------------------
@@ -100,7 +117,8 @@ def _watched(store: Store, pipe: Pipeline, name: str) -> View:
 
 def create(store: Store, mission: Mission, tasks: list[Task], dispatch: Dispatch) -> Mission:
     """Write the mission and all its tasks (`blocked`) and release the first ones, in
-    one transaction; NameTaken if a mission of that name exists."""
+    one transaction; NameTaken if a mission of that name exists. Its conductor's first
+    task (among `tasks`, listed in its `conductor_tasks`) is dispatched at once."""
     key = keys.mission(store.town, mission.name)
 
     def body(pipe: Pipeline) -> Mission:
@@ -111,7 +129,10 @@ def create(store: Store, mission: Mission, tasks: list[Task], dispatch: Dispatch
         pipe.multi()
         pipe.sadd(keys.missions(store.town), mission.name)
         for task in tasks:
-            store.put_task(task, pipe)
+            if task.id in mission.conductor_tasks:
+                dispatch(store, pipe, task)
+            else:
+                store.put_task(task, pipe)
         store.add_event("mission_started", None, pipe=pipe, mission=mission.name,
                         tasks=len(tasks))
         _queue(store, pipe, view, dispatch, MissionState.PLANNING)
@@ -174,7 +195,7 @@ def add_task(store: Store, name: str, task: Task, label: str, dispatch: Dispatch
         before = mission.state
         if mission.state == MissionState.DONE:
             mission.state = MissionState.RUNNING
-            mission.finished_at = None
+            mission.finished_at = mission.summary = None
         mission.tasks[label] = task.id
         view.tasks[task.id] = task
         pipe.multi()
@@ -195,19 +216,89 @@ def end(store: Store, name: str, state: MissionState, reason: str | None) -> Vie
         mission = view.mission
         if mission.state.is_terminal:
             raise Refused(f"mission {name!r} is {mission.state.value} already")
-        now = utcnow()
         pipe.multi()
-        for task in view.tasks.values():
-            if task.state.is_terminal:
-                continue
-            task.state = TaskState.CANCELLED
-            task.completed_at = task.updated_at = now
-            task.blocked_reason = None
-            task.result = task.result or f"mission {name} {state.value}"
-            store.put_task(task, pipe)
-            pipe.zrem(keys.role_pending(store.town), task.id)
-            store.add_event("task_cancelled", task.assigned_to, pipe=pipe, task=task.id)
+        _cancel(store, pipe, view, view.tasks.values(), state)
         _set_state(store, pipe, mission, state, reason, mission.state)
+        return view
+
+    return store.transaction(body)
+
+
+def _cancel(store: Store, pipe: Pipeline, view: View, tasks: Iterable[Task],
+            state: MissionState) -> None:
+    """Queue each of `tasks` not ended yet as `cancelled`, out of any queue."""
+    now = utcnow()
+    for task in tasks:
+        if task.state.is_terminal:
+            continue
+        task.state = TaskState.CANCELLED
+        task.completed_at = task.updated_at = now
+        task.blocked_reason = None
+        task.result = task.result or f"mission {view.mission.name} {state.value}"
+        store.put_task(task, pipe)
+        pipe.zrem(keys.role_pending(store.town), task.id)
+        store.add_event("task_cancelled", task.assigned_to, pipe=pipe, task=task.id)
+
+
+def finish(store: Store, name: str, state: MissionState, summary: str | None) -> View:
+    """Its conductor ends the mission: `done` only when every task of it is completed
+    (Refused naming the others); `failed` cancels those not ended (not the conductor's
+    own turn, whose round is ending). One transaction."""
+    def body(pipe: Pipeline) -> View:
+        view = _watched(store, pipe, name)
+        mission = view.mission
+        if mission.state.is_terminal:
+            raise Refused(f"mission {name!r} is {mission.state.value} already")
+        work = {label: view.tasks.get(i) for label, i in mission.tasks.items()}
+        if state == MissionState.DONE:
+            left = [f"{label} ({t.state.value if t else 'missing'})" for label, t in work.items()
+                    if t is None or t.state != TaskState.COMPLETED]
+            if left:
+                raise Refused(f"mission {name!r} is not done: {len(left)} task(s) not"
+                              f" completed: {', '.join(left)}; wait for them (you are woken"
+                              " when they end) or finish it `failed`")
+        mission.summary = summary
+        pipe.multi()
+        if state != MissionState.DONE:
+            _cancel(store, pipe, view, [t for t in work.values() if t is not None], state)
+        _set_state(store, pipe, mission, state, None if state == MissionState.DONE
+                   else summary or "its conductor failed it", mission.state)
+        return view
+
+    return store.transaction(body)
+
+
+def add_dependency(store: Store, name: str, task_id: str, after: list[str],
+                   dispatch: Dispatch) -> View:
+    """A task of the mission not started yet (`blocked`) also waits for `after` (ids of
+    its tasks); a cycle is refused naming it, nothing written. One transaction."""
+    def body(pipe: Pipeline) -> View:
+        pipe.watch(keys.task(store.town, task_id))  # type: ignore[no-untyped-call]
+        view = _watched(store, pipe, name)
+        mission = view.mission
+        if mission.state.is_terminal:
+            raise Refused(f"mission {name!r} is {mission.state.value}: its tasks stay as"
+                          " they are")
+        label = {i: n for n, i in mission.tasks.items()}
+        task = view.tasks.get(task_id)
+        if task is None or task_id not in label:
+            raise InvalidTransition(f"task {task_id[:8]} is no task of mission {name!r}")
+        if task.state != TaskState.BLOCKED:
+            raise InvalidTransition(f"task {label[task_id]} is {task.state.value}: a"
+                                    " dependency is added to a task not started yet only")
+        task.after = [*task.after, *(i for i in dict.fromkeys(after) if i not in task.after)]
+        graph = {i: tuple(t.after) for i, t in view.tasks.items() if i in label}
+        for cycle in find_cycles(graph):
+            if task_id in cycle:
+                names = [label[i] for i in cycle]
+                raise DependencyCycle("these dependencies make a cycle: "
+                                      + " -> ".join([*names, names[0]]))
+        before = mission.state
+        pipe.multi()
+        store.put_task(task, pipe)
+        store.add_event("mission_dependency_added", task.assigned_to, pipe=pipe,
+                        mission=name, task=task.id, after=",".join(after))
+        _queue(store, pipe, view, dispatch, before)
         return view
 
     return store.transaction(body)
@@ -261,6 +352,10 @@ def _queue(store: Store, pipe: Pipeline, view: View, dispatch: Dispatch,
             task.blocked_reason = reason
             store.put_task(task, pipe)
             touched = True
+    woken = conductor_wakes.queue_wake(store, pipe, mission, view.tasks, dispatch)
+    if woken is not None:
+        out.append(woken)  # a cold conductor is woken for it as for a released task
+        touched = True
     state, reason = _state_of(view)
     if quiet and not out and not touched and (state, reason) == (mission.state,
                                                                  mission.reason):
@@ -273,7 +368,8 @@ def _decide(view: View) -> list[tuple[Task, str | None]]:
     """Each held (`blocked`) task with None (release it now) or why it waits."""
     mission, tasks = view.mission, view.tasks
     by_name = {task_id: label for label, task_id in mission.tasks.items()}
-    active = sum(1 for t in tasks.values() if t.state in ACTIVE)
+    active = sum(1 for i in mission.tasks.values()
+                 if (t := tasks.get(i)) is not None and t.state in ACTIVE)
     slots = (mission.parallel - active) if mission.parallel else len(tasks)
     over = mission.budget_usd is not None and spent(view) >= mission.budget_usd
     out: list[tuple[Task, str | None]] = []
@@ -303,6 +399,11 @@ def _decide(view: View) -> list[tuple[Task, str | None]]:
 
 
 def _state_of(view: View) -> tuple[MissionState, str | None]:
+    """The state its tasks make it, its conductor's turns counted."""
+    return conductor_wakes.mission_state(view.mission, view.tasks, *_tasks_state(view))
+
+
+def _tasks_state(view: View) -> tuple[MissionState, str | None]:
     tasks = [view.tasks.get(i) for i in view.mission.tasks.values()]
     if all(t is not None and t.state == TaskState.COMPLETED for t in tasks):
         return MissionState.DONE, None

@@ -285,17 +285,37 @@ class Tools:
         return self.run(ctx, "start_mission", Scope.WRITE, call)
 
     def mission_status(self, ctx: Context, name: str) -> CallToolResult:
-        """A mission's state and its tasks in waves (state, agent, cost, branch, results
-        by task id through the task resource)."""
+        """A mission's state, its conductor, and its tasks in waves: each one's name,
+        state, agent, cost, branch, dependencies and the tail of its result (the whole
+        result through the task resource)."""
         return self.run(ctx, "mission_status", Scope.READ, lambda c: self.town.mission(name))
 
     def add_mission_task(self, ctx: Context, mission: str, text: str, agent: str | None = None,
                          role: str | None = None, after: list[str] | None = None,
                          name: str | None = None) -> CallToolResult:
-        """Add a task to a running mission, for `agent` or `role`, after some of its tasks
-        (their names in the mission or ids). Returns the task."""
+        """Add a task to a mission (you must be its conductor): for `agent` (a name,
+        nickname or id) or for whichever agent of `role` is free; `after`: tasks of the
+        mission it waits for (their names in the mission or ids); `name`: its name in
+        the mission (default task-N). Returns the task."""
         return self.run(ctx, "add_mission_task", Scope.WRITE, lambda c: self.town.add_mission_task(
-            mission, text, agent, role, after or [], name))
+            mission, text, agent, role, after or [], name, by=self.me(c).id))
+
+    def add_mission_dependency(self, ctx: Context, mission: str, task: str, after: list[str]
+                               ) -> CallToolResult:
+        """Make a task of the mission that has not started yet also wait for `after`
+        (tasks of the mission: names or ids); a cycle is refused (you must be its
+        conductor). Returns the task."""
+        return self.run(ctx, "add_mission_dependency", Scope.WRITE,
+                        lambda c: self.town.add_mission_dependency(mission, task, after,
+                                                                   by=self.me(c).id))
+
+    def finish_mission(self, ctx: Context, mission: str, status: Literal["done", "failed"],
+                       summary: str) -> CallToolResult:
+        """End the mission you conduct: `done` (refused while a task of it is not
+        completed: the answer names them) or `failed` (its unfinished tasks are
+        cancelled); `summary`: what came of it. Returns the mission."""
+        return self.run(ctx, "finish_mission", Scope.WRITE, lambda c: self.town.finish_mission(
+            mission, status, summary, by=self.me(c).id))
 
     # --- resources ------------------------------------------------------------------------
 
@@ -322,7 +342,7 @@ TOOLS: list[tuple[str, ToolAnnotations]] = [
     ("fail_task", WRITE), ("retry_task", WRITE), ("unblock_task", WRITE),
     ("list_backlog", READ), ("claim_backlog", WRITE),
     ("spawn_helper", WRITE), ("start_mission", WRITE), ("mission_status", READ),
-    ("add_mission_task", WRITE),
+    ("add_mission_task", WRITE), ("add_mission_dependency", WRITE), ("finish_mission", WRITE),
 ]
 
 
@@ -336,7 +356,9 @@ def build(town: Town, identify: Identify, audit: Audit | None = None) -> MCPServ
         instructions="Tools to work inside a Tinytown town: whoami, your inbox"
                      " (read_inbox, ack_inbox), messages to other agents (send_message),"
                      " tasks (assign_task, complete_task, fail_task, retry_task,"
-                     " unblock_task, the backlog).",
+                     " unblock_task, the backlog), missions (mission_status; for a"
+                     " mission's conductor add_mission_task, add_mission_dependency,"
+                     " finish_mission).",
         log_level="WARNING")
     for name, hints in TOOLS:
         server.add_tool(getattr(tools, name), name=name, annotations=hints,

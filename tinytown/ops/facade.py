@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from tinytown import ops
 from tinytown.core.errors import TownExists, UsageError
-from tinytown.core.models import Agent, Priority, Task, TaskState
+from tinytown.core.models import Agent, MissionState, Priority, Task, TaskState
 from tinytown.core.settings import (
     CONFIG_FILE,
     Settings,
@@ -259,13 +259,14 @@ class Town:
 
     def start_mission(self, name: str, plan: Plan | Path | str | dict[str, Any] | None,
                       goal: str | None = None, budget: float | None = None,
-                      parallel: int | None = None) -> Mission:
+                      parallel: int | None = None, conductor: str | None = None,
+                      conductor_cli: str | None = None) -> Mission:
         """Start a mission from a plan (a `Plan`, a plan file's Path, its TOML text or its
-        data): all its tasks are created at once and run as their dependencies complete,
-        at most `parallel` at a time, within `budget` USD (see ops.missions)."""
+        data), or from a goal its conductor plans (see ops.mission_control)."""
         source = plan.read_bytes() if isinstance(plan, Path) else plan
         found = ops.mission_control.plan_of(source) if source is not None else None
-        return ops.mission_control.start(self.context, name, found, goal, budget, parallel)
+        return ops.mission_control.start(self.context, name, found, goal, budget, parallel,
+                                         conductor, conductor_cli)
 
     def mission(self, name: str) -> dict[str, Any]:
         """The mission (brought up to date) and its tasks in waves."""
@@ -277,16 +278,22 @@ class Town:
     def cancel_mission(self, name: str, fail: bool = False, reason: str | None = None
                        ) -> Mission:
         """End the mission as `cancelled` (or `failed`); its unfinished tasks are cancelled."""
-        from tinytown.core.models import MissionState
-
         state = MissionState.FAILED if fail else MissionState.CANCELLED
         return ops.mission_control.end(self.context, name, state, reason)
 
     def add_mission_task(self, name: str, text: str, agent: str | None = None,
                          role: str | None = None, after: list[str] | tuple[str, ...] = (),
-                         label: str | None = None) -> Task:
+                         label: str | None = None, by: str | None = None) -> Task:
         """Add a task to a mission while it runs (after some of its tasks, by name or id)."""
-        return ops.mission_control.add_task(self.context, name, text, agent, role, after, label)
+        return ops.mission_control.add_task(self.context, name, text, agent, role, after, label, by)
+
+    def add_mission_dependency(self, name: str, task: str, after: list[str],
+                               by: str | None = None) -> Task:
+        return ops.mission_control.add_dependency(self.context, name, task, after, by)
+
+    def finish_mission(self, name: str, state: str, summary: str | None = None,
+                       by: str | None = None) -> Mission:
+        return ops.mission_control.finish(self.context, name, state, summary, by)
 
     def set_mission_budget(self, name: str, usd: float | None) -> Mission:
         return ops.mission_control.set_budget(self.context, name, usd)

@@ -4,7 +4,10 @@ tinytown.core.plans (pure); the records and the dispatcher are tinytown.db.missi
 
 A mission's tasks are created all at once, `blocked`; the mission releases them as
 their dependencies complete, at most `parallel` at a time, none once its tasks' cost
-reaches its budget (see tinytown.db.mission_store).
+reaches its budget (see tinytown.db.mission_store). A mission without a plan gets a
+conductor: an agent whose first task is the goal, who adds the tasks with the mission
+tools and is woken to decide (tinytown.db.conductor_wakes); only it (and the human,
+whom `by=None` stands for) may change the mission through them.
 """
 
 from __future__ import annotations
@@ -12,9 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from tinytown import ops
+from tinytown.core import keys
+from tinytown.core.conductor_briefs import first_task
 from tinytown.core.errors import (
     AgentNotFound,
     AmbiguousReference,
+    NameTaken,
+    NotPermitted,
     PlanInvalid,
     Refused,
     TaskNotFound,
@@ -34,14 +41,14 @@ from tinytown.core.plans import (
     read_plan,
     waves,
 )
-from tinytown.db import mission_store
+from tinytown.db import conductor_wakes, mission_store
 from tinytown.db.task_writes import ensure_inboxes, queue_dispatch
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
 
 GATES_REFUSED = "gates (check/review/approve) are not supported yet"
-NO_PLAN = ("a mission without a plan needs a conductor, which is not built yet: pass"
-           " --plan FILE for now")
+CONDUCTOR_ROLE = "conductor"
+RESULT_TAIL = 600  # characters of each task's result in a mission's status
 
 
 # --- plans ------------------------------------------------------------------------------
@@ -101,28 +108,63 @@ def problems_text(problems: list[Problem], where: str = "plan") -> str:
 
 
 def start(town: TownContext, name: str, plan: Plan | None, goal: str | None = None,
-          budget: float | None = None, parallel: int | None = None) -> Mission:
+          budget: float | None = None, parallel: int | None = None,
+          conductor: str | None = None, conductor_cli: str | None = None) -> Mission:
     """Create the mission and every task of its plan (`blocked`, dependencies as task
     ids) in one transaction; those that can run are released at once. The command
-    line's name, goal, budget and parallel win over the plan's."""
+    line's name, goal, budget and parallel win over the plan's.
+
+    Without a plan it gets a conductor: agent `conductor`, or a new agent
+    `<name>-conductor` (role conductor) with CLI `conductor_cli` (default: the role's
+    CLI, else the town's); its first task is the goal, and the mission is `planning`
+    until it adds tasks. With a plan, a conductor given is woken as the plan runs."""
     _check_name(name)
+    if conductor is not None and conductor_cli is not None:
+        raise UsageError("give --conductor AGENT or --conductor-cli CLI, not both")
+    if plan is not None:
+        problems = runnable_problems(town, plan)
+        if any(GATES_REFUSED in p.message for p in problems):
+            raise Refused(GATES_REFUSED)
+        if problems:
+            raise PlanInvalid(problems_text(problems))
+    goal = (goal or (plan.goal if plan else None) or "").strip()
+    if plan is None and not goal:
+        raise UsageError("a mission without a plan needs a goal (its conductor's first task)")
+    mission = Mission(name, goal=goal,
+                      budget_usd=_budget(budget if budget is not None else
+                                         plan.budget if plan else None),
+                      parallel=_parallel(parallel if parallel is not None else
+                                         plan.parallel if plan else None))
+    specs = plan.tasks if plan else []
+    ids = {t.name: Task("-").id for t in specs}
+    tasks = [_held(town, name, t, ids[t.name], [ids[a] for a in t.after]) for t in specs]
+    mission.tasks = {t.name: ids[t.name] for t in specs}
+    if plan is None or conductor is not None or conductor_cli is not None:
+        if mission_store.get(town.store, name) is not None:  # before an agent is spawned
+            raise NameTaken(f"a mission named {name!r} exists already")
+        mission.conductor = _conductor(town, name, conductor, conductor_cli)
     if plan is None:
-        raise Refused(NO_PLAN)
-    problems = runnable_problems(town, plan)
-    if any(GATES_REFUSED in p.message for p in problems):
-        raise Refused(GATES_REFUSED)
-    if problems:
-        raise PlanInvalid(problems_text(problems))
-    mission = Mission(name, goal=(goal or plan.goal or "").strip(),
-                      budget_usd=_budget(budget if budget is not None else plan.budget),
-                      parallel=_parallel(parallel if parallel is not None else plan.parallel))
-    ids = {t.name: Task("-").id for t in plan.tasks}
-    tasks = [_held(town, name, t, ids[t.name], [ids[a] for a in t.after]) for t in plan.tasks]
-    mission.tasks = {t.name: ids[t.name] for t in plan.tasks}
+        first = conductor_wakes.conductor_task(mission, first_task(name, goal))
+        mission.conductor_tasks = [first.id]
+        tasks.append(first)
     ensure_inboxes(town.store, tasks)
     created = mission_store.create(town.store, mission, tasks, queue_dispatch)
     _wake(town, tasks)
     return created
+
+
+def _conductor(town: TownContext, mission: str, ref: str | None, cli: str | None) -> str:
+    """The conductor's agent id: agent `ref`, or a new one spawned for the mission."""
+    if ref is not None:
+        return _agent_id(town, ref)
+    from tinytown.ops.spawning import spawn
+
+    agent_name = f"{mission[:54]}-conductor"
+    try:
+        return spawn(town, agent_name, cli=cli, role=CONDUCTOR_ROLE).id
+    except NameTaken as exc:
+        raise NameTaken(f"{exc}; or pass --conductor {agent_name} to make it this"
+                        " mission's conductor") from None
 
 
 def _held(town: TownContext, mission: str, spec: PlanTask, task_id: str, after: list[str]
@@ -167,14 +209,15 @@ def _parallel(n: int | None) -> int | None:
 
 def add_task(town: TownContext, name: str, text: str, agent: str | None = None,
              role: str | None = None, after: list[str] | tuple[str, ...] = (),
-             label: str | None = None) -> Task:
+             label: str | None = None, by: str | None = None) -> Task:
     """A task added to a mission while it runs: after some of its tasks (by their names
-    in the mission or their ids); released at once when they are all completed."""
+    in the mission or their ids); released at once when they are all completed. `by`:
+    the agent asking (only the mission's conductor may; None: the human)."""
     if (agent is None) == (role is None):
         raise UsageError("give the task an agent or a role (one of them)")
     if role is not None and role not in (known := town.settings.known_roles()):
         raise UsageError(f"unknown role {role!r}; known roles: {', '.join(sorted(known))}")
-    mission = mission_store.require(town.store, name)
+    mission = _changed_by(town, name, by)
     label = _check_name(label, "task name") if label else _free_label(mission)
     after_ids = [_mission_task(mission, ref) for ref in after]
     spec = PlanTask(label, text, role, agent)
@@ -206,6 +249,48 @@ def _mission_task(mission: Mission, ref: str) -> str:
     return found[0]
 
 
+def _changed_by(town: TownContext, name: str, by: str | None) -> Mission:
+    """The mission, if agent `by` may change it: its conductor, or the human (None, or
+    the supervisor mailbox); NotPermitted for any other agent."""
+    mission = mission_store.require(town.store, name)
+    if by is None or by in (keys.SUPERVISOR_ID, mission.conductor):
+        return mission
+    who = f"its conductor ({_agent_name(town, mission.conductor)})" if mission.conductor \
+        else "a person (it has no conductor)"
+    raise NotPermitted(f"only {who} may change mission {name!r}")
+
+
+def _agent_name(town: TownContext, agent_id: str) -> str:
+    agent = town.store.get_agent(agent_id)
+    return agent.name if agent is not None else agent_id[:8]
+
+
+def add_dependency(town: TownContext, name: str, task: str, after: list[str] | tuple[str, ...],
+                   by: str | None = None) -> Task:
+    """A task of the mission not started yet also waits for `after` (names in the
+    mission or ids); a cycle is refused, naming it."""
+    mission = _changed_by(town, name, by)
+    if not after:
+        raise UsageError("give the tasks it waits for (`after`)")
+    task_id = _mission_task(mission, task)
+    view = mission_store.add_dependency(town.store, name, task_id,
+                                        [_mission_task(mission, a) for a in after],
+                                        queue_dispatch)
+    _wake(town, [view.tasks[task_id]])
+    return view.tasks[task_id]
+
+
+def finish(town: TownContext, name: str, state: MissionState | str,
+           summary: str | None = None, by: str | None = None) -> Mission:
+    """Its conductor (or the human) ends the mission: `done` once every task is
+    completed (refused before, saying which are not), or `failed`."""
+    if state not in ("done", "failed"):
+        raise UsageError(f"a mission is finished `done` or `failed` (not {state!r})")
+    _changed_by(town, name, by)
+    return mission_store.finish(town.store, name, MissionState(state),
+                                (summary or "").strip() or None).mission
+
+
 def end(town: TownContext, name: str, state: MissionState = MissionState.CANCELLED,
         reason: str | None = None) -> Mission:
     """Cancel (or fail) the mission: its tasks not ended are cancelled."""
@@ -226,7 +311,8 @@ def list_missions(town: TownContext) -> list[Mission]:
 
 def status(town: TownContext, name: str) -> dict[str, Any]:
     """The mission, brought up to date, and its tasks in waves: each one's name, id,
-    state, agent, role, cost, branch, dependencies and why it waits."""
+    state, agent, role, cost, branch, dependencies, why it waits and its result's
+    tail; its conductor's name and whether it is deciding."""
     mission_store.require(town.store, name)
     view = mission_store.advance(town.store, name, queue_dispatch)
     mission, tasks = view.mission, view.tasks
@@ -243,7 +329,12 @@ def status(town: TownContext, name: str) -> dict[str, Any]:
                 "agent": agents.get(t.assigned_to or "", t.assigned_to),
                 "role": t.role, "after": list(graph[n]),
                 "cost_usd": t.usage.cost_usd if t.usage else None,
-                "branch": t.branch, "blocked_reason": t.blocked_reason}
+                "branch": t.branch, "blocked_reason": t.blocked_reason,
+                "result": (t.result or "")[-RESULT_TAIL:] or None}
 
-    return {**mission.to_wire(), "spent_usd": mission_store.spent(view),
+    extra: dict[str, Any] = {}
+    if mission.conductor:
+        extra = {"conductor_name": agents.get(mission.conductor, mission.conductor),
+                 "conductor_deciding": conductor_wakes.turn_open(mission, tasks)}
+    return {**mission.to_wire(), **extra, "spent_usd": mission_store.spent(view),
             "waves": [[row(n) for n in wave] for wave in waves(graph)]}
