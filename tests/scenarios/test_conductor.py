@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import InProcessWorker, TownFixture, wait_until
+from tests.stubs.anthropic import AnthropicStub, Text, ToolCall
+from tests.stubs.realcli import Sandbox, claude_env, installed
 from tinytown.core.errors import InvalidTransition
 from tinytown.core.models import Mission, MessageBody, MissionState, Task, TaskState
 from tinytown.core.usage_rules import Usage
@@ -230,3 +232,85 @@ def test_tt_mission_start_without_a_plan_spawns_a_conductor(town: TownFixture) -
     assert r.code == 0, r.err
     assert "its conductor planned no tasks" in r.out
     assert "conductor: solo-conductor (waiting to be woken)" in r.out
+
+
+# --- the real Claude Code as the conductor ----------------------------------------------
+
+
+def _tool(name: str) -> str:
+    """How Claude Code names a tool of the `tinytown` MCP server to its model."""
+    return f"mcp__tinytown__{name}"
+
+
+@pytest.fixture
+def claude_town(town_factory: Callable[..., TownFixture], monkeypatch: pytest.MonkeyPatch
+                ) -> Iterator[tuple[TownFixture, AnthropicStub]]:
+    """A town (the fake CLI by default) whose processes run Claude Code against the
+    Anthropic stub, with a HOME of their own (a few lines copied from the real-CLI
+    tier's town set-up, which is being reworked: tests/stubs/test_presets.py)."""
+    binary = installed("claude")  # skips, saying why, when it is not installed
+    sandbox = Sandbox()
+    try:
+        with AnthropicStub() as stub:
+            for key, value in sandbox.env(claude_env(stub.base_url)).items():
+                monkeypatch.setenv(key, value)
+            monkeypatch.setenv("PATH", f"{Path(binary).parent}{os.pathsep}{os.environ['PATH']}")
+            yield town_factory(), stub  # type: ignore[misc]
+    finally:
+        sandbox.cleanup()
+
+
+@pytest.mark.realcli
+def test_claude_code_conducts_a_mission_to_done(
+        claude_town: tuple[TownFixture, AnthropicStub]) -> None:
+    town, stub = claude_town
+    stub.push(  # its first turn: the plan (two tasks in parallel, one after both) ...
+        ToolCall("", name=_tool("add_mission_task"), args={
+            "mission": "demo", "name": "left", "text": "build the left half",
+            "agent": "alice"}),
+        ToolCall("", name=_tool("add_mission_task"), args={
+            "mission": "demo", "name": "right", "text": "build the right half",
+            "agent": "bob"}),
+        ToolCall("", name=_tool("add_mission_task"), args={
+            "mission": "demo", "name": "join", "text": "join the halves", "agent": "alice",
+            "after": ["left", "right"]}),
+        Text("Planned: left and right in parallel, then join. Ending my turn."),
+        # ... and, woken once the wave is done, the end
+        ToolCall("", name=_tool("finish_mission"), args={
+            "mission": "demo", "status": "done", "summary": "both halves built and joined"}),
+        Text("The mission is done."))
+    for agent in ("alice", "bob"):  # real workers, the fake CLI
+        r = town.tt("spawn", agent)
+        assert r.code == 0, r.err
+    r = town.tt("mission", "start", "demo", "Build both halves and join them",
+                "--conductor-cli", "claude")
+    assert r.code == 0, r.err
+    conductor = town.town.resolve("demo-conductor")
+    assert (conductor.cli, conductor.role_id) == ("claude", "conductor")
+    wait_until(lambda: _mission(town, "demo").state.is_terminal, 180, "the mission to end")
+    mission = _mission(town, "demo")
+    assert mission.state == MissionState.DONE, (mission.reason, stub.summary())
+    assert mission.summary == "both halves built and joined"
+    assert sorted(mission.tasks) == ["join", "left", "right"]
+    tasks = {label: town.town.task(i) for label, i in mission.tasks.items()}
+    assert {t.state for t in tasks.values()} == {TaskState.COMPLETED}
+    for dep in ("left", "right"):
+        done, started = tasks[dep].completed_at, tasks["join"].started_at
+        assert done is not None and started is not None and started >= done
+    # woken once, after the wave, in the same session, told what finished
+    wait_until(lambda: all(t.state.is_terminal for t in _turns(town, "demo")), 60,
+               "the conductor's turn that finished it to end")
+    first, wake = _turns(town, "demo")
+    assert {first.state, wake.state} == {TaskState.COMPLETED}
+    assert len(_woken_events(town, "demo")) == 1
+    main = stub.main_requests
+    assert len(main) == 6, stub.summary()
+    seen = stub.conversation_text(main[4])  # type: ignore[attr-defined]
+    assert "the tasks that could run are done" in seen
+    assert "### join (completed" in seen and "fake agent alice" in seen
+    assert "Build both halves and join them" in seen  # the first turn's, same session
+    answer = stub.conversation_text(main[5]).replace(" ", "")  # type: ignore[attr-defined]
+    assert '"state":"done"' in answer  # finish_mission's answer came back to it
+    ran = [line[2] for line in town.runs()]
+    assert sorted(i for i in ran if i in mission.tasks.values()) == sorted(
+        mission.tasks.values())
