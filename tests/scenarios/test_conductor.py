@@ -22,7 +22,7 @@ from tests.helpers import InProcessWorker, TownFixture, wait_until
 from tests.stubs.anthropic import AnthropicStub, Text, ToolCall
 from tests.stubs.realcli import Sandbox, claude_env, installed
 from tinytown.core.errors import InvalidTransition
-from tinytown.core.models import Mission, MessageBody, MissionState, Task, TaskState
+from tinytown.core.models import MessageBody, Mission, MissionState, Task, TaskState
 from tinytown.core.usage_rules import Usage
 from tinytown.db import rounds
 from tinytown.mcp.tools import Caller, Tools
