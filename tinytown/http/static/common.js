@@ -10,7 +10,7 @@ const tt = (() => {
   const KINDS = ["state", "spawned", "assigned", "queued", "backlog_added", "sent", "round",
     "task_pending", "task_assigned", "task_running", "task_completed", "task_failed",
     "task_cancelled", "recovered", "reclaimed", "restarted", "crash_loop", "moved", "api",
-    "message"];
+    "question", "answered", "question_timeout", "message"];
   let who = null;
 
   class ApiError extends Error {

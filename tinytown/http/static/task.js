@@ -1,5 +1,6 @@
-// A task's page (/tasks/{ref}): its text, its result or error, who works on it, its
-// usage, branch and commits, and the rounds it took (from the recent events), live.
+// A task's page (/tasks/{ref}): its text, its question to a person (with a reply form
+// while it waits), its result or error, who works on it, its usage, branch and
+// commits, and the rounds it took (from the recent events), live.
 "use strict";
 
 (() => {
@@ -56,6 +57,35 @@
     document.getElementById("record").replaceChildren(...rows);
   }
 
+  // the question its agent asked a person (the open one, else the last), its answer,
+  // and, while it waits, the reply form (for a key that may write)
+  function showQuestion() {
+    const history = task.questions || [];
+    const last = history.length ? history[history.length - 1] : null;
+    const open = task.state === "awaiting_input";
+    document.getElementById("question-section").hidden = !open && !last;
+    document.getElementById("question-title").textContent = open
+      ? "Question to a person (awaiting the answer)" : "Question to a person";
+    document.getElementById("question").textContent = task.question || (last ? last.question : "");
+    const answer = document.getElementById("answer");
+    answer.hidden = open || !(last && last.answer);
+    answer.textContent = last && last.answer ? `answered: ${task.answer || last.answer}` : "";
+    document.getElementById("reply").hidden = !(open && tt.canWrite());
+  }
+
+  document.getElementById("reply").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const answer = document.getElementById("reply-answer");
+    const button = document.getElementById("reply-submit");
+    button.disabled = true;
+    try {
+      const done = await api("POST", `/v1/tasks/${encodeURIComponent(task.id)}/reply`, { answer: answer.value });
+      tt.notice(`answered: the task is ${done.state} again`);
+      answer.value = "";
+      await refresh();
+    } catch (error) { tt.failed(error); } finally { button.disabled = false; }
+  });
+
   function showRounds(events, names) {
     const rounds = events.filter((e) => e.kind === "round" && e.task === task.id);
     fill(document.querySelector("#rounds tbody"), rounds.map((e) => {
@@ -77,6 +107,7 @@
         : Promise.resolve([])]);
     const names = new Map(listed.map((a) => [a.id, a.name]));
     showTask(names);
+    showQuestion();
     showRounds(events, names);
   }
 
