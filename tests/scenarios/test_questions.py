@@ -75,6 +75,8 @@ def test_a_question_line_waits_for_tt_reply_which_resumes_the_session(
     assert listed["messages"] == []
     assert "1 open question" in town.tt("status").out
     assert json.loads(town.tt("status", "--json").out)["questions"] == 1
+    shown = town.tt("task", "show", task_id).out
+    assert "which database?" in shown and "1 asked, 0 answered" in shown
 
     r = town.tt("reply", task_id[:8], "PostgreSQL 16, please")
     assert r.code == 0, r.err
