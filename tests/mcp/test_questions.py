@@ -78,3 +78,25 @@ def test_ask_human_refusals(agents: TownFixture) -> None:
 
     run(as_agent(town, "bob", TINYTOWN_TASK_ID=alices), empty)
     assert town.task_state(alices) == TaskState.ASSIGNED and town.town.questions() == []
+
+
+def test_an_answer_given_while_the_round_still_runs_is_not_lost(agents: TownFixture) -> None:
+    """A person answers before the asking round's CLI has ended: that round's end
+    leaves the task to the answer's round, which runs it with the answer."""
+    town = agents
+    task_id = town.town.assign("alice", "@sleep 12 then finish")
+    wait_until(lambda: list(town.records.glob("alice-*.sleeping")), 20, "alice's CLI to run")
+
+    async def body(session: ClientSession) -> None:
+        await call(session, "ask_human", question="Tabs or spaces?")
+
+    run(as_agent(town, "alice"), body)
+    town.town.reply(task_id, "spaces")  # the CLI still sleeps
+    assert town.task_state(task_id) == TaskState.ASSIGNED
+    town.wait_task(task_id, TaskState.COMPLETED, timeout=60)
+    rounds = [run_ for run_ in town.runs() if run_[2] == task_id]
+    assert len(rounds) == 2
+    prompt = (town.records / f"alice-{rounds[1][1]}.prompt").read_text()
+    assert "Tabs or spaces?" in prompt and "Their answer:\nspaces\n" in prompt
+    assert len([e for e in town.town.events(300) if e["kind"] == "task_completed"
+                and e.get("task") == task_id]) == 1

@@ -299,9 +299,12 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
 def _settle(task: Task | None, outcome: Outcome) -> tuple[bool, bool]:
     """Whether the round ends the task, and whether it asks a person instead (its
     result's last line was a question: the task, in memory, then awaits the answer). A
-    task asked about during the round (`ask_human`) is neither: it waits already."""
+    task asked about during the round (`ask_human`) is neither: it waits already; nor
+    is one answered before the round ended (the round the answer queued goes on)."""
     if task is None or task.state.is_terminal or task.state == TaskState.AWAITING_INPUT:
         return False, False
+    if task.state == TaskState.ASSIGNED and task.answer is not None:
+        return False, False  # answered while this round ran: the answer's round runs it
     if outcome.ok and outcome.question is not None:
         question_store.open_question(task, outcome.question)
         return False, True
