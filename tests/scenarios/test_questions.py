@@ -191,3 +191,23 @@ def test_a_mission_task_unanswered_too_long_wakes_the_conductor(
     assert message.type == "task" and task_id in message.body.description  # type: ignore[union-attr]
     assert "which database?" in message.body.description  # type: ignore[union-attr]
     assert town.task_state(task_id) == TaskState.AWAITING_INPUT
+
+
+def test_reclaim_keeps_the_question_open_for_the_new_owner(
+        town_factory: Callable[..., TownFixture]) -> None:
+    town = _asking_town(town_factory)
+    assert town.tt("spawn", "b", "--cli", "asker").code == 0
+    town.wait_state("b", "idle")
+    task_id = _assign(town, "a", "needs a person")
+    town.wait_task(task_id, TaskState.AWAITING_INPUT, timeout=30)
+    assert town.tt("kill", "a").code == 0
+    town.wait_state("a", "stopped", timeout=30)
+    r = town.tt("reclaim", "--from", "a", "--to", "b")
+    assert r.code == 0, r.err
+    task = town.town.task(task_id)
+    assert task.state == TaskState.AWAITING_INPUT and task.question == "which database?"
+    assert task.assigned_to == town.town.resolve("b").id
+    assert [q["agent_name"] for q in town.town.questions()] == ["b"]
+    assert town.tt("reply", task_id, "SQLite").code == 0
+    town.wait_task(task_id, TaskState.COMPLETED, timeout=30)
+    assert town.town.task(task_id).result == "done, using SQLite"

@@ -115,6 +115,20 @@ def reply(store: Store, task_id: str, answer: str) -> Task:
     return store.transaction(body, keys.task(store.town, task_id))
 
 
+def retarget(store: Store, task_id: str, agent_id: str) -> bool:
+    """A task awaiting an answer goes to another agent (its own is gone: `tt reclaim
+    --to`), its question still open; False when it no longer waits (answered)."""
+    moved: list[bool] = []
+
+    def change(task: Task) -> None:
+        moved[:] = [task.state == TaskState.AWAITING_INPUT]
+        if moved[0]:
+            task.assigned_to = agent_id
+
+    store.update_task(task_id, change)
+    return bool(moved and moved[0])
+
+
 def _drop(store: Store, target: Any, task_id: str) -> None:
     target.zrem(keys.questions(store.town), task_id)
     target.zrem(keys.questions_due(store.town), task_id)
