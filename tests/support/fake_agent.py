@@ -7,6 +7,8 @@ records it, and follows directives found in the prompt:
     @exit <code>         exit with that code
     @complete <text>     run `tt task complete $TINYTOWN_TASK_ID --result <text>` first
     @spawn-child         start a background child that sleeps (to test process groups)
+    @ask <question>      end the output with `QUESTION: <question>` (a question to a
+                         person), unless the prompt carries the answer already
 
 $FAKE_AGENT_SLEEP, when set, replaces the seconds of `@sleep` (one worker's runs can
 then last longer than another's).
@@ -56,6 +58,9 @@ def main() -> None:
     if match and task != "-":
         subprocess.run(["tt", "task", "complete", task, "--result", match.group(1)], check=True)
     print(f"fake agent {agent} round {rnd} did: {prompt.strip().splitlines()[-1][:100]}")
+    match = re.search(r"@ask (.+)", prompt)
+    if match and "Their answer:" not in prompt:
+        print(f"QUESTION: {match.group(1).strip()}")
     match = re.search(r"@exit (\d+)", prompt)
     sys.exit(int(match.group(1)) if match else 0)
 

@@ -23,7 +23,7 @@ from tinytown.core.errors import TinytownError, one_line
 SECTIONS = {
     "Town": ("init", "up", "down", "status", "supervisor", "doctor", "migrate", "reset"),
     "Agents": ("spawn", "list", "show", "worker"),
-    "Messages": ("send", "inbox"),
+    "Messages": ("send", "inbox", "reply"),
     "Tasks": ("assign", "task", "backlog"),
     "Missions": ("mission", "plan"),
     "Control": ("interrupt", "resume", "close", "kill", "restart", "wait", "stop", "prune"),
@@ -42,6 +42,7 @@ LAZY_COMMANDS = {
     "doctor": "tinytown.cli.doctor",
     **dict.fromkeys(("spawn", "list", "show", "worker"), "tinytown.cli.agents"),
     **dict.fromkeys(("send", "inbox"), "tinytown.cli.messages"),
+    "reply": "tinytown.cli.questions",
     **dict.fromkeys(("assign", "task", "backlog"), "tinytown.cli.tasks"),
     **dict.fromkeys(("mission", "plan"), "tinytown.cli.missions"),
     **dict.fromkeys(("interrupt", "resume", "close", "kill", "restart", "wait", "stop",

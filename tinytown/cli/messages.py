@@ -109,12 +109,14 @@ def _describe(m: Message, tasks: dict[str, Task]) -> str:
 @json_option
 @pass_ctx
 def inbox(obj: Context, agent: str | None, all_: bool, as_json: bool) -> None:
-    """Show pending messages without consuming them."""
+    """Show pending messages without consuming them; with no AGENT (outside an agent),
+    the questions agents asked you first (`tt reply` answers them)."""
     town = obj.town()
     if all_ and agent:
         raise UsageError("give an AGENT or --all, not both")
     from tinytown.core.models import Agent as AgentModel
 
+    mine = not all_ and not agent and not os.environ.get("TINYTOWN_AGENT_ID")
     if all_:
         targets = [AgentModel.supervisor(), *town.list_agents()]
     else:
@@ -123,9 +125,15 @@ def inbox(obj: Context, agent: str | None, all_: bool, as_json: bool) -> None:
     from tinytown.ops.handles import AgentHandle
 
     messages = [m for a in targets for m in AgentHandle(town, a.id).inbox()]
+    questions = town.questions() if mine else []
     if as_json:
-        emit_json(messages)
+        emit_json({"questions": questions, "messages": messages} if mine else messages)
         return
+    if questions:
+        from tinytown.cli.questions import show_questions
+
+        show_questions(town, questions)
+        say()
     names = {a.id: a.name for a in [AgentModel.supervisor(), *town.list_agents()]}
     if not messages:
         say("no pending messages")

@@ -111,6 +111,8 @@ def _print_task(t: Task, as_json: bool, town: Town | None = None) -> None:
             continue
         if key == "after" and town is not None:
             value = ", ".join(_dependency(town, i) for i in t.after)
+        if key == "questions":  # to a person: how many, and how many were answered
+            value = f"{len(t.questions)} asked, {sum('answer' in q for q in t.questions)} answered"
         if isinstance(value, list):
             value = ", ".join(map(str, value)) or None
         if key == "result" and t.state == TaskState.FAILED:

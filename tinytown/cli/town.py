@@ -102,6 +102,10 @@ def status(obj: Context, deep: bool, as_json: bool) -> None:
         say()
         for why in whys:
             say(why)
+    if report.get("questions"):
+        count = report["questions"]
+        say(f"\n{count} open question{'s' if count > 1 else ''} from agents: `tt inbox` shows"
+            " them, `tt reply TASK \"answer\"` answers")
     if deep:
         for entry in report.get("deep", []):
             say(f"\n{entry['name']}: rounds {entry['rounds']}, uptime {entry['uptime']},"

@@ -53,6 +53,7 @@ class TaskState(StrEnum):
     BLOCKED = "blocked"  # waits for its dependencies (`after`); in no inbox or queue
     ASSIGNED = "assigned"
     RUNNING = "running"
+    AWAITING_INPUT = "awaiting_input"  # its agent asked a person (`tt inbox`, `tt reply`)
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"

@@ -41,6 +41,10 @@ Layout (``<town>`` is the town's name, ids are lowercase UUIDs):
                                            were live: what `tt up` starts again
     tt:<town>:mission:<name>       string  one Mission as JSON (tinytown/db/mission_store.py)
     tt:<town>:missions             set     the names of the town's missions
+    tt:<town>:questions            zset    ids of the tasks awaiting a person's answer
+                                           (score: when asked; tinytown/db/question_store.py)
+    tt:<town>:questions:due        zset    the same, until the supervisor has reported
+                                           the question as unanswered for too long
 
 Legacy, un-isolated keys that `tt migrate` moves: tt:agent:<id>, tt:inbox:<id>,
 tt:task:<id>.
@@ -222,6 +226,17 @@ def mission(town: str, name: str) -> str:
 def missions(town: str) -> str:
     """The names of the town's missions (`tt mission list`)."""
     return f"tt:{town}:missions"
+
+
+def questions(town: str) -> str:
+    """The open questions to a person: task ids by when the question was asked."""
+    return f"tt:{town}:questions"
+
+
+def questions_due(town: str) -> str:
+    """Open questions whose timeout the supervisor has not reported yet (by when asked):
+    its pass reads only the ones past the limit."""
+    return f"tt:{town}:questions:due"
 
 
 def per_agent_keys(town: str, agent_id: str) -> list[str]:

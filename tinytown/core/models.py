@@ -170,12 +170,20 @@ class Task(WireModel):
     role: str | None = None  # the role whose queue it is for (`tt assign --role`, the backlog)
     priority: Priority = Priority.NORMAL  # its task_assign's, when it is dispatched later
     mission: str | None = None  # the mission it belongs to (tinytown/db/mission_store.py)
+    # questions to a person (tinytown/db/question_store.py): the open one and when it was
+    # asked (`awaiting_input`), the last answer (the next round's prompt carries it), and
+    # the recent questions with their answers (clipped), oldest first
+    question: str | None = None
+    asked_at: datetime | None = None
+    answer: str | None = None
+    questions: list[dict[str, str]] = msgspec.field(default_factory=list)
 
     _uuids = ("id", "assigned_to", "parent_id")
-    _timestamps = ("created_at", "updated_at", "started_at", "completed_at")
+    _timestamps = ("created_at", "updated_at", "started_at", "completed_at", "asked_at")
     _own_defaults: ClassVar[dict[str, Any]] = {
         "usage": None, "branch": None, "commits": [], "after": [], "blocked_reason": None,
-        "role": None, "priority": Priority.NORMAL, "mission": None}
+        "role": None, "priority": Priority.NORMAL, "mission": None, "question": None,
+        "asked_at": None, "answer": None, "questions": []}
     _wire_fields = (
         "id", "description", "state", "assigned_to", "created_at", "updated_at", "started_at",
         "completed_at", "result", "parent_id", "tags", *_own_defaults,

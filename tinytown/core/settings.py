@@ -120,6 +120,14 @@ class SupervisorSettings(_Section):
     autostart: bool = True
 
 
+class MissionSettings(_Section):
+    """[missions]: how work that waits for a person is watched."""
+
+    # a question to a person unanswered this long: a `question_timeout` event (and a
+    # message to its mission's conductor); 0: never
+    question_timeout_secs: Annotated[float, msgspec.Meta(ge=0)] = 3600
+
+
 class FlowerSettings(_Section):
     address: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 5555
@@ -138,6 +146,7 @@ class Settings(_Section):
     prices: dict[str, PriceConfig] = msgspec.field(default_factory=dict)
     budget: BudgetSettings = msgspec.field(default_factory=BudgetSettings)
     workspace: WorkspaceSettings = msgspec.field(default_factory=WorkspaceSettings)
+    missions: MissionSettings = msgspec.field(default_factory=MissionSettings)
 
     @property
     def runtime_dir(self) -> Path:

@@ -40,7 +40,8 @@ from tinytown.db.connection import text, texts
 from tinytown.db.store import Store, log
 
 Dispatch = Callable[[Store, Pipeline, Task], None]  # tinytown.db.task_writes.queue_dispatch
-ACTIVE = (TaskState.PENDING, TaskState.ASSIGNED, TaskState.RUNNING)  # released, not ended
+ACTIVE = (TaskState.PENDING, TaskState.ASSIGNED, TaskState.RUNNING,  # released, not ended
+          TaskState.AWAITING_INPUT)
 OVER_BUDGET = "over budget"
 
 

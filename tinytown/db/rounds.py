@@ -42,7 +42,15 @@ from tinytown.core.models import (
     utcnow,
 )
 from tinytown.core.usage_rules import Usage
-from tinytown.db import graph, mission_store, runtime, scripts, states, usage_store
+from tinytown.db import (
+    graph,
+    mission_store,
+    question_store,
+    runtime,
+    scripts,
+    states,
+    usage_store,
+)
 from tinytown.db.connection import text
 from tinytown.db.fence import Fence, check, token, watching
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
@@ -163,8 +171,9 @@ def start(store: Store, agent_id: str, task_id: str | None, reason: str,
 def _begin_work(agent: Agent, task: Task | None) -> AgentState | None:
     """Apply the start to the records in memory; the agent's old state, or None when
     the task is finished already."""
-    if task is not None and task.state.is_terminal:
-        return None  # cancelled meanwhile: nothing to run
+    if task is not None and (task.state.is_terminal
+                             or task.state == TaskState.AWAITING_INPUT):
+        return None  # cancelled meanwhile, or waits for an answer: nothing to run
     try:
         old = states.step(agent, AgentState.WORKING,
                           expect=(AgentState.IDLE, AgentState.STARTING))
@@ -221,6 +230,7 @@ class Outcome:
     session_usage: dict[str, Any] | None = None  # the session's totals, as reported
     commits: list[str] = field(default_factory=list)  # made on the agent's branch
     secs: float = 0.0  # how long the CLI ran
+    question: str | None = None  # a question to a person its result ended with
 
 
 def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
@@ -233,7 +243,9 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
 
     A task the CLI already finished itself (`tt task complete`) keeps its outcome; the
     supervisor gets a `task_done` / `task_failed` report either way (none for a task
-    cancelled meanwhile). A task assigned to someone else is not touched here.
+    cancelled meanwhile). A task assigned to someone else is not touched here. A task
+    whose agent asked a person (`ask_human` during the round, or `outcome.question`)
+    is not ended: it stays `awaiting_input` until the answer (question_store.reply).
     """
     town = store.town
     agent_key = keys.agent(town, agent_id)
@@ -243,7 +255,7 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
         agent, task = _read_pair(pipe, store, agent_id, task_id, fence)
         if task is not None and task.assigned_to not in (None, agent_id):
             task = None
-        finished = task is not None and not task.state.is_terminal
+        finished, opened = _settle(task, outcome)
         follow = _end_task(store, pipe, agent, task, outcome) if finished else None
         _round_done(agent, task, outcome)
         mission = mission_store.watch(store, pipe, task) if task is not None else None
@@ -252,8 +264,10 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
             states.step(agent, AgentState.IDLE)
         pipe.multi()
         if task is not None:
-            if finished or outcome.usage is not None or outcome.commits:
+            if finished or opened or outcome.usage is not None or outcome.commits:
                 store.put_task(task, pipe)
+            if opened:
+                question_store.queue_opened(store, pipe, task)
             if finished:
                 store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
                                 task=task.id)
@@ -280,6 +294,21 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
         return agent
 
     return store.transaction(body, *watching(fence, *watch))
+
+
+def _settle(task: Task | None, outcome: Outcome) -> tuple[bool, bool]:
+    """Whether the round ends the task, and whether it asks a person instead (its
+    result's last line was a question: the task, in memory, then awaits the answer). A
+    task asked about during the round (`ask_human`) is neither: it waits already; nor
+    is one answered before the round ended (the round the answer queued goes on)."""
+    if task is None or task.state.is_terminal or task.state == TaskState.AWAITING_INPUT:
+        return False, False
+    if task.state == TaskState.ASSIGNED and task.answer is not None:
+        return False, False  # answered while this round ran: the answer's round runs it
+    if outcome.ok and outcome.question is not None:
+        question_store.open_question(task, outcome.question)
+        return False, True
+    return True, False
 
 
 def _end_task(store: Store, pipe: Pipeline, agent: Agent, task: Task | None,

@@ -24,6 +24,7 @@ from tinytown.http import (
     messages,
     metrics,
     missions,
+    questions,
     tasks,
     usage,
 )
@@ -58,8 +59,8 @@ def create_app(town: Town) -> FastAPI:
     app.state.waits = anyio.CapacityLimiter(WAITS)
     app.state.streams = anyio.CapacityLimiter(STREAMS)
     app.state.registry = metrics.registry_for(town)
-    for module in (agents, messages, tasks, missions, backlog, events, usage, metrics,
-                   health):
+    for module in (agents, messages, tasks, questions, missions, backlog, events, usage,
+                   metrics, health):
         app.include_router(module.router)
     app.include_router(dashboard)  # /, /agents/{ref}, /login, /static/ and their reads
     # an ASGI app, not a FastAPI route: the MCP SDK answers the requests it takes

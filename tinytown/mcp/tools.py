@@ -34,6 +34,7 @@ from tinytown.core.errors import (
     one_line,
 )
 from tinytown.core.models import Agent, AnyBody, MessageBody, Priority, Task, WireModel, wire
+from tinytown.ops import inquiries
 from tinytown.ops.facade import Town
 
 MAX_ACK = 100  # messages one ack_inbox call takes at most
@@ -234,6 +235,22 @@ class Tools:
         return self.run(ctx, "fail_task", Scope.WRITE, lambda c: self.town.fail_task(
             self.my_task_id(c, task_id), error))
 
+    def ask_human(self, ctx: Context, question: str) -> CallToolResult:
+        """Ask a person a question about the task you are working on, when you cannot go
+        on without their answer. Your task waits (awaiting_input); end your turn right
+        after this call: the answer arrives as your next message, in this session."""
+
+        def call(caller: Caller) -> dict[str, Any]:
+            me = self.me(caller)
+            if me.id == keys.SUPERVISOR_ID:
+                raise UsageError("ask_human is for an agent working on a task")
+            task = inquiries.ask(self.town.context, self.my_task_id(caller, None), me.id,
+                                 question)
+            return {"message": inquiries.ANSWER_SENT, "task": task.id,
+                    "state": task.state.value}
+
+        return self.run(ctx, "ask_human", Scope.WRITE, call)
+
     def retry_task(self, ctx: Context, task_id: str, to: str | None = None,
                    role: str | None = None) -> CallToolResult:
         """Run a failed or cancelled task again: for its agent, or for agent `to`, or
@@ -339,7 +356,7 @@ class Tools:
 TOOLS: list[tuple[str, ToolAnnotations]] = [
     ("whoami", READ), ("list_agents", READ), ("send_message", WRITE), ("read_inbox", READ),
     ("ack_inbox", WRITE), ("assign_task", WRITE), ("complete_task", WRITE),
-    ("fail_task", WRITE), ("retry_task", WRITE), ("unblock_task", WRITE),
+    ("fail_task", WRITE), ("ask_human", WRITE), ("retry_task", WRITE), ("unblock_task", WRITE),
     ("list_backlog", READ), ("claim_backlog", WRITE),
     ("spawn_helper", WRITE), ("start_mission", WRITE), ("mission_status", READ),
     ("add_mission_task", WRITE), ("add_mission_dependency", WRITE), ("finish_mission", WRITE),
@@ -356,9 +373,9 @@ def build(town: Town, identify: Identify, audit: Audit | None = None) -> MCPServ
         instructions="Tools to work inside a Tinytown town: whoami, your inbox"
                      " (read_inbox, ack_inbox), messages to other agents (send_message),"
                      " tasks (assign_task, complete_task, fail_task, retry_task,"
-                     " unblock_task, the backlog), missions (mission_status; for a"
-                     " mission's conductor add_mission_task, add_mission_dependency,"
-                     " finish_mission).",
+                     " unblock_task, the backlog), a question to a person (ask_human),"
+                     " missions (mission_status; for a mission's conductor"
+                     " add_mission_task, add_mission_dependency, finish_mission).",
         log_level="WARNING")
     for name, hints in TOOLS:
         server.add_tool(getattr(tools, name), name=name, annotations=hints,

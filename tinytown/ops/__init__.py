@@ -16,8 +16,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 __all__ = ["access", "assignments", "control_plane", "mission_control", "flower", "hosting",
-           "readiness", "reclaim", "ordering", "routing", "snapshot", "spawning", "starting",
-           "usage_budgets", "workspaces"]
+           "inquiries", "readiness", "reclaim", "ordering", "routing", "snapshot", "spawning",
+           "starting", "usage_budgets", "workspaces"]
 
 if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
     from tinytown.ops import (
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
         control_plane,
         flower,
         hosting,
+        inquiries,
         mission_control,
         ordering,
         readiness,

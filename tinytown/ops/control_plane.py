@@ -17,7 +17,7 @@ from tinytown.core.errors import InvalidTransition, TinytownError
 from tinytown.core.models import Agent, AgentState, AgentType, utcnow
 from tinytown.core.roles import queues_of
 from tinytown.core.urls import redact, redis_url
-from tinytown.db import fleet, holds, host_store, leader, requeue, runtime, states
+from tinytown.db import fleet, holds, host_store, leader, question_store, requeue, runtime, states
 from tinytown.db.wakeup import enqueue_round
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.starting import start_supervisor, start_worker
@@ -288,6 +288,7 @@ def town_status(town: TownContext, deep: bool = False) -> dict[str, Any]:
         "supervisor": supervisor_status(town),
         "agents": [{**a.to_wire(), "inbox_len": inbox[a.id]} for a in agents],
         "inbox": inbox,
+        "questions": question_store.count(town.store),  # open ones (`tt inbox`)
     }
     if deep:
         report["deep"] = [_deep(town, a) for a in agents]

@@ -233,6 +233,13 @@ class Town:
         """More dependencies for a blocked task (a cycle is refused, naming it)."""
         return ops.ordering.add(self.context, ref, after)
 
+    def reply(self, task_ref: str, answer: str) -> Task:
+        """Answer a task's open question: its agent's next round (same session) reads it."""
+        return ops.inquiries.reply(self.context, task_ref, answer)
+
+    def questions(self) -> list[dict[str, Any]]:
+        return ops.inquiries.questions(self.context)  # open questions, oldest first
+
     # --- the backlog --------------------------------------------------------------
 
     def backlog_add(self, task: Task | str, role: str | None = None) -> Task:

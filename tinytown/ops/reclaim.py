@@ -12,7 +12,7 @@ from typing import Any
 
 from tinytown.core.errors import InvalidTransition, UsageError
 from tinytown.core.models import Agent, AgentState, Task, TaskState
-from tinytown.db import dependency_store, requeue, runtime, states
+from tinytown.db import dependency_store, question_store, requeue, runtime, states
 from tinytown.db.task_writes import finish_task, move_to_backlog
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.references import resolve
@@ -73,10 +73,14 @@ def reclaim(
         entry: dict[str, Any] = {"agent": agent.name, "messages": len(messages),
                                  "tasks": [t.id for t in tasks], "action": "listed"}
         blocked = [t for t in tasks if t.state == TaskState.BLOCKED]  # in no inbox
-        tasks = [t for t in tasks if t.state != TaskState.BLOCKED]
+        asking = [t for t in tasks if t.state == TaskState.AWAITING_INPUT] if target else []
+        tasks = [t for t in tasks if t.state != TaskState.BLOCKED and t not in asking]
         if target is not None or to_backlog:  # they stay blocked, for the new owner
             for task in blocked:
                 dependency_store.retarget(town.store, task.id, target.id if target else None)
+        for task in asking:  # its question stays open: the answer goes to the new owner
+            assert target is not None
+            question_store.retarget(town.store, task.id, target.id)
         if target is not None:
             requeue.move_to_agent(town.store, agent, target, tasks)
             entry["action"] = f"moved to {target.name}"

@@ -30,6 +30,7 @@ from tinytown.db.connection import connect
 from tinytown.db.requeue import recover_agent
 from tinytown.db.store import Store
 from tinytown.db.task_writes import reoffer_role_tasks
+from tinytown.supervisor import question_watch
 from tinytown.supervisor.restarts import Restarts
 from tinytown.supervisor.sight import Sight
 from tinytown.system.private import go_private
@@ -115,6 +116,7 @@ class Supervisor:
             try:
                 self.check_agents()
                 self._reoffer()
+                question_watch.watch(self.store, self.settings)  # unanswered for too long
                 for agent_id in holds.release_due(self.store, utcnow()):
                     log.info("agent %s: its usage limit has reset: resumed", agent_id)
             except RedisUnreachable as exc:  # blind until Redis answers again

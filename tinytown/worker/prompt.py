@@ -63,6 +63,16 @@ def _dependencies(r: RoundInput) -> list[str]:
     return out
 
 
+def _answered(task: Task) -> list[str]:
+    """The question the agent asked a person about this task and their answer (the
+    round after `tt reply` carries it; the CLI's session goes on)."""
+    if task.answer is None or task.question is not None:
+        return []
+    asked = task.questions[-1].get("question", "") if task.questions else ""
+    return ["## Your question and the answer", "You asked a person:", asked, "",
+            "Their answer:", task.answer, "", "Go on with the task with this answer.", ""]
+
+
 def build_prompt(r: RoundInput) -> str:
     a = r.agent
     out = [
@@ -93,8 +103,11 @@ def build_prompt(r: RoundInput) -> str:
             r.task.description,
             "",
             *_dependencies(r),
+            *_answered(r.task),
             "When you finish, your output is kept as the task's result; to set it"
             f" yourself run: tt task complete {r.task.id} --result \"...\"",
+            "If you cannot go on without a person's answer, call the ask_human tool (or"
+            " end your output with one line `QUESTION: your question`) and end your turn.",
         ]
     elif m.type == "task":
         out += [f"## Task from {who}", str(getattr(m.body, "description", ""))]

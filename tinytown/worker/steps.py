@@ -25,6 +25,7 @@ from pathlib import Path
 import msgspec
 
 from tinytown.core import keys
+from tinytown.core.asking import question_in
 from tinytown.core.errors import Fenced
 from tinytown.core.models import Agent, Message, MessageBody, SpawnMode, Task, utcnow
 from tinytown.core.outcomes import RunFacts, judge, read_report, usage_limit
@@ -229,6 +230,7 @@ def record(r: RoundContext) -> bool:
                             "output": output[-2000:]}),
         context_rounds=w.settings.agent.context_rounds, session_id=session_id,
         usage=r.used, session_usage=r.totals, commits=r.commits, secs=r.result.secs,
+        question=question_in(output) if ok and r.task is not None else None,
     )
     released: list[Task] = []
     after = rounds.finish(w.store, w.agent_id, r.task_ref, outcome, w.state.fence, released)

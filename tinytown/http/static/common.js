@@ -17,7 +17,9 @@ const tt = (() => {
     "task_awaiting_input", "task_in_review", "approved", "rejected", "asked", "replied",
     "mission_started", "mission_released", "mission_task_added", "mission_planning",
     "mission_running", "mission_blocked", "mission_done", "mission_failed",
-    "mission_cancelled", "mission_awaiting_approval", "mission_approved", "mission_rejected"];
+    "mission_cancelled", "mission_awaiting_approval", "mission_approved", "mission_rejected",
+    // questions to a person
+    "question", "answered", "question_timeout"];
   let who = null;
 
   class ApiError extends Error {

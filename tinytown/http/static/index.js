@@ -1,5 +1,6 @@
-// The town's page: its agents (live from the event stream), the assign form, its
-// missions (each one's progress and cost, linked to its page) and the recent tasks.
+// The town's page: its agents (live from the event stream), the open questions to a
+// person (each with a reply form), the assign form, its missions (each one's
+// progress and cost, linked to its page) and the recent tasks.
 "use strict";
 
 (() => {
@@ -65,6 +66,41 @@
     });
   }
 
+  // the open questions, each with a reply form; drawn again only when they change, so
+  // an answer being typed is not wiped by a refresh
+  let questionsShown = null;
+
+  function showQuestions(questions) {
+    const seen = JSON.stringify(questions.map((q) => [q.task, q.asked_at]));
+    document.getElementById("questions-count").textContent = `(${questions.length})`;
+    if (seen === questionsShown) return;
+    questionsShown = seen;
+    fill(document.querySelector("#questions tbody"), questions.map((q) => el("tr", { dataset: { task: q.task } },
+      el("td", {}, el("a", { href: `/tasks/${encodeURIComponent(q.task)}` }, el("code", { title: q.task }, short(q.task)))),
+      el("td", {}, q.agent_name),
+      ageCell("td", q.asked_at, { class: "num" }),
+      el("td", { class: "question", title: q.description }, q.question),
+      tt.canWrite() ? el("td", {}, replyForm(q)) : null)), 5, "no open questions");
+  }
+
+  function replyForm(q) {
+    const answer = el("textarea", { class: "answer", required: "", "aria-label": `answer to ${short(q.task)}` });
+    const button = el("button", { type: "submit" }, "Reply");
+    const form = el("form", { class: "inline reply" }, answer, button);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      button.disabled = true;
+      try {
+        const task = await api("POST", `/v1/tasks/${encodeURIComponent(q.task)}/reply`, { answer: answer.value });
+        tt.notice(`answered task ${short(task.id)}: it is ${task.state} again`);
+        questionsShown = null;
+        tasksChanged = true;
+        await refresh();
+      } catch (error) { tt.failed(error); button.disabled = false; }
+    });
+    return form;
+  }
+
   function agentChoices() {
     const select = document.getElementById("assign-agent");
     const chosen = select.value;
@@ -76,17 +112,18 @@
   // the task list is read again after an event about tasks, or half a minute on
   let tasksRead = 0;
   let tasksChanged = true;
-  const TASK_EVENT = /^(task_|mission_|assigned$|queued$|backlog_|reclaimed$|recovered$|api$|blocked$|released$|retried$|unblocked$)/;
+  const TASK_EVENT = /^(task_|mission_|assigned$|queued$|backlog_|reclaimed$|recovered$|api$|blocked$|released$|retried$|unblocked$|question|answered$)/;
 
   async function refresh() {
     const readTasks = tasksChanged || Date.now() - tasksRead > 30000;
     tasksChanged = false;  // an event from now on marks them again
-    let listed, inboxes, allTasks, allMissions;
+    let listed, inboxes, allTasks, allMissions, questions;
     try {
-      [listed, inboxes, allTasks, allMissions] = await Promise.all([
+      [listed, inboxes, allTasks, allMissions, questions] = await Promise.all([
         api("GET", "/v1/agents"), api("GET", "/v1/inboxes"),
         readTasks ? api("GET", "/v1/tasks") : Promise.resolve(tasks),
-        readTasks ? api("GET", "/v1/missions") : Promise.resolve(missions)]);
+        readTasks ? api("GET", "/v1/missions") : Promise.resolve(missions),
+        api("GET", "/v1/questions")]);
     } catch (error) {
       tasksChanged = tasksChanged || readTasks;
       throw error;
@@ -99,6 +136,7 @@
     fill(document.querySelector("#tasks tbody"), taskRows(), 6, "no tasks yet");
     document.getElementById("missions-section").hidden = !missions.length;
     fill(document.querySelector("#missions tbody"), missionRows(), 6, "no missions");
+    showQuestions(questions);
     if (tt.canWrite()) agentChoices();
   }
 

@@ -1,7 +1,7 @@
-// A task's page (/tasks/{ref}): its text, its result or error, who works on it, its
-// usage, branch and commits, its mission, gates and dependencies (and the tasks that
-// wait for it), what it waits for a person for, and the rounds it took (from the recent
-// events), live.
+// A task's page (/tasks/{ref}): its text, its question to a person (with a reply form
+// while it waits), its result or error, who works on it, its usage, branch and
+// commits, its mission, gates and dependencies (and the tasks that wait for it), what
+// it waits for a person for, and the rounds it took (from the recent events), live.
 "use strict";
 
 (() => {
@@ -98,19 +98,45 @@
     linked = new Set([...task.after || [], ...links.dependents.map((t) => t.id)]);
   }
 
-  async function showWaiting() {
-    const waiting = ["awaiting_approval", "awaiting_input"].includes(task.state);
-    const asked = task.state === "awaiting_input" ? await ttActions.questions() : [];
-    const question = waiting ? ttActions.questionOf(task, asked) : "";
-    const key = JSON.stringify([task.state, question]);
-    if (key === waitingShown) return;
-    waitingShown = key;
+  // approval by a person (a question to a person has its own section and reply form)
+  function showWaiting() {
+    const waiting = task.state === "awaiting_approval";
+    if (task.state === waitingShown) return;
+    waitingShown = task.state;
     document.getElementById("waiting-section").hidden = !waiting;
-    document.getElementById("question").textContent = task.state === "awaiting_input"
-      ? `asked: ${question || "(the question is not known here)"}` : "approve its work to complete it, or reject it";
+    document.getElementById("waiting-for").textContent = "approve its work to complete it, or reject it";
     document.getElementById("task-actions").replaceChildren(
       ...(waiting ? ttActions.forTask(task, `task ${short(task.id)}`, refresh) : []));
   }
+
+  // the question its agent asked a person (the open one, else the last), its answer,
+  // and, while it waits, the reply form (for a key that may write)
+  function showQuestion() {
+    const history = task.questions || [];
+    const last = history.length ? history[history.length - 1] : null;
+    const open = task.state === "awaiting_input";
+    document.getElementById("question-section").hidden = !open && !last;
+    document.getElementById("question-title").textContent = open
+      ? "Question to a person (awaiting the answer)" : "Question to a person";
+    document.getElementById("question").textContent = task.question || (last ? last.question : "");
+    const answer = document.getElementById("answer");
+    answer.hidden = open || !(last && last.answer);
+    answer.textContent = last && last.answer ? `answered: ${task.answer || last.answer}` : "";
+    document.getElementById("reply").hidden = !(open && tt.canWrite());
+  }
+
+  document.getElementById("reply").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const answer = document.getElementById("reply-answer");
+    const button = document.getElementById("reply-submit");
+    button.disabled = true;
+    try {
+      const done = await api("POST", `/v1/tasks/${encodeURIComponent(task.id)}/reply`, { answer: answer.value });
+      tt.notice(`answered: the task is ${done.state} again`);
+      answer.value = "";
+      await refresh();
+    } catch (error) { tt.failed(error); } finally { button.disabled = false; }
+  });
 
   function showRounds(events, names) {
     const rounds = events.filter((e) => e.kind === "round" && e.task === task.id);
@@ -135,7 +161,8 @@
     const names = new Map(listed.map((a) => [a.id, a.name]));
     showTask(names);
     showLinks(links, names);
-    await showWaiting();
+    showWaiting();
+    showQuestion();
     showRounds(events, names);
   }
 
