@@ -69,10 +69,12 @@ def test_a_question_line_waits_for_tt_reply_which_resumes_the_session(
     assert lines[0].split() == ["TASK", "AGENT", "ASKED", "QUESTION"]
     assert lines[1].split()[:2] == [task_id[:8], "a"] and lines[1].endswith("which database?")
     assert f"tt reply {task_id[:8]}" in r.out
-    listed = json.loads(town.tt("inbox", "--json").out)
-    assert [(q["task"], q["agent_name"], q["question"]) for q in listed["questions"]] == [
+    listed = json.loads(town.tt("inbox", "--questions", "--json").out)
+    assert [(q["task"], q["agent_name"], q["question"]) for q in listed] == [
         (task_id, "a", "which database?")]
-    assert listed["messages"] == []
+    assert json.loads(town.tt("inbox", "--json").out) == []  # the messages, as ever
+    assert town.tt("inbox", "--questions").out.splitlines()[0].split() == [
+        "TASK", "AGENT", "ASKED", "QUESTION"]
     assert "1 open question" in town.tt("status").out
     assert json.loads(town.tt("status", "--json").out)["questions"] == 1
     shown = town.tt("task", "show", task_id).out
@@ -174,11 +176,8 @@ def test_a_mission_task_unanswered_too_long_wakes_the_conductor(
         town_factory: Callable[..., TownFixture]) -> None:
     town = _asking_town(town_factory, "\n[missions]\nquestion_timeout_secs = 1\n")
     assert town.tt("spawn", "boss", "--no-start").code == 0
-    town.town.start_mission("m", {"task": [{"name": "pick", "text": "pick one", "agent": "a"}]})
-    key = keys.mission(town.name, "m")
-    doc = json.loads(town.town.redis.get(key))
-    doc["conductor"] = "boss"  # the conductor's field (written by the conductor's branch)
-    town.town.redis.set(key, json.dumps(doc))
+    town.town.start_mission("m", {"task": [{"name": "pick", "text": "pick one", "agent": "a"}]},
+                            conductor="boss")
     task_id = town.town.mission("m")["tasks"]["pick"]
     town.wait_task(task_id, TaskState.AWAITING_INPUT, timeout=30)
     assert town.town.mission("m")["state"] == "running"  # a question is work under way

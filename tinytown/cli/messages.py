@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -106,14 +107,23 @@ def _describe(m: Message, tasks: dict[str, Task]) -> str:
 @click.command()
 @click.argument("agent", required=False)
 @click.option("--all", "all_", is_flag=True, help="Every agent's inbox, and the supervisor's.")
+@click.option("--questions", "only_questions", is_flag=True,
+              help="Only the open questions agents asked a person (`tt reply` answers them).")
 @json_option
 @pass_ctx
-def inbox(obj: Context, agent: str | None, all_: bool, as_json: bool) -> None:
+def inbox(obj: Context, agent: str | None, all_: bool, only_questions: bool,
+          as_json: bool) -> None:
     """Show pending messages without consuming them; with no AGENT (outside an agent),
-    the questions agents asked you first (`tt reply` answers them)."""
+    the questions agents asked you first (`tt reply` answers them). --json prints the
+    messages (--questions --json: the questions)."""
     town = obj.town()
     if all_ and agent:
         raise UsageError("give an AGENT or --all, not both")
+    if only_questions:
+        if agent or all_:
+            raise UsageError("--questions lists the town's open questions: no AGENT or --all")
+        _questions(town, as_json)
+        return
     from tinytown.core.models import Agent as AgentModel
 
     mine = not all_ and not agent and not os.environ.get("TINYTOWN_AGENT_ID")
@@ -125,10 +135,10 @@ def inbox(obj: Context, agent: str | None, all_: bool, as_json: bool) -> None:
     from tinytown.ops.handles import AgentHandle
 
     messages = [m for a in targets for m in AgentHandle(town, a.id).inbox()]
-    questions = town.questions() if mine else []
-    if as_json:
-        emit_json({"questions": questions, "messages": messages} if mine else messages)
+    if as_json:  # the messages, as ever; the questions: --questions --json
+        emit_json(messages)
         return
+    questions = town.questions() if mine else []
     if questions:
         from tinytown.cli.questions import show_questions
 
@@ -156,3 +166,15 @@ def _cut(text: str, width: int | None) -> str:
 
 
 COMMANDS = [send, inbox]
+
+
+def _questions(town: Any, as_json: bool) -> None:
+    questions = town.questions()
+    if as_json:
+        emit_json(questions)
+    elif not questions:
+        say("no open questions")
+    else:
+        from tinytown.cli.questions import show_questions
+
+        show_questions(town, questions)
