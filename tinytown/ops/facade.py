@@ -5,7 +5,9 @@ the module that does it, on the town's `TownContext` (its store, settings and na
 `references` (naming agents and tasks), `spawning`, `assignments` (tasks: assign,
 finish, wait), `routing` (roles and the backlog), `control`, `reclaim`, `snapshot`,
 `workspaces`, `hosting`, `usage_budgets`, `access` (API keys), `health`; `handles` holds
-`AgentHandle` and `Channel`. No ops module imports this one. `tinytown.db` does all
+`AgentHandle` and `Channel`. Two mixins hold the rest of the API, one topic each:
+`ops/teamwork.py` (dependencies, missions, questions to a person) and `ops/serving.py`
+(API keys, audit, health). No ops module imports this one. `tinytown.db` does all
 Redis work. The ops modules are loaded on first use (`ops.<module>`, see
 tinytown/ops/__init__.py), so scripts that only read and write records start fast.
 """
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from tinytown import ops
 from tinytown.core.errors import TownExists, UsageError
-from tinytown.core.models import Agent, MissionState, Priority, Task, TaskState
+from tinytown.core.models import Agent, Priority, Task, TaskState
 from tinytown.core.settings import (
     CONFIG_FILE,
     Settings,
@@ -33,20 +35,19 @@ from tinytown.db.store import Store
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.handles import AgentHandle, Channel
 from tinytown.ops.references import resolve, resolve_task
+from tinytown.ops.serving import ServingApi
+from tinytown.ops.teamwork import TeamworkApi
 from tinytown.ops.usage_budgets import KEEP, Keep
 from tinytown.system.private import private_dir
 
 if TYPE_CHECKING:
-    from tinytown.core.apikeys import ApiKey, Scope
-    from tinytown.core.models import Mission
-    from tinytown.core.plans import Plan
-    from tinytown.ops.readiness import Health
+    pass
 
 __all__ = ["AgentHandle", "Channel", "Town"]
 ROUND_LOGS_LISTED = 50  # Town.round_log: the newest rounds it lists
 
 
-class Town:
+class Town(TeamworkApi, ServingApi):
     """A connected town: its settings, its Redis client and its store."""
 
     def __init__(self, settings: Settings, redis_client: TownRedis) -> None:
@@ -219,27 +220,6 @@ class Town:
         return ops.routing.assign_to_role(self.context, role,
                                       Task(task) if isinstance(task, str) else task, after)
 
-    def retry_task(self, ref: str, to: str | None = None, role: str | None = None) -> Task:
-        """Run a failed or cancelled task again: for its agent (or role), for agent
-        `to`, or for `role`; the tasks blocked on it wait for it again."""
-        return ops.ordering.retry(self.context, ref, to, role)
-
-    def unblock_task(self, ref: str) -> Task:
-        """A task blocked by a failed or cancelled dependency goes on without it:
-        dispatched when nothing else it waits for is unfinished."""
-        return ops.ordering.unblock(self.context, ref)
-
-    def add_dependencies(self, ref: str, after: Iterable[str]) -> Task:
-        """More dependencies for a blocked task (a cycle is refused, naming it)."""
-        return ops.ordering.add(self.context, ref, after)
-
-    def reply(self, task_ref: str, answer: str) -> Task:
-        """Answer a task's open question: its agent's next round (same session) reads it."""
-        return ops.inquiries.reply(self.context, task_ref, answer)
-
-    def questions(self) -> list[dict[str, Any]]:
-        return ops.inquiries.questions(self.context)  # open questions, oldest first
-
     # --- the backlog --------------------------------------------------------------
 
     def backlog_add(self, task: Task | str, role: str | None = None) -> Task:
@@ -261,49 +241,6 @@ class Town:
 
     def current_task(self, agent_ref: str) -> Task | None:
         return ops.assignments.current(self.context, agent_ref)
-
-    # --- missions -------------------------------------------------------------------
-
-    def start_mission(self, name: str, plan: Plan | Path | str | dict[str, Any] | None,
-                      goal: str | None = None, budget: float | None = None,
-                      parallel: int | None = None, conductor: str | None = None,
-                      conductor_cli: str | None = None) -> Mission:
-        """Start a mission from a plan (a `Plan`, a plan file's Path, its TOML text or its
-        data), or from a goal its conductor plans (see ops.mission_control)."""
-        source = plan.read_bytes() if isinstance(plan, Path) else plan
-        found = ops.mission_control.plan_of(source) if source is not None else None
-        return ops.mission_control.start(self.context, name, found, goal, budget, parallel,
-                                         conductor, conductor_cli)
-
-    def mission(self, name: str) -> dict[str, Any]:
-        """The mission (brought up to date) and its tasks in waves."""
-        return ops.mission_control.status(self.context, name)
-
-    def missions(self) -> list[Mission]:
-        return ops.mission_control.list_missions(self.context)
-
-    def cancel_mission(self, name: str, fail: bool = False, reason: str | None = None
-                       ) -> Mission:
-        """End the mission as `cancelled` (or `failed`); its unfinished tasks are cancelled."""
-        state = MissionState.FAILED if fail else MissionState.CANCELLED
-        return ops.mission_control.end(self.context, name, state, reason)
-
-    def add_mission_task(self, name: str, text: str, agent: str | None = None,
-                         role: str | None = None, after: list[str] | tuple[str, ...] = (),
-                         label: str | None = None, by: str | None = None) -> Task:
-        """Add a task to a mission while it runs (after some of its tasks, by name or id)."""
-        return ops.mission_control.add_task(self.context, name, text, agent, role, after, label, by)
-
-    def add_mission_dependency(self, name: str, task: str, after: list[str],
-                               by: str | None = None) -> Task:
-        return ops.mission_control.add_dependency(self.context, name, task, after, by)
-
-    def finish_mission(self, name: str, state: str, summary: str | None = None,
-                       by: str | None = None) -> Mission:
-        return ops.mission_control.finish(self.context, name, state, summary, by)
-
-    def set_mission_budget(self, name: str, usd: float | None) -> Mission:
-        return ops.mission_control.set_budget(self.context, name, usd)
 
     # --- maintenance --------------------------------------------------------------
 
@@ -452,36 +389,6 @@ class Town:
     def follow_events(self, after: str, block_ms: int = 1000) -> list[dict[str, str]]:
         """Events newer than id `after` ("$": from now), waiting up to `block_ms`."""
         return self.store.follow_events(after, block_ms)
-
-    # --- over HTTP: API keys, audit, health (`tt auth`, `tt serve`) -------------------
-
-    def add_api_key(self, name: str, scope: str) -> tuple[ApiKey, str]:
-        """Record an API key of scope read, write or admin; returns its record and the
-        key itself, which is shown this once (the town keeps only its digest)."""
-        return ops.access.add_key(self.context, name, scope)
-
-    def api_keys(self) -> list[ApiKey]:
-        """The town's API keys (names, scopes, when made and last used; never the keys)."""
-        return ops.access.list_keys(self.context)
-
-    def revoke_api_key(self, name: str) -> ApiKey:
-        return ops.access.revoke_key(self.context, name)
-
-    def authenticate(self, key: str | None, needed: Scope) -> ApiKey:
-        """The key's record when it may do what `needed` allows (KeyRefused, NotPermitted)."""
-        return ops.access.authenticate(self.context, key, needed)
-
-    def audit(self, key_name: str, method: str, path: str, status: int) -> None:
-        """Append an `api` event: a write made over HTTP with the key named `key_name`."""
-        ops.access.audit(self.context, key_name, method, path, status)
-
-    def check_serve_address(self, address: str) -> None:
-        """UsageError unless `address` is loopback or the town has an API key."""
-        ops.access.check_address(self.context, address)
-
-    def health(self) -> Health:
-        """Whether the town's Redis answers and a supervisor leads (see ops.readiness)."""
-        return ops.readiness.health(self.context)
 
     def round_log(self, agent_ref: str, round_no: int | None = None,
                   limit: int = 64 * 1024) -> dict[str, Any]:
