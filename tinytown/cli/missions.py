@@ -89,10 +89,13 @@ def mission() -> None:
               " dispatching (wins over the plan's).")
 @click.option("--parallel", type=int, metavar="N",
               help="At most N of its tasks at work at once (wins over the plan's).")
+@click.option("--approve", is_flag=True,
+              help="It awaits `tt approve NAME` before any task is dispatched.")
 @json_option
 @pass_ctx
 def mission_start(obj: Context, name: str, goal: str | None, plan_file: str | None,
-                  budget: float | None, parallel: int | None, as_json: bool) -> None:
+                  budget: float | None, parallel: int | None, approve: bool,
+                  as_json: bool) -> None:
     """Start mission NAME from a plan: every task is created at once and runs as soon
     as the tasks it comes after are completed."""
     from tinytown.ops.mission_control import NO_PLAN
@@ -100,9 +103,11 @@ def mission_start(obj: Context, name: str, goal: str | None, plan_file: str | No
     if plan_file is None:
         raise Refused(NO_PLAN)
     found = _checked(obj, plan_file, True)  # problems said as FILE:LINE, the town's too
-    started = obj.town().start_mission(name, found, goal, budget, parallel)
+    started = obj.town().start_mission(name, found, goal, budget, parallel, approve)
+    then = f"`tt approve {started.name}` to run it" if started.state == \
+        "awaiting_approval" else f"`tt mission status {started.name}`"
     emit(started, as_json, f"mission {started.name} {started.state.value}:"
-         f" {len(started.tasks)} tasks (`tt mission status {started.name}`)")
+         f" {len(started.tasks)} tasks ({then})")
 
 
 @mission.command(name="status")

@@ -94,6 +94,12 @@ class WorkspaceSettings(_Section):
     push: str | None = None  # a remote each round's commits are pushed to (tt/<agent>)
 
 
+class GatesSettings(_Section):
+    """[gates]: how a task's check gate runs (tinytown/worker/checking.py)."""
+
+    check_timeout_secs: Annotated[float, msgspec.Meta(gt=0)] = 600  # then it failed
+
+
 class AgentSettings(_Section):
     default_cli: str = DEFAULT_CLI
     round_timeout_secs: Annotated[float, msgspec.Meta(gt=0)] = 3600
@@ -137,6 +143,7 @@ class Settings(_Section):
     prices: dict[str, PriceConfig] = msgspec.field(default_factory=dict)
     budget: BudgetSettings = msgspec.field(default_factory=BudgetSettings)
     workspace: WorkspaceSettings = msgspec.field(default_factory=WorkspaceSettings)
+    gates: GatesSettings = msgspec.field(default_factory=GatesSettings)
 
     @property
     def runtime_dir(self) -> Path:

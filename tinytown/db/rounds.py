@@ -35,6 +35,7 @@ from tinytown.core.models import (
     NEEDS_CLI,
     Agent,
     AgentState,
+    CheckRun,
     Message,
     MessageBody,
     Task,
@@ -42,7 +43,7 @@ from tinytown.core.models import (
     utcnow,
 )
 from tinytown.core.usage_rules import Usage
-from tinytown.db import graph, mission_store, runtime, scripts, states, usage_store
+from tinytown.db import gate_store, graph, mission_store, runtime, scripts, states, usage_store
 from tinytown.db.connection import text
 from tinytown.db.fence import Fence, check, token, watching
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
@@ -221,6 +222,7 @@ class Outcome:
     session_usage: dict[str, Any] | None = None  # the session's totals, as reported
     commits: list[str] = field(default_factory=list)  # made on the agent's branch
     secs: float = 0.0  # how long the CLI ran
+    check: CheckRun | None = None  # the task's check gate, run after the CLI
 
 
 def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
@@ -234,6 +236,9 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
     A task the CLI already finished itself (`tt task complete`) keeps its outcome; the
     supervisor gets a `task_done` / `task_failed` report either way (none for a task
     cancelled meanwhile). A task assigned to someone else is not touched here.
+
+    A task with gates (`gate_store.decide`) may instead await approval, or go back to
+    its agent for a fix round (the check failed): decided and written here, at once.
     """
     town = store.town
     agent_key = keys.agent(town, agent_id)
@@ -243,8 +248,11 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
         agent, task = _read_pair(pipe, store, agent_id, task_id, fence)
         if task is not None and task.assigned_to not in (None, agent_id):
             task = None
-        finished = task is not None and not task.state.is_terminal
+        finished = task is not None and not task.state.is_terminal and \
+            task.state != TaskState.AWAITING_APPROVAL
         follow = _end_task(store, pipe, agent, task, outcome) if finished else None
+        if finished and task is not None and task.state == TaskState.ASSIGNED:
+            store.ensure_lists(keys.inbox(town, agent_id))  # its follow-up goes there
         _round_done(agent, task, outcome)
         mission = mission_store.watch(store, pipe, task) if task is not None else None
         old = agent.state
@@ -255,8 +263,7 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
             if finished or outcome.usage is not None or outcome.commits:
                 store.put_task(task, pipe)
             if finished:
-                store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
-                                task=task.id)
+                _queue_ended(store, pipe, agent_id, task, outcome.check)
             dispatched: list[Task] = []
             if follow is not None:
                 dispatched = follow.queue(store, pipe, queue_dispatch)
@@ -282,14 +289,26 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
     return store.transaction(body, *watching(fence, *watch))
 
 
+def _queue_ended(store: Store, pipe: Pipeline, agent_id: str, task: Task,
+                 check: CheckRun | None) -> None:
+    """A task's round end, queued: its gates' events and follow-up; its ending event."""
+    gate_store.queue_round_gates(store, pipe, task, agent_id, check)
+    if task.state.is_terminal:
+        store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe, task=task.id)
+
+
 def _end_task(store: Store, pipe: Pipeline, agent: Agent, task: Task | None,
               outcome: Outcome) -> graph.Followers | None:
     """The task's outcome in memory, and (read under WATCH) what it does to the tasks
     that wait for it."""
     if task is None:
         return None
-    mark_finished(task, TaskState.COMPLETED if outcome.ok else TaskState.FAILED,
-                  outcome.output if outcome.ok else outcome.error)
+    decision = gate_store.decide(task, outcome.ok, outcome.output, outcome.error,
+                                 outcome.check)
+    gate_store.apply(task, decision, outcome.check)
+    if not decision.state.is_terminal:  # awaiting approval, or a fix round: no release
+        return None
+    mark_finished(task, decision.state, decision.text)
     if task.state == TaskState.COMPLETED:
         agent.tasks_completed += 1
     follow = graph.followers(store, pipe, task)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from tinytown import ops
 from tinytown.core.errors import TownExists, UsageError
-from tinytown.core.models import Agent, Priority, Task, TaskState
+from tinytown.core.models import Agent, Gates, Priority, Task, TaskState
 from tinytown.core.settings import (
     CONFIG_FILE,
     Settings,
@@ -30,6 +30,7 @@ from tinytown.core.settings import (
 from tinytown.core.settings import find_root as _find_root
 from tinytown.db.connection import TownRedis, connect
 from tinytown.db.store import Store
+from tinytown.ops.approvals import Approvals, gated
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.handles import AgentHandle, Channel
 from tinytown.ops.references import resolve, resolve_task
@@ -46,7 +47,7 @@ __all__ = ["AgentHandle", "Channel", "Town"]
 ROUND_LOGS_LISTED = 50  # Town.round_log: the newest rounds it lists
 
 
-class Town:
+class Town(Approvals):
     """A connected town: its settings, its Redis client and its store."""
 
     def __init__(self, settings: Settings, redis_client: TownRedis) -> None:
@@ -172,10 +173,12 @@ class Town:
     # --- tasks --------------------------------------------------------------------
 
     def assign(self, agent_ref: str, task: Task | str, priority: Priority = Priority.NORMAL,
-               after: Iterable[str] = ()) -> str:
+               after: Iterable[str] = (), gates: Gates | None = None) -> str:
         """Record the task as `assigned` and put a `task_assign` in the agent's inbox;
-        with `after` (task ids or prefixes), `blocked` until those are completed."""
-        return ops.assignments.assign(self.context, agent_ref, task, priority, after)
+        with `after` (task ids or prefixes), `blocked` until those are completed; with
+        `gates`, completed only once they pass (check, approve)."""
+        return ops.assignments.assign(self.context, agent_ref, gated(task, gates), priority,
+                                      after)
 
     def task(self, ref: str) -> Task:
         """A task by full id or a unique prefix of 4+ characters."""
@@ -211,13 +214,12 @@ class Town:
         `queue` (wait for the restart, up to `timeout`)."""
         return ops.assignments.wait(self.context, ref, timeout, on_poll, queue)
 
-    def assign_to_role(self, role: str, task: Task | str, after: Iterable[str] = ()
-                       ) -> tuple[Task, list[Agent]]:
+    def assign_to_role(self, role: str, task: Task | str, after: Iterable[str] = (),
+                       gates: Gates | None = None) -> tuple[Task, list[Agent]]:
         """Queue a task for whichever agent of the role is free; returns the task and
         the role's live agents (none: it waits in the role's queue); with `after`,
         `blocked` until those tasks are completed."""
-        return ops.routing.assign_to_role(self.context, role,
-                                      Task(task) if isinstance(task, str) else task, after)
+        return ops.routing.assign_to_role(self.context, role, gated(task, gates), after)
 
     def retry_task(self, ref: str, to: str | None = None, role: str | None = None) -> Task:
         """Run a failed or cancelled task again: for its agent (or role), for agent
@@ -259,13 +261,14 @@ class Town:
 
     def start_mission(self, name: str, plan: Plan | Path | str | dict[str, Any] | None,
                       goal: str | None = None, budget: float | None = None,
-                      parallel: int | None = None) -> Mission:
+                      parallel: int | None = None, approve: bool = False) -> Mission:
         """Start a mission from a plan (a `Plan`, a plan file's Path, its TOML text or its
         data): all its tasks are created at once and run as their dependencies complete,
         at most `parallel` at a time, within `budget` USD (see ops.missions)."""
         source = plan.read_bytes() if isinstance(plan, Path) else plan
         found = ops.mission_control.plan_of(source) if source is not None else None
-        return ops.mission_control.start(self.context, name, found, goal, budget, parallel)
+        return ops.mission_control.start(self.context, name, found, goal, budget, parallel,
+                                         approve)
 
     def mission(self, name: str) -> dict[str, Any]:
         """The mission (brought up to date) and its tasks in waves."""

@@ -38,7 +38,7 @@ from tinytown.db.task_writes import ensure_inboxes, queue_dispatch
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
 
-GATES_REFUSED = "gates (check/review/approve) are not supported yet"
+GATES_REFUSED = "the review gate is not supported yet"
 NO_PLAN = ("a mission without a plan needs a conductor, which is not built yet: pass"
            " --plan FILE for now")
 
@@ -48,8 +48,8 @@ NO_PLAN = ("a mission without a plan needs a conductor, which is not built yet: 
 
 def check(town: TownContext | None, text: str | bytes) -> Plan | list[Problem]:
     """The plan in a file's text, checked against the town when one is given (its roles
-    and agents); the gates a plan sets are reported as problems, since they do not run
-    yet and a mission must not silently do less than its plan says."""
+    and agents); a review gate is reported as a problem, since it does not run yet and
+    a mission must not silently do less than its plan says."""
     plan = check_plan(text)
     if isinstance(plan, list):
         return plan
@@ -59,7 +59,7 @@ def check(town: TownContext | None, text: str | bytes) -> Plan | list[Problem]:
 
 def runnable_problems(town: TownContext | None, plan: Plan) -> list[Problem]:
     problems = [Problem(t.line, f"task {t.name!r}: `{gate}`: {GATES_REFUSED}")
-                for t, gate in plan.gates]
+                for t, gate in plan.gates if gate == "review"]
     if town is not None:
         known = town.settings.known_roles()
         for t in plan.tasks:
@@ -101,10 +101,12 @@ def problems_text(problems: list[Problem], where: str = "plan") -> str:
 
 
 def start(town: TownContext, name: str, plan: Plan | None, goal: str | None = None,
-          budget: float | None = None, parallel: int | None = None) -> Mission:
+          budget: float | None = None, parallel: int | None = None,
+          approve: bool = False) -> Mission:
     """Create the mission and every task of its plan (`blocked`, dependencies as task
-    ids) in one transaction; those that can run are released at once. The command
-    line's name, goal, budget and parallel win over the plan's."""
+    ids) in one transaction; those that can run are released at once, unless it is
+    gated (`approve`, or the plan's `approve = true`): then it awaits `tt approve`
+    first. The command line's name, goal, budget and parallel win over the plan's."""
     _check_name(name)
     if plan is None:
         raise Refused(NO_PLAN)
@@ -116,6 +118,8 @@ def start(town: TownContext, name: str, plan: Plan | None, goal: str | None = No
     mission = Mission(name, goal=(goal or plan.goal or "").strip(),
                       budget_usd=_budget(budget if budget is not None else plan.budget),
                       parallel=_parallel(parallel if parallel is not None else plan.parallel))
+    if approve or plan.approve:
+        mission.state = MissionState.AWAITING_APPROVAL
     ids = {t.name: Task("-").id for t in plan.tasks}
     tasks = [_held(town, name, t, ids[t.name], [ids[a] for a in t.after]) for t in plan.tasks]
     mission.tasks = {t.name: ids[t.name] for t in plan.tasks}
@@ -132,6 +136,7 @@ def _held(town: TownContext, mission: str, spec: PlanTask, task_id: str, after: 
     if spec.agent is not None:
         task.assigned_to = _agent_id(town, spec.agent)
     task.role = spec.role
+    task.gates = spec.to_gates()
     return task
 
 
@@ -210,6 +215,21 @@ def end(town: TownContext, name: str, state: MissionState = MissionState.CANCELL
         reason: str | None = None) -> Mission:
     """Cancel (or fail) the mission: its tasks not ended are cancelled."""
     return mission_store.end(town.store, name, state, reason).mission
+
+
+def approve(town: TownContext, name: str, by: str | None, note: str | None) -> Mission:
+    """A mission that awaits approval runs (its first tasks released, their agents
+    woken); Refused when it does not await approval."""
+    view = mission_store.approve(town.store, name, queue_dispatch, by, note)
+    _wake(town, list(view.tasks.values()))
+    return view.mission
+
+
+def reject(town: TownContext, name: str, by: str | None, note: str | None) -> Mission:
+    """A mission that awaits approval is cancelled, with the note as its reason."""
+    reason = f"rejected by {by or 'a person'}" + (f": {note}" if note else "")
+    return mission_store.end(town.store, name, MissionState.CANCELLED, reason,
+                             awaiting=True).mission
 
 
 def set_budget(town: TownContext, name: str, usd: float | None) -> Mission:

@@ -63,6 +63,13 @@ def _dependencies(r: RoundInput) -> list[str]:
     return out
 
 
+def _follow_up(task: Task) -> list[str]:
+    """A task sent back to its agent (a failed check, a rejection): what to do now."""
+    if not task.follow_up:
+        return []
+    return ["## Follow-up: this task is not done yet", task.follow_up, ""]
+
+
 def build_prompt(r: RoundInput) -> str:
     a = r.agent
     out = [
@@ -93,6 +100,7 @@ def build_prompt(r: RoundInput) -> str:
             r.task.description,
             "",
             *_dependencies(r),
+            *_follow_up(r.task),
             "When you finish, your output is kept as the task's result; to set it"
             f" yourself run: tt task complete {r.task.id} --result \"...\"",
         ]
