@@ -58,9 +58,9 @@ def add_mission_task(name: Name, body: s.AddMissionTask, town: TownDep) -> s.Tas
              responses=responses(404, 409))
 def approve_mission(name: Name, body: s.Decision, town: TownDep) -> s.Mission:
     """A mission that awaits approval runs (`tt approve NAME`); 409 if it does not."""
-    from tinytown.ops import approvals
+    from tinytown.ops import approving
 
-    return s.Mission.of(approvals.approve_mission(town.context, name, body.note, by="api"))
+    return s.Mission.of(approving.approve_mission(town.context, name, body.note, by="api"))
 
 
 @router.post("/{name}/reject", dependencies=[needs(Scope.WRITE)],
@@ -68,6 +68,6 @@ def approve_mission(name: Name, body: s.Decision, town: TownDep) -> s.Mission:
 def reject_mission(name: Name, body: s.Decision, town: TownDep) -> s.Mission:
     """A mission that awaits approval is cancelled (`tt reject NAME`); 409 if it does
     not await approval."""
-    from tinytown.ops import approvals
+    from tinytown.ops import approving
 
-    return s.Mission.of(approvals.reject_mission(town.context, name, body.note, by="api"))
+    return s.Mission.of(approving.reject_mission(town.context, name, body.note, by="api"))

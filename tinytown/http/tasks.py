@@ -108,9 +108,9 @@ def unblock(ref: TaskRef, town: TownDep) -> s.Task:
 def approve_task(ref: TaskRef, body: s.Decision, town: TownDep) -> s.Task:
     """A task that awaits approval is completed, the tasks after it released (`tt
     approve`); 409 if it does not await approval."""
-    from tinytown.ops import approvals
+    from tinytown.ops import approving
 
-    return s.Task.of(approvals.approve_task(town.context, ref, body.note, by="api"))
+    return s.Task.of(approving.approve_task(town.context, ref, body.note, by="api"))
 
 
 @router.post("/{ref}/reject", dependencies=[needs(Scope.WRITE)],
@@ -118,6 +118,6 @@ def approve_task(ref: TaskRef, body: s.Decision, town: TownDep) -> s.Task:
 def reject_task(ref: TaskRef, body: s.Decision, town: TownDep) -> s.Task:
     """A task that awaits approval goes back to its agent with the note (`fail`: it
     fails) (`tt reject`); 409 if it does not await approval."""
-    from tinytown.ops import approvals
+    from tinytown.ops import approving
 
-    return s.Task.of(approvals.reject_task(town.context, ref, body.note, body.fail, by="api"))
+    return s.Task.of(approving.reject_task(town.context, ref, body.note, body.fail, by="api"))

@@ -15,14 +15,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__all__ = ["access", "approvals", "assignments", "control_plane", "mission_control", "flower",
+__all__ = ["access", "approving", "assignments", "control_plane", "mission_control", "flower",
            "hosting", "readiness", "reclaim", "ordering", "routing", "snapshot", "spawning",
            "starting", "usage_budgets", "workspaces"]
 
 if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
     from tinytown.ops import (
         access,
-        approvals,
+        approving,
         assignments,
         control_plane,
         flower,

@@ -30,7 +30,7 @@ from tinytown.core.settings import (
 from tinytown.core.settings import find_root as _find_root
 from tinytown.db.connection import TownRedis, connect
 from tinytown.db.store import Store
-from tinytown.ops.approvals import Approvals, gated
+from tinytown.ops.approving import Approvals, gated
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.handles import AgentHandle, Channel
 from tinytown.ops.references import resolve, resolve_task
