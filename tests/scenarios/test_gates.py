@@ -132,6 +132,9 @@ def test_approve_completes_and_releases_the_dependent(town: TownFixture) -> None
     r = town.tt("status")
     assert r.code == 0 and f"awaiting approval: task {task_id[:8]} ship it" in r.out
     assert town.town.resolve("alice").tasks_completed == 0
+    r = town.tt("task", "complete", task_id[:8])  # not around its gate
+    assert r.code == 1 and one_line_error(r) == (
+        f"tt: task {task_id[:8]} awaits approval: `tt approve {task_id[:8]}`")
     r = town.tt("approve", task_id[:8], "--note", "looks good")
     assert r.code == 0, r.err
     assert r.out.strip() == f"task {task_id} approved: completed"

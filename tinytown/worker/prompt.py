@@ -70,6 +70,17 @@ def _follow_up(task: Task) -> list[str]:
     return ["## Follow-up: this task is not done yet", task.follow_up, ""]
 
 
+def _when_done(task: Task) -> str:
+    gates = task.gates
+    if gates is None or not gates.any:
+        return ("When you finish, your output is kept as the task's result; to set it"
+                f" yourself run: tt task complete {task.id} --result \"...\"")
+    then = [f"the check `{gates.check}` runs in your worktree"] if gates.check else []
+    then += ["a person approves it"] if gates.approve else []
+    return ("When you finish, your output is kept as the task's result; then "
+            + " and ".join(then) + " before it is completed (do not complete it yourself).")
+
+
 def build_prompt(r: RoundInput) -> str:
     a = r.agent
     out = [
@@ -101,8 +112,7 @@ def build_prompt(r: RoundInput) -> str:
             "",
             *_dependencies(r),
             *_follow_up(r.task),
-            "When you finish, your output is kept as the task's result; to set it"
-            f" yourself run: tt task complete {r.task.id} --result \"...\"",
+            _when_done(r.task),
         ]
     elif m.type == "task":
         out += [f"## Task from {who}", str(getattr(m.body, "description", ""))]
