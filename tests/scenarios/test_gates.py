@@ -117,6 +117,11 @@ def test_a_check_that_never_passes_fails_after_max_fix_rounds(town: TownFixture)
     assert _task(town, dependent).state == TaskState.BLOCKED  # it never completed
     r = town.tt("task", "show", task_id[:8])
     assert "last_check    failed (exit 1, round 3" in r.out and "NOPE" in r.out
+    (town.root / "count").write_text("98")  # the next check run is the 99th: it fails
+    assert town.tt("task", "retry", task_id[:8]).code == 0  # fix rounds afresh
+    town.wait_task(task_id, TaskState.COMPLETED, timeout=60)
+    assert _task(town, task_id).fix_rounds == 1  # not 3: a retry counts afresh
+    assert sum(run[2] == task_id for run in town.runs()) == 5
 
 
 def test_approve_completes_and_releases_the_dependent(town: TownFixture) -> None:
