@@ -28,7 +28,7 @@ def start_mission(body: s.StartMission, town: TownDep) -> s.MissionStatus:
     return s.MissionStatus.model_validate(town.mission(started.name))
 
 
-@router.get("", dependencies=[needs(Scope.READ)])
+@router.get("", dependencies=[needs(Scope.READ)], responses=responses())
 def list_missions(town: TownDep) -> list[s.Mission]:
     return [s.Mission.of(m) for m in town.missions()]
 
