@@ -276,3 +276,15 @@ def test_refusals_are_one_line(town: TownFixture) -> None:
     r = town.tt("assign", "alice", "x", "--check", "unbalanced 'quote")
     assert r.code == 2 and "--check: cannot split" in one_line_error(r)
     assert _task(town, task_id) == before
+
+
+def test_a_gated_task_is_not_completed_by_hand_while_it_runs(town: TownFixture) -> None:
+    _spawn(town, "alice")
+    task_id = _assign(town, "alice", "slowly @sleep 3", "--check", _pass_after(town, 0))
+    town.wait_task(task_id, TaskState.RUNNING, timeout=30)
+    r = town.tt("task", "complete", task_id[:8], "--result", "done early")
+    assert r.code == 1 and "has gates: it completes when its round ends" in one_line_error(r)
+    town.wait_task(task_id, TaskState.COMPLETED, timeout=60)
+    task = _task(town, task_id)
+    assert task.last_check is not None and task.last_check.passed
+    assert task.result and "fake agent alice" in task.result
