@@ -27,7 +27,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "tinytown"
 def test_the_round_runs_its_steps_in_order() -> None:
     assert [step.__name__ for step in pipeline.PIPELINE] == [
         "budget", "start", "session", "prompt", "workspace", "mcp", "run", "commit",
-        "cut_short", "report", "usage", "limit", "record"]
+        "cut_short", "report", "usage", "limit", "check", "record"]
     assert all(step.__doc__ for step in pipeline.PIPELINE)  # each says what it is for
 
 

@@ -45,6 +45,7 @@ LAZY_COMMANDS = {
     "reply": "tinytown.cli.questions",
     **dict.fromkeys(("assign", "task", "backlog"), "tinytown.cli.tasks"),
     **dict.fromkeys(("mission", "plan"), "tinytown.cli.missions"),
+    **dict.fromkeys(("approve", "reject"), "tinytown.cli.approvals"),
     **dict.fromkeys(("interrupt", "resume", "close", "kill", "restart", "wait", "stop",
                      "prune"), "tinytown.cli.control"),
     **dict.fromkeys(("events", "history", "logs", "flower"), "tinytown.cli.monitor"),

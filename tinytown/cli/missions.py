@@ -93,25 +93,30 @@ def mission() -> None:
               " dispatching (wins over the plan's).")
 @click.option("--parallel", type=int, metavar="N",
               help="At most N of its tasks at work at once (wins over the plan's).")
+@click.option("--approve", is_flag=True,
+              help="It awaits `tt approve NAME` before any task is dispatched.")
 @json_option
 @pass_ctx
 def mission_start(obj: Context, name: str, goal: str | None, plan_file: str | None,
                   conductor: str | None, conductor_cli: str | None, budget: float | None,
-                  parallel: int | None, as_json: bool) -> None:
+                  parallel: int | None, approve: bool, as_json: bool) -> None:
     """Start mission NAME from a plan: every task is created at once and runs as soon
     as the tasks it comes after are completed. Without --plan, GOAL goes to a conductor
     agent that plans it with the mission tools (MCP) and is woken, in the same session,
-    when a task fails or the tasks that could run are done."""
+    when a task fails or the tasks that could run are done. With --approve (or the
+    plan's approve = true) it waits for `tt approve NAME` first."""
     found = _checked(obj, plan_file, True) if plan_file else None  # problems as FILE:LINE
     if found is None and not (goal or "").strip():
         raise UsageError("give the mission's GOAL (its conductor plans it) or --plan FILE")
     started = obj.town().start_mission(name, found, goal, budget, parallel, conductor,
-                                       conductor_cli)
+                                       conductor_cli, approve)
     by = ""
     if started.conductor:
         by = f", conducted by {obj.town().resolve(started.conductor).name}"
+    then = f"`tt approve {started.name}` to run it" if started.state == \
+        "awaiting_approval" else f"`tt mission status {started.name}`"
     emit(started, as_json, f"mission {started.name} {started.state.value}:"
-         f" {len(started.tasks)} tasks{by} (`tt mission status {started.name}`)")
+         f" {len(started.tasks)} tasks{by} ({then})")
 
 
 @mission.command(name="status")

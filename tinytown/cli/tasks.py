@@ -22,7 +22,7 @@ from tinytown.cli.common import (
     tags_option_value,
 )
 from tinytown.core.errors import UsageError
-from tinytown.core.models import Priority, Task, TaskState
+from tinytown.core.models import Gates, Priority, Task, TaskState
 
 if TYPE_CHECKING:
     from tinytown.ops.facade import Town
@@ -37,6 +37,13 @@ if TYPE_CHECKING:
               help="Comma-separated task ids (or prefixes): it is blocked until they are"
                    " all completed, then dispatched.")
 @click.option("--urgent", is_flag=True, help="Put the assignment at the head of the inbox.")
+@click.option("--check", "check", metavar="CMD",
+              help="A gate: a command run in the agent's worktree after each round (no"
+                   " shell); failing, its output goes back to the agent for a fix round.")
+@click.option("--max-fix-rounds", type=click.IntRange(0, 100), metavar="N",
+              help="With --check: fix rounds before the task fails (default 3).")
+@click.option("--approve", "approve", is_flag=True,
+              help="A gate: the task awaits `tt approve` before it is completed.")
 @click.option("--wait", "wait_", is_flag=True,
               help="Block until the task ends: exit 0 completed, 1 failed/cancelled, 124 timeout.")
 @click.option("--timeout", type=SECONDS, help="With --wait: seconds.")
@@ -46,7 +53,8 @@ if TYPE_CHECKING:
 @pass_ctx
 def assign(
     obj: Context, args: tuple[str, ...], role: str | None, tags: str | None,
-    parent_task: str | None, after: str | None, urgent: bool, wait_: bool,
+    parent_task: str | None, after: str | None, urgent: bool, check: str | None,
+    max_fix_rounds: int | None, approve: bool, wait_: bool,
     timeout: float | None, queue: bool, as_json: bool,
 ) -> None:
     """Create a task for an agent (or a role) and wake it; prints the task id.
@@ -62,10 +70,11 @@ def assign(
     for given, option in ((timeout is not None, "--timeout"), (queue, "--queue")):
         if given and not wait_:
             raise UsageError(f"{option} goes with --wait")
+    gates = _gates(check, max_fix_rounds, approve)
     description = sys.stdin.read() if args[-1] == "-" else args[-1]
     town = obj.town()
     parent_id = town.task(parent_task).id if parent_task else None
-    task = Task(description, tags=tags_option_value(tags), parent_id=parent_id)
+    task = Task(description, tags=tags_option_value(tags), parent_id=parent_id, gates=gates)
     deps = [ref.strip() for ref in (after or "").split(",") if ref.strip()]
     if after is not None and not deps:
         raise UsageError("--after needs task ids (comma-separated)")
@@ -97,6 +106,26 @@ def assign(
         wait_and_report(town, task.id, timeout, queue, as_json)
 
 
+def _gates(check: str | None, max_fix_rounds: int | None, approve: bool) -> Gates | None:
+    """`tt assign`'s gates (None: none), checked before anything is written."""
+    if max_fix_rounds is not None and check is None:
+        raise UsageError("--max-fix-rounds goes with --check")
+    if check is not None:
+        import shlex
+
+        try:
+            if not shlex.split(check):
+                raise UsageError("--check needs a command")
+        except ValueError as exc:
+            raise UsageError(f"--check: cannot split the command: {exc}") from None
+    if check is None and not approve:
+        return None
+    gates = Gates(check=check, approve=approve)
+    if max_fix_rounds is not None:
+        gates.max_fix_rounds = max_fix_rounds
+    return gates
+
+
 @click.group()
 def task() -> None:
     """Show and change tasks."""
@@ -107,7 +136,7 @@ def _print_task(t: Task, as_json: bool, town: Town | None = None) -> None:
         emit_json(t)
         return
     for key, value in t.to_wire().items():
-        if key == "usage":
+        if key in ("usage", "gates", "last_check", "follow_up"):
             continue
         if key == "after" and town is not None:
             value = ", ".join(_dependency(town, i) for i in t.after)
@@ -118,6 +147,7 @@ def _print_task(t: Task, as_json: bool, town: Town | None = None) -> None:
         if key == "result" and t.state == TaskState.FAILED:
             key = "error"  # a failed task's `result` is its error text
         say(f"{key:13} {value if value is not None else '-'}")
+    _print_gates(t)
     if t.usage is not None:
         u = t.usage
         if u.unknown_rounds >= u.rounds:
@@ -125,6 +155,30 @@ def _print_task(t: Task, as_json: bool, town: Town | None = None) -> None:
         else:
             say(f"{'cost':13} {u.cost_text()} ({u.rounds} round(s): {u.input_tokens} input,"
                 f" {u.cached_input_tokens} cached, {u.output_tokens} output tokens)")
+
+
+def _print_gates(t: Task) -> None:
+    """Its gates, its check's last run (with the end of the output) and its follow-up."""
+    g = t.gates
+    if g is None:
+        return
+    parts = [f"check `{g.check}` (at most {g.max_fix_rounds} fix rounds)"] if g.check else []
+    parts += [f"review by {g.review}"] if g.review else []
+    parts += ["approve"] if g.approve else []
+    say(f"{'gates':13} {', '.join(parts) or '-'}")
+    if g.check:
+        say(f"{'fix_rounds':13} {t.fix_rounds}")
+    c = t.last_check
+    if c is not None:
+        code = f"exit {c.exit_code}" if c.exit_code is not None else "no exit code"
+        say(f"{'last_check':13} {'passed' if c.passed else 'failed'} ({code}, round"
+            f" {c.round}, {c.secs:g}s) log {c.log or '-'}")
+        if not c.passed:
+            for line in c.tail.rstrip().splitlines()[-10:]:
+                say(f"{'':13} | {line}")
+    if t.follow_up:
+        first = t.follow_up.strip().splitlines()[0] if t.follow_up.strip() else ""
+        say(f"{'follow_up':13} {first[:200]}")
 
 
 def _dependency(town: Town, task_id: str) -> str:

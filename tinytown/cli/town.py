@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tinytown.cli.agents import agents_table
 from tinytown.cli.common import Context, emit_json, json_option, pass_ctx, say
+
+if TYPE_CHECKING:
+    from tinytown.ops.facade import Town
 
 
 @click.command()
@@ -90,6 +94,7 @@ def status(obj: Context, deep: bool, as_json: bool) -> None:
     """The town, its Redis and supervisor, and every agent."""
     town = obj.town()
     report = town.status(deep=deep)
+    report["awaiting_approval"] = _awaiting_approval(town)
     if as_json:
         emit_json(report)
         return
@@ -98,6 +103,9 @@ def status(obj: Context, deep: bool, as_json: bool) -> None:
     agents_table(town, agents, None, inbox=report["inbox"])
     whys = [f"{a.name} {a.state.value}: {a.hold or a.halted}" for a in agents
             if a.hold or a.halted]  # under the table: a row stays a line
+    whys += [f"awaiting approval: {w['kind']} {w['ref']} {w['title']} (`tt approve"
+             f" {w['ref']}` or `tt reject {w['ref']} --note ...`)"
+             for w in report["awaiting_approval"]]
     if whys:
         say()
         for why in whys:
@@ -119,6 +127,18 @@ def status(obj: Context, deep: bool, as_json: bool) -> None:
                 say("  last round log:")
                 for line in entry["log_tail"]:
                     say(f"    {line}")
+
+
+def _awaiting_approval(town: Town) -> list[dict[str, str]]:
+    """The tasks and missions that wait for a person's `tt approve`."""
+    from tinytown.core.models import MissionState, TaskState
+
+    out = [{"kind": "mission", "ref": m.name, "title": m.goal[:80]}
+           for m in town.missions() if m.state == MissionState.AWAITING_APPROVAL]
+    for t in town.list_tasks(TaskState.AWAITING_APPROVAL):
+        lines = t.description.strip().splitlines() or [""]
+        out.append({"kind": "task", "ref": t.id[:8], "title": lines[0][:80]})
+    return out
 
 
 @click.command()

@@ -51,6 +51,7 @@ class SessionPolicy(StrEnum):
 class TaskState(StrEnum):
     PENDING = "pending"
     BLOCKED = "blocked"  # waits for its dependencies (`after`); in no inbox or queue
+    AWAITING_APPROVAL = "awaiting_approval"  # its gates passed; a person approves (`tt approve`)
     ASSIGNED = "assigned"
     RUNNING = "running"
     AWAITING_INPUT = "awaiting_input"  # its agent asked a person (`tt inbox`, `tt reply`)
@@ -73,6 +74,7 @@ class MissionState(StrEnum):
     a task failed, or over budget), then `done`, `failed` or `cancelled` for good."""
 
     PLANNING = "planning"
+    AWAITING_APPROVAL = "awaiting_approval"  # `approve = true`: no task runs before `tt approve`
     RUNNING = "running"
     BLOCKED = "blocked"
     DONE = "done"

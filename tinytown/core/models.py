@@ -146,6 +146,36 @@ class Agent(WireModel):
 # --- Task ---------------------------------------------------------------------
 
 
+class Gates(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
+    """What a task must pass after its author's round ends well, in this order:
+    check -> review -> approve; it completes (and releases its dependents) only after
+    the last one (tinytown/db/gate_store.py)."""
+
+    check: str | None = None        # a command run in the agent's worktree after a round
+    max_fix_rounds: int = 3
+    review: str | None = None       # the role that reviews the task's branch
+    max_review_rounds: int = 3
+    approve: bool = False           # a person approves before the task is completed
+
+    @property
+    def any(self) -> bool:
+        return bool(self.check or self.review or self.approve)
+
+
+class CheckRun(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
+    """A check gate's last run (`Task.last_check`): its command, exit code (None: it
+    timed out or could not start), whether it passed, its output's tail and log file."""
+
+    command: str
+    passed: bool
+    exit_code: int | None = None
+    tail: str = ""
+    log: str | None = None
+    round: int | None = None
+    secs: float = 0.0
+
+
+
 class Task(WireModel):
     # description first and optional, so Task("Build the API") works and Task() is
     # a UsageError like Task(""), not a TypeError
@@ -177,13 +207,18 @@ class Task(WireModel):
     asked_at: datetime | None = None
     answer: str | None = None
     questions: list[dict[str, str]] = msgspec.field(default_factory=list)
+    gates: Gates | None = None  # what it must pass before it completes (check, approve)
+    fix_rounds: Count = 0  # rounds the check gate sent back to its agent (since a rejection)
+    follow_up: str | None = None  # what its next round is told (a failed check, a rejection)
+    last_check: CheckRun | None = None  # the check gate's last run
 
     _uuids = ("id", "assigned_to", "parent_id")
     _timestamps = ("created_at", "updated_at", "started_at", "completed_at", "asked_at")
     _own_defaults: ClassVar[dict[str, Any]] = {
         "usage": None, "branch": None, "commits": [], "after": [], "blocked_reason": None,
         "role": None, "priority": Priority.NORMAL, "mission": None, "question": None,
-        "asked_at": None, "answer": None, "questions": []}
+        "asked_at": None, "answer": None, "questions": [], "gates": None,
+        "fix_rounds": 0, "follow_up": None, "last_check": None}
     _wire_fields = (
         "id", "description", "state", "assigned_to", "created_at", "updated_at", "started_at",
         "completed_at", "result", "parent_id", "tags", *_own_defaults,

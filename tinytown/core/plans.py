@@ -4,6 +4,7 @@
     goal = "Full-text search for the API"
     budget = 5.0                    # USD for the whole mission
     parallel = 2                    # at most this many of its tasks dispatched at once
+    approve = true                  # a person approves (`tt approve NAME`) before it runs
 
     [[task]]
     name = "schema"
@@ -18,8 +19,8 @@
 
 Tasks are `[[task]]` tables with a `name` (an array keeps the file's order, which is
 the order a wave's tasks are dispatched in, and lets a duplicate name be reported with
-both of its lines). Gates (`review`, `approve`, `check`, `max_fix_rounds`) are parsed
-and kept; running them comes in a later version (`Plan.gates` lists them).
+both of its lines). A task's gates (`check`, `max_fix_rounds`, `approve`, `review`) map
+onto its `Gates` (`PlanTask.to_gates`); `Plan.gates` lists the keys each task sets.
 
 `check_plan(text)` is pure: it reads only the text given and returns a `Plan` or every
 `Problem` it found, each with its line. `plan_from_mapping` checks the same schema
@@ -34,6 +35,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from tinytown.core.models import Gates
+
 MAX_TASKS = 500
 MAX_TEXT_BYTES = 1024 * 1024  # a task's text, as a message's (MAX_MESSAGE_BYTES)
 MAX_BUDGET_USD = 1_000_000.0
@@ -41,7 +44,7 @@ MAX_PARALLEL = 1000
 MAX_FIX_ROUNDS = 100
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-SETTINGS_KEYS = ("name", "goal", "budget", "parallel", "task")
+SETTINGS_KEYS = ("name", "goal", "budget", "parallel", "approve", "task")
 TASK_KEYS = ("name", "text", "role", "agent", "after", "review", "approve", "check",
              "max_fix_rounds")
 GATE_KEYS = ("review", "approve", "check", "max_fix_rounds")
@@ -73,8 +76,17 @@ class PlanTask:
 
     @property
     def gates(self) -> list[str]:
-        """The gate keys it sets (not run yet: `tt mission start` refuses them)."""
+        """The gate keys it sets."""
         return [k for k in GATE_KEYS if getattr(self, k) not in (None, False)]
+
+    def to_gates(self) -> Gates | None:
+        """Its gates as the task's record holds them (None: it sets none)."""
+        if not self.gates:
+            return None
+        gates = Gates(check=self.check, review=self.review, approve=self.approve)
+        if self.max_fix_rounds is not None:
+            gates.max_fix_rounds = self.max_fix_rounds
+        return gates
 
 
 @dataclass
@@ -84,6 +96,7 @@ class Plan:
     budget: float | None = None
     parallel: int | None = None
     tasks: list[PlanTask] = field(default_factory=list)
+    approve: bool = False  # the mission waits for `tt approve` before any task runs
 
     def task(self, name: str) -> PlanTask:
         return next(t for t in self.tasks if t.name == name)
@@ -224,7 +237,10 @@ def _read_mapping(doc: dict[str, Any], lines: _Lines | None = None
         goal=_text(doc, "goal", where.setting("goal"), problems),
         budget=_budget(doc, where.setting("budget"), problems),
         parallel=_count(doc, "parallel", where.setting("parallel"), problems, 1, MAX_PARALLEL),
+        approve=doc.get("approve") is True,
     )
+    if not isinstance(doc.get("approve", False), bool):
+        problems.append(Problem(where.setting("approve"), "`approve` is true or false"))
     raw_tasks = doc.get("task", [])
     if not isinstance(raw_tasks, list):
         problems.append(Problem(where.setting("task"), "`task` is a list of [[task]] tables"))

@@ -95,6 +95,12 @@ class WorkspaceSettings(_Section):
     push: str | None = None  # a remote each round's commits are pushed to (tt/<agent>)
 
 
+class GatesSettings(_Section):
+    """[gates]: how a task's check gate runs (tinytown/worker/checking.py)."""
+
+    check_timeout_secs: Annotated[float, msgspec.Meta(gt=0)] = 600  # then it failed
+
+
 class AgentSettings(_Section):
     default_cli: str = DEFAULT_CLI
     round_timeout_secs: Annotated[float, msgspec.Meta(gt=0)] = 3600
@@ -147,6 +153,7 @@ class Settings(_Section):
     budget: BudgetSettings = msgspec.field(default_factory=BudgetSettings)
     workspace: WorkspaceSettings = msgspec.field(default_factory=WorkspaceSettings)
     missions: MissionSettings = msgspec.field(default_factory=MissionSettings)
+    gates: GatesSettings = msgspec.field(default_factory=GatesSettings)
 
     @property
     def runtime_dir(self) -> Path:

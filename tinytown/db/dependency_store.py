@@ -101,6 +101,7 @@ def retry(store: Store, task_id: str, agent_id: str | None = None, role: str | N
         ensure_inboxes(store, [task])
         task.completed_at = task.started_at = None
         task.result = None
+        task.fix_rounds, task.follow_up = 0, None  # a retry: its check gate's rounds afresh
         deps = graph.watch_tasks(store, pipe, task.after)
         waiting = graph.unfinished(task, deps)
         task.state = TaskState.BLOCKED if waiting else TaskState.ASSIGNED  # not terminal

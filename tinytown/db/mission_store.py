@@ -125,7 +125,8 @@ def create(store: Store, mission: Mission, tasks: list[Task], dispatch: Dispatch
     def body(pipe: Pipeline) -> Mission:
         if pipe.exists(key):
             raise NameTaken(f"a mission named {mission.name!r} exists already")
-        mission.state = MissionState.RUNNING
+        if mission.state != MissionState.AWAITING_APPROVAL:  # gated: held until approved
+            mission.state = MissionState.RUNNING
         view = View(mission, {t.id: t for t in tasks})
         pipe.multi()
         pipe.sadd(keys.missions(store.town), mission.name)
@@ -136,6 +137,9 @@ def create(store: Store, mission: Mission, tasks: list[Task], dispatch: Dispatch
                 store.put_task(task, pipe)
         store.add_event("mission_started", None, pipe=pipe, mission=mission.name,
                         tasks=len(tasks))
+        if mission.state == MissionState.AWAITING_APPROVAL:
+            store.add_event("mission_awaiting_approval", None, pipe=pipe,
+                            mission=mission.name)
         _queue(store, pipe, view, dispatch, MissionState.PLANNING)
         return view.mission
 
@@ -209,12 +213,39 @@ def add_task(store: Store, name: str, task: Task, label: str, dispatch: Dispatch
     return store.transaction(body)
 
 
-def end(store: Store, name: str, state: MissionState, reason: str | None) -> View:
+def approve(store: Store, name: str, dispatch: Dispatch, by: str | None = None,
+            note: str | None = None) -> View:
+    """A mission that awaits approval runs: its first tasks are released at once, in
+    the same transaction; Refused when it does not await approval."""
+    def body(pipe: Pipeline) -> View:
+        view = _watched(store, pipe, name)
+        before = view.mission.state
+        _awaiting(view.mission)
+        view.mission.state = MissionState.RUNNING
+        pipe.multi()
+        store.add_event("mission_approved", None, pipe=pipe, mission=name, by=by, note=note)
+        _queue(store, pipe, view, dispatch, before)
+        return view
+
+    return store.transaction(body)
+
+
+def _awaiting(mission: Mission) -> None:
+    if mission.state != MissionState.AWAITING_APPROVAL:
+        raise Refused(f"mission {mission.name!r} is {mission.state.value}, not awaiting"
+                      " approval")
+
+
+def end(store: Store, name: str, state: MissionState, reason: str | None,
+        awaiting: bool = False) -> View:
     """Cancel (or fail) the mission: it releases nothing more, and each of its tasks not
-    ended yet is `cancelled` (a running round's end then leaves it so), one transaction."""
+    ended yet is `cancelled` (a running round's end then leaves it so), one transaction.
+    `awaiting`: only a mission that awaits approval (a rejection)."""
     def body(pipe: Pipeline) -> View:
         view = _watched(store, pipe, name)
         mission = view.mission
+        if awaiting:
+            _awaiting(mission)
         if mission.state.is_terminal:
             raise Refused(f"mission {name!r} is {mission.state.value} already")
         pipe.multi()
@@ -337,8 +368,8 @@ def _queue(store: Store, pipe: Pipeline, view: View, dispatch: Dispatch,
     mission = view.mission
     out: list[Task] = []
     touched = False
-    if mission.state.is_terminal:
-        if not quiet:
+    if mission.state.is_terminal or mission.state == MissionState.AWAITING_APPROVAL:
+        if not quiet:  # ended, or held until `tt approve`: nothing is released
             mission.updated_at = utcnow()
             pipe.set(keys.mission(store.town, mission.name), mission.to_json())
         return out
@@ -411,7 +442,8 @@ def _tasks_state(view: View) -> tuple[MissionState, str | None]:
     held = [t for t in tasks if t is not None and t.state == TaskState.BLOCKED]
     if held and any(t.blocked_reason == f"mission {OVER_BUDGET}" for t in held):
         return MissionState.BLOCKED, OVER_BUDGET
-    if any(t is not None and t.state in ACTIVE for t in tasks):
+    if any(t is not None and (t.state in ACTIVE or t.state == TaskState.AWAITING_APPROVAL)
+           for t in tasks):
         return MissionState.RUNNING, None
     by_id = {task_id: label for label, task_id in view.mission.tasks.items()}
     stuck = [f"{by_id[t.id]} {t.state.value}" for t in tasks

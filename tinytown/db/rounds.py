@@ -35,6 +35,7 @@ from tinytown.core.models import (
     NEEDS_CLI,
     Agent,
     AgentState,
+    CheckRun,
     Message,
     MessageBody,
     Task,
@@ -43,6 +44,7 @@ from tinytown.core.models import (
 )
 from tinytown.core.usage_rules import Usage
 from tinytown.db import (
+    gate_store,
     graph,
     mission_store,
     question_store,
@@ -231,6 +233,7 @@ class Outcome:
     commits: list[str] = field(default_factory=list)  # made on the agent's branch
     secs: float = 0.0  # how long the CLI ran
     question: str | None = None  # a question to a person its result ended with
+    check: CheckRun | None = None  # the task's check gate, run after the CLI
 
 
 def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
@@ -246,6 +249,9 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
     cancelled meanwhile). A task assigned to someone else is not touched here. A task
     whose agent asked a person (`ask_human` during the round, or `outcome.question`)
     is not ended: it stays `awaiting_input` until the answer (question_store.reply).
+
+    A task with gates (`gate_store.decide`) may instead await approval, or go back to
+    its agent for a fix round (the check failed): decided and written here, at once.
     """
     town = store.town
     agent_key = keys.agent(town, agent_id)
@@ -257,6 +263,8 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
             task = None
         finished, opened = _settle(task, outcome)
         follow = _end_task(store, pipe, agent, task, outcome) if finished else None
+        if finished and task is not None and task.state == TaskState.ASSIGNED:
+            store.ensure_lists(keys.inbox(town, agent_id))  # its follow-up goes there
         _round_done(agent, task, outcome)
         mission = mission_store.watch(store, pipe, task) if task is not None else None
         old = agent.state
@@ -264,13 +272,7 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
             states.step(agent, AgentState.IDLE)
         pipe.multi()
         if task is not None:
-            if finished or opened or outcome.usage is not None or outcome.commits:
-                store.put_task(task, pipe)
-            if opened:
-                question_store.queue_opened(store, pipe, task)
-            if finished:
-                store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
-                                task=task.id)
+            _queue_task(store, pipe, agent_id, task, outcome, finished, opened)
             dispatched: list[Task] = []
             if follow is not None:
                 dispatched = follow.queue(store, pipe, queue_dispatch)
@@ -301,7 +303,8 @@ def _settle(task: Task | None, outcome: Outcome) -> tuple[bool, bool]:
     result's last line was a question: the task, in memory, then awaits the answer). A
     task asked about during the round (`ask_human`) is neither: it waits already; nor
     is one answered before the round ended (the round the answer queued goes on)."""
-    if task is None or task.state.is_terminal or task.state == TaskState.AWAITING_INPUT:
+    if task is None or task.state.is_terminal or task.state in (
+            TaskState.AWAITING_INPUT, TaskState.AWAITING_APPROVAL):
         return False, False
     if task.state == TaskState.ASSIGNED and task.answer is not None:
         return False, False  # answered while this round ran: the answer's round runs it
@@ -311,14 +314,38 @@ def _settle(task: Task | None, outcome: Outcome) -> tuple[bool, bool]:
     return True, False
 
 
+def _queue_task(store: Store, pipe: Pipeline, agent_id: str, task: Task, outcome: Outcome,
+                finished: bool, opened: bool) -> None:
+    """The task as the round leaves it: written when it changed, its question opened or
+    its ending (gates included) queued."""
+    if finished or opened or outcome.usage is not None or outcome.commits:
+        store.put_task(task, pipe)
+    if opened:
+        question_store.queue_opened(store, pipe, task)
+    if finished:
+        _queue_ended(store, pipe, agent_id, task, outcome.check)
+
+
+def _queue_ended(store: Store, pipe: Pipeline, agent_id: str, task: Task,
+                 check: CheckRun | None) -> None:
+    """A task's round end, queued: its gates' events and follow-up; its ending event."""
+    gate_store.queue_round_gates(store, pipe, task, agent_id, check)
+    if task.state.is_terminal:
+        store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe, task=task.id)
+
+
 def _end_task(store: Store, pipe: Pipeline, agent: Agent, task: Task | None,
               outcome: Outcome) -> graph.Followers | None:
     """The task's outcome in memory, and (read under WATCH) what it does to the tasks
     that wait for it."""
     if task is None:
         return None
-    mark_finished(task, TaskState.COMPLETED if outcome.ok else TaskState.FAILED,
-                  outcome.output if outcome.ok else outcome.error)
+    decision = gate_store.decide(task, outcome.ok, outcome.output, outcome.error,
+                                 outcome.check)
+    gate_store.apply(task, decision, outcome.check)
+    if not decision.state.is_terminal:  # awaiting approval, or a fix round: no release
+        return None
+    mark_finished(task, decision.state, decision.text)
     if task.state == TaskState.COMPLETED:
         agent.tasks_completed += 1
     follow = graph.followers(store, pipe, task)

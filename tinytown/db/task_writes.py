@@ -32,8 +32,10 @@ def finish_task(
     text: str | None,
     also: Callable[[Pipeline, Task], None] | None = None,
     released: list[Task] | None = None,
+    expect: Callable[[Task], None] | None = None,
 ) -> Task:
     """Move a task to a terminal state; a completion counts once on its agent.
+    `expect` checks the task as read (raising refuses; an approval: it awaits one).
 
     Task and agent are updated in one transaction, so finishing a task twice (or two
     processes finishing it at once) is refused instead of counted twice. The same
@@ -46,6 +48,8 @@ def finish_task(
         task = store.watched_task(pipe, task_id)
         if task.state.is_terminal:
             raise InvalidTransition(f"task {task.id} is already {task.state.value}")
+        if expect is not None:
+            expect(task)
         agent = None
         agent_key = keys.agent(store.town, task.assigned_to) if task.assigned_to else None
         if agent_key and state == TaskState.COMPLETED:

@@ -32,7 +32,7 @@ class MissionSummary(s.Mission):
 def start_mission(body: s.StartMission, town: TownDep) -> s.MissionStatus:
     """Start a mission from a plan: every task created at once, each released when the
     tasks it comes after are completed (`tt mission start NAME --plan FILE`). 422 lists
-    the plan's problems; 409 for a name taken or gates (not supported yet)."""
+    the plan's problems; 409 for a name taken or a review gate (not supported yet)."""
     started = town.start_mission(body.name, body.plan())
     return s.MissionStatus.model_validate(town.mission(started.name))
 
@@ -73,3 +73,22 @@ def add_mission_task(name: Name, body: s.AddMissionTask, town: TownDep) -> s.Tas
     """A task added while the mission runs (`tt mission add-task`)."""
     return s.Task.of(town.add_mission_task(name, body.text, body.agent, body.role,
                                            body.after, body.name))
+
+
+@router.post("/{name}/approve", dependencies=[needs(Scope.WRITE)],
+             responses=responses(404, 409))
+def approve_mission(name: Name, body: s.Decision, town: TownDep) -> s.Mission:
+    """A mission that awaits approval runs (`tt approve NAME`); 409 if it does not."""
+    from tinytown.ops import approving
+
+    return s.Mission.of(approving.approve_mission(town.context, name, body.note, by="api"))
+
+
+@router.post("/{name}/reject", dependencies=[needs(Scope.WRITE)],
+             responses=responses(404, 409))
+def reject_mission(name: Name, body: s.Decision, town: TownDep) -> s.Mission:
+    """A mission that awaits approval is cancelled (`tt reject NAME`); 409 if it does
+    not await approval."""
+    from tinytown.ops import approving
+
+    return s.Mission.of(approving.reject_mission(town.context, name, body.note, by="api"))

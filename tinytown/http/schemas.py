@@ -180,6 +180,24 @@ class Assign(_Request):
         [], max_length=1000,
         description="Task ids (or prefixes of 4+): it is blocked until they are all"
                     " completed, then dispatched")
+    gates: TaskGates | None = Field(None, description="What it must pass to complete")
+
+
+class TaskGates(_Request):
+    """A task's gates (`tt assign --check CMD --max-fix-rounds N --approve`)."""
+
+    check: str | None = Field(None, min_length=1, max_length=4096,
+                              description="A command run in the agent's worktree after"
+                                          " each round (no shell); failing, a fix round")
+    max_fix_rounds: int = Field(3, ge=0, le=100)
+    approve: bool = Field(False, description="It awaits a person's approval to complete")
+
+
+class Decision(_Request):
+    """A person's approval or rejection (`tt approve` / `tt reject`)."""
+
+    note: str | None = Field(None, max_length=8000)
+    fail: bool = Field(False, description="reject: fail the task instead of sending it back")
 
 
 class Retry(_Request):
@@ -199,8 +217,8 @@ class PlanTask(_Request):
     agent: str | None = Field(None, description="... or one agent: give one of the two")
     after: list[str] = Field([], description="Names of the plan's tasks it waits for")
     review: str | None = Field(None, description="A gate: not supported yet (refused)")
-    approve: bool = Field(False, description="A gate: not supported yet (refused)")
-    check: str | None = Field(None, description="A gate: not supported yet (refused)")
+    approve: bool = Field(False, description="A gate: it awaits a person's approval")
+    check: str | None = Field(None, description="A gate: a command run after each round")
     max_fix_rounds: int | None = Field(None, ge=0, le=100)
 
 
@@ -213,11 +231,14 @@ class StartMission(_Request):
     budget: float | None = Field(None, gt=0, description="USD for all its tasks")
     parallel: int | None = Field(None, ge=1, le=1000,
                                  description="At most this many of its tasks at work at once")
+    approve: bool = Field(False, description="It awaits a person's approval before it runs")
     task: list[PlanTask] = Field(min_length=1, max_length=500)
 
     def plan(self) -> dict[str, Any]:
         """The plan as data, for tinytown.core.plans (keys not given left out)."""
-        doc: dict[str, Any] = self.model_dump(exclude_none=True, exclude={"task"})
+        doc: dict[str, Any] = self.model_dump(exclude_none=True, exclude_defaults=True,
+                                              exclude={"task"})
+        doc["name"] = self.name
         doc["task"] = [t.model_dump(exclude_none=True, exclude_defaults=True) | {
             "name": t.name, "text": t.text} for t in self.task]
         return doc

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from tinytown.core.apikeys import Scope
 from tinytown.core.errors import UsageError
-from tinytown.core.models import Priority, TaskState
+from tinytown.core.models import Gates, Priority, TaskState
 from tinytown.core.models import Task as TaskRecord
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
@@ -39,7 +39,8 @@ def assign(body: s.Assign, town: TownDep) -> s.Task:
     if (body.agent is None) == (body.role is None):
         raise UsageError("give `agent` or `role` (one of them)")
     parent_id = town.task(body.parent_id).id if body.parent_id else None
-    task = TaskRecord(body.description, tags=body.tags, parent_id=parent_id)
+    task = TaskRecord(body.description, tags=body.tags, parent_id=parent_id,
+                      gates=Gates(**body.gates.model_dump()) if body.gates else None)
     if body.role is not None:
         queued, _live = town.assign_to_role(body.role, task, after=body.after)
         return s.Task.of(queued)
@@ -100,3 +101,23 @@ def unblock(ref: TaskRef, town: TownDep) -> s.Task:
     """A task blocked by a failed or cancelled dependency goes on without it
     (`tt task unblock`)."""
     return s.Task.of(town.unblock_task(ref))
+
+
+@router.post("/{ref}/approve", dependencies=[needs(Scope.WRITE)],
+             responses=responses(404, 409))
+def approve_task(ref: TaskRef, body: s.Decision, town: TownDep) -> s.Task:
+    """A task that awaits approval is completed, the tasks after it released (`tt
+    approve`); 409 if it does not await approval."""
+    from tinytown.ops import approving
+
+    return s.Task.of(approving.approve_task(town.context, ref, body.note, by="api"))
+
+
+@router.post("/{ref}/reject", dependencies=[needs(Scope.WRITE)],
+             responses=responses(404, 409))
+def reject_task(ref: TaskRef, body: s.Decision, town: TownDep) -> s.Task:
+    """A task that awaits approval goes back to its agent with the note (`fail`: it
+    fails) (`tt reject`); 409 if it does not await approval."""
+    from tinytown.ops import approving
+
+    return s.Task.of(approving.reject_task(town.context, ref, body.note, body.fail, by="api"))

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import msgspec
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -33,7 +34,16 @@ from tinytown.core.errors import (
     UsageError,
     one_line,
 )
-from tinytown.core.models import Agent, AnyBody, MessageBody, Priority, Task, WireModel, wire
+from tinytown.core.models import (
+    Agent,
+    AnyBody,
+    Gates,
+    MessageBody,
+    Priority,
+    Task,
+    WireModel,
+    wire,
+)
 from tinytown.ops import inquiries
 from tinytown.ops.facade import Town
 
@@ -202,22 +212,24 @@ class Tools:
         return self.run(ctx, "ack_inbox", Scope.WRITE, call)
 
     def assign_task(self, ctx: Context, description: str, agent: str | None = None,
-                    role: str | None = None, after: list[str] | None = None
-                    ) -> CallToolResult:
+                    role: str | None = None, after: list[str] | None = None,
+                    gates: dict[str, Any] | None = None) -> CallToolResult:
         """Give a task to an agent (`agent`: name, nickname or id), or queue it for
         whichever agent of a role is free (`role`); one of the two. `after`: task ids
         it waits for (it is `blocked` until they are all completed, then dispatched,
-        their results in its prompt). Returns the task (its id is how complete_task,
-        wait and `tt task show` name it)."""
+        their results in its prompt). `gates`: {"check": "a command run in the agent's
+        worktree after each round; failing, a fix round", "max_fix_rounds": 3,
+        "approve": true (a person approves it; agents cannot)}. Returns the task (its id
+        is how complete_task, wait and `tt task show` name it)."""
 
         def call(caller: Caller) -> Task:
             if (agent is None) == (role is None):
                 raise UsageError("give `agent` or `role` (one of them)")
+            task = Task(description, gates=_gates(gates))
             if role is not None:
-                return self.town.assign_to_role(role, Task(description), after=after or ())[0]
+                return self.town.assign_to_role(role, task, after=after or ())[0]
             assert agent is not None
-            return self.town.task(self.town.assign(agent, Task(description),
-                                                   after=after or ()))
+            return self.town.task(self.town.assign(agent, task, after=after or ()))
 
         return self.run(ctx, "assign_task", Scope.WRITE, call)
 
@@ -387,3 +399,20 @@ def build(town: Town, identify: Identify, audit: Audit | None = None) -> MCPServ
                     description="A task's record (wire format) by id or a prefix of 4+"
                     )(tools.task_resource)
     return server
+
+
+def _gates(given: dict[str, Any] | None) -> Gates | None:
+    """assign_task's `gates`, checked (UsageError naming what is wrong); no review yet."""
+    if not given:
+        return None
+    unknown = set(given) - {"check", "max_fix_rounds", "approve"}
+    if unknown:
+        raise UsageError(f"unknown gate {sorted(unknown)[0]!r}: gates are check,"
+                         " max_fix_rounds and approve")
+    try:
+        gates = msgspec.convert(given, Gates)
+    except msgspec.ValidationError as exc:
+        raise UsageError(f"gates: {exc}") from None
+    if not 0 <= gates.max_fix_rounds <= 100:
+        raise UsageError("gates: max_fix_rounds is a whole number from 0 to 100")
+    return gates

@@ -15,13 +15,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__all__ = ["access", "assignments", "control_plane", "mission_control", "flower", "hosting",
-           "inquiries", "readiness", "reclaim", "ordering", "routing", "snapshot", "spawning",
+__all__ = ["access", "approving", "assignments", "control_plane", "mission_control", "flower",
+           "hosting", "inquiries", "readiness", "reclaim", "ordering", "routing", "snapshot",
+           "spawning",
            "starting", "usage_budgets", "workspaces"]
 
 if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
     from tinytown.ops import (
         access,
+        approving,
         assignments,
         control_plane,
         flower,

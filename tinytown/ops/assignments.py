@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from tinytown import ops
-from tinytown.core.errors import MessageTooLarge, NotRunning, TaskNotFound, UsageError
+from tinytown.core.errors import MessageTooLarge, NotRunning, Refused, TaskNotFound, UsageError
 from tinytown.core.models import (
     MAX_MESSAGE_BYTES,
     Agent,
@@ -87,11 +87,26 @@ def finish(town: TownContext, ref: str, state: TaskState, text: str | None) -> T
     """Complete, fail or cancel a task by hand; counts once for its agent (a second
     ending is refused)."""
     released: list[Task] = []
-    task = task_writes.finish_task(town.store, resolve_task(town, ref).id, state, text,
-                             released=released)
+    found = resolve_task(town, ref)
+    if state == TaskState.COMPLETED:
+        _gates_allow_completion(found)
+    task = task_writes.finish_task(town.store, found.id, state, text, released=released,
+                                   expect=_gates_allow_completion
+                                   if state == TaskState.COMPLETED else None)
     if released:  # loads the graph's client side only when a release happened
         ops.ordering.wake(town, released)
     return task
+
+
+def _gates_allow_completion(task: Task) -> None:
+    """A gated task completes through its gates, not by hand while they are due: one
+    awaiting approval needs `tt approve`; one being worked on completes when its round
+    ends and its gates pass (its output is its result)."""
+    if task.state == TaskState.AWAITING_APPROVAL:
+        raise Refused(f"task {task.id[:8]} awaits approval: `tt approve {task.id[:8]}`")
+    if task.gates is not None and task.gates.any and task.state == TaskState.RUNNING:
+        raise Refused(f"task {task.id[:8]} has gates: it completes when its round ends and"
+                      " they pass (the round's output is its result)")
 
 
 def current(town: TownContext, agent_ref: str) -> Task | None:

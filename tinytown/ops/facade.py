@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from tinytown import ops
 from tinytown.core.errors import TownExists, UsageError
-from tinytown.core.models import Agent, Priority, Task, TaskState
+from tinytown.core.models import Agent, Gates, Priority, Task, TaskState
 from tinytown.core.settings import (
     CONFIG_FILE,
     Settings,
@@ -32,6 +32,7 @@ from tinytown.core.settings import (
 from tinytown.core.settings import find_root as _find_root
 from tinytown.db.connection import TownRedis, connect
 from tinytown.db.store import Store
+from tinytown.ops.approving import Approvals, gated
 from tinytown.ops.context import TownContext, worker_status
 from tinytown.ops.handles import AgentHandle, Channel
 from tinytown.ops.references import resolve, resolve_task
@@ -47,7 +48,7 @@ __all__ = ["AgentHandle", "Channel", "Town"]
 ROUND_LOGS_LISTED = 50  # Town.round_log: the newest rounds it lists
 
 
-class Town(TeamworkApi, ServingApi):
+class Town(TeamworkApi, ServingApi, Approvals):
     """A connected town: its settings, its Redis client and its store."""
 
     def __init__(self, settings: Settings, redis_client: TownRedis) -> None:
@@ -173,10 +174,12 @@ class Town(TeamworkApi, ServingApi):
     # --- tasks --------------------------------------------------------------------
 
     def assign(self, agent_ref: str, task: Task | str, priority: Priority = Priority.NORMAL,
-               after: Iterable[str] = ()) -> str:
+               after: Iterable[str] = (), gates: Gates | None = None) -> str:
         """Record the task as `assigned` and put a `task_assign` in the agent's inbox;
-        with `after` (task ids or prefixes), `blocked` until those are completed."""
-        return ops.assignments.assign(self.context, agent_ref, task, priority, after)
+        with `after` (task ids or prefixes), `blocked` until those are completed; with
+        `gates`, completed only once they pass (check, approve)."""
+        return ops.assignments.assign(self.context, agent_ref, gated(task, gates), priority,
+                                      after)
 
     def task(self, ref: str) -> Task:
         """A task by full id or a unique prefix of 4+ characters."""
@@ -212,13 +215,12 @@ class Town(TeamworkApi, ServingApi):
         `queue` (wait for the restart, up to `timeout`)."""
         return ops.assignments.wait(self.context, ref, timeout, on_poll, queue)
 
-    def assign_to_role(self, role: str, task: Task | str, after: Iterable[str] = ()
-                       ) -> tuple[Task, list[Agent]]:
+    def assign_to_role(self, role: str, task: Task | str, after: Iterable[str] = (),
+                       gates: Gates | None = None) -> tuple[Task, list[Agent]]:
         """Queue a task for whichever agent of the role is free; returns the task and
         the role's live agents (none: it waits in the role's queue); with `after`,
         `blocked` until those tasks are completed."""
-        return ops.routing.assign_to_role(self.context, role,
-                                      Task(task) if isinstance(task, str) else task, after)
+        return ops.routing.assign_to_role(self.context, role, gated(task, gates), after)
 
     # --- the backlog --------------------------------------------------------------
 

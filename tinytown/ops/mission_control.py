@@ -46,7 +46,7 @@ from tinytown.db.task_writes import ensure_inboxes, queue_dispatch
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
 
-GATES_REFUSED = "gates (check/review/approve) are not supported yet"
+GATES_REFUSED = "the review gate is not supported yet"
 CONDUCTOR_ROLE = "conductor"
 RESULT_TAIL = 600  # characters of each task's result in a mission's status
 
@@ -56,8 +56,8 @@ RESULT_TAIL = 600  # characters of each task's result in a mission's status
 
 def check(town: TownContext | None, text: str | bytes) -> Plan | list[Problem]:
     """The plan in a file's text, checked against the town when one is given (its roles
-    and agents); the gates a plan sets are reported as problems, since they do not run
-    yet and a mission must not silently do less than its plan says."""
+    and agents); a review gate is reported as a problem, since it does not run yet and
+    a mission must not silently do less than its plan says."""
     plan, problems = read_plan(text)
     if plan is not None:  # the town's checks too, so one run names every problem
         problems += runnable_problems(town, plan)
@@ -66,7 +66,7 @@ def check(town: TownContext | None, text: str | bytes) -> Plan | list[Problem]:
 
 def runnable_problems(town: TownContext | None, plan: Plan) -> list[Problem]:
     problems = [Problem(t.line, f"task {t.name!r}: `{gate}`: {GATES_REFUSED}")
-                for t, gate in plan.gates]
+                for t, gate in plan.gates if gate == "review"]
     if town is not None:
         known = town.settings.known_roles()
         for t in plan.tasks:
@@ -109,10 +109,12 @@ def problems_text(problems: list[Problem], where: str = "plan") -> str:
 
 def start(town: TownContext, name: str, plan: Plan | None, goal: str | None = None,
           budget: float | None = None, parallel: int | None = None,
-          conductor: str | None = None, conductor_cli: str | None = None) -> Mission:
+          conductor: str | None = None, conductor_cli: str | None = None,
+          approve: bool = False) -> Mission:
     """Create the mission and every task of its plan (`blocked`, dependencies as task
-    ids) in one transaction; those that can run are released at once. The command
-    line's name, goal, budget and parallel win over the plan's.
+    ids) in one transaction; those that can run are released at once, unless it is
+    gated (`approve`, or the plan's `approve = true`): then it awaits `tt approve`
+    first. The command line's name, goal, budget and parallel win over the plan's.
 
     Without a plan it gets a conductor: agent `conductor`, or a new agent
     `<name>-conductor` (role conductor) with CLI `conductor_cli` (default: the role's
@@ -139,6 +141,8 @@ def start(town: TownContext, name: str, plan: Plan | None, goal: str | None = No
     ids = {t.name: Task("-").id for t in specs}
     tasks = [_held(town, name, t, ids[t.name], [ids[a] for a in t.after]) for t in specs]
     mission.tasks = {t.name: ids[t.name] for t in specs}
+    if approve or (plan is not None and plan.approve):
+        mission.state = MissionState.AWAITING_APPROVAL
     if plan is None or conductor is not None or conductor_cli is not None:
         if mission_store.get(town.store, name) is not None:  # before an agent is spawned
             raise NameTaken(f"a mission named {name!r} exists already")
@@ -174,6 +178,7 @@ def _held(town: TownContext, mission: str, spec: PlanTask, task_id: str, after: 
     if spec.agent is not None:
         task.assigned_to = _agent_id(town, spec.agent)
     task.role = spec.role
+    task.gates = spec.to_gates()
     return task
 
 
@@ -295,6 +300,21 @@ def end(town: TownContext, name: str, state: MissionState = MissionState.CANCELL
         reason: str | None = None) -> Mission:
     """Cancel (or fail) the mission: its tasks not ended are cancelled."""
     return mission_store.end(town.store, name, state, reason).mission
+
+
+def approve(town: TownContext, name: str, by: str | None, note: str | None) -> Mission:
+    """A mission that awaits approval runs (its first tasks released, their agents
+    woken); Refused when it does not await approval."""
+    view = mission_store.approve(town.store, name, queue_dispatch, by, note)
+    _wake(town, list(view.tasks.values()))
+    return view.mission
+
+
+def reject(town: TownContext, name: str, by: str | None, note: str | None) -> Mission:
+    """A mission that awaits approval is cancelled, with the note as its reason."""
+    reason = f"rejected by {by or 'a person'}" + (f": {note}" if note else "")
+    return mission_store.end(town.store, name, MissionState.CANCELLED, reason,
+                             awaiting=True).mission
 
 
 def set_budget(town: TownContext, name: str, usd: float | None) -> Mission:

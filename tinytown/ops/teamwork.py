@@ -51,13 +51,14 @@ class TeamworkApi:
     def start_mission(self, name: str, plan: Plan | Path | str | dict[str, Any] | None,
                       goal: str | None = None, budget: float | None = None,
                       parallel: int | None = None, conductor: str | None = None,
-                      conductor_cli: str | None = None) -> Mission:
+                      conductor_cli: str | None = None, approve: bool = False) -> Mission:
         """Start a mission from a plan (a `Plan`, a plan file's Path, its TOML text or its
-        data), or from a goal its conductor plans (see ops.mission_control)."""
+        data), or from a goal its conductor plans (see ops.mission_control); with
+        `approve`, it awaits `approve(name)` before any task is dispatched."""
         source = plan.read_bytes() if isinstance(plan, Path) else plan
         found = ops.mission_control.plan_of(source) if source is not None else None
         return ops.mission_control.start(self.context, name, found, goal, budget, parallel,
-                                         conductor, conductor_cli)
+                                         conductor, conductor_cli, approve)
 
     def mission(self, name: str) -> dict[str, Any]:
         """The mission (brought up to date) and its tasks in waves."""

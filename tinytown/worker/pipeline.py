@@ -6,7 +6,7 @@ message that needs it through `PIPELINE`, the round's steps in order
 (`worker/steps.py`):
 
     budget -> start -> session -> prompt -> workspace -> mcp -> run -> commit
-    -> cut_short -> report -> usage -> limit -> record
+    -> cut_short -> report -> usage -> limit -> check -> record
 
 Informational messages the CLI did not read go back to the inbox. The round decides
 nothing about the worker's life: it returns a `RoundResult` (take another batch, wait
@@ -42,6 +42,7 @@ PIPELINE: tuple[Step, ...] = (
     steps.report,  # the CLI's report, the verdict, a usage limit
     steps.usage,  # after: what the round cost, counted whatever it came to
     steps.limit,  # after: the usage-limit hold (instead of an outcome)
+    steps.check,  # after: the task's check gate, run in the worktree
     steps.record,  # the outcome, in one transaction
 )
 

@@ -73,6 +73,24 @@ def _answered(task: Task) -> list[str]:
             "Their answer:", task.answer, "", "Go on with the task with this answer.", ""]
 
 
+def _follow_up(task: Task) -> list[str]:
+    """A task sent back to its agent (a failed check, a rejection): what to do now."""
+    if not task.follow_up:
+        return []
+    return ["## Follow-up: this task is not done yet", task.follow_up, ""]
+
+
+def _when_done(task: Task) -> str:
+    gates = task.gates
+    if gates is None or not gates.any:
+        return ("When you finish, your output is kept as the task's result; to set it"
+                f" yourself run: tt task complete {task.id} --result \"...\"")
+    then = [f"the check `{gates.check}` runs in your worktree"] if gates.check else []
+    then += ["a person approves it"] if gates.approve else []
+    return ("When you finish, your output is kept as the task's result; then "
+            + " and ".join(then) + " before it is completed (do not complete it yourself).")
+
+
 def build_prompt(r: RoundInput) -> str:
     a = r.agent
     out = [
@@ -104,8 +122,8 @@ def build_prompt(r: RoundInput) -> str:
             "",
             *_dependencies(r),
             *_answered(r.task),
-            "When you finish, your output is kept as the task's result; to set it"
-            f" yourself run: tt task complete {r.task.id} --result \"...\"",
+            *_follow_up(r.task),
+            _when_done(r.task),
             "If you cannot go on without a person's answer, call the ask_human tool (or"
             " end your output with one line `QUESTION: your question`) and end your turn.",
         ]

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tinytown.core.models import Agent, Message, Task
+from tinytown.core.models import Agent, CheckRun, Message, Task
 from tinytown.core.outcomes import CliReport
 from tinytown.core.presets import CliCommand, resolve_cli
 from tinytown.core.settings import Settings
@@ -109,6 +109,7 @@ class RoundContext:
     ran: bool = True  # False: nothing to run (its task was cancelled or is gone)
     drain: str | None = None  # why the agent drains after this round (max rounds)
     fenced: bool = False  # run: a newer worker held the agent as the CLI started
+    check: CheckRun | None = None  # check: the check gate's run (None: none ran)
     task: Task | None = field(init=False)  # start
     number: int = field(init=False)  # start
     command: CliCommand = field(init=False)  # start

@@ -36,7 +36,7 @@ from tinytown.db.task_writes import RESULT_LIMIT
 from tinytown.system.launching import detached, worker_argv
 from tinytown.system.private import private_dir
 from tinytown.system.processes import kill_group
-from tinytown.worker import commits, mcp_setup, sessions, usage_gates
+from tinytown.worker import checking, commits, mcp_setup, sessions, usage_gates
 from tinytown.worker.prompt import RoundInput, build_prompt
 from tinytown.worker.runner import RunResult, run_cli
 from tinytown.worker.state import RoundContext, WorkerContext
@@ -211,6 +211,23 @@ def limit(r: RoundContext) -> bool:
     return False
 
 
+def check(r: RoundContext) -> bool:
+    """The check gate (`worker/checking.py`): after a round of a task that has one,
+    whose CLI ended well and whose work is committed, its command runs in the agent's
+    worktree; `record` decides on what it came to, in the round's one transaction."""
+    task = r.task
+    if task is None or task.gates is None or not task.gates.check or not r.verdict[0]:
+        return True
+    r.check = checking.run_check(r, task.gates.check)
+    w = r.worker
+    if w.state.stale.is_set():
+        raise Fenced("a newer worker start holds the agent: this round records nothing")
+    if w.state.cut_short:  # stopped while the check ran: no outcome, the work waits
+        rounds.cut_short(w.store, w.agent_id, r.task_ref, w.state.fence)
+        return False
+    return True
+
+
 def record(r: RoundContext) -> bool:
     """The outcome, in one transaction (`db/rounds.finish`): the task's end, a query's
     answer, the session left, the agent's counters; max rounds reached: it drains."""
@@ -231,6 +248,7 @@ def record(r: RoundContext) -> bool:
         context_rounds=w.settings.agent.context_rounds, session_id=session_id,
         usage=r.used, session_usage=r.totals, commits=r.commits, secs=r.result.secs,
         question=question_in(output) if ok and r.task is not None else None,
+        check=r.check,
     )
     released: list[Task] = []
     after = rounds.finish(w.store, w.agent_id, r.task_ref, outcome, w.state.fence, released)
