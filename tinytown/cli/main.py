@@ -25,7 +25,7 @@ SECTIONS = {
     "Agents": ("spawn", "list", "show", "worker"),
     "Messages": ("send", "inbox", "reply"),
     "Tasks": ("assign", "task", "backlog"),
-    "Missions": ("mission", "plan"),
+    "Missions": ("mission", "plan", "approve", "reject"),
     "Control": ("interrupt", "resume", "close", "kill", "restart", "wait", "stop", "prune"),
     "Monitoring": ("events", "history", "logs", "flower"),
     "Recovery": ("recover", "reclaim", "save", "restore"),
