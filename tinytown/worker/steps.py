@@ -152,7 +152,9 @@ def run(r: RoundContext) -> bool:
 
 def commit(r: RoundContext) -> bool:
     """Commit what the round changed on the agent's branch (`worker/commits.py`)."""
-    r.commits = commits.commit_round(r, wip=r.worker.state.cut_short or r.result.timed_out)
+    state = r.worker.state
+    r.commits = commits.commit_round(r, wip=state.cut_short or r.result.timed_out or
+                                     state.task_cancelled)
     return True
 
 
@@ -300,6 +302,7 @@ def _run_cli(r: RoundContext) -> RunResult:
 
     def started(pid: int) -> None:
         w.watchdog.guard(pid)  # its process group dies with this worker
+        state.cli_task, state.task_cancelled = r.task_ref, False
         state.cli_group = pid
         if state.cut_short:  # the shutdown began just before the CLI did
             threading.Thread(target=kill_group, args=(pid,), daemon=True).start()
@@ -327,7 +330,7 @@ def _run_cli(r: RoundContext) -> RunResult:
             timeout=w.settings.agent.round_timeout_secs, on_start=started,
         )
     finally:
-        state.cli_group = None
+        state.cli_group = state.cli_task = None
         w.watchdog.release()
     result.secs = time.monotonic() - began
     if result.error:  # it never started
