@@ -30,7 +30,8 @@ from tinytown.db.fence import Fence
 from tinytown.db.store import Store
 from tinytown.system.processes import pid_alive
 
-PROCESS_FIELDS = ("pid", "cli_pgid")  # what describes a live process, not a past one
+# what describes a live (or starting) process, not a past one: forgotten as it exits
+PROCESS_FIELDS = ("pid", "cli_pgid", "launched")
 
 
 def read(store: Store, agent_id: str) -> dict[str, str]:
