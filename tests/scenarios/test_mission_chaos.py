@@ -400,6 +400,9 @@ def _check_order_and_work(town: TownFixture, ids: dict[str, str], records: Path,
     runs = [line.split() for line in (records / "chaos.log").read_text().splitlines()]
     ended = Counter(r[3] for r in runs if r[0] == "end")
     assert all(ended[i] >= 1 for i in ids.values()), f"runs: {ended}; {why}"
+    began = Counter(r[3] for r in runs if r[0] == "start")
+    again = {by_id[i]: n for i, n in began.items() if n > 1 and i in by_id}
+    print(f"{sum(began.values())} runs of the agent CLI for 12 tasks; run again: {again}")
     for name, task in tasks.items():
         assert task.commits, f"{name} has no commits; {why}"
         assert task.branch, f"{name} has no branch; {why}"
