@@ -351,6 +351,11 @@ def _diagnose(town: TownFixture, chaos: Chaos) -> str:
                        f" inflight={chaos.client.llen(keys.inflight(town.name, agent_id))}"
                        f" wake={chaos.client.get(keys.wake(town.name, agent_id))}"
                        f" runtime={chaos.client.hgetall(keys.runtime(town.name, agent_id))}")
+        role_queue = keys.role_queue(town.name, "worker")
+        out.append(f"rolepending={chaos.client.zrange(keys.role_pending(town.name), 0, -1)}"
+                   f" role queue={chaos.client.lrange(role_queue, 0, -1)}"
+                   f" unacked={chaos.client.hgetall(f'tt:{town.name}:celery:unacked')}"
+                   f" keys={sorted(chaos.client.scan_iter(f'tt:{town.name}:celery:*'))}")
     except redis.RedisError as exc:
         out.append(f"redis: {exc}")
     logs = [(n, town.root / ".tt" / "logs" / n / "worker.log") for n in chaos.agent_ids]
