@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import pytest
 from tests.helpers import TownFixture, pid_gone, wait_until
 from tinytown.core import keys
 from tinytown.core.models import AgentState, Task, TaskState
+from tinytown.supervisor.service import Supervisor
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -84,3 +86,32 @@ def test_a_crash_loop_halts_local_restarts(
         proc.terminate()
         proc.wait(20)
 
+
+
+def test_a_restart_whose_worker_dies_before_it_records_itself_is_a_crash(
+    town_factory: Callable[..., TownFixture],
+) -> None:
+    """A worker the supervisor restarted that exits before it records itself (Redis was
+    down as it booted: exit 69) left its agent `starting` for good; the supervisor
+    now sees the process it launched gone and recovers the agent (found by the chaos
+    test, tests/scenarios/test_mission_chaos.py)."""
+    town = town_factory(restart="never")  # judged here, not restarted
+    town.town.spawn_agent("slow", start=False)  # `starting`, no worker yet
+    town.town.spawn_agent("manual", start=False)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    machine = socket.gethostname()
+    for name, launched in (("slow", f"T1:{dead.pid}@{machine}"),  # its process is gone
+                           ("manual", None)):  # `--no-start`: waiting for `tt worker`
+        fields = {"launch": "T1", **({"launched": launched} if launched else {})}
+        town.town.redis.hset(keys.runtime(town.name, town.town.resolve(name).id),
+                             mapping=fields)
+    supervisor = Supervisor(town.town.settings)
+    try:
+        supervisor.check_agents()
+    finally:
+        supervisor.redis.close()
+    assert town.agent_state("slow") == "error"
+    assert town.agent_state("manual") == "starting"
+    recovered = _events(town, "recovered", town.town.resolve("slow").id)
+    assert recovered and "exited as it started" in recovered[0]["reason"]

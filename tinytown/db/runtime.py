@@ -4,7 +4,9 @@ Fields: `pid`, `host`, `hostname` (Celery's name@host), `started_at`, `epoch` (t
 fencing token of the worker that holds the agent, see `tinytown.db.fence`), `beat`
 (the worker's own heartbeat, Unix seconds: it goes on through a warm shutdown, when
 Celery's heartbeats have stopped), `launch` (the token of the newest worker start: a
-worker started for an older one does not serve the agent), and while a round runs
+worker started for an older one does not serve the agent), `launched`
+(`<launch>:<pid>@<machine>`: the process the supervisor started for that launch, so a
+start that dies before its worker records itself is seen: `failed_start`), and while a round runs
 the CLI, `cli_pgid` and `round`. The worker writes it, each write checked against its
 epoch; recovery, restart and `tt down` read it to find (and end) the processes on
 their own host.
@@ -28,7 +30,8 @@ from tinytown.db.fence import Fence
 from tinytown.db.store import Store
 from tinytown.system.processes import pid_alive
 
-PROCESS_FIELDS = ("pid", "cli_pgid")  # what describes a live process, not a past one
+# what describes a live (or starting) process, not a past one: forgotten as it exits
+PROCESS_FIELDS = ("pid", "cli_pgid", "launched")
 
 
 def read(store: Store, agent_id: str) -> dict[str, str]:
@@ -62,6 +65,22 @@ def launching(store: Store, agent_id: str) -> str:
     token = uuid.uuid4().hex
     store.r.hset(keys.runtime(store.town, agent_id), "launch", token)
     return token
+
+
+def launched(store: Store, agent_id: str, launch: str, pid: int) -> None:
+    """Record the process started for `launch` (its pid on this machine)."""
+    store.r.hset(keys.runtime(store.town, agent_id), "launched",
+                 f"{launch}:{pid}@{socket.gethostname()}")
+
+
+def failed_start(launch: str | None, started: str | None) -> bool:
+    """The newest launch's process (`launched`, on this machine) has exited: with no
+    worker pid recorded, the start failed (e.g. Redis was away as it booted) and the
+    agent would wait in `starting` for a worker that never comes."""
+    token, _, where = (started or "").partition(":")
+    pid, _, host = where.partition("@")
+    return bool(launch) and token == launch and host == socket.gethostname() and \
+        pid.isdigit() and not pid_alive(int(pid))
 
 
 def current_launch(store: Store, agent_id: str) -> str | None:

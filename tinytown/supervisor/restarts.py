@@ -71,6 +71,10 @@ class Restarts:
             try:
                 pid = detached(argv, log_path, self.settings.root)
                 log.info("restarted %s's worker (pid %d)", agent.name, pid)
+                try:  # so that a start that dies before it records itself is seen
+                    runtime.launched(self.store, agent.id, launch, pid)
+                except TinytownError:
+                    pass  # Redis went away this moment: this start is not watched
             except (OSError, subprocess.SubprocessError, TinytownError) as exc:
                 log.error("could not restart %s's worker: %s", agent.name, exc)
                 try:

@@ -200,11 +200,16 @@ class Supervisor:
         agents = self.store.list_agents()
         self._ids = {a.name: a.id for a in agents}
         live = [a for a in agents if a.state in states.ALLOWED_LIVE]
-        runtimes = runtime.read_many(self.store, [a.id for a in live], "pid", "host", "beat")
+        runtimes = runtime.read_many(self.store, [a.id for a in live], "pid", "host", "beat",
+                                     "launch", "launched")
         self.sight.contact()  # before judging: a Redis that just froze is a blind spell
         self._refresh_heartbeats(live)
-        for agent, (pid, host, beat) in zip(live, runtimes, strict=True):
+        for agent, (pid, host, beat, launch, launched) in zip(live, runtimes, strict=True):
             if agent.state == AgentState.STARTING and not pid:
+                if runtime.failed_start(launch, launched):  # it died before it recorded itself
+                    log.warning("agent %s: its worker exited as it started: error", agent.name)
+                    recover_agent(self.store, agent, "its worker exited as it started",
+                                  wait=False)
                 continue  # its worker has not started yet (`--no-start`): not a crash
             elif pid and host == self.host and not pid_alive(int(pid)):
                 log.warning("agent %s: worker process %s is gone: error", agent.name, pid)

@@ -262,6 +262,7 @@ class WorkerRuntime:
                     self.hand_off(Fenced("a newer worker start holds the agent"))
                     return
                 lost_since = None
+                self.state.stop_cancelled(self.store)  # its round's task was cancelled
             except TinytownError as exc:  # an outage: the next beat tries again
                 log.warning("could not write the heartbeat: %s", exc)
                 lost_since = lost_since or time.monotonic()

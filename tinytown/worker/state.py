@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tinytown.core.models import Agent, CheckRun, Message, Task
+from tinytown.core.models import Agent, CheckRun, Message, Task, TaskState
 from tinytown.core.outcomes import CliReport
 from tinytown.core.presets import CliCommand, resolve_cli
 from tinytown.core.settings import Settings
@@ -47,10 +47,25 @@ class WorkerState:
     cut_short: bool = False  # the process is being stopped: the running round is cut
     idle_drained: bool = False  # it drained itself, idle past idle_timeout_secs
     cli_group: int | None = None  # the running CLI's process group
+    cli_task: str | None = None  # the task the running CLI works on
+    task_cancelled: bool = False  # that task was cancelled: the CLI is stopped, work WIP
     fence: Fence | None = None  # taken in on_init: this start's fencing token
     worktree: Path | None = None  # where its CLI runs (None: the town's folder)
     last_round: int | None = None  # the highest round number used (None: unread)
     job_usage: Usage | None = None  # what this Celery job's rounds used (its result)
+
+    def stop_cancelled(self, store: Store) -> None:
+        """The running CLI's task was cancelled (`tt task cancel`, `tt mission cancel`):
+        stop the CLI; the round commits its work as work in progress and records no
+        outcome over the cancellation. (Called from the heartbeat thread.)"""
+        task_id = self.cli_task
+        if task_id is None or self.cli_group is None or self.task_cancelled:
+            return
+        task = store.get_task(task_id)
+        if task is not None and task.state == TaskState.CANCELLED and \
+                self.cli_task == task_id:
+            self.task_cancelled = True
+            self.stop_cli()
 
     def stop_cli(self) -> None:
         """Kill the running CLI's group, if one runs (off this thread: it waits)."""

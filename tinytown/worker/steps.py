@@ -137,7 +137,7 @@ def run(r: RoundContext) -> bool:
     w, agent, command = r.worker, r.agent, r.command
     r.result = _run_cli(r)
     if sessions.lost(command, r.planned, r.result.exit_code, r.result.output_tail) and \
-            not (w.state.cut_short or r.fenced):  # start a new session rather than fail
+            not (w.state.cut_short or r.fenced or w.state.task_cancelled):  # a new session
         log.warning("%s: session %s is gone: this round starts a new one", agent.name,
                     r.planned.session)
         r.planned = sessions.plan(command, _without_session(agent), None,
@@ -153,7 +153,9 @@ def run(r: RoundContext) -> bool:
 
 def commit(r: RoundContext) -> bool:
     """Commit what the round changed on the agent's branch (`worker/commits.py`)."""
-    r.commits = commits.commit_round(r, wip=r.worker.state.cut_short or r.result.timed_out)
+    state = r.worker.state
+    r.commits = commits.commit_round(r, wip=state.cut_short or r.result.timed_out or
+                                     state.task_cancelled)
     return True
 
 
@@ -320,6 +322,7 @@ def _run_cli(r: RoundContext) -> RunResult:
 
     def started(pid: int) -> None:
         w.watchdog.guard(pid)  # its process group dies with this worker
+        state.cli_task = r.task_ref
         state.cli_group = pid
         if state.cut_short:  # the shutdown began just before the CLI did
             threading.Thread(target=kill_group, args=(pid,), daemon=True).start()
@@ -330,6 +333,7 @@ def _run_cli(r: RoundContext) -> RunResult:
         # written once the CLI runs: not on the way from a message to its CLI
         prompt_log.write_text(prompt_text)
 
+    state.task_cancelled = False  # this run's own (the heartbeat sets it)
     prompt_log = w.logs / f"round-{number}.prompt"
     log_path = w.logs / f"round-{number}.log"
     too_large = with_prompt_limit(r.command, prompt_text)
@@ -347,7 +351,7 @@ def _run_cli(r: RoundContext) -> RunResult:
             timeout=w.settings.agent.round_timeout_secs, on_start=started,
         )
     finally:
-        state.cli_group = None
+        state.cli_group = state.cli_task = None
         w.watchdog.release()
     result.secs = time.monotonic() - began
     if result.error:  # it never started
