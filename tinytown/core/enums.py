@@ -56,6 +56,8 @@ class TaskState(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    IN_REVIEW = "in_review"  # its round ended well; a reviewer's verdict decides (gates.review)
+    AWAITING_APPROVAL = "awaiting_approval"  # a person decides (`tt approve` / `tt reject`)
 
     @classmethod
     def _missing_(cls, value: object) -> TaskState | None:
@@ -64,6 +66,11 @@ class TaskState(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self in (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
+
+    @property
+    def at_gate(self) -> bool:
+        """Its author's work is done and a gate holds it: no round finishes it again."""
+        return self in (TaskState.IN_REVIEW, TaskState.AWAITING_APPROVAL)
 
 
 class MissionState(StrEnum):

@@ -146,6 +146,17 @@ class Agent(WireModel):
 # --- Task ---------------------------------------------------------------------
 
 
+class Gates(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
+    """What a task must pass after its author's round ends well, in this order:
+    check -> review -> approve -> completed (tinytown/db/review_gate.py: review)."""
+
+    check: str | None = None        # a command run in the agent's worktree after a round
+    max_fix_rounds: int = 3
+    review: str | None = None       # the role that reviews the task's branch
+    max_review_rounds: int = 3
+    approve: bool = False           # a person approves before the task is completed
+
+
 class Task(WireModel):
     # description first and optional, so Task("Build the API") works and Task() is
     # a UsageError like Task(""), not a TypeError
@@ -170,12 +181,19 @@ class Task(WireModel):
     role: str | None = None  # the role whose queue it is for (`tt assign --role`, the backlog)
     priority: Priority = Priority.NORMAL  # its task_assign's, when it is dispatched later
     mission: str | None = None  # the mission it belongs to (tinytown/db/mission_store.py)
+    gates: Gates | None = None  # what it passes before it is completed (review_gate.py)
+    review_task: str | None = None  # its current review task (gates.review)
+    reviews: str | None = None  # on a review task: the task it reviews
+    review_rounds: Count = 0  # how many reviews it was given
+    # each verdict: {"round", "review_task", "reviewer", "verdict", "notes", "at"}
+    review_history: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
-    _uuids = ("id", "assigned_to", "parent_id")
+    _uuids = ("id", "assigned_to", "parent_id", "review_task", "reviews")
     _timestamps = ("created_at", "updated_at", "started_at", "completed_at")
     _own_defaults: ClassVar[dict[str, Any]] = {
         "usage": None, "branch": None, "commits": [], "after": [], "blocked_reason": None,
-        "role": None, "priority": Priority.NORMAL, "mission": None}
+        "role": None, "priority": Priority.NORMAL, "mission": None, "gates": None,
+        "review_task": None, "reviews": None, "review_rounds": 0, "review_history": []}
     _wire_fields = (
         "id", "description", "state", "assigned_to", "created_at", "updated_at", "started_at",
         "completed_at", "result", "parent_id", "tags", *_own_defaults,

@@ -42,11 +42,17 @@ from tinytown.core.models import (
     utcnow,
 )
 from tinytown.core.usage_rules import Usage
-from tinytown.db import graph, mission_store, runtime, scripts, states, usage_store
+from tinytown.db import graph, mission_store, review_gate, runtime, scripts, states, usage_store
 from tinytown.db.connection import text
 from tinytown.db.fence import Fence, check, token, watching
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
-from tinytown.db.task_writes import back_to_assigned, ensure_inboxes, mark_finished, queue_dispatch
+from tinytown.db.task_writes import (
+    RESULT_LIMIT,
+    back_to_assigned,
+    ensure_inboxes,
+    mark_finished,
+    queue_dispatch,
+)
 from tinytown.db.wakeup import enqueue_round
 
 
@@ -221,6 +227,7 @@ class Outcome:
     session_usage: dict[str, Any] | None = None  # the session's totals, as reported
     commits: list[str] = field(default_factory=list)  # made on the agent's branch
     secs: float = 0.0  # how long the CLI ran
+    diff: str | None = None  # the agent's branch against its base (a task to review)
 
 
 def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
@@ -243,29 +250,16 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
         agent, task = _read_pair(pipe, store, agent_id, task_id, fence)
         if task is not None and task.assigned_to not in (None, agent_id):
             task = None
-        finished = task is not None and not task.state.is_terminal
-        follow = _end_task(store, pipe, agent, task, outcome) if finished else None
+        ending = _plan_end(store, pipe, agent, task, outcome) if task is not None else None
         _round_done(agent, task, outcome)
-        mission = mission_store.watch(store, pipe, task) if task is not None else None
         old = agent.state
         if old == AgentState.WORKING:
             states.step(agent, AgentState.IDLE)
         pipe.multi()
-        if task is not None:
-            if finished or outcome.usage is not None or outcome.commits:
-                store.put_task(task, pipe)
-            if finished:
-                store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
-                                task=task.id)
-            dispatched: list[Task] = []
-            if follow is not None:
-                dispatched = follow.queue(store, pipe, queue_dispatch)
-            if finished or outcome.usage is not None:  # a release, or its cost counted
-                dispatched += mission_store.queue_advance(store, pipe, mission, task,
-                                                     queue_dispatch, dispatched)
+        if ending is not None:
+            dispatched = ending.queue(store, pipe, agent, outcome)
             if released is not None:
                 released[:] = dispatched
-            _report(store, pipe, agent_id, task, outcome.error)
         if outcome.usage is not None:
             usage_store.queue_round(store, pipe, agent, task, outcome.number, outcome.usage)
         usage_store.queue_timing(store, pipe, outcome.secs, outcome.ok)
@@ -282,19 +276,70 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
     return store.transaction(body, *watching(fence, *watch))
 
 
-def _end_task(store: Store, pipe: Pipeline, agent: Agent, task: Task | None,
-              outcome: Outcome) -> graph.Followers | None:
+@dataclass
+class _Ending:
+    """What a round's end does to its task, planned in the watching phase."""
+
+    task: Task
+    finished: bool  # the round ends it (it was not finished, nor at a gate, already)
+    to_review: bool  # it ended well and goes to its reviewer instead of completing
+    follow: graph.Followers | None = None
+    gate: review_gate.Plan | None = None  # a review task's verdict on the task it reviews
+    mission: mission_store.View | None = None
+
+    def queue(self, store: Store, pipe: Pipeline, agent: Agent, outcome: Outcome
+              ) -> list[Task]:
+        """Queue the task's writes (in MULTI); returns the tasks dispatched."""
+        task = self.task
+        dispatched: list[Task] = []
+        if self.to_review:
+            task.result = outcome.output[-RESULT_LIMIT:]
+            text = review_gate.review_text(task, agent.name, agent.branch, outcome.diff)
+            review_gate.queue_into_review(store, pipe, task, text, queue_dispatch)
+        elif self.finished or outcome.usage is not None or outcome.commits:
+            store.put_task(task, pipe)
+        if self.finished and not self.to_review:
+            store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
+                            task=task.id)
+        if self.follow is not None:
+            dispatched = self.follow.queue(store, pipe, queue_dispatch)
+        if self.gate is not None:
+            dispatched += self.gate.queue(store, pipe, queue_dispatch)
+        if self.finished or outcome.usage is not None:  # a release, or its cost counted
+            dispatched += mission_store.queue_advance(store, pipe, self.mission, task,
+                                                      queue_dispatch, dispatched)
+        if not self.to_review:
+            _report(store, pipe, agent.id, task, outcome.error)
+        return dispatched
+
+
+def _plan_end(store: Store, pipe: Pipeline, agent: Agent, task: Task, outcome: Outcome
+              ) -> _Ending:
+    """The round's task: finished by it, gone to review, or left (finished already, or
+    at a gate: a second recording of the round changes nothing)."""
+    finished = not task.state.is_terminal and not task.state.at_gate
+    to_review = finished and outcome.ok and review_gate.needs_review(task)
+    ending = _Ending(task, finished, to_review)
+    if finished and not to_review:
+        ending.follow, ending.gate = _end_task(store, pipe, agent, task, outcome)
+    ending.mission = mission_store.watch(store, pipe, task)
+    return ending
+
+
+def _end_task(store: Store, pipe: Pipeline, agent: Agent, task: Task,
+              outcome: Outcome) -> tuple[graph.Followers, review_gate.Plan | None]:
     """The task's outcome in memory, and (read under WATCH) what it does to the tasks
-    that wait for it."""
-    if task is None:
-        return None
+    that wait for it, and, for a review task, to the task it reviews (its verdict; none:
+    the review fails, saying so)."""
     mark_finished(task, TaskState.COMPLETED if outcome.ok else TaskState.FAILED,
                   outcome.output if outcome.ok else outcome.error)
+    verdict = review_gate.judge_review(task) if task.reviews else None
     if task.state == TaskState.COMPLETED:
         agent.tasks_completed += 1
+    gate = review_gate.watch(store, pipe, task, verdict) if task.reviews else None
     follow = graph.followers(store, pipe, task)
     ensure_inboxes(store, follow.released)
-    return follow
+    return follow, gate
 
 
 def _round_done(agent: Agent, task: Task | None, outcome: Outcome) -> None:

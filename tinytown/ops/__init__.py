@@ -16,8 +16,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 __all__ = ["access", "assignments", "control_plane", "mission_control", "flower", "hosting",
-           "readiness", "reclaim", "ordering", "routing", "snapshot", "spawning", "starting",
-           "usage_budgets", "workspaces"]
+           "readiness", "reclaim", "ordering", "reviewing", "routing", "snapshot", "spawning",
+           "starting", "usage_budgets", "workspaces"]
 
 if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
     from tinytown.ops import (
@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
         ordering,
         readiness,
         reclaim,
+        reviewing,
         routing,
         snapshot,
         spawning,

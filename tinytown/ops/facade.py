@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from tinytown import ops
 from tinytown.core.errors import TownExists, UsageError
-from tinytown.core.models import Agent, Priority, Task, TaskState
+from tinytown.core.models import Agent, Gates, Priority, Task, TaskState
 from tinytown.core.settings import (
     CONFIG_FILE,
     Settings,
@@ -172,10 +172,11 @@ class Town:
     # --- tasks --------------------------------------------------------------------
 
     def assign(self, agent_ref: str, task: Task | str, priority: Priority = Priority.NORMAL,
-               after: Iterable[str] = ()) -> str:
+               after: Iterable[str] = (), gates: Gates | None = None) -> str:
         """Record the task as `assigned` and put a `task_assign` in the agent's inbox;
-        with `after` (task ids or prefixes), `blocked` until those are completed."""
-        return ops.assignments.assign(self.context, agent_ref, task, priority, after)
+        `after`: `blocked` until those tasks are completed; `gates`: Gates(review=R)."""
+        return ops.assignments.assign(self.context, agent_ref,
+                                      ops.reviewing.with_gates(task, gates), priority, after)
 
     def task(self, ref: str) -> Task:
         """A task by full id or a unique prefix of 4+ characters."""
@@ -211,13 +212,19 @@ class Town:
         `queue` (wait for the restart, up to `timeout`)."""
         return ops.assignments.wait(self.context, ref, timeout, on_poll, queue)
 
-    def assign_to_role(self, role: str, task: Task | str, after: Iterable[str] = ()
-                       ) -> tuple[Task, list[Agent]]:
-        """Queue a task for whichever agent of the role is free; returns the task and
-        the role's live agents (none: it waits in the role's queue); with `after`,
-        `blocked` until those tasks are completed."""
+    def assign_to_role(self, role: str, task: Task | str, after: Iterable[str] = (),
+                       gates: Gates | None = None) -> tuple[Task, list[Agent]]:
+        """Queue a task for whichever agent of the role is free; returns it and the
+        role's live agents (none: it waits); `after`, `gates`: as `assign`'s."""
         return ops.routing.assign_to_role(self.context, role,
-                                      Task(task) if isinstance(task, str) else task, after)
+                                          ops.reviewing.with_gates(task, gates), after)
+
+    def review_verdict(self, task_ref: str, approve: bool, notes: str = "", by: str | None = None
+                       ) -> Task:
+        """Answer a review (the review task or the task in review; `by`: the answering
+        agent, only the review's assignee may; None: a person): ops/reviewing.py."""
+        return ops.reviewing.verdict(self.context, task_ref, approve, notes,
+                                     resolve(self.context, by).id if by else None)
 
     def retry_task(self, ref: str, to: str | None = None, role: str | None = None) -> Task:
         """Run a failed or cancelled task again: for its agent (or role), for agent

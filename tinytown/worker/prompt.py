@@ -12,6 +12,7 @@ CONTEXT_END = "===== END INHERITED CONTEXT ====="
 CONTEXT_CHARS = 2000  # of each inherited prompt and output
 DEPENDENCY_CHARS = 4096  # of each dependency's result in a dependent task's prompt
 DEPENDENCIES_CHARS = 16384  # of all of them together
+REVIEW_NOTES_CHARS = 8000  # of a reviewer's notes sent back to the author
 
 
 @dataclass
@@ -63,6 +64,18 @@ def _dependencies(r: RoundInput) -> list[str]:
     return out
 
 
+def _review_changes(task: Task) -> list[str]:
+    """A task sent back by its reviewer: the notes, so the author makes the changes."""
+    last = task.review_history[-1] if task.review_history else None
+    if last is None or last.get("verdict") != "request_changes" or task.reviews:
+        return []
+    notes = str(last.get("notes") or "(no notes given)").strip()
+    return [f"## Review round {last.get('round', '?')}: changes requested",
+            f"review requested changes: {notes[-REVIEW_NOTES_CHARS:]}",
+            "", "Make these changes on your branch; your work then goes to review again.",
+            ""]
+
+
 def build_prompt(r: RoundInput) -> str:
     a = r.agent
     out = [
@@ -92,6 +105,7 @@ def build_prompt(r: RoundInput) -> str:
             f"## Your task (id {r.task.id})",
             r.task.description,
             "",
+            *_review_changes(r.task),
             *_dependencies(r),
             "When you finish, your output is kept as the task's result; to set it"
             f" yourself run: tt task complete {r.task.id} --result \"...\"",
