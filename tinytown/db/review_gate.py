@@ -92,8 +92,9 @@ def review_text(task: Task, author: str, branch: str | None, diff: str | None) -
            f" done by {author}.", "", "## The task", task.description.strip(), ""]
     if task.result:
         out += ["## The author's summary", task.result.strip()[-4000:], ""]
-    if branch:
-        out += [f"## Branch {branch}: its diff against its base", "```diff",
+    if branch or diff:
+        out += [f"## Branch {branch or '(none of its own)'}: its diff against its base",
+                "```diff",
                 bounded_diff(diff or "").rstrip("\n") or "(no changes)", "```", ""]
     else:
         out += ["## Diff", "(the author has no branch of its own: no diff to show)", ""]
