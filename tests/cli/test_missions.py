@@ -47,7 +47,7 @@ def test_plan_check_prints_the_waves(town: TownFixture) -> None:
 
 def test_plan_check_against_the_town(town: TownFixture) -> None:
     plan = PLAN.replace('role = "worker"', 'role = "nobody"').replace(
-        'text = "third"', 'text = "third"\nreview = "reviewer"')
+        'text = "third"', 'text = "third"\napprove = true')
     r = town.tt("plan", "check", _write(town, plan))
     assert r.code == 1 and r.out == ""
     no_bob = f"no agent 'bob' in town {town.name!r} (try `tt list` for names and ids)"
@@ -55,7 +55,7 @@ def test_plan_check_against_the_town(town: TownFixture) -> None:
     assert lines[0] == f"plan.toml:3: task 'a': {no_bob}"
     assert lines[1].startswith("plan.toml:8: task 'b': unknown role 'nobody'; known roles:")
     assert lines[2:] == [
-        "plan.toml:14: task 'c': `review`: gates (check/review/approve) are not supported yet",
+        "plan.toml:14: task 'c': `approve`: gates (check/approve) are not supported yet",
         f"plan.toml:14: task 'c': {no_bob}"]
     r = town.tt("plan", "check", "--no-town", "plan.toml")  # the file alone: only the gate
     assert r.code == 1 and r.err.splitlines() == lines[2:3]
@@ -98,7 +98,7 @@ def test_start_refusals_write_nothing(town: TownFixture) -> None:
                    "gated.toml")
     r = town.tt("mission", "start", "m", "--plan", gated)
     assert r.code == 1 and r.err == ("gated.toml:3: task 'a': `approve`: gates"
-                                     " (check/review/approve) are not supported yet\n")
+                                     " (check/approve) are not supported yet\n")
     r = town.tt("mission", "start", "m", "--plan", _write(town, "[[task]]\n", "empty.toml"))
     assert r.code == 1 and r.err.startswith("empty.toml:1: task 1 has no name")
     assert town.town_keys() == before

@@ -184,9 +184,9 @@ def test_refusals_write_nothing(town: TownFixture) -> None:
         town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nrole = "nobody"\n')
     with pytest.raises(PlanInvalid, match="no agent 'carol'"):
         town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nagent = "carol"\n')
-    with pytest.raises(Refused, match="gates .check/review/approve. are not supported yet"):
+    with pytest.raises(Refused, match="gates .check/approve. are not supported yet"):
         town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nagent = "bob"\n'
-                                'review = "reviewer"\n')
+                                'approve = true\n')
     with pytest.raises(PlanInvalid, match="comes after itself"):
         town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nagent = "bob"\n'
                                 'after = ["a"]\n')

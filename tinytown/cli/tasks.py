@@ -22,7 +22,7 @@ from tinytown.cli.common import (
     tags_option_value,
 )
 from tinytown.core.errors import UsageError
-from tinytown.core.models import Priority, Task, TaskState
+from tinytown.core.models import Gates, Priority, Task, TaskState
 
 if TYPE_CHECKING:
     from tinytown.ops.facade import Town
@@ -37,6 +37,11 @@ if TYPE_CHECKING:
               help="Comma-separated task ids (or prefixes): it is blocked until they are"
                    " all completed, then dispatched.")
 @click.option("--urgent", is_flag=True, help="Put the assignment at the head of the inbox.")
+@click.option("--review", metavar="ROLE",
+              help="A review gate: when its round ends well, an agent of ROLE reviews the"
+                   " branch's diff (approve, or changes back to the author).")
+@click.option("--max-review-rounds", type=click.IntRange(1, 100),
+              help="With --review: reviews before a person decides (default 3).")
 @click.option("--wait", "wait_", is_flag=True,
               help="Block until the task ends: exit 0 completed, 1 failed/cancelled, 124 timeout.")
 @click.option("--timeout", type=SECONDS, help="With --wait: seconds.")
@@ -46,8 +51,9 @@ if TYPE_CHECKING:
 @pass_ctx
 def assign(
     obj: Context, args: tuple[str, ...], role: str | None, tags: str | None,
-    parent_task: str | None, after: str | None, urgent: bool, wait_: bool,
-    timeout: float | None, queue: bool, as_json: bool,
+    parent_task: str | None, after: str | None, urgent: bool, review: str | None,
+    max_review_rounds: int | None, wait_: bool, timeout: float | None, queue: bool,
+    as_json: bool,
 ) -> None:
     """Create a task for an agent (or a role) and wake it; prints the task id.
 
@@ -65,7 +71,8 @@ def assign(
     description = sys.stdin.read() if args[-1] == "-" else args[-1]
     town = obj.town()
     parent_id = town.task(parent_task).id if parent_task else None
-    task = Task(description, tags=tags_option_value(tags), parent_id=parent_id)
+    task = Task(description, tags=tags_option_value(tags), parent_id=parent_id,
+                gates=_review_gate(review, max_review_rounds))
     deps = [ref.strip() for ref in (after or "").split(",") if ref.strip()]
     if after is not None and not deps:
         raise UsageError("--after needs task ids (comma-separated)")
@@ -97,6 +104,29 @@ def assign(
         wait_and_report(town, task.id, timeout, queue, as_json)
 
 
+@click.command()
+@click.argument("task_id")
+@click.argument("verdict", type=click.Choice(["approve", "request-changes"]))
+@click.option("--notes", default="", help="What the author should change (or why it is good).")
+@json_option
+@pass_ctx
+def review(obj: Context, task_id: str, verdict: str, notes: str, as_json: bool) -> None:
+    """Answer a review by hand: TASK_ID is the review task or the task in review.
+
+    approve: the task goes on (its approve gate, or completed, its dependents released);
+    request-changes: NOTES go back to its author, in its session, for another round.
+    """
+    t = obj.town().review_verdict(task_id, verdict == "approve", notes)
+    emit(t, as_json, f"task {t.id} {t.state.value}")
+
+
+def _review_gate(role: str | None, rounds: int | None) -> Gates | None:
+    """`--review ROLE [--max-review-rounds N]` as the task's gates."""
+    if rounds is not None and role is None:
+        raise UsageError("--max-review-rounds goes with --review")
+    return Gates(review=role, max_review_rounds=rounds or 3) if role else None
+
+
 @click.group()
 def task() -> None:
     """Show and change tasks."""
@@ -107,8 +137,10 @@ def _print_task(t: Task, as_json: bool, town: Town | None = None) -> None:
         emit_json(t)
         return
     for key, value in t.to_wire().items():
-        if key == "usage":
+        if key in ("usage", "review_history"):
             continue
+        if key == "gates":
+            value = _gates_text(t.gates)
         if key == "after" and town is not None:
             value = ", ".join(_dependency(town, i) for i in t.after)
         if isinstance(value, list):
@@ -123,6 +155,27 @@ def _print_task(t: Task, as_json: bool, town: Town | None = None) -> None:
         else:
             say(f"{'cost':13} {u.cost_text()} ({u.rounds} round(s): {u.input_tokens} input,"
                 f" {u.cached_input_tokens} cached, {u.output_tokens} output tokens)")
+    for entry in t.review_history:  # oldest first: round, verdict, reviewer, notes
+        who = str(entry.get("reviewer") or "?")
+        if town is not None and (agent := town.store.get_agent(who)) is not None:
+            who = agent.name
+        notes = " ".join(str(entry.get("notes") or "").split())
+        review = str(entry.get("review_task", ""))[:8]
+        say(f"{'review ' + str(entry.get('round', '?')):13} {entry.get('verdict')} by {who}"
+            f" (review task {review}){': ' + notes if notes else ''}")
+
+
+def _gates_text(gates: Gates | None) -> str | None:
+    """A task's gates in one line, as `tt task show` prints them."""
+    if gates is None:
+        return None
+    parts = [f"check `{gates.check}` (max {gates.max_fix_rounds} fix rounds)"] \
+        if gates.check else []
+    if gates.review:
+        parts.append(f"review by role {gates.review} (max {gates.max_review_rounds} rounds)")
+    if gates.approve:
+        parts.append("approve by a person")
+    return ", ".join(parts) or None
 
 
 def _dependency(town: Town, task_id: str) -> str:

@@ -19,7 +19,7 @@
 Tasks are `[[task]]` tables with a `name` (an array keeps the file's order, which is
 the order a wave's tasks are dispatched in, and lets a duplicate name be reported with
 both of its lines). Gates (`review`, `approve`, `check`, `max_fix_rounds`) are parsed
-and kept; running them comes in a later version (`Plan.gates` lists them).
+and kept; `review` (and `max_review_rounds`) run, the others come later (`Plan.gates`).
 
 `check_plan(text)` is pure: it reads only the text given and returns a `Plan` or every
 `Problem` it found, each with its line. `plan_from_mapping` checks the same schema
@@ -43,8 +43,9 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 SETTINGS_KEYS = ("name", "goal", "budget", "parallel", "task")
 TASK_KEYS = ("name", "text", "role", "agent", "after", "review", "approve", "check",
-             "max_fix_rounds")
-GATE_KEYS = ("review", "approve", "check", "max_fix_rounds")
+             "max_fix_rounds", "max_review_rounds")
+GATE_KEYS = ("review", "approve", "check", "max_fix_rounds", "max_review_rounds")
+MAX_REVIEW_ROUNDS = 100
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class PlanTask:
     check: str | None = None
     max_fix_rounds: int | None = None
     line: int = 0  # where its table starts in the file (0: not from a file)
+    max_review_rounds: int | None = None
 
     @property
     def gates(self) -> list[str]:
@@ -267,9 +269,15 @@ def _task(raw: Any, index: int, where: _Lines, problems: list[Problem]) -> PlanT
         problems.append(Problem(at("approve"), "`approve` is true or false"))
     check = _text(raw, "check", at("check"), problems)
     fixes = _count(raw, "max_fix_rounds", at("max_fix_rounds"), problems, 0, MAX_FIX_ROUNDS)
+    reviews = _count(raw, "max_review_rounds", at("max_review_rounds"), problems, 1,
+                     MAX_REVIEW_ROUNDS)
+    if reviews is not None and review is None and "review" not in raw:
+        problems.append(Problem(at("max_review_rounds"), "`max_review_rounds` goes with"
+                                " `review`"))
     if len(problems) > before or name is None or text is None:
         return None
-    return PlanTask(name, text, role, agent, after, review, approve is True, check, fixes, line)
+    return PlanTask(name, text, role, agent, after, review, approve is True, check, fixes, line,
+                    reviews)
 
 
 def _name(doc: dict[str, Any], key: str, line: int, problems: list[Problem], what: str

@@ -180,6 +180,20 @@ class Assign(_Request):
         [], max_length=1000,
         description="Task ids (or prefixes of 4+): it is blocked until they are all"
                     " completed, then dispatched")
+    review: str | None = Field(None, min_length=1, max_length=64,
+                               description="A review gate: the role that reviews its branch"
+                               " when its round ends well (`tt assign --review`)")
+    max_review_rounds: int | None = Field(None, ge=1, le=100,
+                                          description="With review: reviews before a person"
+                                          " decides (default 3)")
+
+
+class Verdict(_Request):
+    """A review's answer (`tt review`): approve, or request changes with notes for the
+    author."""
+
+    verdict: Literal["approve", "request_changes"]
+    notes: Text = ""
 
 
 class Retry(_Request):
@@ -198,7 +212,11 @@ class PlanTask(_Request):
     role: str | None = Field(None, description="A role (whichever agent of it is free)...")
     agent: str | None = Field(None, description="... or one agent: give one of the two")
     after: list[str] = Field([], description="Names of the plan's tasks it waits for")
-    review: str | None = Field(None, description="A gate: not supported yet (refused)")
+    review: str | None = Field(None, description="A review gate: the role that reviews its"
+                               " branch's diff (approve, or changes back to its author)")
+    max_review_rounds: int | None = Field(None, ge=1, le=100,
+                                          description="With review: reviews before a person"
+                                          " decides (default 3)")
     approve: bool = Field(False, description="A gate: not supported yet (refused)")
     check: str | None = Field(None, description="A gate: not supported yet (refused)")
     max_fix_rounds: int | None = Field(None, ge=0, le=100)

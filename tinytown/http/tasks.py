@@ -1,5 +1,5 @@
 """/v1/tasks: list, show, assign (to an agent or a role, after other tasks), wait,
-complete, fail, cancel, retry, unblock."""
+complete, fail, cancel, retry, unblock, a review's verdict."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from tinytown.core.apikeys import Scope
 from tinytown.core.errors import UsageError
-from tinytown.core.models import Priority, TaskState
+from tinytown.core.models import Gates, Priority, TaskState
 from tinytown.core.models import Task as TaskRecord
 from tinytown.http import schemas as s
 from tinytown.http.auth import needs, town_of
@@ -39,7 +39,11 @@ def assign(body: s.Assign, town: TownDep) -> s.Task:
     if (body.agent is None) == (body.role is None):
         raise UsageError("give `agent` or `role` (one of them)")
     parent_id = town.task(body.parent_id).id if body.parent_id else None
-    task = TaskRecord(body.description, tags=body.tags, parent_id=parent_id)
+    if body.max_review_rounds is not None and body.review is None:
+        raise UsageError("`max_review_rounds` goes with `review`")
+    gates = Gates(review=body.review, max_review_rounds=body.max_review_rounds or 3) \
+        if body.review else None
+    task = TaskRecord(body.description, tags=body.tags, parent_id=parent_id, gates=gates)
     if body.role is not None:
         queued, _live = town.assign_to_role(body.role, task, after=body.after)
         return s.Task.of(queued)
@@ -100,3 +104,12 @@ def unblock(ref: TaskRef, town: TownDep) -> s.Task:
     """A task blocked by a failed or cancelled dependency goes on without it
     (`tt task unblock`)."""
     return s.Task.of(town.unblock_task(ref))
+
+
+@router.post("/{ref}/verdict", dependencies=[needs(Scope.WRITE)],
+             responses=responses(403, 404, 409))
+def verdict(ref: TaskRef, body: s.Verdict, town: TownDep) -> s.Task:
+    """Answer a review by hand (`tt review`): `ref` is the review task or the task in
+    review; approve moves it on, request_changes sends the notes to its author. Returns
+    the reviewed task."""
+    return s.Task.of(town.review_verdict(ref, body.verdict == "approve", body.notes))

@@ -33,7 +33,16 @@ from tinytown.core.errors import (
     UsageError,
     one_line,
 )
-from tinytown.core.models import Agent, AnyBody, MessageBody, Priority, Task, WireModel, wire
+from tinytown.core.models import (
+    Agent,
+    AnyBody,
+    Gates,
+    MessageBody,
+    Priority,
+    Task,
+    WireModel,
+    wire,
+)
 from tinytown.ops.facade import Town
 
 MAX_ACK = 100  # messages one ack_inbox call takes at most
@@ -201,22 +210,23 @@ class Tools:
         return self.run(ctx, "ack_inbox", Scope.WRITE, call)
 
     def assign_task(self, ctx: Context, description: str, agent: str | None = None,
-                    role: str | None = None, after: list[str] | None = None
-                    ) -> CallToolResult:
+                    role: str | None = None, after: list[str] | None = None,
+                    review: str | None = None) -> CallToolResult:
         """Give a task to an agent (`agent`: name, nickname or id), or queue it for
         whichever agent of a role is free (`role`); one of the two. `after`: task ids
         it waits for (it is `blocked` until they are all completed, then dispatched,
-        their results in its prompt). Returns the task (its id is how complete_task,
+        their results in its prompt). `review`: a role whose agent reviews the work
+        before it counts as completed. Returns the task (its id is how complete_task,
         wait and `tt task show` name it)."""
 
         def call(caller: Caller) -> Task:
             if (agent is None) == (role is None):
                 raise UsageError("give `agent` or `role` (one of them)")
+            task = Task(description, gates=Gates(review=review) if review else None)
             if role is not None:
-                return self.town.assign_to_role(role, Task(description), after=after or ())[0]
+                return self.town.assign_to_role(role, task, after=after or ())[0]
             assert agent is not None
-            return self.town.task(self.town.assign(agent, Task(description),
-                                                   after=after or ()))
+            return self.town.task(self.town.assign(agent, task, after=after or ()))
 
         return self.run(ctx, "assign_task", Scope.WRITE, call)
 
@@ -233,6 +243,20 @@ class Tools:
         working on now. Returns the task."""
         return self.run(ctx, "fail_task", Scope.WRITE, lambda c: self.town.fail_task(
             self.my_task_id(c, task_id), error))
+
+    def review_verdict(self, ctx: Context, verdict: Literal["approve", "request_changes"],
+                       notes: str = "", task: str | None = None) -> CallToolResult:
+        """Answer a review you were given: `verdict` approve or request_changes, `notes`
+        (for changes: what the author should change). `task`: the review task (or the
+        task under review); without it, the task you are working on now. Only the agent
+        the review task is assigned to may answer it. Returns the reviewed task."""
+
+        def call(caller: Caller) -> Task:
+            return self.town.review_verdict(self.my_task_id(caller, task),
+                                            verdict == "approve", notes,
+                                            by=self.me(caller).id)
+
+        return self.run(ctx, "review_verdict", Scope.WRITE, call)
 
     def retry_task(self, ctx: Context, task_id: str, to: str | None = None,
                    role: str | None = None) -> CallToolResult:
@@ -319,7 +343,7 @@ class Tools:
 TOOLS: list[tuple[str, ToolAnnotations]] = [
     ("whoami", READ), ("list_agents", READ), ("send_message", WRITE), ("read_inbox", READ),
     ("ack_inbox", WRITE), ("assign_task", WRITE), ("complete_task", WRITE),
-    ("fail_task", WRITE), ("retry_task", WRITE), ("unblock_task", WRITE),
+    ("fail_task", WRITE), ("review_verdict", WRITE), ("retry_task", WRITE), ("unblock_task", WRITE),
     ("list_backlog", READ), ("claim_backlog", WRITE),
     ("spawn_helper", WRITE), ("start_mission", WRITE), ("mission_status", READ),
     ("add_mission_task", WRITE),

@@ -20,7 +20,7 @@ from tinytown.core.errors import (
     TaskNotFound,
     UsageError,
 )
-from tinytown.core.models import Mission, MissionState, Task, TaskState
+from tinytown.core.models import Gates, Mission, MissionState, Task, TaskState
 from tinytown.core.plans import (
     MAX_BUDGET_USD,
     MAX_PARALLEL,
@@ -38,7 +38,8 @@ from tinytown.db.task_writes import ensure_inboxes, queue_dispatch
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
 
-GATES_REFUSED = "gates (check/review/approve) are not supported yet"
+GATES_REFUSED = "gates (check/approve) are not supported yet"
+RUNS = ("review", "max_review_rounds")  # the gates that run (tinytown.db.review_gate)
 NO_PLAN = ("a mission without a plan needs a conductor, which is not built yet: pass"
            " --plan FILE for now")
 
@@ -59,13 +60,14 @@ def check(town: TownContext | None, text: str | bytes) -> Plan | list[Problem]:
 
 def runnable_problems(town: TownContext | None, plan: Plan) -> list[Problem]:
     problems = [Problem(t.line, f"task {t.name!r}: `{gate}`: {GATES_REFUSED}")
-                for t, gate in plan.gates]
+                for t, gate in plan.gates if gate not in RUNS]
     if town is not None:
         known = town.settings.known_roles()
         for t in plan.tasks:
-            if t.role is not None and t.role not in known:
-                problems.append(Problem(t.line, f"task {t.name!r}: unknown role {t.role!r};"
-                                        f" known roles: {', '.join(sorted(known))}"))
+            for role in (t.role, t.review):
+                if role is not None and role not in known:
+                    problems.append(Problem(t.line, f"task {t.name!r}: unknown role {role!r};"
+                                            f" known roles: {', '.join(sorted(known))}"))
             if t.agent is not None:
                 try:
                     _agent_id(town, t.agent)
@@ -132,6 +134,8 @@ def _held(town: TownContext, mission: str, spec: PlanTask, task_id: str, after: 
     if spec.agent is not None:
         task.assigned_to = _agent_id(town, spec.agent)
     task.role = spec.role
+    if spec.review is not None:  # the plan's gate keys onto the task's Gates
+        task.gates = Gates(review=spec.review, max_review_rounds=spec.max_review_rounds or 3)
     return task
 
 
