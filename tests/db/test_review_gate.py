@@ -12,9 +12,8 @@ import pytest
 from tests.helpers import TownFixture
 from tinytown.core.errors import InvalidTransition, NotPermitted
 from tinytown.core.models import AgentState, Gates, Task, TaskState
-from tinytown.db import review_gate
+from tinytown.db import review_gate, task_writes
 from tinytown.db import rounds as round_steps
-from tinytown.db import task_writes
 from tinytown.ops.facade import Town
 
 

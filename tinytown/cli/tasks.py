@@ -396,4 +396,4 @@ def backlog_remove(obj: Context, task_id: str, as_json: bool) -> None:
     emit(task, as_json, f"task {task.id} removed from the backlog")
 
 
-COMMANDS = [assign, task, backlog]
+COMMANDS = [assign, task, review, backlog]

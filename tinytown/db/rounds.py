@@ -295,14 +295,16 @@ class _Ending:
         if self.to_review:
             task.result = outcome.output[-RESULT_LIMIT:]
             text = review_gate.review_text(task, agent.name, agent.branch, outcome.diff)
-            review_gate.queue_into_review(store, pipe, task, text, queue_dispatch)
+            # the review task: a cold reviewer of its role wakes for it, as for a release
+            dispatched.append(review_gate.queue_into_review(store, pipe, task, text,
+                                                            queue_dispatch))
         elif self.finished or outcome.usage is not None or outcome.commits:
             store.put_task(task, pipe)
         if self.finished and not self.to_review:
             store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe,
                             task=task.id)
         if self.follow is not None:
-            dispatched = self.follow.queue(store, pipe, queue_dispatch)
+            dispatched += self.follow.queue(store, pipe, queue_dispatch)
         if self.gate is not None:
             dispatched += self.gate.queue(store, pipe, queue_dispatch)
         if self.finished or outcome.usage is not None:  # a release, or its cost counted

@@ -61,7 +61,7 @@ def finish_task(
             pipe.watch(agent_key)  # type: ignore[no-untyped-call]
             agent = _agent_or_none(pipe, agent_key)
         if state == TaskState.COMPLETED and review_gate.needs_review(task):
-            return _into_review(store, pipe, task, text, agent, diff)
+            return _into_review(store, pipe, task, text, agent, diff, released)
         now = mark_finished(task, state, text)
         verdict = review_gate.judge_review(task) if task.reviews else None
         gate = review_gate.watch(store, pipe, task, verdict)
@@ -91,17 +91,20 @@ def finish_task(
 
 
 def _into_review(store: Store, pipe: Pipeline, task: Task, text: str | None,
-                 agent: Agent | None, diff: str | None) -> Task:
+                 agent: Agent | None, diff: str | None, released: list[Task] | None) -> Task:
     """`finish_task`'s completion of a task that needs a review: `in_review`, and its
-    review task queued for the reviewing role (one MULTI)."""
+    review task queued for the reviewing role (one MULTI; in `released`, to wake a cold
+    reviewer)."""
     if text is not None:
         task.result = text[-RESULT_LIMIT:]
     review = review_gate.review_text(task, agent.name if agent else "?",
                                      agent.branch if agent else None, diff)
     mission = mission_store.watch(store, pipe, task)
     pipe.multi()
-    review_gate.queue_into_review(store, pipe, task, review, queue_dispatch)
+    queued = review_gate.queue_into_review(store, pipe, task, review, queue_dispatch)
     mission_store.queue_advance(store, pipe, mission, task, queue_dispatch)
+    if released is not None:
+        released[:] = [queued]
     return task
 
 
