@@ -185,3 +185,13 @@ def test_parse_verdict(text: str, found: tuple[bool, str] | None) -> None:
 def test_a_long_diff_is_cut_with_a_note() -> None:
     cut = review_gate.bounded_diff("+x\n" * 40000)
     assert len(cut.encode()) < review_gate.DIFF_LIMIT + 200 and "the diff is cut here" in cut
+
+
+def test_cancelling_a_task_in_review_cancels_its_review(pair: tuple[Town, str, str]) -> None:
+    t, author, _ = pair
+    task_id = t.assign("author", "build it", gates=Gates(review="reviewer"))
+    round_steps.finish(t.store, author, task_id, _outcome("built it"))
+    review_id = t.task(task_id).review_task or ""
+    t.cancel_task(task_id)
+    assert t.task(review_id).state == TaskState.CANCELLED
+    assert t.task(task_id).state == TaskState.CANCELLED

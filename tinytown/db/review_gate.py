@@ -232,6 +232,27 @@ def watch(store: Store, pipe: Pipeline, review: Task, verdict: tuple[bool, str] 
     return plan
 
 
+def open_review(store: Store, pipe: Pipeline, task: Task) -> Task | None:
+    """A task in review about to fail or be cancelled: its review task, if still open
+    (read under WATCH), which ends with it (`queue_drop`)."""
+    if task.state != TaskState.IN_REVIEW or not task.review_task:
+        return None
+    review = graph.watch_tasks(store, pipe, [task.review_task]).get(task.review_task)
+    return review if review is not None and not review.state.is_terminal else None
+
+
+def queue_drop(store: Store, pipe: Pipeline, review: Task | None, why: str) -> None:
+    """Queue on `pipe`: an open review `cancelled` (its task ended otherwise)."""
+    if review is None:
+        return
+    review.state = TaskState.CANCELLED
+    review.completed_at = review.updated_at = utcnow()
+    review.result = why
+    store.put_task(review, pipe)
+    pipe.zrem(keys.role_pending(store.town), review.id)
+    store.add_event("task_cancelled", review.assigned_to, pipe=pipe, task=review.id)
+
+
 def _watched_agent(store: Store, pipe: Pipeline, agent_id: str | None) -> Agent | None:
     if not agent_id:
         return None
