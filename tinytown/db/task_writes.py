@@ -62,6 +62,7 @@ def finish_task(
             agent = _agent_or_none(pipe, agent_key)
         if state == TaskState.COMPLETED and review_gate.needs_review(task):
             return _into_review(store, pipe, task, text, agent, diff, released)
+        dropped = review_gate.open_review(store, pipe, task)  # its task ended otherwise
         now = mark_finished(task, state, text)
         verdict = review_gate.judge_review(task) if task.reviews else None
         gate = review_gate.watch(store, pipe, task, verdict)
@@ -71,6 +72,7 @@ def finish_task(
         pipe.multi()
         pipe.set(task_key, task.to_json())
         pipe.zrem(keys.role_pending(store.town), task.id)
+        review_gate.queue_drop(store, pipe, dropped, f"task {task.id[:8]} {state.value}")
         dispatched = follow.queue(store, pipe, queue_dispatch)
         if gate is not None:
             dispatched += gate.queue(store, pipe, queue_dispatch)
