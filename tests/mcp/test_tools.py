@@ -34,7 +34,8 @@ from tinytown.core.models import TaskState
 T = TypeVar("T")
 TOOLS = {"whoami", "list_agents", "send_message", "read_inbox", "ack_inbox", "assign_task",
          "complete_task", "fail_task", "review_verdict", "retry_task", "unblock_task",
-         "list_backlog", "claim_backlog", "spawn_helper", "start_mission", "mission_status", "add_mission_task"}
+         "list_backlog", "claim_backlog", "spawn_helper", "start_mission", "mission_status",
+         "add_mission_task"}
 READ_TOOLS = {"whoami", "list_agents", "read_inbox", "list_backlog", "mission_status"}
 
 
