@@ -10,6 +10,7 @@ import json
 import pytest
 
 from tests.helpers import TownFixture
+from tinytown.core import keys
 from tinytown.core.errors import InvalidTransition, NotPermitted
 from tinytown.core.models import AgentState, Gates, Task, TaskState
 from tinytown.db import review_gate, task_writes
@@ -87,6 +88,9 @@ def test_approve_completes_and_releases_in_the_same_step(pair: tuple[Town, str, 
     assert t.task(child).state == TaskState.ASSIGNED and [x.id for x in released] == [child]
     assert t.store.require_agent(author).tasks_completed == 1
     assert t.task(review.id).state == TaskState.COMPLETED
+    done = [getattr(m.body, "task_id", None) for m in t.store.peek_inbox(keys.SUPERVISOR_ID)
+            if m.type == "task_done"]
+    assert done.count(task_id) == 1  # the reviewed task's report, once its review approved
 
 
 def test_changes_go_back_to_the_author_once(pair: tuple[Town, str, str]) -> None:

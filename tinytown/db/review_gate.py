@@ -35,7 +35,7 @@ from redis.client import Pipeline
 
 from tinytown.core import keys
 from tinytown.core.errors import InvalidRecord
-from tinytown.core.models import Agent, Task, TaskState, utcnow
+from tinytown.core.models import Agent, Message, MessageBody, Task, TaskState, utcnow
 from tinytown.db import graph, mission_store
 from tinytown.db.store import Store, log
 
@@ -180,6 +180,10 @@ class Plan:
                 self.author.last_active_at = now
                 pipe.set(keys.agent(store.town, self.author.id), self.author.to_json())
             store.add_event("task_completed", task.assigned_to, pipe=pipe, task=task.id)
+            store.push_message(Message(sender=task.assigned_to or keys.SUPERVISOR_ID,
+                                       to=keys.SUPERVISOR_ID,
+                                       body=MessageBody.task_done(task.id, task.result or "")),
+                               pipe)  # its report, as a round's completion sends one
         elif task.review_rounds >= limit:
             self._wait_for_person(store, pipe, f"review still requests changes after"
                                   f" {task.review_rounds} rounds: a person decides"
