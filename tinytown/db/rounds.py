@@ -307,10 +307,9 @@ def _settle(task: Task | None, outcome: Outcome) -> tuple[bool, bool]:
     result's last line was a question: the task, in memory, then awaits the answer). A
     task asked about during the round (`ask_human`) is neither: it waits already; nor
     is one answered before the round ended (the round the answer queued goes on); nor
-    one at a gate (`in_review`, `awaiting_approval`: a second recording of the round
-    changes nothing)."""
-    if task is None or task.state.is_terminal or task.state.at_gate or (
-            task.state == TaskState.AWAITING_INPUT):
+    one at a gate (`at_gate`: a second recording of the round changes nothing)."""
+    if task is None or task.state.is_terminal or task.state.at_gate or task.state == \
+            TaskState.AWAITING_INPUT:
         return False, False
     if task.state == TaskState.ASSIGNED and task.answer is not None:
         return False, False  # answered while this round ran: the answer's round runs it
@@ -323,7 +322,6 @@ def _settle(task: Task | None, outcome: Outcome) -> tuple[bool, bool]:
 @dataclass
 class _Ended:
     """What a round's end does beyond its task, planned in the watching phase."""
-
     follow: graph.Followers | None = None  # the tasks that waited for it
     gate: review_gate.Plan | None = None  # a review task's verdict on the task it reviews
     review: str | None = None  # the review task's text: the task goes to its reviewer
@@ -332,10 +330,10 @@ class _Ended:
 def _queue_task(store: Store, pipe: Pipeline, agent: Agent, task: Task, outcome: Outcome,
                 opened: bool, ended: _Ended | None) -> list[Task]:
     """The task as the round leaves it: written when it changed, its question opened or
-    its ending (gates included) queued; returns the tasks dispatched."""
+    its ending (gates included) queued; returns the tasks dispatched (a review task: a
+    cold reviewer of its role wakes for it, as for a release)."""
     dispatched: list[Task] = []
     if ended is not None and ended.review is not None:
-        # the review task: a cold reviewer of its role wakes for it, as for a release
         dispatched.append(review_gate.queue_into_review(store, pipe, task, ended.review,
                                                         queue_dispatch))
     elif ended is not None or opened or outcome.usage is not None or outcome.commits:
@@ -343,27 +341,26 @@ def _queue_task(store: Store, pipe: Pipeline, agent: Agent, task: Task, outcome:
     if opened:
         question_store.queue_opened(store, pipe, task)
     if ended is not None:
-        _queue_ended(store, pipe, agent.id, task, outcome.check)
-        if ended.follow is not None:
-            dispatched += ended.follow.queue(store, pipe, queue_dispatch)
-        if ended.gate is not None:
-            dispatched += ended.gate.queue(store, pipe, queue_dispatch)
+        dispatched += _queue_ended(store, pipe, agent.id, task, outcome.check, ended)
     return dispatched
 
 
 def _queue_ended(store: Store, pipe: Pipeline, agent_id: str, task: Task,
-                 check: CheckRun | None) -> None:
-    """A task's round end, queued: its gates' events and follow-up; its ending event."""
+                 check: CheckRun | None, ended: _Ended) -> list[Task]:
+    """A task's round end, queued: its gates' events and follow-up; its ending event;
+    its releases and, for a review task, its verdict (returns the tasks dispatched)."""
     gate_store.queue_round_gates(store, pipe, task, agent_id, check)
     if task.state.is_terminal:
         store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe, task=task.id)
+    out = ended.follow.queue(store, pipe, queue_dispatch) if ended.follow is not None else []
+    return out + (ended.gate.queue(store, pipe, queue_dispatch) if ended.gate else [])
 
 
 def _end_task(store: Store, pipe: Pipeline, agent: Agent, task: Task | None,
               outcome: Outcome) -> _Ended | None:
     """The task's outcome in memory, and (read under WATCH) what it does to the tasks
-    that wait for it, and, for a review task, to the task it reviews (its verdict; none:
-    the review fails, saying so). A task whose review gate is next goes to review."""
+    that wait for it and, for a review task, to the task it reviews (its verdict; none:
+    the review fails, saying so); or the text of its review, when that gate is next."""
     if task is None:
         return None
     decision = gate_store.decide(task, outcome.ok, outcome.output, outcome.error,

@@ -484,31 +484,3 @@ class Ready(BaseModel):
 class Alive(BaseModel):
     status: Literal["ok"] = "ok"
 
-
-# --- the dashboard's reads -------------------------------------------------------------
-
-
-class WhoAmI(BaseModel):
-    """The key a request was made with (never the key itself)."""
-
-    name: str
-    scope: Literal["read", "write", "admin"]
-    town: str = Field(description="The town this server serves")
-
-
-class RoundLogFile(BaseModel):
-    round: int = Field(ge=0)
-    bytes: int = Field(ge=0)
-    modified: Timestamp
-
-
-class RoundLog(BaseModel):
-    """An agent's round logs on the serving machine (where its worker ran; another
-    machine's are not seen) and the tail of one (`tt logs`)."""
-
-    agent: Uuid
-    name: str
-    rounds: list[RoundLogFile] = Field(description="The newest rounds' logs, oldest first")
-    round: int | None = Field(description="The round whose log `text` ends (none yet: null)")
-    truncated: bool = Field(description="`text` is the log's end, not all of it")
-    text: str = Field(description="The log's last 64 KiB, as the agent CLI wrote it")
