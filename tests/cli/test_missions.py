@@ -138,7 +138,7 @@ def test_help_lists_missions_as_a_topic() -> None:
     r = tt("--help")
     assert r.code == 0
     topic = r.out.split("\nMissions:\n")[1].split("\n\n")[0].splitlines()
-    assert [line.split()[0] for line in topic] == ["mission", "plan"]
+    assert [line.split()[0] for line in topic] == ["mission", "plan", "approve", "reject", "review"]
 
 
 def test_status_watch_ends_with_the_mission(town: TownFixture) -> None:
