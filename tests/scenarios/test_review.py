@@ -153,8 +153,10 @@ def test_a_review_without_a_verdict_fails_and_retries(pair: TownFixture) -> None
 
 def test_a_verdict_by_hand(pair: TownFixture) -> None:
     town = pair
-    assert town.tt("close", "critic").code == 0  # nobody reviews: a person answers
-    town.wait_state("critic", "cold")
+    # nobody reviews: a person answers (paused, not cold: a cold reviewer would wake
+    # for the review and race the person)
+    assert town.tt("interrupt", "critic").code == 0
+    town.wait_state("critic", "paused")
     task_id = _assign(town, "author", "append a round line", "--review", "reviewer")
     town.wait_task(task_id, TaskState.IN_REVIEW, timeout=60)
     r = town.tt("review", task_id[:8], "request-changes")
