@@ -12,7 +12,7 @@ import pytest
 from tests.helpers import TownFixture
 from tinytown.core import keys
 from tinytown.core.errors import InvalidTransition, NotPermitted
-from tinytown.core.models import AgentState, Gates, Task, TaskState
+from tinytown.core.models import AgentState, CheckRun, Gates, Task, TaskState
 from tinytown.db import review_gate, task_writes
 from tinytown.db import rounds as round_steps
 from tinytown.ops.facade import Town
@@ -199,3 +199,41 @@ def test_cancelling_a_task_in_review_cancels_its_review(pair: tuple[Town, str, s
     t.cancel_task(task_id)
     assert t.task(review_id).state == TaskState.CANCELLED
     assert t.task(task_id).state == TaskState.CANCELLED
+
+
+def test_gate_order_check_then_review_then_approve(pair: tuple[Town, str, str]) -> None:
+    """check -> review -> approve -> completed: a failed check is a fix round (no review
+    yet); a passed one goes to review; changes come back as the follow-up; the approved
+    review waits for a person; the person's approval completes it."""
+    t, author, critic = pair
+    gates = Gates(check="make test", review="reviewer", approve=True)
+    task_id = t.assign("author", "build it", gates=gates)
+    failed = _outcome("built it")
+    failed.check = CheckRun("make test", passed=False, exit_code=1, tail="boom")
+    round_steps.finish(t.store, author, task_id, failed)
+    task = t.task(task_id)
+    assert task.state == TaskState.ASSIGNED and task.review_task is None
+    assert task.follow_up and "make test" in task.follow_up
+    passed = _outcome("built it again", number=2)
+    passed.check = CheckRun("make test", passed=True, exit_code=0)
+    round_steps.finish(t.store, author, task_id, passed)
+    task = t.task(task_id)
+    assert task.state == TaskState.IN_REVIEW and task.follow_up is None
+    _review_of(t, task_id, critic)
+    t.review_verdict(task_id, False, "add a test", by=critic)
+    task = t.task(task_id)
+    assert task.state == TaskState.ASSIGNED
+    assert task.follow_up and "review requested changes: add a test" in task.follow_up
+    third = _outcome("with a test", number=3)
+    third.check = CheckRun("make test", passed=True, exit_code=0)
+    round_steps.finish(t.store, author, task_id, third)
+    assert t.task(task_id).state == TaskState.IN_REVIEW
+    _review_of(t, task_id, critic)
+    assert t.review_verdict(task_id, True, "good", by=critic).state == \
+        TaskState.AWAITING_APPROVAL
+    # a round's end recorded again leaves a task at a gate alone
+    round_steps.finish(t.store, author, task_id, third)
+    assert t.task(task_id).state == TaskState.AWAITING_APPROVAL
+    done = t.approve(task_id)
+    assert isinstance(done, Task) and done.state == TaskState.COMPLETED
+    assert len([x for x in t.list_tasks() if x.reviews == task_id]) == 2
