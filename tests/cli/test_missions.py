@@ -47,18 +47,16 @@ def test_plan_check_prints_the_waves(town: TownFixture) -> None:
 
 def test_plan_check_against_the_town(town: TownFixture) -> None:
     plan = PLAN.replace('role = "worker"', 'role = "nobody"').replace(
-        'text = "third"', 'text = "third"\nreview = "reviewer"')
+        'text = "third"', 'text = "third"\napprove = true')
     r = town.tt("plan", "check", _write(town, plan))
     assert r.code == 1 and r.out == ""
     no_bob = f"no agent 'bob' in town {town.name!r} (try `tt list` for names and ids)"
     lines = r.err.splitlines()
     assert lines[0] == f"plan.toml:3: task 'a': {no_bob}"
     assert lines[1].startswith("plan.toml:8: task 'b': unknown role 'nobody'; known roles:")
-    assert lines[2:] == [
-        "plan.toml:14: task 'c': `review`: the review gate is not supported yet",
-        f"plan.toml:14: task 'c': {no_bob}"]
-    r = town.tt("plan", "check", "--no-town", "plan.toml")  # the file alone: only the gate
-    assert r.code == 1 and r.err.splitlines() == lines[2:3]
+    assert lines[2:] == [f"plan.toml:14: task 'c': {no_bob}"]  # its gate runs: no problem
+    r = town.tt("plan", "check", "--no-town", "plan.toml")  # the file alone: no problem
+    assert r.code == 0 and r.out.splitlines() == ["wave 1: a", "wave 2: b, c"]
 
 
 def test_plan_check_outside_a_town_checks_the_file_alone(tmp_path: Path) -> None:
@@ -98,11 +96,10 @@ def test_start_refusals_write_nothing(town: TownFixture) -> None:
     assert r.code == 2 and "budget" in one_line_error(r)
     r = town.tt("mission", "start", "bad name", "--plan", "plan.toml")
     assert r.code == 2 and "invalid mission name" in one_line_error(r)
-    gated = _write(town, PLAN.replace('text = "first"', 'text = "first"\nreview = "reviewer"'),
+    gated = _write(town, PLAN.replace('text = "first"', 'text = "first"\nreview = "nobody"'),
                    "gated.toml")
     r = town.tt("mission", "start", "m", "--plan", gated)
-    assert r.code == 1 and r.err == ("gated.toml:3: task 'a': `review`: the review gate is"
-                                     " not supported yet\n")
+    assert r.code == 1 and r.err.startswith("gated.toml:3: task 'a': unknown role 'nobody'")
     r = town.tt("mission", "start", "m", "--plan", _write(town, "[[task]]\n", "empty.toml"))
     assert r.code == 1 and r.err.startswith("empty.toml:1: task 1 has no name")
     assert town.town_keys() == before
@@ -141,7 +138,8 @@ def test_help_lists_missions_as_a_topic() -> None:
     r = tt("--help")
     assert r.code == 0
     topic = r.out.split("\nMissions:\n")[1].split("\n\n")[0].splitlines()
-    assert [line.split()[0] for line in topic] == ["mission", "plan", "approve", "reject"]
+    assert [line.split()[0] for line in topic] == [
+        "mission", "plan", "approve", "reject", "review"]
 
 
 def test_status_watch_ends_with_the_mission(town: TownFixture) -> None:

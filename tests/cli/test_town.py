@@ -363,7 +363,7 @@ COMMANDS = {
     "assign", "auth", "backlog", "branch", "budget", "close", "diff", "doctor", "down",
     "events", "flower", "history", "host", "hosts", "inbox", "init", "interrupt", "kill",
     "list", "logs", "mcp", "merge", "migrate", "mission", "plan", "prune", "reclaim",
-    "recover", "reset", "approve", "reject", "reply",
+    "recover", "reset", "approve", "reject", "reply", "review",
     "restart", "restore", "resume", "save", "send", "serve", "show", "spawn", "status", "stop",
     "supervisor", "task", "up", "usage", "wait", "worker",
 }

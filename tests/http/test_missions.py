@@ -45,9 +45,8 @@ def test_errors_are_one_line(served: Served) -> None:  # noqa: F811
                                    "role": "worker"}]}
     assert "both a role and an agent" in error_of(served.post("/v1/missions", both), 422)
     gated = {"name": "x", "task": [{"name": "a", "text": "t", "agent": "quiet",
-                                    "review": "reviewer"}]}
-    assert "review gate is not supported yet" in error_of(served.post("/v1/missions", gated),
-                                                          409)
+                                    "review": "nobody"}]}  # a review gate runs: its role
+    assert "unknown role 'nobody'" in error_of(served.post("/v1/missions", gated), 422)
     assert "invalid request" in error_of(served.post("/v1/missions", {"name": "x"}), 422)
     assert "no mission named" in error_of(served.get("/v1/missions/nope"), 404)
     assert error_of(served.post("/v1/missions", PLAN, scope="read"), 403)

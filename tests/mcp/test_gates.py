@@ -18,8 +18,8 @@ def test_assign_task_with_gates_and_no_approval_tools(agents: TownFixture) -> No
         task = await call(session, "assign_task", description="gated", agent="bob",
                           gates={"check": "make test", "max_fix_rounds": 1, "approve": True})
         assert task["gates"] == {"check": "make test", "max_fix_rounds": 1, "approve": True}
-        assert "unknown gate 'review'" in await refused(
-            session, "assign_task", description="x", agent="bob", gates={"review": "r"})
+        assert "unknown gate 'reviewer'" in await refused(
+            session, "assign_task", description="x", agent="bob", gates={"reviewer": "r"})
         assert "max_fix_rounds" in await refused(
             session, "assign_task", description="x", agent="bob",
             gates={"check": "true", "max_fix_rounds": -1})

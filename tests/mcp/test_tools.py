@@ -33,9 +33,9 @@ from tinytown.core.models import TaskState
 
 T = TypeVar("T")
 TOOLS = {"whoami", "list_agents", "send_message", "read_inbox", "ack_inbox", "assign_task",
-         "complete_task", "fail_task", "ask_human", "retry_task", "unblock_task", "list_backlog",
-         "claim_backlog", "spawn_helper", "start_mission", "mission_status", "add_mission_task",
-         "add_mission_dependency", "finish_mission"}
+         "complete_task", "fail_task", "ask_human", "review_verdict", "retry_task",
+         "unblock_task", "list_backlog", "claim_backlog", "spawn_helper", "start_mission",
+         "mission_status", "add_mission_task", "add_mission_dependency", "finish_mission"}
 READ_TOOLS = {"whoami", "list_agents", "read_inbox", "list_backlog", "mission_status"}
 
 

@@ -193,9 +193,9 @@ def test_refusals_write_nothing(town: TownFixture) -> None:
         town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nrole = "nobody"\n')
     with pytest.raises(PlanInvalid, match="no agent 'carol'"):
         town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nagent = "carol"\n')
-    with pytest.raises(Refused, match="the review gate is not supported yet"):
+    with pytest.raises(PlanInvalid, match="unknown role 'nobody'"):
         town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nagent = "bob"\n'
-                                'review = "reviewer"\n')
+                                'review = "nobody"\n')
     with pytest.raises(PlanInvalid, match="comes after itself"):
         town.town.start_mission("x", '[[task]]\nname = "a"\ntext = "x"\nagent = "bob"\n'
                                 'after = ["a"]\n')

@@ -3,7 +3,7 @@ tails (each bounded, all together bounded) and their branches."""
 
 from __future__ import annotations
 
-from tinytown.core.models import Agent, Message, MessageBody, Task, TaskState
+from tinytown.core.models import Agent, Gates, Message, MessageBody, Task, TaskState
 from tinytown.worker.prompt import (
     DEPENDENCIES_CHARS,
     DEPENDENCY_CHARS,
@@ -39,3 +39,22 @@ def test_no_dependencies_no_section() -> None:
                    actionable=Message(sender=agent.id, to=agent.id,
                                       body=MessageBody.task_assign(task.id)))
     assert "waited for" not in build_prompt(r)
+
+
+def test_a_gated_tasks_prompt_names_its_gates_and_its_follow_up() -> None:
+    """With the merged gates: dependencies, the follow-up (here a review's requested
+    changes) and the "when done" line naming check, review and approve, in that order."""
+    agent = Agent("w")
+    dep = Task("the base", state=TaskState.COMPLETED, result="base done")
+    task = Task("build it", after=[dep.id],
+                gates=Gates(check="make test", review="reviewer", approve=True),
+                follow_up="Review round 1: review requested changes: add a test")
+    r = RoundInput(agent=agent, town="t", task=task, dependencies=[dep],
+                   actionable=Message(sender=agent.id, to=agent.id,
+                                      body=MessageBody.task_assign(task.id)))
+    prompt = build_prompt(r)
+    assert "base done" in prompt
+    assert "## Follow-up: this task is not done yet" in prompt
+    assert "review requested changes: add a test" in prompt
+    assert ("then the check `make test` runs in your worktree and an agent of role reviewer"
+            " reviews your branch and a person approves it before it is completed") in prompt

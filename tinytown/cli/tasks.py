@@ -42,6 +42,11 @@ if TYPE_CHECKING:
                    " shell); failing, its output goes back to the agent for a fix round.")
 @click.option("--max-fix-rounds", type=click.IntRange(0, 100), metavar="N",
               help="With --check: fix rounds before the task fails (default 3).")
+@click.option("--review", metavar="ROLE",
+              help="A gate: when its round ends well (and its check passed), an agent of"
+                   " ROLE reviews the branch's diff (approve, or changes back to the author).")
+@click.option("--max-review-rounds", type=click.IntRange(1, 100), metavar="N",
+              help="With --review: reviews before a person decides (default 3).")
 @click.option("--approve", "approve", is_flag=True,
               help="A gate: the task awaits `tt approve` before it is completed.")
 @click.option("--wait", "wait_", is_flag=True,
@@ -54,8 +59,8 @@ if TYPE_CHECKING:
 def assign(
     obj: Context, args: tuple[str, ...], role: str | None, tags: str | None,
     parent_task: str | None, after: str | None, urgent: bool, check: str | None,
-    max_fix_rounds: int | None, approve: bool, wait_: bool,
-    timeout: float | None, queue: bool, as_json: bool,
+    max_fix_rounds: int | None, review: str | None, max_review_rounds: int | None,
+    approve: bool, wait_: bool, timeout: float | None, queue: bool, as_json: bool,
 ) -> None:
     """Create a task for an agent (or a role) and wake it; prints the task id.
 
@@ -70,7 +75,7 @@ def assign(
     for given, option in ((timeout is not None, "--timeout"), (queue, "--queue")):
         if given and not wait_:
             raise UsageError(f"{option} goes with --wait")
-    gates = _gates(check, max_fix_rounds, approve)
+    gates = _gates(check, max_fix_rounds, approve, review, max_review_rounds)
     description = sys.stdin.read() if args[-1] == "-" else args[-1]
     town = obj.town()
     parent_id = town.task(parent_task).id if parent_task else None
@@ -106,10 +111,13 @@ def assign(
         wait_and_report(town, task.id, timeout, queue, as_json)
 
 
-def _gates(check: str | None, max_fix_rounds: int | None, approve: bool) -> Gates | None:
+def _gates(check: str | None, max_fix_rounds: int | None, approve: bool,
+           review: str | None = None, max_review_rounds: int | None = None) -> Gates | None:
     """`tt assign`'s gates (None: none), checked before anything is written."""
     if max_fix_rounds is not None and check is None:
         raise UsageError("--max-fix-rounds goes with --check")
+    if max_review_rounds is not None and review is None:
+        raise UsageError("--max-review-rounds goes with --review")
     if check is not None:
         import shlex
 
@@ -118,12 +126,30 @@ def _gates(check: str | None, max_fix_rounds: int | None, approve: bool) -> Gate
                 raise UsageError("--check needs a command")
         except ValueError as exc:
             raise UsageError(f"--check: cannot split the command: {exc}") from None
-    if check is None and not approve:
+    if check is None and review is None and not approve:
         return None
-    gates = Gates(check=check, approve=approve)
+    gates = Gates(check=check, review=review, approve=approve)
     if max_fix_rounds is not None:
         gates.max_fix_rounds = max_fix_rounds
+    if max_review_rounds is not None:
+        gates.max_review_rounds = max_review_rounds
     return gates
+
+
+@click.command()
+@click.argument("task_id")
+@click.argument("verdict", type=click.Choice(["approve", "request-changes"]))
+@click.option("--notes", default="", help="What the author should change (or why it is good).")
+@json_option
+@pass_ctx
+def review(obj: Context, task_id: str, verdict: str, notes: str, as_json: bool) -> None:
+    """Answer a review by hand: TASK_ID is the review task or the task in review.
+
+    approve: the task goes on (its approve gate, or completed, its dependents released);
+    request-changes: NOTES go back to its author, in its session, for another round.
+    """
+    t = obj.town().review_verdict(task_id, verdict == "approve", notes)
+    emit(t, as_json, f"task {t.id} {t.state.value}")
 
 
 @click.group()
@@ -136,7 +162,7 @@ def _print_task(t: Task, as_json: bool, town: Town | None = None) -> None:
         emit_json(t)
         return
     for key, value in t.to_wire().items():
-        if key in ("usage", "gates", "last_check", "follow_up"):
+        if key in ("usage", "gates", "last_check", "follow_up", "review_history"):
             continue
         if key == "after" and town is not None:
             value = ", ".join(_dependency(town, i) for i in t.after)
@@ -155,6 +181,14 @@ def _print_task(t: Task, as_json: bool, town: Town | None = None) -> None:
         else:
             say(f"{'cost':13} {u.cost_text()} ({u.rounds} round(s): {u.input_tokens} input,"
                 f" {u.cached_input_tokens} cached, {u.output_tokens} output tokens)")
+    for entry in t.review_history:  # oldest first: round, verdict, reviewer, notes
+        who = str(entry.get("reviewer") or "?")
+        if town is not None and (agent := town.store.get_agent(who)) is not None:
+            who = agent.name
+        notes = " ".join(str(entry.get("notes") or "").split())
+        review = str(entry.get("review_task", ""))[:8]
+        say(f"{'review ' + str(entry.get('round', '?')):13} {entry.get('verdict')} by {who}"
+            f" (review task {review}){': ' + notes if notes else ''}")
 
 
 def _print_gates(t: Task) -> None:
@@ -163,7 +197,8 @@ def _print_gates(t: Task) -> None:
     if g is None:
         return
     parts = [f"check `{g.check}` (at most {g.max_fix_rounds} fix rounds)"] if g.check else []
-    parts += [f"review by {g.review}"] if g.review else []
+    parts += [f"review by role {g.review} (at most {g.max_review_rounds} rounds)"] \
+        if g.review else []
     parts += ["approve"] if g.approve else []
     say(f"{'gates':13} {', '.join(parts) or '-'}")
     if g.check:
@@ -399,4 +434,4 @@ def backlog_remove(obj: Context, task_id: str, as_json: bool) -> None:
     emit(task, as_json, f"task {task.id} removed from the backlog")
 
 
-COMMANDS = [assign, task, backlog]
+COMMANDS = [assign, task, review, backlog]

@@ -58,6 +58,7 @@ class TaskState(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    IN_REVIEW = "in_review"  # its round ended well; a reviewer's verdict decides (gates.review)
 
     @classmethod
     def _missing_(cls, value: object) -> TaskState | None:
@@ -66,6 +67,11 @@ class TaskState(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self in (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
+
+    @property
+    def at_gate(self) -> bool:
+        """Its author's work is done and a gate holds it: no round finishes it again."""
+        return self in (TaskState.IN_REVIEW, TaskState.AWAITING_APPROVAL)
 
 
 class MissionState(StrEnum):

@@ -149,7 +149,7 @@ class Agent(WireModel):
 class Gates(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     """What a task must pass after its author's round ends well, in this order:
     check -> review -> approve; it completes (and releases its dependents) only after
-    the last one (tinytown/db/gate_store.py)."""
+    the last one (tinytown/db/gate_store.py; the review: tinytown/db/review_gate.py)."""
 
     check: str | None = None        # a command run in the agent's worktree after a round
     max_fix_rounds: int = 3
@@ -207,18 +207,25 @@ class Task(WireModel):
     asked_at: datetime | None = None
     answer: str | None = None
     questions: list[dict[str, str]] = msgspec.field(default_factory=list)
-    gates: Gates | None = None  # what it must pass before it completes (check, approve)
+    gates: Gates | None = None  # what it must pass before it completes (check, review, approve)
     fix_rounds: Count = 0  # rounds the check gate sent back to its agent (since a rejection)
-    follow_up: str | None = None  # what its next round is told (a failed check, a rejection)
+    # what its next round is told (a failed check, a review's changes, a rejection)
+    follow_up: str | None = None
     last_check: CheckRun | None = None  # the check gate's last run
+    review_task: str | None = None  # its current review task (gates.review)
+    reviews: str | None = None  # on a review task: the task it reviews
+    review_rounds: Count = 0  # how many reviews it was given
+    # each verdict: {"round", "review_task", "reviewer", "verdict", "notes", "at"}
+    review_history: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
-    _uuids = ("id", "assigned_to", "parent_id")
+    _uuids = ("id", "assigned_to", "parent_id", "review_task", "reviews")
     _timestamps = ("created_at", "updated_at", "started_at", "completed_at", "asked_at")
     _own_defaults: ClassVar[dict[str, Any]] = {
         "usage": None, "branch": None, "commits": [], "after": [], "blocked_reason": None,
         "role": None, "priority": Priority.NORMAL, "mission": None, "question": None,
         "asked_at": None, "answer": None, "questions": [], "gates": None,
-        "fix_rounds": 0, "follow_up": None, "last_check": None}
+        "fix_rounds": 0, "follow_up": None, "last_check": None, "review_task": None,
+        "reviews": None, "review_rounds": 0, "review_history": []}
     _wire_fields = (
         "id", "description", "state", "assigned_to", "created_at", "updated_at", "started_at",
         "completed_at", "result", "parent_id", "tags", *_own_defaults,

@@ -19,8 +19,9 @@
 
 Tasks are `[[task]]` tables with a `name` (an array keeps the file's order, which is
 the order a wave's tasks are dispatched in, and lets a duplicate name be reported with
-both of its lines). A task's gates (`check`, `max_fix_rounds`, `approve`, `review`) map
-onto its `Gates` (`PlanTask.to_gates`); `Plan.gates` lists the keys each task sets.
+both of its lines). A task's gates (`check`, `max_fix_rounds`, `review`,
+`max_review_rounds`, `approve`) map onto its `Gates` (`PlanTask.to_gates`); `Plan.gates`
+lists the keys each task sets.
 
 `check_plan(text)` is pure: it reads only the text given and returns a `Plan` or every
 `Problem` it found, each with its line. `plan_from_mapping` checks the same schema
@@ -46,8 +47,9 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 SETTINGS_KEYS = ("name", "goal", "budget", "parallel", "approve", "task")
 TASK_KEYS = ("name", "text", "role", "agent", "after", "review", "approve", "check",
-             "max_fix_rounds")
-GATE_KEYS = ("review", "approve", "check", "max_fix_rounds")
+             "max_fix_rounds", "max_review_rounds")
+GATE_KEYS = ("review", "approve", "check", "max_fix_rounds", "max_review_rounds")
+MAX_REVIEW_ROUNDS = 100
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class PlanTask:
     check: str | None = None
     max_fix_rounds: int | None = None
     line: int = 0  # where its table starts in the file (0: not from a file)
+    max_review_rounds: int | None = None
 
     @property
     def gates(self) -> list[str]:
@@ -86,6 +89,8 @@ class PlanTask:
         gates = Gates(check=self.check, review=self.review, approve=self.approve)
         if self.max_fix_rounds is not None:
             gates.max_fix_rounds = self.max_fix_rounds
+        if self.max_review_rounds is not None:
+            gates.max_review_rounds = self.max_review_rounds
         return gates
 
 
@@ -294,9 +299,15 @@ def _task(raw: Any, index: int, where: _Lines, problems: list[Problem]) -> PlanT
         problems.append(Problem(at("approve"), "`approve` is true or false"))
     check = _text(raw, "check", at("check"), problems)
     fixes = _count(raw, "max_fix_rounds", at("max_fix_rounds"), problems, 0, MAX_FIX_ROUNDS)
+    reviews = _count(raw, "max_review_rounds", at("max_review_rounds"), problems, 1,
+                     MAX_REVIEW_ROUNDS)
+    if reviews is not None and review is None and "review" not in raw:
+        problems.append(Problem(at("max_review_rounds"), "`max_review_rounds` goes with"
+                                " `review`"))
     if name is None or text is None:
         return None  # nothing to name it by: its graph problems cannot be told
-    return PlanTask(name, text, role, agent, after, review, approve is True, check, fixes, line)
+    return PlanTask(name, text, role, agent, after, review, approve is True, check, fixes, line,
+                    reviews)
 
 
 def _name(doc: dict[str, Any], key: str, line: int, problems: list[Problem], what: str

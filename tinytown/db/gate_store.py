@@ -3,12 +3,14 @@ person's approval or rejection of a task that awaits it.
 
 Gate order after the author's round ends well: check -> review -> approve ->
 completed. A task completes (and releases its dependents) only after its last gate.
-`decide` runs in the round's finishing transaction (`rounds.finish`), on the task read
-under WATCH: the check's outcome, the task's next state and, when the check failed
-with fix rounds left, the follow-up round (a `task_assign` at the head of its agent's
-inbox, its `follow_up` the failing command and the output's tail) are all written in
-that one MULTI, so a kill between steps never completes a task whose check failed
-and never loses the follow-up. A round re-run after a kill runs its check again.
+The review itself is tinytown/db/review_gate.py (its verdict moves the task on to
+approve or completed). `decide` runs in the round's finishing transaction
+(`rounds.finish`), on the task read under WATCH: the check's outcome, the task's next
+state and, when the check failed with fix rounds left, the follow-up round (a
+`task_assign` at the head of its agent's inbox, its `follow_up` the failing command
+and the output's tail) are all written in that one MULTI, so a kill between steps
+never completes a task whose check failed and never loses the follow-up. A round
+re-run after a kill runs its check again.
 
 `approve` completes a task that awaits approval through `task_writes.finish_task` (the
 one completion path: its dependents and its mission advance in the same
@@ -25,6 +27,7 @@ from redis.client import Pipeline
 from tinytown.core import keys
 from tinytown.core.errors import InvalidTransition, Refused
 from tinytown.core.models import CheckRun, Message, MessageBody, Priority, Task, TaskState, utcnow
+from tinytown.db import review_gate
 from tinytown.db.store import Store
 from tinytown.db.task_writes import RESULT_LIMIT, finish_task, queue_assignment
 from tinytown.db.wakeup import enqueue_round
@@ -35,9 +38,9 @@ RECORD_TAIL = 2000  # of it on the task record (`last_check.tail`); the log has 
 
 @dataclass
 class Decision:
-    """What a round's end makes of its task: `state` is COMPLETED, FAILED,
-    AWAITING_APPROVAL or ASSIGNED (a follow-up round for the same agent); `text` its
-    result or error."""
+    """What a round's end makes of its task: `state` is COMPLETED, FAILED, IN_REVIEW
+    (its review task is queued by `review_gate.queue_into_review`), AWAITING_APPROVAL or
+    ASSIGNED (a follow-up round for the same agent); `text` its result or error."""
 
     state: TaskState
     text: str
@@ -61,6 +64,8 @@ def decide(task: Task, ok: bool, output: str, error: str, check: CheckRun | None
                 return Decision(TaskState.ASSIGNED, follow_up_text(check))
             return Decision(TaskState.FAILED, f"check failed after {task.fix_rounds} fix"
                             f" rounds: {_tail(check.tail, RESULT_LIMIT - 100)}")
+    if gates is not None and review_gate.needs_review(task):
+        return Decision(TaskState.IN_REVIEW, output)  # its review's verdict goes on
     if gates is not None and gates.approve:
         return Decision(TaskState.AWAITING_APPROVAL, output)
     return Decision(TaskState.COMPLETED, output)
@@ -94,6 +99,8 @@ def apply(task: Task, decision: Decision, check: CheckRun | None) -> None:
         task.follow_up = decision.text
     elif decision.state == TaskState.AWAITING_APPROVAL:
         task.state = TaskState.AWAITING_APPROVAL
+        task.result = decision.text[-RESULT_LIMIT:]
+    elif decision.state == TaskState.IN_REVIEW:  # `in_review` as its review is queued
         task.result = decision.text[-RESULT_LIMIT:]
 
 

@@ -40,8 +40,9 @@ from tinytown.db.connection import text, texts
 from tinytown.db.store import Store, log
 
 Dispatch = Callable[[Store, Pipeline, Task], None]  # tinytown.db.task_writes.queue_dispatch
-ACTIVE = (TaskState.PENDING, TaskState.ASSIGNED, TaskState.RUNNING,  # released, not ended
-          TaskState.AWAITING_INPUT)
+# released, not ended (a task in review: its reviewer is at work)
+ACTIVE = (TaskState.PENDING, TaskState.ASSIGNED, TaskState.RUNNING,
+          TaskState.AWAITING_INPUT, TaskState.IN_REVIEW)
 OVER_BUDGET = "over budget"
 
 

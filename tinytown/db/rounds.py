@@ -48,6 +48,7 @@ from tinytown.db import (
     graph,
     mission_store,
     question_store,
+    review_gate,
     runtime,
     scripts,
     states,
@@ -56,7 +57,12 @@ from tinytown.db import (
 from tinytown.db.connection import text
 from tinytown.db.fence import Fence, check, token, watching
 from tinytown.db.store import EVENTS_MAXLEN, Store, event_entry
-from tinytown.db.task_writes import back_to_assigned, ensure_inboxes, mark_finished, queue_dispatch
+from tinytown.db.task_writes import (
+    back_to_assigned,
+    ensure_inboxes,
+    mark_finished,
+    queue_dispatch,
+)
 from tinytown.db.wakeup import enqueue_round
 
 
@@ -234,6 +240,7 @@ class Outcome:
     secs: float = 0.0  # how long the CLI ran
     question: str | None = None  # a question to a person its result ended with
     check: CheckRun | None = None  # the task's check gate, run after the CLI
+    diff: str | None = None  # the agent's branch against its base (a task to review)
 
 
 def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
@@ -262,7 +269,7 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
         if task is not None and task.assigned_to not in (None, agent_id):
             task = None
         finished, opened = _settle(task, outcome)
-        follow = _end_task(store, pipe, agent, task, outcome) if finished else None
+        ended = _end_task(store, pipe, agent, task, outcome) if finished else None
         if finished and task is not None and task.state == TaskState.ASSIGNED:
             store.ensure_lists(keys.inbox(town, agent_id))  # its follow-up goes there
         _round_done(agent, task, outcome)
@@ -272,13 +279,10 @@ def finish(store: Store, agent_id: str, task_id: str | None, outcome: Outcome,
             states.step(agent, AgentState.IDLE)
         pipe.multi()
         if task is not None:
-            _queue_task(store, pipe, agent_id, task, outcome, finished, opened)
-            dispatched: list[Task] = []
-            if follow is not None:
-                dispatched = follow.queue(store, pipe, queue_dispatch)
+            dispatched = _queue_task(store, pipe, agent, task, outcome, opened, ended)
             if finished or outcome.usage is not None:  # a release, or its cost counted
                 dispatched += mission_store.queue_advance(store, pipe, mission, task,
-                                                     queue_dispatch, dispatched)
+                                                          queue_dispatch, dispatched)
             if released is not None:
                 released[:] = dispatched
             _report(store, pipe, agent_id, task, outcome.error)
@@ -302,9 +306,10 @@ def _settle(task: Task | None, outcome: Outcome) -> tuple[bool, bool]:
     """Whether the round ends the task, and whether it asks a person instead (its
     result's last line was a question: the task, in memory, then awaits the answer). A
     task asked about during the round (`ask_human`) is neither: it waits already; nor
-    is one answered before the round ended (the round the answer queued goes on)."""
-    if task is None or task.state.is_terminal or task.state in (
-            TaskState.AWAITING_INPUT, TaskState.AWAITING_APPROVAL):
+    is one answered before the round ended (the round the answer queued goes on); nor
+    one at a gate (`at_gate`: a second recording of the round changes nothing)."""
+    if task is None or task.state.is_terminal or task.state.at_gate or task.state == \
+            TaskState.AWAITING_INPUT:
         return False, False
     if task.state == TaskState.ASSIGNED and task.answer is not None:
         return False, False  # answered while this round ran: the answer's round runs it
@@ -314,43 +319,66 @@ def _settle(task: Task | None, outcome: Outcome) -> tuple[bool, bool]:
     return True, False
 
 
-def _queue_task(store: Store, pipe: Pipeline, agent_id: str, task: Task, outcome: Outcome,
-                finished: bool, opened: bool) -> None:
+@dataclass
+class _Ended:
+    """What a round's end does beyond its task, planned in the watching phase."""
+    follow: graph.Followers | None = None  # the tasks that waited for it
+    gate: review_gate.Plan | None = None  # a review task's verdict on the task it reviews
+    review: str | None = None  # the review task's text: the task goes to its reviewer
+
+
+def _queue_task(store: Store, pipe: Pipeline, agent: Agent, task: Task, outcome: Outcome,
+                opened: bool, ended: _Ended | None) -> list[Task]:
     """The task as the round leaves it: written when it changed, its question opened or
-    its ending (gates included) queued."""
-    if finished or opened or outcome.usage is not None or outcome.commits:
+    its ending (gates included) queued; returns the tasks dispatched (a review task: a
+    cold reviewer of its role wakes for it, as for a release)."""
+    dispatched: list[Task] = []
+    if ended is not None and ended.review is not None:
+        dispatched.append(review_gate.queue_into_review(store, pipe, task, ended.review,
+                                                        queue_dispatch))
+    elif ended is not None or opened or outcome.usage is not None or outcome.commits:
         store.put_task(task, pipe)
     if opened:
         question_store.queue_opened(store, pipe, task)
-    if finished:
-        _queue_ended(store, pipe, agent_id, task, outcome.check)
+    if ended is not None:
+        dispatched += _queue_ended(store, pipe, agent.id, task, outcome.check, ended)
+    return dispatched
 
 
 def _queue_ended(store: Store, pipe: Pipeline, agent_id: str, task: Task,
-                 check: CheckRun | None) -> None:
-    """A task's round end, queued: its gates' events and follow-up; its ending event."""
+                 check: CheckRun | None, ended: _Ended) -> list[Task]:
+    """A task's round end, queued: its gates' events and follow-up; its ending event;
+    its releases and, for a review task, its verdict (returns the tasks dispatched)."""
     gate_store.queue_round_gates(store, pipe, task, agent_id, check)
     if task.state.is_terminal:
         store.add_event(f"task_{task.state.value}", task.assigned_to, pipe=pipe, task=task.id)
+    out = ended.follow.queue(store, pipe, queue_dispatch) if ended.follow is not None else []
+    return out + (ended.gate.queue(store, pipe, queue_dispatch) if ended.gate else [])
 
 
 def _end_task(store: Store, pipe: Pipeline, agent: Agent, task: Task | None,
-              outcome: Outcome) -> graph.Followers | None:
+              outcome: Outcome) -> _Ended | None:
     """The task's outcome in memory, and (read under WATCH) what it does to the tasks
-    that wait for it."""
+    that wait for it and, for a review task, to the task it reviews (its verdict; none:
+    the review fails, saying so); or the text of its review, when that gate is next."""
     if task is None:
         return None
     decision = gate_store.decide(task, outcome.ok, outcome.output, outcome.error,
                                  outcome.check)
     gate_store.apply(task, decision, outcome.check)
+    if decision.state == TaskState.IN_REVIEW:
+        return _Ended(review=review_gate.review_text(task, agent.name, agent.branch,
+                                                     outcome.diff))
     if not decision.state.is_terminal:  # awaiting approval, or a fix round: no release
-        return None
+        return _Ended()
     mark_finished(task, decision.state, decision.text)
+    verdict = review_gate.judge_review(task) if task.reviews else None
     if task.state == TaskState.COMPLETED:
         agent.tasks_completed += 1
+    gate = review_gate.watch(store, pipe, task, verdict) if task.reviews else None
     follow = graph.followers(store, pipe, task)
     ensure_inboxes(store, follow.released)
-    return follow
+    return _Ended(follow, gate)
 
 
 def _round_done(agent: Agent, task: Task | None, outcome: Outcome) -> None:

@@ -17,7 +17,7 @@ from redis.client import Pipeline
 from tinytown.core import keys
 from tinytown.core.errors import InvalidRecord, InvalidTransition
 from tinytown.core.models import Agent, Message, MessageBody, Priority, Task, TaskState, utcnow
-from tinytown.db import graph, mission_store
+from tinytown.db import graph, mission_store, review_gate
 from tinytown.db.connection import texts
 from tinytown.db.store import Store, log
 from tinytown.db.wakeup import enqueue_round, enqueue_task_job, queue_key
@@ -33,6 +33,7 @@ def finish_task(
     also: Callable[[Pipeline, Task], None] | None = None,
     released: list[Task] | None = None,
     expect: Callable[[Task], None] | None = None,
+    diff: str | None = None,
 ) -> Task:
     """Move a task to a terminal state; a completion counts once on its agent.
     `expect` checks the task as read (raising refuses; an approval: it awaits one).
@@ -41,6 +42,10 @@ def finish_task(
     processes finishing it at once) is refused instead of counted twice. The same
     transaction releases the tasks that waited only for this one (`graph.followers`),
     or gives them the reason they stay blocked; `released` gets those dispatched.
+
+    The review gate (tinytown.db.review_gate): completing a task that needs a review
+    puts it `in_review` instead, with a review task carrying `diff` (its branch's); a
+    review task's end moves the task it reviews on, in the same transaction.
     """
     task_key = keys.task(store.town, task_id)
 
@@ -50,19 +55,32 @@ def finish_task(
             raise InvalidTransition(f"task {task.id} is already {task.state.value}")
         if expect is not None:
             expect(task)
+        if task.state == TaskState.IN_REVIEW and state == TaskState.COMPLETED:
+            raise InvalidTransition(
+                f"task {task.id} is in review (review task {(task.review_task or '?')[:8]}):"
+                f" a verdict moves it on (`tt review {task.id[:8]} approve|request-changes`)")
         agent = None
         agent_key = keys.agent(store.town, task.assigned_to) if task.assigned_to else None
         if agent_key and state == TaskState.COMPLETED:
             pipe.watch(agent_key)  # type: ignore[no-untyped-call]
             agent = _agent_or_none(pipe, agent_key)
+        if (state == TaskState.COMPLETED and not task.state.at_gate
+                and review_gate.needs_review(task)):
+            return _into_review(store, pipe, task, text, agent, diff, released)
+        dropped = review_gate.open_review(store, pipe, task)  # its task ended otherwise
         now = mark_finished(task, state, text)
+        verdict = review_gate.judge_review(task) if task.reviews else None
+        gate = review_gate.watch(store, pipe, task, verdict)
         follow = graph.followers(store, pipe, task)
         ensure_inboxes(store, follow.released)
         mission = mission_store.watch(store, pipe, task)
         pipe.multi()
         pipe.set(task_key, task.to_json())
         pipe.zrem(keys.role_pending(store.town), task.id)
+        review_gate.queue_drop(store, pipe, dropped, f"task {task.id[:8]} {state.value}")
         dispatched = follow.queue(store, pipe, queue_dispatch)
+        if gate is not None:
+            dispatched += gate.queue(store, pipe, queue_dispatch)
         dispatched += mission_store.queue_advance(store, pipe, mission, task, queue_dispatch,
                                              dispatched)
         if released is not None:
@@ -77,6 +95,24 @@ def finish_task(
         return task
 
     return store.transaction(body, task_key)
+
+
+def _into_review(store: Store, pipe: Pipeline, task: Task, text: str | None,
+                 agent: Agent | None, diff: str | None, released: list[Task] | None) -> Task:
+    """`finish_task`'s completion of a task that needs a review: `in_review`, and its
+    review task queued for the reviewing role (one MULTI; in `released`, to wake a cold
+    reviewer)."""
+    if text is not None:
+        task.result = text[-RESULT_LIMIT:]
+    review = review_gate.review_text(task, agent.name if agent else "?",
+                                     agent.branch if agent else None, diff)
+    mission = mission_store.watch(store, pipe, task)
+    pipe.multi()
+    queued = review_gate.queue_into_review(store, pipe, task, review, queue_dispatch)
+    mission_store.queue_advance(store, pipe, mission, task, queue_dispatch)
+    if released is not None:
+        released[:] = [queued]
+    return task
 
 
 def mark_finished(task: Task, state: TaskState, text: str | None) -> datetime:

@@ -34,6 +34,7 @@ from tinytown.core.errors import KeyRefused
 from tinytown.http import schemas as s
 from tinytown.http.agents import AgentRef
 from tinytown.http.auth import check_same_origin, needs, session_cookie, session_key, town_of
+from tinytown.http.dashboard_bodies import RoundLog, WhoAmI
 from tinytown.http.error_responses import error, responses
 from tinytown.http.tasks import TaskRef
 from tinytown.ops.facade import Town
@@ -74,9 +75,9 @@ router = APIRouter()
 
 
 @api.get("/whoami", responses=responses())
-def whoami(key: Annotated[ApiKey, needs(Scope.READ)], town: TownDep) -> s.WhoAmI:
+def whoami(key: Annotated[ApiKey, needs(Scope.READ)], town: TownDep) -> WhoAmI:
     """The key the request is made with: its name and scope, and the town's name."""
-    return s.WhoAmI(name=key.name, scope=key.scope.value, town=town.name)
+    return WhoAmI(name=key.name, scope=key.scope.value, town=town.name)
 
 
 @api.get("/inboxes", dependencies=[needs(Scope.READ)], responses=responses())
@@ -89,10 +90,10 @@ def inboxes(town: TownDep) -> dict[str, int]:
 def round_log(ref: AgentRef, town: TownDep,
               round: Annotated[int | None, Query(ge=1, le=2**53, description=
                                                  "Default: the newest round")] = None
-              ) -> s.RoundLog:
+              ) -> RoundLog:
     """The agent's round logs on the serving machine, and the last 64 KiB of one
     (`tt logs`); 422 for a round it has no log of."""
-    return s.RoundLog.model_validate(town.round_log(ref, round))
+    return RoundLog.model_validate(town.round_log(ref, round))
 
 
 class TaskLinks(BaseModel):
@@ -220,7 +221,7 @@ def login(body: Login, request: Request, town: TownDep) -> Response:
     check_same_origin(request)  # nobody else's page logs this browser in
     key = town.authenticate(body.key, Scope.READ)
     request.state.api_key = key  # the audit records the login
-    answer = JSONResponse(s.WhoAmI(name=key.name, scope=key.scope.value,
+    answer = JSONResponse(WhoAmI(name=key.name, scope=key.scope.value,
                                    town=town.name).model_dump(),
                           headers={"Cache-Control": "no-store"})
     answer.set_cookie(session_cookie(request), body.key, max_age=SESSION_SECS, path="/",

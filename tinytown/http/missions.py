@@ -32,7 +32,7 @@ class MissionSummary(s.Mission):
 def start_mission(body: s.StartMission, town: TownDep) -> s.MissionStatus:
     """Start a mission from a plan: every task created at once, each released when the
     tasks it comes after are completed (`tt mission start NAME --plan FILE`). 422 lists
-    the plan's problems; 409 for a name taken or a review gate (not supported yet)."""
+    the plan's problems; 409 for a name taken."""
     started = town.start_mission(body.name, body.plan())
     return s.MissionStatus.model_validate(town.mission(started.name))
 

@@ -184,12 +184,18 @@ class Assign(_Request):
 
 
 class TaskGates(_Request):
-    """A task's gates (`tt assign --check CMD --max-fix-rounds N --approve`)."""
+    """A task's gates (`tt assign --check CMD --max-fix-rounds N --review ROLE
+    --max-review-rounds N --approve`), passed in this order."""
 
     check: str | None = Field(None, min_length=1, max_length=4096,
                               description="A command run in the agent's worktree after"
                                           " each round (no shell); failing, a fix round")
     max_fix_rounds: int = Field(3, ge=0, le=100)
+    review: str | None = Field(None, min_length=1, max_length=64,
+                               description="A review gate: the role that reviews its branch"
+                               " when its round ends well (`tt assign --review`)")
+    max_review_rounds: int = Field(3, ge=1, le=100,
+                                   description="With review: reviews before a person decides")
     approve: bool = Field(False, description="It awaits a person's approval to complete")
 
 
@@ -198,6 +204,14 @@ class Decision(_Request):
 
     note: str | None = Field(None, max_length=8000)
     fail: bool = Field(False, description="reject: fail the task instead of sending it back")
+
+
+class Verdict(_Request):
+    """A review's answer (`tt review`): approve, or request changes with notes for the
+    author."""
+
+    verdict: Literal["approve", "request_changes"]
+    notes: Text = ""
 
 
 class Retry(_Request):
@@ -216,7 +230,11 @@ class PlanTask(_Request):
     role: str | None = Field(None, description="A role (whichever agent of it is free)...")
     agent: str | None = Field(None, description="... or one agent: give one of the two")
     after: list[str] = Field([], description="Names of the plan's tasks it waits for")
-    review: str | None = Field(None, description="A gate: not supported yet (refused)")
+    review: str | None = Field(None, description="A review gate: the role that reviews its"
+                               " branch's diff (approve, or changes back to its author)")
+    max_review_rounds: int | None = Field(None, ge=1, le=100,
+                                          description="With review: reviews before a person"
+                                          " decides (default 3)")
     approve: bool = Field(False, description="A gate: it awaits a person's approval")
     check: str | None = Field(None, description="A gate: a command run after each round")
     max_fix_rounds: int | None = Field(None, ge=0, le=100)
@@ -466,31 +484,3 @@ class Ready(BaseModel):
 class Alive(BaseModel):
     status: Literal["ok"] = "ok"
 
-
-# --- the dashboard's reads -------------------------------------------------------------
-
-
-class WhoAmI(BaseModel):
-    """The key a request was made with (never the key itself)."""
-
-    name: str
-    scope: Literal["read", "write", "admin"]
-    town: str = Field(description="The town this server serves")
-
-
-class RoundLogFile(BaseModel):
-    round: int = Field(ge=0)
-    bytes: int = Field(ge=0)
-    modified: Timestamp
-
-
-class RoundLog(BaseModel):
-    """An agent's round logs on the serving machine (where its worker ran; another
-    machine's are not seen) and the tail of one (`tt logs`)."""
-
-    agent: Uuid
-    name: str
-    rounds: list[RoundLogFile] = Field(description="The newest rounds' logs, oldest first")
-    round: int | None = Field(description="The round whose log `text` ends (none yet: null)")
-    truncated: bool = Field(description="`text` is the log's end, not all of it")
-    text: str = Field(description="The log's last 64 KiB, as the agent CLI wrote it")

@@ -1,5 +1,5 @@
 """/v1/tasks: list, show, assign (to an agent or a role, after other tasks), wait,
-complete, fail, cancel, retry, unblock."""
+complete, fail, cancel, retry, unblock, a review's verdict."""
 
 from __future__ import annotations
 
@@ -121,3 +121,12 @@ def reject_task(ref: TaskRef, body: s.Decision, town: TownDep) -> s.Task:
     from tinytown.ops import approving
 
     return s.Task.of(approving.reject_task(town.context, ref, body.note, body.fail, by="api"))
+
+
+@router.post("/{ref}/verdict", dependencies=[needs(Scope.WRITE)],
+             responses=responses(403, 404, 409))
+def verdict(ref: TaskRef, body: s.Verdict, town: TownDep) -> s.Task:
+    """Answer a review by hand (`tt review`): `ref` is the review task or the task in
+    review; approve moves it on, request_changes sends the notes to its author. Returns
+    the reviewed task."""
+    return s.Task.of(town.review_verdict(ref, body.verdict == "approve", body.notes))

@@ -217,10 +217,12 @@ class Tools:
         """Give a task to an agent (`agent`: name, nickname or id), or queue it for
         whichever agent of a role is free (`role`); one of the two. `after`: task ids
         it waits for (it is `blocked` until they are all completed, then dispatched,
-        their results in its prompt). `gates`: {"check": "a command run in the agent's
-        worktree after each round; failing, a fix round", "max_fix_rounds": 3,
-        "approve": true (a person approves it; agents cannot)}. Returns the task (its id
-        is how complete_task, wait and `tt task show` name it)."""
+        their results in its prompt). `gates`, passed in this order: {"check": "a
+        command run in the agent's worktree after each round; failing, a fix round",
+        "max_fix_rounds": 3, "review": "a role whose agent reviews the work (approve, or
+        changes back to its author)", "max_review_rounds": 3, "approve": true (a person
+        approves it; agents cannot)}. Returns the task (its id is how complete_task,
+        wait and `tt task show` name it)."""
 
         def call(caller: Caller) -> Task:
             if (agent is None) == (role is None):
@@ -262,6 +264,20 @@ class Tools:
                     "state": task.state.value}
 
         return self.run(ctx, "ask_human", Scope.WRITE, call)
+
+    def review_verdict(self, ctx: Context, verdict: Literal["approve", "request_changes"],
+                       notes: str = "", task: str | None = None) -> CallToolResult:
+        """Answer a review you were given: `verdict` approve or request_changes, `notes`
+        (for changes: what the author should change). `task`: the review task (or the
+        task under review); without it, the task you are working on now. Only the agent
+        the review task is assigned to may answer it. Returns the reviewed task."""
+
+        def call(caller: Caller) -> Task:
+            return self.town.review_verdict(self.my_task_id(caller, task),
+                                            verdict == "approve", notes,
+                                            by=self.me(caller).id)
+
+        return self.run(ctx, "review_verdict", Scope.WRITE, call)
 
     def retry_task(self, ctx: Context, task_id: str, to: str | None = None,
                    role: str | None = None) -> CallToolResult:
@@ -368,7 +384,8 @@ class Tools:
 TOOLS: list[tuple[str, ToolAnnotations]] = [
     ("whoami", READ), ("list_agents", READ), ("send_message", WRITE), ("read_inbox", READ),
     ("ack_inbox", WRITE), ("assign_task", WRITE), ("complete_task", WRITE),
-    ("fail_task", WRITE), ("ask_human", WRITE), ("retry_task", WRITE), ("unblock_task", WRITE),
+    ("fail_task", WRITE), ("ask_human", WRITE), ("review_verdict", WRITE), ("retry_task", WRITE),
+    ("unblock_task", WRITE),
     ("list_backlog", READ), ("claim_backlog", WRITE),
     ("spawn_helper", WRITE), ("start_mission", WRITE), ("mission_status", READ),
     ("add_mission_task", WRITE), ("add_mission_dependency", WRITE), ("finish_mission", WRITE),
@@ -402,13 +419,14 @@ def build(town: Town, identify: Identify, audit: Audit | None = None) -> MCPServ
 
 
 def _gates(given: dict[str, Any] | None) -> Gates | None:
-    """assign_task's `gates`, checked (UsageError naming what is wrong); no review yet."""
+    """assign_task's `gates`, checked (UsageError naming what is wrong)."""
     if not given:
         return None
-    unknown = set(given) - {"check", "max_fix_rounds", "approve"}
+    unknown = set(given) - {"check", "max_fix_rounds", "review", "max_review_rounds",
+                            "approve"}
     if unknown:
         raise UsageError(f"unknown gate {sorted(unknown)[0]!r}: gates are check,"
-                         " max_fix_rounds and approve")
+                         " max_fix_rounds, review, max_review_rounds and approve")
     try:
         gates = msgspec.convert(given, Gates)
     except msgspec.ValidationError as exc:

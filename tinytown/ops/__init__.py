@@ -16,8 +16,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 __all__ = ["access", "approving", "assignments", "control_plane", "mission_control", "flower",
-           "hosting", "inquiries", "readiness", "reclaim", "ordering", "routing", "snapshot",
-           "spawning",
+           "hosting", "inquiries", "readiness", "reclaim", "ordering", "reviewing", "routing",
+           "snapshot", "spawning",
            "starting", "usage_budgets", "workspaces"]
 
 if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # for type checkers: what `ops.<module>` gives
         ordering,
         readiness,
         reclaim,
+        reviewing,
         routing,
         snapshot,
         spawning,

@@ -3,7 +3,9 @@
 --approve`). The reference is resolved as a task first, then as a mission's name.
 
 An agent never approves: the MCP server (the agents' tools) has no approve or reject
-tool; people approve through the CLI, the REST API and the dashboard.
+tool; people approve through the CLI, the REST API and the dashboard. A review's
+verdict (`Approvals.review_verdict`, tinytown/ops/reviewing.py) is an agent's or a
+person's.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from tinytown import ops
 from tinytown.core.errors import MissionNotFound, TaskNotFound, UsageError
 from tinytown.core.models import Gates, Mission, Task
 from tinytown.ops.context import TownContext
-from tinytown.ops.references import resolve_task
+from tinytown.ops.references import resolve, resolve_task
 
 MAX_NOTE_CHARS = 8000
 
@@ -42,6 +44,13 @@ class Approvals:
         """A task awaiting approval back to its agent with `note` (`fail`: failed with
         it); a mission awaiting approval cancelled."""
         return reject(self.context, ref, note, fail)
+
+    def review_verdict(self, task_ref: str, approve: bool, notes: str = "", by: str | None = None
+                       ) -> Task:
+        """Answer a review (the review task or the task in review; `by`: the answering
+        agent, only the review's assignee may; None: a person): ops/reviewing.py."""
+        return ops.reviewing.verdict(self.context, task_ref, approve, notes,
+                                     resolve(self.context, by).id if by else None)
 
 
 def gated(task: Task | str, gates: Gates | None) -> Task:

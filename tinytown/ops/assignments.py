@@ -38,6 +38,7 @@ def assign(town: TownContext, agent_ref: str, task: Task | str,
         raise UsageError("tasks are assigned to worker agents, not to the supervisor")
     if isinstance(task, str):
         task = Task(task)
+    ops.reviewing.check_gates(town, task.gates)
     size = utf8_size(task.description)
     if size > MAX_MESSAGE_BYTES:
         raise MessageTooLarge(
@@ -90,9 +91,10 @@ def finish(town: TownContext, ref: str, state: TaskState, text: str | None) -> T
     found = resolve_task(town, ref)
     if state == TaskState.COMPLETED:
         _gates_allow_completion(found)
+    diff = ops.reviewing.diff_for(town, found) if state == TaskState.COMPLETED else None
     task = task_writes.finish_task(town.store, found.id, state, text, released=released,
                                    expect=_gates_allow_completion
-                                   if state == TaskState.COMPLETED else None)
+                                   if state == TaskState.COMPLETED else None, diff=diff)
     if released:  # loads the graph's client side only when a release happened
         ops.ordering.wake(town, released)
     return task

@@ -177,7 +177,7 @@ class Town(TeamworkApi, ServingApi, Approvals):
                after: Iterable[str] = (), gates: Gates | None = None) -> str:
         """Record the task as `assigned` and put a `task_assign` in the agent's inbox;
         with `after` (task ids or prefixes), `blocked` until those are completed; with
-        `gates`, completed only once they pass (check, approve)."""
+        `gates`, completed only once they pass (check, review, approve)."""
         return ops.assignments.assign(self.context, agent_ref, gated(task, gates), priority,
                                       after)
 
@@ -219,7 +219,7 @@ class Town(TeamworkApi, ServingApi, Approvals):
                        gates: Gates | None = None) -> tuple[Task, list[Agent]]:
         """Queue a task for whichever agent of the role is free; returns the task and
         the role's live agents (none: it waits in the role's queue); with `after`,
-        `blocked` until those tasks are completed."""
+        `blocked` until those tasks are completed; `gates`: as `assign`'s."""
         return ops.routing.assign_to_role(self.context, role, gated(task, gates), after)
 
     # --- the backlog --------------------------------------------------------------

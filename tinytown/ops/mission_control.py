@@ -23,7 +23,6 @@ from tinytown.core.errors import (
     NameTaken,
     NotPermitted,
     PlanInvalid,
-    Refused,
     TaskNotFound,
     UsageError,
 )
@@ -46,7 +45,6 @@ from tinytown.db.task_writes import ensure_inboxes, queue_dispatch
 from tinytown.ops.context import TownContext
 from tinytown.ops.references import resolve
 
-GATES_REFUSED = "the review gate is not supported yet"
 CONDUCTOR_ROLE = "conductor"
 RESULT_TAIL = 600  # characters of each task's result in a mission's status
 
@@ -56,8 +54,7 @@ RESULT_TAIL = 600  # characters of each task's result in a mission's status
 
 def check(town: TownContext | None, text: str | bytes) -> Plan | list[Problem]:
     """The plan in a file's text, checked against the town when one is given (its roles
-    and agents); a review gate is reported as a problem, since it does not run yet and
-    a mission must not silently do less than its plan says."""
+    and agents)."""
     plan, problems = read_plan(text)
     if plan is not None:  # the town's checks too, so one run names every problem
         problems += runnable_problems(town, plan)
@@ -65,14 +62,14 @@ def check(town: TownContext | None, text: str | bytes) -> Plan | list[Problem]:
 
 
 def runnable_problems(town: TownContext | None, plan: Plan) -> list[Problem]:
-    problems = [Problem(t.line, f"task {t.name!r}: `{gate}`: {GATES_REFUSED}")
-                for t, gate in plan.gates if gate == "review"]
+    problems: list[Problem] = []
     if town is not None:
         known = town.settings.known_roles()
         for t in plan.tasks:
-            if t.role is not None and t.role not in known:
-                problems.append(Problem(t.line, f"task {t.name!r}: unknown role {t.role!r};"
-                                        f" known roles: {', '.join(sorted(known))}"))
+            for role in (t.role, t.review):
+                if role is not None and role not in known:
+                    problems.append(Problem(t.line, f"task {t.name!r}: unknown role {role!r};"
+                                            f" known roles: {', '.join(sorted(known))}"))
             if t.agent is not None:
                 try:
                     _agent_id(town, t.agent)
@@ -125,8 +122,6 @@ def start(town: TownContext, name: str, plan: Plan | None, goal: str | None = No
         raise UsageError("give --conductor AGENT or --conductor-cli CLI, not both")
     if plan is not None:
         problems = runnable_problems(town, plan)
-        if any(GATES_REFUSED in p.message for p in problems):
-            raise Refused(GATES_REFUSED)
         if problems:
             raise PlanInvalid(problems_text(problems))
     goal = (goal or (plan.goal if plan else None) or "").strip()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tinytown import ops
 from tinytown.core import keys
 from tinytown.core.errors import TaskNotFound, UsageError
 from tinytown.core.models import Agent, AgentState, Task
@@ -38,6 +39,7 @@ def assign_to_role(town: TownContext, role: str, task: Task, after: Iterable[str
     queued (tinytown.db.dependency_store).
     """
     check_role(town, role)
+    ops.reviewing.check_gates(town, task.gates)
     deps = list(dict.fromkeys(resolve_task(town, ref).id  # a Task's own `after` too
                               for ref in [*task.after, *after] if ref.strip()))
     if deps:

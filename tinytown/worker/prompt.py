@@ -74,7 +74,8 @@ def _answered(task: Task) -> list[str]:
 
 
 def _follow_up(task: Task) -> list[str]:
-    """A task sent back to its agent (a failed check, a rejection): what to do now."""
+    """A task sent back to its agent (a failed check, a review's requested changes, a
+    rejection): what to do now."""
     if not task.follow_up:
         return []
     return ["## Follow-up: this task is not done yet", task.follow_up, ""]
@@ -86,6 +87,7 @@ def _when_done(task: Task) -> str:
         return ("When you finish, your output is kept as the task's result; to set it"
                 f" yourself run: tt task complete {task.id} --result \"...\"")
     then = [f"the check `{gates.check}` runs in your worktree"] if gates.check else []
+    then += [f"an agent of role {gates.review} reviews your branch"] if gates.review else []
     then += ["a person approves it"] if gates.approve else []
     return ("When you finish, your output is kept as the task's result; then "
             + " and ".join(then) + " before it is completed (do not complete it yourself).")

@@ -31,11 +31,13 @@ from tinytown.core.models import Agent, Message, MessageBody, SpawnMode, Task, u
 from tinytown.core.outcomes import RunFacts, judge, read_report, usage_limit
 from tinytown.core.presets import CliCommand, with_prompt_limit
 from tinytown.core.usage_rules import Usage, of_round, since_session_start
-from tinytown.db import dependency_store, graph, holds, rounds, runtime
+from tinytown.db import dependency_store, graph, holds, review_gate, rounds, runtime
 from tinytown.db.task_writes import RESULT_LIMIT
 from tinytown.system.launching import detached, worker_argv
 from tinytown.system.private import private_dir
 from tinytown.system.processes import kill_group
+from tinytown.system.workspace import GitError
+from tinytown.system.workspace import diff as branch_diff
 from tinytown.worker import checking, commits, mcp_setup, sessions, usage_gates
 from tinytown.worker.prompt import RoundInput, build_prompt
 from tinytown.worker.runner import RunResult, run_cli
@@ -251,6 +253,7 @@ def record(r: RoundContext) -> bool:
         usage=r.used, session_usage=r.totals, commits=r.commits, secs=r.result.secs,
         question=question_in(output) if ok and r.task is not None else None,
         check=r.check,
+        diff=_review_diff(r) if ok and (r.check is None or r.check.passed) else None,
     )
     released: list[Task] = []
     after = rounds.finish(w.store, w.agent_id, r.task_ref, outcome, w.state.fence, released)
@@ -260,6 +263,19 @@ def record(r: RoundContext) -> bool:
     if max_rounds and after.rounds_completed >= int(max_rounds):
         r.drain = f"max rounds ({max_rounds}) reached"
     return True
+
+
+def _review_diff(r: RoundContext) -> str | None:
+    """The agent's branch against its base, for a task that goes to a reviewer when the
+    round ends well (None otherwise, or when git cannot say: the review says so)."""
+    task, agent, path = r.task, r.agent, r.worker.state.worktree
+    if task is None or not review_gate.needs_review(task) or not (agent.branch and path):
+        return None
+    try:
+        return branch_diff(path, agent.base or "HEAD", "HEAD")
+    except GitError as exc:
+        log.warning("%s: no diff for the review of task %s: %s", agent.name, task.id[:8], exc)
+        return f"(the diff could not be read: {exc})"
 
 
 # --- preparing the CLI's run ------------------------------------------------------
