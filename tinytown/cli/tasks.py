@@ -162,7 +162,7 @@ def _print_task(t: Task, as_json: bool, town: Town | None = None) -> None:
         emit_json(t)
         return
     for key, value in t.to_wire().items():
-        if key in ("usage", "gates", "last_check", "follow_up", "review_history"):
+        if key in ("usage", "gates", "last_check", "follow_up", "review_history", "fix_rounds"):
             continue
         if key == "after" and town is not None:
             value = ", ".join(_dependency(town, i) for i in t.after)
