@@ -34,7 +34,6 @@ from tinytown.core.errors import (
     Refused,
 )
 from tinytown.core.models import Mission, MissionState, Task, TaskState, utcnow
-from tinytown.core.plans import find_cycles
 from tinytown.db import conductor_wakes
 from tinytown.db.connection import text, texts
 from tinytown.db.store import Store, log
@@ -321,6 +320,8 @@ def add_dependency(store: Store, name: str, task_id: str, after: list[str],
                                     " dependency is added to a task not started yet only")
         task.after = [*task.after, *(i for i in dict.fromkeys(after) if i not in task.after)]
         graph = {i: tuple(t.after) for i, t in view.tasks.items() if i in label}
+        from tinytown.core.plans import find_cycles  # the plan reader: loaded when needed
+
         for cycle in find_cycles(graph):
             if task_id in cycle:
                 names = [label[i] for i in cycle]
