@@ -268,3 +268,18 @@ def test_no_two_modules_share_a_name_across_the_engine_layers() -> None:
     assert not like_a_package, f"engine modules named like a package: {like_a_package}"
     shared = {name: engine[name] + found for name, found in interface.items() if name in engine}
     assert not shared, f"interface modules named like an engine module: {shared}"
+
+
+def test_no_module_outside_agent_clis_names_an_agent_cli() -> None:
+    """What Tinytown knows about one agent CLI lives in its module under agent_clis/:
+    no other module names one (in code, help texts or comments)."""
+    import re
+
+    names = re.compile(r"\b(claude|codex|gemini|copilot|aider|auggie|opencode|qwen|cline"
+                       r"|cursor)\b", re.IGNORECASE)
+    root = Path(__file__).resolve().parents[1] / "tinytown"
+    found = [f"{path.relative_to(root)}:{number}"
+             for path in sorted(root.rglob("*.py")) if "agent_clis" not in path.parts
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if names.search(line)]
+    assert found == []

@@ -2,7 +2,7 @@
 
     from tinytown import Town, Task, MessageBody
     town = Town.connect(".")
-    handle = town.spawn_agent("worker-1", "claude")
+    handle = town.spawn_agent("worker-1", "demo")   # a preset: tt doctor lists them
     handle.assign(Task("Build the API"))
 
 Names are imported on first use, so `import tinytown` stays cheap.

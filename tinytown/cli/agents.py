@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 @click.command()
 @click.argument("name")
 @click.option(
-    "--cli", "cli_name", help="Preset (claude, codex, ...), [agent_clis] name or command."
+    "--cli", "cli_name", help="Preset (`tt doctor` lists them), [agent_clis] name or command."
 )
 @click.option("--role", help="Role for routing (worker, reviewer, ...).")
 @click.option("--nickname", help="Display name (default: a 1920s name from the agent's id).")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import msgspec
 
+from tinytown.agent_clis import DEFAULT_CLI
 from tinytown.core import keys
 from tinytown.core.enums import TERMINAL_AGENT_STATES as TERMINAL_AGENT_STATES
 from tinytown.core.enums import AgentState as AgentState
@@ -62,9 +63,9 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class Agent(WireModel):
-    # the first three fields come first so that Agent("w", "claude", AgentType.WORKER) works
+    # the first three fields come first so that Agent("w", CLI, AgentType.WORKER) works
     name: str
-    cli: str = "claude"
+    cli: str = DEFAULT_CLI
     agent_type: AgentType = AgentType.WORKER
     id: str = msgspec.field(default_factory=new_id)
     nickname: str | None = None

@@ -129,7 +129,7 @@ def _token_items(usage: Usage) -> list[tuple[str, int]]:
 
 def since_session_start(reported: dict[str, Any], before: dict[str, Any] | None
                         ) -> dict[str, Any]:
-    """A CLI that reports a resumed session's totals (Codex): this run's part of them."""
+    """A CLI that reports a resumed session's totals: this run's part of them."""
     if not before:
         return reported
     out = dict(reported)

@@ -143,7 +143,7 @@ class Spawn(_Request):
 
     name: str = Field(min_length=1, max_length=64)
     cli: str | None = Field(None, max_length=4096,
-                            description="Preset (claude, codex, ...), [agent_clis] name or"
+                            description="Preset (one of `tt doctor`'s), [agent_clis] name or"
                                         " command; default: the role's, else the town's")
     role: str | None = None
     nickname: str | None = None

@@ -1,7 +1,7 @@
 """The keeper: the parent of an agent worker, so that nothing a round starts outlives it.
 
-Claude Code, Gemini CLI, Copilot CLI and auggie start their shell tools in a session
-of their own, and a daemon double-forks: neither stays in the CLI's process group,
+Several agent CLIs start their shell tools in a session of their own, and a daemon
+double-forks: neither stays in the CLI's process group,
 which is all a group kill reaches. So on Linux a worker process (`python -m
 tinytown.worker`, `tt worker`, `tt spawn --foreground`) starts as two: the process
 started becomes the keeper, a child subreaper (PR_SET_CHILD_SUBREAPER), and forks the
@@ -14,7 +14,7 @@ in whatever session or process group, is re-parented to the keeper instead of in
   everything left under it, then exits as the worker did (its code, or its signal).
 
 Either way SIGTERM first, `GRACE` seconds, then SIGKILL. A child of the keeper counts
-until it is reaped: a killed multithreaded CLI (Claude Code, node) is a zombie while its
+until it is reaped: a killed multithreaded CLI (a node program) is a zombie while its
 other threads exit, and its tool's shell stays its child until the last one has gone;
 a keeper that exited before then left that shell to init (issue 20, point 23). So the
 keeper exits only when no process it adopted is left, reaped or alive. Spared: Tinytown's own
@@ -201,7 +201,7 @@ def _exit_as(status: int) -> NoReturn:
 
 def process_table() -> tuple[dict[int, int], set[int]]:
     """pid -> parent pid of every process, one pass over /proc; and which of them are
-    zombies. Zombies are in the table: a multithreaded program (node, Claude Code)
+    zombies. Zombies are in the table: a multithreaded program (node)
     killed shows as a zombie while its other threads are still exiting, and its children
     are still its own until the last one has gone."""
     table: dict[int, int] = {}

@@ -110,7 +110,7 @@ def run_cli(
     try:
         with log_path.open("ab") as log:
             stdin = subprocess.PIPE if command.prompt_via == PromptVia.STDIN else subprocess.DEVNULL
-            # PWD as a shell would set it: some CLIs (opencode) take it over the real cwd
+            # PWD as a shell would set it: some CLIs take it over the real cwd
             env = {**env, **command.env, "PWD": str(workdir)}
             executable = _find_executable(argv[0], workdir, env.get("PATH"))
             if executable is None:
