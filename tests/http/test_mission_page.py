@@ -188,6 +188,10 @@ def test_answers_are_offered_by_state_and_scope(  # noqa: F811
     writer.type("#probe input.note", "looks right")
     writer.click("#probe button[data-action=approve]")
     writer.wait_for("window.posted.length === 1", 10, "the approval posted")
+    # the approval's answer first (its button is on again), so that its notice cannot
+    # come after, and hide, the refusal's
+    writer.wait_for("!document.querySelector('#probe button[data-action=approve]').disabled",
+                    10, "the approval's answer")
     writer.click("#probe button[data-action=reply]")  # an empty answer is not sent
     writer.wait_for(f"{text('#notice')} === 'write an answer first'", 10, "the refusal")
     writer.type("#probe textarea", "use plain CSS")

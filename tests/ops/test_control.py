@@ -156,7 +156,8 @@ def test_python_api_control_plane(town: TownFixture) -> None:
         handle.interrupt()
     assert handle.resume().state.value == "idle"
     handle.send(MessageType.status_request())
-    wait_until(lambda: town.town.store.inbox_len(keys.SUPERVISOR_ID), 20, "status_response")
+    # a round of its own after the resume: 60 s, for a loaded machine (it took 20+ once)
+    wait_until(lambda: town.town.store.inbox_len(keys.SUPERVISOR_ID), 60, "status_response")
     assert town.town.store.peek_inbox(keys.SUPERVISOR_ID)[0].type == "status_response"
     with pytest.raises(WaitTimeout):
         handle.wait(timeout=0.2)
