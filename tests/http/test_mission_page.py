@@ -270,8 +270,6 @@ def test_the_task_page_shows_dependencies_dependents_and_gates(  # noqa: F811
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(not hasattr(TaskState, "AWAITING_APPROVAL"),
-                    reason="the approve gate (TaskState.AWAITING_APPROVAL) is not built here")
 def test_a_task_awaiting_approval_is_approved_from_the_mission_page(  # noqa: F811
     dash: Dash, browser: Chromium,  # noqa: F811
 ) -> None:
